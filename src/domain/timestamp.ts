@@ -1,0 +1,60 @@
+// Timestamps on the wire: strict RFC 3339 in, RFC 3339 UTC out.
+
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/** Days in a month of a proleptic Gregorian year; `month` is 1-based. */
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) {
+    const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+    return leap ? 29 : 28;
+  }
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/**
+ * Parses a client's timestamp strictly, because `Date.parse` accepts dates
+ * without a time or an offset and reads them in the server's local zone,
+ * which would silently shift messages. Returns null for anything that is not
+ * a full RFC 3339 date-time. A leap second (`:60`) is accepted, as the RFC
+ * allows, and clamped to `:59` since `Date` cannot represent it. Fractions
+ * finer than a millisecond are truncated.
+ */
+export function parseRfc3339(s: string): Date | null {
+  const m = RFC3339.exec(s);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, sec, frac = "", zulu, sign, oh, om] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(sec);
+  if (month < 1 || month > 12) return null;
+  if (day < 1 || day > daysInMonth(year, month)) return null;
+  if (hour > 23 || minute > 59 || second > 60) return null;
+
+  let offsetMinutes = 0;
+  if (!zulu) {
+    const offHours = Number(oh);
+    const offMinutes = Number(om);
+    if (offHours > 23 || offMinutes > 59) return null;
+    offsetMinutes = (sign === "-" ? -1 : 1) * (offHours * 60 + offMinutes);
+  }
+
+  const millis = Number(frac.slice(0, 3).padEnd(3, "0"));
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, does not map years 0–99 to 1900–1999.
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, Math.min(second, 59), millis);
+  const time = date.getTime() - offsetMinutes * 60_000;
+  return Number.isNaN(time) ? null : new Date(time);
+}
+
+/**
+ * Formats a timestamp the one way responses carry it (SPEC §2): UTC with `Z`
+ * and millisecond precision, so clients never need to handle offsets.
+ */
+export function formatTimestamp(d: Date): string {
+  return d.toISOString();
+}
