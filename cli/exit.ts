@@ -1,0 +1,16 @@
+import { ConfigError } from "../src/config/index.ts";
+import { MigrationError } from "../src/db/migrate.ts";
+import { StartupError } from "../src/server.ts";
+
+/** Exit codes of every command: 0 ok, 1 a check or operation failed, 2 bad usage or configuration. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** Prints an operator-facing failure as one line on stderr and exits; unexpected errors keep their stack. */
+export function fail(err: unknown): never {
+  if (err instanceof ConfigError || err instanceof StartupError || err instanceof MigrationError) {
+    process.stderr.write(`messaging: ${err.message}\n`);
+    process.exit(EXIT.usage);
+  }
+  process.stderr.write(`messaging: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(EXIT.failed);
+}

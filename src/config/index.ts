@@ -1,0 +1,6 @@
+export { type Config, SETTINGS, fileKey } from "./settings.ts";
+export { ConfigError, type ConfigSources, configSchema, loadConfig } from "./load.ts";
+export { describeConfig, redactUrl, settingsTable } from "./describe.ts";
+
+/** The process environment, read here and only here (STYLE: no process.env outside src/config). */
+export const processEnv = (): Record<string, string | undefined> => process.env;

@@ -1,0 +1,100 @@
+import { z } from "zod";
+
+/**
+ * Every setting of `messaging`, in one table: its key in the typed config, the environment variable
+ * (the older service's name where one existed, `MESSAGING_*` for new ones), an optional command-line
+ * flag, the zod schema that parses the raw text, and a line for the README and `messaging check`.
+ * The file key is the snake_case form of `key`.
+ */
+
+const integer = (min: number, max: number) =>
+  z.coerce
+    .number({ error: `must be an integer from ${min} to ${max}` })
+    .refine((n) => Number.isInteger(n) && n >= min && n <= max, `must be an integer from ${min} to ${max}`);
+
+const boolean = () =>
+  z.preprocess(
+    (v) => (typeof v === "string" ? v.trim().toLowerCase() : v),
+    z.union([
+      z.boolean(),
+      z.enum(["true", "1", "yes", "on"]).transform(() => true),
+      z.enum(["false", "0", "no", "off"]).transform(() => false),
+    ], { error: "must be a boolean (true/false, 1/0, yes/no, on/off)" }),
+  );
+
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.preprocess(
+    (v) => (typeof v === "string" ? v.trim().toLowerCase() : v),
+    z.enum(values, { error: `must be one of ${values.join(", ")}` }),
+  );
+
+const list = () =>
+  z.preprocess(
+    (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : v),
+    z.array(z.string().min(1), { error: "must be a comma-separated list" }),
+  );
+
+const postgresUrl = () =>
+  z
+    .string()
+    .trim()
+    .refine((s) => /^postgres(ql)?:\/\//.test(s) && URL.canParse(s), "must be a postgres:// or postgresql:// URL");
+
+const absoluteUrl = () =>
+  z.string().trim().refine((s) => /^https?:\/\//.test(s) && URL.canParse(s), "must be an absolute http or https URL");
+
+const path = () => z.string().trim().min(1, "must be a non-empty path");
+
+const routePath = () =>
+  z.string().trim().regex(/^\/[A-Za-z0-9._~\-/]*$/, "must be an absolute URL path such as /healthz");
+
+export interface SettingSpec {
+  key: string;
+  env: string;
+  flag?: string;
+  schema: z.ZodType;
+  default?: unknown;
+  description: string;
+  secret?: boolean;
+}
+
+export const SETTINGS = [
+  { key: "port", env: "PORT", flag: "--port", schema: integer(0, 65535), default: 8080, description: "TCP port of the HTTP API (0 picks a free port)" },
+  { key: "host", env: "HOST", flag: "--host", schema: z.string().trim().min(1, "must be a host name or address"), default: "0.0.0.0", description: "Address the HTTP API listens on" },
+  { key: "healthPath", env: "HEALTH_PATH", schema: routePath(), default: "/healthz", description: "Path of the liveness probe" },
+  { key: "logLevel", env: "LOG_LEVEL", flag: "--log-level", schema: oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const), default: "info", description: "Minimum level of the JSON log lines on stdout" },
+  { key: "databaseUrl", env: "DATABASE_URL", flag: "--database-url", schema: postgresUrl().optional(), description: "PostgreSQL URL; when unset the embedded database in the data directory is used", secret: true },
+  { key: "databasePoolSize", env: "MESSAGING_DB_POOL_SIZE", schema: integer(1, 500), default: 20, description: "Connections per process to PostgreSQL" },
+  { key: "dataDir", env: "MESSAGING_DATA_DIR", flag: "--data-dir", schema: path(), default: "./messaging-data", description: "Directory of the embedded database (used only without DATABASE_URL)" },
+  { key: "auth", env: "MESSAGING_AUTH", schema: oneOf(["on", "off"] as const), default: "off", description: "API-key authentication of /api routes (the key store arrives with the API-key issue; until then `check` flags `off`)" },
+  { key: "shutdownTimeoutMs", env: "MESSAGING_SHUTDOWN_TIMEOUT_MS", schema: integer(0, 600000), default: 10000, description: "How long a graceful shutdown waits for in-flight requests" },
+  { key: "publicUrl", env: "MESSAGING_PUBLIC_URL", schema: absoluteUrl().optional(), description: "Public base URL of the service (an https URL turns HSTS on by default)" },
+  { key: "hsts", env: "MESSAGING_HSTS", schema: boolean().optional(), description: "Send Strict-Transport-Security (default: on when the public URL is https)" },
+  { key: "trustedProxies", env: "MESSAGING_TRUSTED_PROXIES", schema: list(), default: [], description: "Peer addresses whose X-Forwarded-For is believed for rate limiting" },
+  { key: "idempotencyTtlHours", env: "MESSAGING_IDEMPOTENCY_TTL_HOURS", schema: integer(24, 720), default: 24, description: "How long Idempotency-Key responses are kept" },
+  { key: "autoMigrate", env: "MESSAGING_AUTO_MIGRATE", flag: "--migrate", schema: boolean(), default: false, description: "Apply pending migrations on `serve` against DATABASE_URL (the embedded database is always migrated)" },
+  { key: "snippetLength", env: "CONVERSATION_SNIPPET_LENGTH", schema: integer(1, 4096), default: 64, description: "Characters (grapheme clusters) in a message snippet" },
+  { key: "maxBodyBytes", env: "API_MAX_BODY_BYTES", schema: integer(1024, 64 * 1024 * 1024), default: 256 * 1024, description: "Largest accepted request body in bytes" },
+  { key: "maxAttachments", env: "API_MAX_ATTACHMENTS", schema: integer(0, 100), default: 8, description: "Most attachments on one message" },
+  { key: "rateLimitPerIpPerMin", env: "API_RATE_LIMIT_PER_IP_PER_MIN", schema: integer(1, 10_000_000), default: 120, description: "Requests per minute per client IP (token bucket, burst equal to the limit; per process)" },
+  { key: "rateLimitPerSenderPerMin", env: "API_RATE_LIMIT_PER_SENDER_PER_MIN", schema: integer(1, 10_000_000), default: 60, description: "Sends per minute per normalized sender address (per process)" },
+  { key: "breakerErrorThreshold", env: "API_BREAKER_ERROR_THRESHOLD", schema: integer(1, 1000), default: 5, description: "Consecutive provider failures that open a circuit breaker" },
+  { key: "breakerOpenSecs", env: "API_BREAKER_OPEN_SECS", schema: integer(1, 3600), default: 30, description: "Seconds an open breaker waits before letting one probe through" },
+  { key: "providerTimeoutPct", env: "API_PROVIDER_TIMEOUT_PCT", schema: integer(0, 100), default: 0, description: "Mock provider: initial share of calls that time out" },
+  { key: "providerErrorPct", env: "API_PROVIDER_ERROR_PCT", schema: integer(0, 100), default: 0, description: "Mock provider: initial share of calls that answer 5xx" },
+  { key: "providerRatelimitPct", env: "API_PROVIDER_RATELIMIT_PCT", schema: integer(0, 100), default: 0, description: "Mock provider: initial share of calls that answer 429" },
+  { key: "providerSeed", env: "API_PROVIDER_SEED", schema: integer(0, 2 ** 31 - 1).optional(), description: "Mock provider: seed that makes its outcomes reproducible" },
+  { key: "securityHeadersEnabled", env: "SECURITY_HEADERS_ENABLED", schema: boolean(), default: true, description: "Send the security headers of SPEC §8 on every response" },
+  { key: "ssrfAllowlist", env: "SSRF_ALLOWLIST", schema: list(), default: [], description: "Hosts outbound requests may reach (comma-separated)" },
+] as const satisfies readonly SettingSpec[];
+
+type Entry = (typeof SETTINGS)[number];
+type ValueOf<E extends Entry> = E extends { default: unknown }
+  ? Exclude<z.output<E["schema"]>, undefined>
+  : z.output<E["schema"]>;
+
+/** The typed configuration every part of the service receives. */
+export type Config = { [E in Entry as E["key"]]: ValueOf<E> };
+
+/** snake_case key of a setting in a config file. */
+export const fileKey = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

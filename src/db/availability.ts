@@ -1,0 +1,28 @@
+/**
+ * True when an error means the database could not be reached or is going away, as opposed to a bad query:
+ * the caller answers 503 with Retry-After, and nothing was acknowledged.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = String((e as { code?: unknown }).code ?? "");
+    if (NETWORK_CODES.has(code)) return true;
+    // SQLSTATE class 08 (connection exception), 57P0x (shutdown), 53300 (too many connections).
+    if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300") return true;
+  }
+  return false;
+}
+
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_CONNECT_TIMEOUT",
+]);

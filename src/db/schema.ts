@@ -1,0 +1,124 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+const createdAt = () => timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
+
+/** One row per pair of normalized addresses on one transport (`sms` covers SMS and MMS). */
+export const conversations = pgTable(
+  "conversations",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    transport: text("transport").notNull(),
+    participantA: text("participant_a").notNull(),
+    participantB: text("participant_b").notNull(),
+    key: text("key").notNull(),
+    messageCount: integer("message_count").notNull().default(0),
+    lastActivityAt: timestamp("last_activity_at", { withTimezone: true, mode: "date" }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex("conversations_key_uq").on(t.key),
+    // NULLS FIRST matches a plain `ORDER BY last_activity_at DESC, id DESC`, so the index serves the listing.
+    index("conversations_recent_idx").on(t.lastActivityAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+  ],
+);
+
+/** Every message, outbound and inbound. Bodies are plain text with no index on them. */
+export const messages = pgTable(
+  "messages",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    conversationId: bigint("conversation_id", { mode: "number" })
+      .notNull()
+      .references(() => conversations.id),
+    direction: text("direction").notNull(),
+    channel: text("channel").notNull(),
+    transport: text("transport").notNull(),
+    fromAddr: text("from_addr").notNull(),
+    toAddr: text("to_addr").notNull(),
+    body: text("body").notNull(),
+    attachments: jsonb("attachments").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    status: text("status").notNull(),
+    provider: text("provider"),
+    providerMessageId: text("provider_message_id"),
+    timestamp: timestamp("timestamp", { withTimezone: true, mode: "date" }).notNull(),
+    createdAt: createdAt(),
+    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [
+    index("messages_conversation_time_idx").on(t.conversationId, t.timestamp, t.id),
+    // A provider may deliver the same webhook twice; the first one wins.
+    uniqueIndex("messages_inbound_provider_uq")
+      .on(t.transport, t.providerMessageId)
+      .where(sql`direction = 'inbound' AND provider_message_id IS NOT NULL`),
+  ],
+);
+
+/** Outbound messages still to hand to a provider; a row leaves when the message reaches a final state. */
+export const deliveryJobs = pgTable(
+  "delivery_jobs",
+  {
+    messageId: bigint("message_id", { mode: "number" })
+      .primaryKey()
+      .references(() => messages.id),
+    runAt: timestamp("run_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    attempts: integer("attempts").notNull().default(0),
+    lockedBy: text("locked_by"),
+    lockedUntil: timestamp("locked_until", { withTimezone: true, mode: "date" }),
+    lastError: text("last_error"),
+    createdAt: createdAt(),
+  },
+  (t) => [index("delivery_jobs_due_idx").on(t.runAt)],
+);
+
+/** One row per provider call, kept for `GET /api/messages/{id}` and audits. */
+export const deliveryAttempts = pgTable(
+  "delivery_attempts",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    messageId: bigint("message_id", { mode: "number" })
+      .notNull()
+      .references(() => messages.id),
+    attempt: integer("attempt").notNull(),
+    provider: text("provider").notNull(),
+    outcome: text("outcome").notNull(),
+    statusCode: integer("status_code"),
+    error: text("error"),
+    durationMs: integer("duration_ms").notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [index("delivery_attempts_message_idx").on(t.messageId, t.id)],
+);
+
+/** Stored responses of requests that carried an Idempotency-Key, per (API key, route) scope. */
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    scope: text("scope").notNull(),
+    key: text("key").notNull(),
+    requestHash: text("request_hash").notNull(),
+    responseStatus: integer("response_status").notNull(),
+    responseBody: jsonb("response_body").notNull(),
+    createdAt: createdAt(),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.scope, t.key] }), index("idempotency_keys_expiry_idx").on(t.expiresAt)],
+);
+
+/** Settings changed at run time through the API (the mock provider's fault injection), shared by all instances. */
+export const runtimeSettings = pgTable("runtime_settings", {
+  name: text("name").primaryKey(),
+  value: jsonb("value").notNull(),
+  updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+});

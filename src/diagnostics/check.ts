@@ -1,0 +1,75 @@
+import { sql } from "drizzle-orm";
+import { type Config, describeConfig } from "../config/index.ts";
+import { openDatabase } from "../db/client.ts";
+import { migrationStatus } from "../db/migrate.ts";
+
+export type CheckLevel = "ok" | "warn" | "error";
+
+export interface CheckResult {
+  name: string;
+  level: CheckLevel;
+  message: string;
+}
+
+export interface CheckReport {
+  ok: boolean;
+  checks: CheckResult[];
+  config: Record<string, unknown>;
+}
+
+/**
+ * What `messaging check` verifies: the configuration (already parsed by the caller), the database
+ * (reachable, migrations current and unedited) and settings that are legal but insecure.
+ * Errors make the report fail; warnings do not.
+ */
+export async function runChecks(config: Config): Promise<CheckReport> {
+  const checks: CheckResult[] = [{ name: "config", level: "ok", message: "configuration is valid" }];
+  checks.push(...insecureSettings(config));
+  checks.push(...(await databaseChecks(config)));
+  return { ok: checks.every((c) => c.level !== "error"), checks, config: describeConfig(config) };
+}
+
+function insecureSettings(config: Config): CheckResult[] {
+  const out: CheckResult[] = [];
+  if (config.auth === "off") {
+    out.push({ name: "auth", level: "warn", message: "MESSAGING_AUTH=off: /api routes accept requests without an API key" });
+  }
+  if (!config.securityHeadersEnabled) {
+    out.push({ name: "security-headers", level: "warn", message: "SECURITY_HEADERS_ENABLED=false: responses lack the security headers" });
+  }
+  if (config.publicUrl?.startsWith("http://")) {
+    out.push({ name: "public-url", level: "warn", message: "MESSAGING_PUBLIC_URL is plain http; serve the API over TLS" });
+  }
+  return out;
+}
+
+async function databaseChecks(config: Config): Promise<CheckResult[]> {
+  let database;
+  try {
+    database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1 });
+    await database.db.execute(sql`select 1`);
+  } catch (err) {
+    await database?.close().catch(() => {});
+    return [{ name: "database", level: "error", message: `cannot reach the database: ${(err as Error).message}` }];
+  }
+  try {
+    const out: CheckResult[] = [{ name: "database", level: "ok", message: `${database.describe} answers` }];
+    const status = await migrationStatus(database.db);
+    const modified = status.filter((s) => s.state === "modified").map((s) => s.tag);
+    const pending = status.filter((s) => s.state === "pending").map((s) => s.tag);
+    if (modified.length > 0) {
+      out.push({ name: "migrations", level: "error", message: `applied migrations were edited: ${modified.join(", ")}` });
+    } else if (pending.length > 0) {
+      // The embedded database is migrated by `serve` itself; PostgreSQL needs `migrate up` first.
+      const level: CheckLevel = database.kind === "embedded" ? "warn" : "error";
+      out.push({ name: "migrations", level, message: `${pending.length} pending: ${pending.join(", ")}; run \`messaging migrate up\`` });
+    } else {
+      out.push({ name: "migrations", level: "ok", message: `all ${status.length} migration(s) applied` });
+    }
+    return out;
+  } catch (err) {
+    return [{ name: "migrations", level: "error", message: `cannot read migration status: ${(err as Error).message}` }];
+  } finally {
+    await database.close();
+  }
+}

@@ -1,0 +1,75 @@
+import { Elysia } from "elysia";
+import { isDatabaseUnavailable } from "../db/availability.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
+import { allowedMethods } from "./method-not-allowed.ts";
+import { requestState } from "./request-state.ts";
+
+/** Seconds a client should wait before retrying when the database is unreachable. */
+const DATABASE_RETRY_AFTER = "2";
+
+/**
+ * One error envelope for everything (SPEC §2): our AppErrors, Elysia's own (not found, validation, parse),
+ * an unreachable database (503 + Retry-After) and anything unexpected (500, logged in full, never revealed).
+ */
+export function errorHandler(deps: { logger: Logger; metrics: Metrics; routes: () => { method: string; path: string }[] }) {
+  return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error, request, set, path }) => {
+    const state = requestState(request);
+    const appError = toAppError(code, error, request.method, path, deps);
+    if (appError.status >= 500 && appError.code === "internal_error") {
+      deps.logger.error({ err: error, request_id: state.id, method: request.method, path }, "unhandled error");
+    }
+    set.status = appError.status;
+    for (const [name, value] of Object.entries(appError.options.headers ?? {})) set.headers[name] = value;
+    set.headers["content-type"] = "application/json";
+    return appError.toBody(state.id);
+  });
+}
+
+function toAppError(
+  code: string | number,
+  error: unknown,
+  method: string,
+  path: string,
+  deps: { metrics: Metrics; routes: () => { method: string; path: string }[] },
+): AppError {
+  if (error instanceof AppError) return error;
+  switch (code) {
+    case "NOT_FOUND": {
+      const allow = allowedMethods(deps.routes(), path);
+      if (allow.length > 0 && !allow.includes(method)) {
+        return new AppError("method_not_allowed", `${method} is not allowed on ${path}`, {
+          headers: { allow: allow.join(", ") },
+        });
+      }
+      return new AppError("not_found", `no route for ${method} ${path}`);
+    }
+    case "VALIDATION":
+      return validationFailed(validationDetails(error));
+    case "PARSE":
+      return new AppError("invalid_json", "request body is not valid JSON");
+    case "INVALID_COOKIE_SIGNATURE":
+    case "INVALID_FILE_TYPE":
+      return new AppError("bad_request", (error as Error).message);
+  }
+  if (isDatabaseUnavailable(error)) {
+    deps.metrics.databaseUnavailable.inc();
+    return new AppError("service_unavailable", "the database is unavailable; nothing was stored, retry later", {
+      headers: { "retry-after": DATABASE_RETRY_AFTER },
+    });
+  }
+  return new AppError("internal_error", "internal error; the request id identifies it in the logs");
+}
+
+/** Elysia's ValidationError lists every issue of a (standard) schema in `all`; the envelope wants `{path, message}`. */
+function validationDetails(error: unknown): ErrorDetail[] {
+  const e = error as { all?: { path?: string; message?: string; summary?: string }[]; type?: string };
+  const prefix = e.type === "query" ? "query." : e.type === "params" ? "params." : "";
+  const all = Array.isArray(e.all) ? e.all : [];
+  const details = all.map((issue) => {
+    const path = String(issue.path ?? "root").replace(/^\//, "").replaceAll("/", ".") || "root";
+    return { path: prefix + path, message: issue.message ?? issue.summary ?? "is invalid" };
+  });
+  return details.length > 0 ? details : [{ path: "root", message: "is invalid" }];
+}

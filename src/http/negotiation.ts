@@ -1,0 +1,80 @@
+import { AppError } from "./errors.ts";
+
+/**
+ * True when an Accept header admits JSON: `application/json`, `application/*` or `*\/*` with q > 0,
+ * parameters and letter case ignored. A missing or empty header admits anything.
+ */
+export function acceptsJson(accept: string | null): boolean {
+  if (!accept || !accept.trim()) return true;
+  for (const range of accept.split(",")) {
+    const [type, ...params] = range.split(";");
+    const media = type!.trim().toLowerCase();
+    if (media !== "application/json" && media !== "application/*" && media !== "*/*") continue;
+    const q = params.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith("q="));
+    if (q === undefined) return true;
+    const weight = Number(q.slice(2));
+    if (Number.isFinite(weight) && weight > 0) return true;
+  }
+  return false;
+}
+
+/** True for `application/json` with any parameters and letter case. */
+export function isJsonContentType(contentType: string | null): boolean {
+  if (!contentType) return false;
+  const semicolon = contentType.indexOf(";");
+  const media = (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
+  return media === "application/json";
+}
+
+export function assertAcceptsJson(request: Request): void {
+  if (!acceptsJson(request.headers.get("accept"))) {
+    throw new AppError("not_acceptable", "this route answers application/json only; send an Accept header that allows it");
+  }
+}
+
+/** Refuses a declared body larger than the limit before reading it. */
+export function assertDeclaredLength(request: Request, maxBytes: number): void {
+  const length = request.headers.get("content-length");
+  if (length !== null && Number(length) > maxBytes) throw tooLarge(maxBytes);
+}
+
+const tooLarge = (maxBytes: number) => new AppError("payload_too_large", `request body exceeds the limit of ${maxBytes} bytes`);
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Reads and parses a JSON body within the size limit. Returns the parsed value and the raw text
+ * (signatures and idempotency fingerprints are computed over what the client sent).
+ */
+export async function readJsonBody(request: Request, maxBytes: number): Promise<{ value: unknown; raw: string }> {
+  if (!isJsonContentType(request.headers.get("content-type"))) {
+    throw new AppError("unsupported_media_type", "request body must be application/json");
+  }
+  const bytes = await readLimited(request, maxBytes);
+  let raw: string;
+  try {
+    raw = decoder.decode(bytes);
+  } catch {
+    throw new AppError("invalid_json", "request body is not valid UTF-8");
+  }
+  if (!raw.trim()) throw new AppError("invalid_json", "request body is empty; a JSON object is expected");
+  try {
+    return { value: JSON.parse(raw), raw };
+  } catch (err) {
+    throw new AppError("invalid_json", `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array> {
+  if (!request.body) return new Uint8Array();
+  // A declared length was already checked; a chunked body is counted as it arrives.
+  if (request.headers.get("content-length") !== null) return new Uint8Array(await request.arrayBuffer());
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw tooLarge(maxBytes);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}

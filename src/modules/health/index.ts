@@ -1,0 +1,33 @@
+import { Elysia } from "elysia";
+import { AppError } from "../../http/errors.ts";
+import { type Metrics, metricsSnapshot } from "../../observability/metrics.ts";
+import { acceptsJsonFirst, type ReadinessProbe } from "./service.ts";
+import { healthModel } from "./model.ts";
+
+/** Liveness, readiness and metrics: what an orchestrator and an operator poll. */
+export function healthModule(deps: { healthPath: string; readiness: ReadinessProbe; metrics: Metrics }) {
+  return new Elysia({ name: "health", detail: { tags: ["Operations"] } })
+    .use(healthModel)
+    .get(deps.healthPath, () => ({ status: "ok" as const }), {
+      response: { 200: "health.ok" },
+      detail: { summary: "Liveness: 200 while the process runs" },
+    })
+    .get(
+      "/readyz",
+      async () => {
+        const ready = await deps.readiness.check();
+        if (!ready.ok) throw new AppError("service_unavailable", ready.reason, { headers: { "retry-after": "5" } });
+        return { status: "ready" as const, database: ready.database };
+      },
+      { detail: { summary: "Readiness: 200 when the database answers and no migration is pending, else 503" } },
+    )
+    .get(
+      "/metrics",
+      async ({ request, set }) => {
+        if (acceptsJsonFirst(request.headers.get("accept"))) return metricsSnapshot(deps.metrics);
+        set.headers["content-type"] = deps.metrics.registry.contentType;
+        return deps.metrics.registry.metrics();
+      },
+      { detail: { summary: "Prometheus metrics; with Accept: application/json a flat JSON snapshot of the main counters" } },
+    );
+}

@@ -1,0 +1,60 @@
+import { sql } from "drizzle-orm";
+import type { Database } from "../../db/client.ts";
+import { isCurrent, migrationStatus } from "../../db/migrate.ts";
+
+export type Readiness = { ok: true; database: string } | { ok: false; reason: string };
+
+/**
+ * Answers /readyz: the database must answer within a deadline and every embedded migration must be applied.
+ * Once the migrations are seen current they stay current for this binary, so only the ping repeats.
+ */
+export class ReadinessProbe {
+  private migrationsCurrent = false;
+
+  constructor(
+    private readonly db: Database,
+    private readonly describe: string,
+    private readonly timeoutMs = 2000,
+  ) {}
+
+  async check(): Promise<Readiness> {
+    try {
+      await withTimeout(this.db.execute(sql`select 1`), this.timeoutMs);
+      if (!this.migrationsCurrent) {
+        const status = await withTimeout(migrationStatus(this.db), this.timeoutMs);
+        if (!isCurrent(status)) {
+          const pending = status.filter((s) => s.state !== "applied" && s.state !== "unknown").map((s) => `${s.tag} (${s.state})`);
+          return { ok: false, reason: `migrations not current: ${pending.join(", ")}; run \`messaging migrate up\`` };
+        }
+        this.migrationsCurrent = true;
+      }
+      return { ok: true, database: this.describe };
+    } catch (err) {
+      return { ok: false, reason: `database unavailable: ${(err as Error).message}` };
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** True when the client ranks JSON above Prometheus text (the older suite asks /metrics for JSON). */
+export function acceptsJsonFirst(accept: string | null): boolean {
+  if (!accept) return false;
+  let json = 0;
+  let text = 0;
+  for (const range of accept.split(",")) {
+    const [type, ...params] = range.split(";");
+    const media = type!.trim().toLowerCase();
+    const qParam = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    const q = qParam ? Number(qParam.slice(2)) || 0 : 1;
+    if (media === "application/json") json = Math.max(json, q);
+    else if (media === "text/plain" || media === "text/*" || media === "*/*") text = Math.max(text, q);
+  }
+  return json > 0 && json >= text;
+}

@@ -1,0 +1,91 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The service's metrics on one registry per app, so tests and several apps in one process never collide. */
+export function createMetrics(info: { version: string }) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const buildInfo = new Gauge({
+    name: "messaging_build_info",
+    help: "Always 1; labels describe the running build",
+    labelNames: ["version", "runtime"],
+    registers: [registry],
+  });
+  buildInfo.set({ version: info.version, runtime: `bun ${Bun.version}` }, 1);
+
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: "messaging_http_requests_total",
+      help: "HTTP requests answered, by route pattern, method and status",
+      labelNames: ["method", "route", "status"],
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: "messaging_http_request_duration_seconds",
+      help: "Time from request arrival to response, by route pattern, method and status",
+      labelNames: ["method", "route", "status"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    messagesAccepted: new Counter({
+      name: "messaging_messages_accepted_total",
+      help: "Messages committed, by channel and direction",
+      labelNames: ["channel", "direction"],
+      registers: [registry],
+    }),
+    idempotentReplays: new Counter({
+      name: "messaging_idempotent_replays_total",
+      help: "Requests answered from a stored Idempotency-Key response",
+      registers: [registry],
+    }),
+    webhookDuplicates: new Counter({
+      name: "messaging_webhook_duplicates_total",
+      help: "Inbound messages a provider delivered again, answered with the first id",
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: "messaging_rate_limited_total",
+      help: "Requests refused with 429, by limit",
+      labelNames: ["limit"],
+      registers: [registry],
+    }),
+    workerProcessed: new Counter({
+      name: "messaging_worker_processed_total",
+      help: "Outbound messages handed to a provider by the delivery workers",
+      registers: [registry],
+    }),
+    databaseUnavailable: new Counter({
+      name: "messaging_database_unavailable_total",
+      help: "Requests answered 503 because the database could not be reached",
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The flat JSON view of the main counters that `GET /metrics` gives with `Accept: application/json`. */
+export async function metricsSnapshot(metrics: Metrics): Promise<Record<string, number>> {
+  const total = async (c: Counter<string>) => (await c.get()).values.reduce((sum, v) => sum + v.value, 0);
+  const byLabel = async (c: Counter<string>, label: string) => {
+    const out: Record<string, number> = {};
+    for (const v of (await c.get()).values) {
+      const key = String(v.labels[label] ?? "unknown");
+      out[key] = (out[key] ?? 0) + v.value;
+    }
+    return out;
+  };
+  const accepted = await byLabel(metrics.messagesAccepted, "direction");
+  return {
+    http_requests: await total(metrics.httpRequests),
+    messages_accepted: await total(metrics.messagesAccepted),
+    messages_accepted_outbound: accepted.outbound ?? 0,
+    messages_accepted_inbound: accepted.inbound ?? 0,
+    idempotent_replays: await total(metrics.idempotentReplays),
+    webhook_duplicates: await total(metrics.webhookDuplicates),
+    rate_limited: await total(metrics.rateLimited),
+    database_unavailable: await total(metrics.databaseUnavailable),
+    worker_processed: await total(metrics.workerProcessed),
+  };
+}

@@ -1,0 +1,78 @@
+import { createApp } from "./app.ts";
+import type { Config } from "./config/index.ts";
+import { type DatabaseHandle, openDatabase } from "./db/client.ts";
+import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
+import type { Logger } from "./observability/logger.ts";
+import { createMetrics } from "./observability/metrics.ts";
+import { VERSION } from "./version.ts";
+
+/** A reason `serve` refuses to start that the operator can act on (printed as one line, exit code 2). */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+export interface RunningServer {
+  url: URL;
+  port: number;
+  database: DatabaseHandle;
+  /** Stops accepting, lets in-flight requests finish (bounded), closes the database. Safe to call twice. */
+  stop(reason?: string): Promise<void>;
+}
+
+/**
+ * Starts the whole service: database (embedded ones are migrated here; PostgreSQL must be migrated already
+ * unless `autoMigrate`), the HTTP API, and later the delivery workers.
+ */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
+  try {
+    await prepareSchema(database, config.autoMigrate, logger);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+
+  const metrics = createMetrics({ version: VERSION });
+  const app = createApp({ config, database, logger, metrics, version: VERSION });
+  app.listen({
+    port: config.port,
+    hostname: config.host,
+    // The JSON parser enforces the configured limit with the contract's 413; this is only a backstop.
+    maxRequestBodySize: config.maxBodyBytes + 64 * 1024,
+  });
+  const server = app.server!;
+  const url = new URL(`http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`);
+  logger.info({ port: server.port, host: config.host, database: database.describe, version: VERSION }, "messaging listening");
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason = "stop") =>
+    (stopping ??= (async () => {
+      logger.info({ reason, timeout_ms: config.shutdownTimeoutMs }, "shutting down: no new connections, finishing in-flight requests");
+      const drained = server.stop(false).then(() => true);
+      const timedOut = Bun.sleep(config.shutdownTimeoutMs).then(() => false);
+      if (!(await Promise.race([drained, timedOut]))) {
+        logger.warn("in-flight requests did not finish in time; closing their connections");
+        await server.stop(true);
+      }
+      await database.close();
+      logger.info("stopped");
+    })());
+
+  return { url, port: server.port!, database, stop };
+}
+
+async function prepareSchema(database: DatabaseHandle, autoMigrate: boolean, logger: Logger): Promise<void> {
+  if (database.kind === "embedded" || autoMigrate) {
+    const applied = await migrateUp(database.db);
+    if (applied.length > 0) logger.info({ applied }, "migrations applied");
+    return;
+  }
+  const status = await migrationStatus(database.db);
+  assertUnmodified(status);
+  if (!isCurrent(status)) {
+    const pending = status.filter((s) => s.state === "pending").map((s) => s.tag);
+    throw new StartupError(
+      `the database has ${pending.length} pending migration(s) (${pending.join(", ")}); run \`messaging migrate up\` or pass --migrate`,
+    );
+  }
+}
