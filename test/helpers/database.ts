@@ -1,0 +1,74 @@
+/**
+ * Databases for tests: a throw-away PostgreSQL database on the server named by `TEST_DATABASE_URL`,
+ * or an embedded PGlite database in a temporary directory. Each test file makes its own and removes it.
+ *
+ *   const pg = await createTestDatabase();          // msg_test_<random> on TEST_DATABASE_URL
+ *   const handle = openPostgres(pg.url, 2);          // … use it …
+ *   await handle.close(); await pg.drop();
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { processEnv } from "../../src/config/index.ts";
+import { type DatabaseHandle, openDatabase } from "../../src/db/client.ts";
+
+/** The PostgreSQL server tests use; its own database is only used to create and drop the test databases. */
+export const TEST_DATABASE_URL = processEnv().TEST_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+
+export interface TestDatabase {
+  /** URL of the new, empty database (same server and credentials as TEST_DATABASE_URL). */
+  url: string;
+  name: string;
+  /** Drops the database, disconnecting whoever is still connected. Safe to call twice. */
+  drop(): Promise<void>;
+}
+
+/** Runs one statement on the server's maintenance database over a short-lived connection. */
+async function onServer(statement: string): Promise<void> {
+  const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+  try {
+    await admin.unsafe(statement);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}
+
+/** Creates a uniquely named, empty PostgreSQL database (`msg_test_<random>`). */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `msg_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  await onServer(`create database "${name}"`);
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  let dropped: Promise<void> | undefined;
+  return {
+    url: url.toString(),
+    name,
+    drop: () => (dropped ??= onServer(`drop database if exists "${name}" with (force)`)),
+  };
+}
+
+export interface TestEmbeddedDatabase {
+  handle: DatabaseHandle;
+  dataDir: string;
+  /** Closes the database (if still open) and deletes its directory. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Opens an embedded PGlite database in a new temporary directory (not migrated).
+ * Starting PGlite costs seconds, so share one per test file.
+ */
+export async function createEmbeddedTestDatabase(): Promise<TestEmbeddedDatabase> {
+  const root = await mkdtemp(join(tmpdir(), "msg-test-embedded-"));
+  const dataDir = join(root, "data");
+  const handle = await openDatabase({ dataDir, poolSize: 1 });
+  return {
+    handle,
+    dataDir,
+    remove: async () => {
+      await handle.close().catch(() => {});
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
