@@ -1,0 +1,181 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterResponse, buildTestApp, captureLogger, request, type TestApp } from "../helpers/app.ts";
+
+const SECRET = "db-password-hunter2 at /srv/secret/path.ts:42";
+
+// One migrated PostgreSQL database for the file; a throwing route is added on top of the real app, as a
+// module's bug would throw, to prove the 500 path without a seam in createApp.
+let t: TestApp;
+let logs: ReturnType<typeof captureLogger>;
+let app: TestApp["app"];
+beforeAll(async () => {
+  logs = captureLogger("info");
+  t = await buildTestApp({ logger: logs.logger });
+  app = t.app.get("/boom", () => {
+    throw new Error(SECRET);
+  }) as unknown as TestApp["app"];
+});
+afterAll(() => t.close());
+
+const ENVELOPE = { code: expect.any(String), message: expect.any(String), request_id: expect.any(String) };
+
+describe("error envelope", () => {
+  test("an unknown route answers 404 not_found with code, message and request_id", async () => {
+    const res = await request(app, "GET", "/no/such/route");
+    expect(res.status).toBe(404);
+    expect(res.headers.get("content-type")).toStartWith("application/json");
+    expect(res.json).toEqual({ ...ENVELOPE, code: "not_found" });
+    expect(res.json.request_id).toBe(res.headers.get("x-request-id")!);
+  });
+
+  test.each(["POST", "PUT", "DELETE", "PATCH"])("%s on a GET-only route answers 405 method_not_allowed with Allow", async (method) => {
+    const res = await request(app, method, "/healthz");
+    expect(res.status).toBe(405);
+    expect(res.json).toEqual({ ...ENVELOPE, code: "method_not_allowed" });
+    expect(res.headers.get("allow")!.split(/,\s*/)).toContain("GET");
+    expect(res.headers.get("allow")).not.toContain(method);
+  });
+
+  test("an unexpected error answers 500 internal_error without the error's message", async () => {
+    const res = await request(app, "GET", "/boom");
+    expect(res.status).toBe(500);
+    expect(res.json).toEqual({ ...ENVELOPE, code: "internal_error" });
+    expect(res.text).not.toContain("hunter2");
+    expect(res.text).not.toContain("secret");
+    expect(res.text).not.toContain(".ts");
+  });
+
+  test("an unexpected error is logged in full under the request id the client was given", async () => {
+    const res = await request(app, "GET", "/boom", { headers: { "x-request-id": "trace-boom-1" } });
+    expect(res.json.request_id).toBe("trace-boom-1");
+    const line = logs.lines().find((l) => l.msg === "unhandled error" && l.request_id === "trace-boom-1");
+    expect(line).toBeDefined();
+    expect(JSON.stringify(line)).toContain("hunter2");
+  });
+
+  test("an error response still carries the security headers", async () => {
+    const res = await request(app, "GET", "/no/such/route");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("cache-control")).toBe("no-store");
+  });
+});
+
+describe("X-Request-Id", () => {
+  test("a sane inbound id is echoed on the response", async () => {
+    const res = await request(app, "GET", "/healthz", { headers: { "x-request-id": "req-ABC_123.x:y" } });
+    expect(res.headers.get("x-request-id")).toBe("req-ABC_123.x:y");
+  });
+
+  test.each([
+    ["a missing id", undefined],
+    ["an empty id", ""],
+    ["an id longer than 128 characters", "a".repeat(129)],
+    ["an id with spaces", "hello world"],
+    ["an id with markup", '"><script>'],
+  ])("%s is replaced by a generated one", async (_case, inbound) => {
+    const headers: Record<string, string> = inbound === undefined ? {} : { "x-request-id": inbound };
+    const res = await request(app, "GET", "/healthz", { headers });
+    const id = res.headers.get("x-request-id")!;
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(id).not.toBe(inbound!);
+  });
+
+  test("two requests without an id get different ids", async () => {
+    const a = await request(app, "GET", "/healthz");
+    const b = await request(app, "GET", "/healthz");
+    expect(a.headers.get("x-request-id")).not.toBe(b.headers.get("x-request-id"));
+  });
+});
+
+describe("security headers", () => {
+  test.each(["/healthz", "/readyz", "/metrics", "/no/such/route"])("%s carries the headers of SPEC §8 and no banner", async (path) => {
+    const res = await request(app, "GET", path);
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("x-frame-options")).toBe("DENY");
+    expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(res.headers.has("x-powered-by")).toBe(false);
+    expect(res.headers.has("server")).toBe(false);
+    expect(res.headers.has("strict-transport-security")).toBe(false);
+  });
+
+  test("Strict-Transport-Security is sent by default when the public URL is https", async () => {
+    const https = await buildTestApp({ database: t.database, config: { publicUrl: "https://msg.example.com" } });
+    const res = await request(https.app, "GET", "/healthz");
+    expect(res.headers.get("strict-transport-security")).toStartWith("max-age=");
+  });
+
+  test("SECURITY_HEADERS_ENABLED=false drops them but keeps Cache-Control: no-store", async () => {
+    const bare = await buildTestApp({ database: t.database, config: { securityHeadersEnabled: false } });
+    const res = await request(bare.app, "GET", "/healthz");
+    expect(res.headers.has("x-frame-options")).toBe(false);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+  });
+});
+
+describe("Accept negotiation on JSON routes", () => {
+  test.each([
+    ["text/plain", 406],
+    ["text/html, text/plain;q=0.9", 406],
+    ["application/json;q=0", 406],
+    ["application/json", 200],
+    ["Application/JSON; charset=utf-8", 200],
+    ["application/*", 200],
+    ["*/*", 200],
+    ["text/html, */*;q=0.1", 200],
+  ])("Accept: %s on /healthz answers %i", async (accept, status) => {
+    const res = await request(app, "GET", "/healthz", { headers: { accept } });
+    expect(res.status).toBe(status);
+    if (status === 406) expect(res.json).toEqual({ ...ENVELOPE, code: "not_acceptable" });
+  });
+
+  test("a missing Accept header is acceptable", async () => {
+    const res = await app.handle(new Request("http://localhost/healthz"));
+    expect(res.status).toBe(200);
+  });
+});
+
+describe("request log", () => {
+  test("one line per request with method, route, status, duration_ms and request_id", async () => {
+    await request(app, "GET", "/healthz", { headers: { "x-request-id": "log-line-1" } });
+    await afterResponse();
+    const mine = logs.lines().filter((l) => l.request_id === "log-line-1");
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({ msg: "request", method: "GET", route: "/healthz", status: 200, level: "info" });
+    expect(mine[0]!.duration_ms).toBeNumber();
+  });
+
+  test("an unknown path is logged as route 'unmatched', not by its raw path", async () => {
+    await request(app, "GET", "/api/conversations/user@example.com", { headers: { "x-request-id": "log-line-2" } });
+    await afterResponse();
+    const line = logs.lines().find((l) => l.request_id === "log-line-2");
+    expect(line).toMatchObject({ route: "unmatched", status: 404 });
+    expect(logs.raw()).not.toContain("user@example.com");
+  });
+
+  test("the Authorization header never appears in the logs, even when a request fails", async () => {
+    const token = "Bearer sk_live_do-not-log-me";
+    await request(app, "GET", "/healthz", { headers: { authorization: token } });
+    await request(app, "GET", "/boom", { headers: { authorization: token } });
+    await request(app, "POST", "/healthz", { headers: { authorization: token } });
+    await afterResponse();
+    expect(logs.raw()).not.toContain("do-not-log-me");
+  });
+
+  test("the logger redacts authorization and cookie headers when a request's headers are logged", () => {
+    const capture = captureLogger("info");
+    capture.logger.info({ req: { headers: { authorization: "Bearer sk_live_x1", cookie: "session=s3cr3t" } } }, "debugging");
+    expect(capture.raw()).not.toContain("sk_live_x1");
+    expect(capture.raw()).not.toContain("s3cr3t");
+    expect(capture.lines()[0]).toMatchObject({ req: { headers: { authorization: "[redacted]", cookie: "[redacted]" } } });
+  });
+
+  test("nothing is written below the configured level", async () => {
+    const quiet = captureLogger("warn");
+    const q = await buildTestApp({ database: t.database, logger: quiet.logger });
+    await request(q.app, "GET", "/healthz");
+    await afterResponse();
+    expect(quiet.raw()).toBe("");
+  });
+});
