@@ -58,6 +58,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
 
   const raw: Record<string, unknown> = {};
   const origin: Record<string, string> = {};
+  const inFile = new Set<string>();
   for (const s of SETTINGS as readonly SettingSpec[]) {
     const fromFlag = flags[s.key];
     const fromEnv = env[s.env];
@@ -70,7 +71,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       origin[s.key] = s.env;
     } else if (fromFile !== undefined) {
       raw[s.key] = fromFile;
-      origin[s.key] = `${fileKey(s.key)} (in ${path})`;
+      origin[s.key] = fileKey(s.key);
+      inFile.add(s.key);
     }
   }
 
@@ -81,7 +83,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     const spec = (SETTINGS as readonly SettingSpec[]).find((s) => s.key === key)!;
     const where = origin[key] ?? spec.env;
     const shown = spec.secret ? "<redacted>" : JSON.stringify(raw[key]);
-    throw new ConfigError(`invalid setting ${where}=${shown}: ${issue.message}`);
+    const inPath = inFile.has(key) ? ` (in ${path})` : "";
+    throw new ConfigError(`invalid setting ${where}=${shown}${inPath}: ${issue.message}`);
   }
   return result.data as Config;
 }

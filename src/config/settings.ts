@@ -7,10 +7,15 @@ import { z } from "zod";
  * The file key is the snake_case form of `key`.
  */
 
-const integer = (min: number, max: number) =>
-  z.coerce
-    .number({ error: `must be an integer from ${min} to ${max}` })
-    .refine((n) => Number.isInteger(n) && n >= min && n <= max, `must be an integer from ${min} to ${max}`);
+// Text must be written in decimal digits: Number() would read " " as 0 (PORT=" " silently meant a random
+// port), "0x1F" as 31 and "1e3" as 1000.
+const integer = (min: number, max: number) => {
+  const problem = `must be an integer from ${min} to ${max}`;
+  return z.preprocess(
+    (v) => (typeof v === "string" && /^\s*[-+]?\d+\s*$/.test(v) ? Number(v.trim()) : v),
+    z.number({ error: problem }).refine((n) => Number.isInteger(n) && n >= min && n <= max, problem),
+  );
+};
 
 const boolean = () =>
   z.preprocess(
