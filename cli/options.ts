@@ -1,5 +1,9 @@
 import type { Command } from "commander";
-import { type Config, loadConfig, processEnv } from "../src/config/index.ts";
+import { type Config, loadConfig, processEnv, SETTINGS } from "../src/config/index.ts";
+import type { SettingSpec } from "../src/config/settings.ts";
+
+/** Commander's attribute name for a flag: `--data-dir` → `dataDir`. */
+const optionName = (flag: string) => flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
 /** Flags shared by the commands that touch the database; their values override env and the config file. */
 export function withDatabaseFlags(command: Command): Command {
@@ -11,9 +15,14 @@ export function withDatabaseFlags(command: Command): Command {
 /** The configuration for a command: its flags > environment > `--config` file > defaults. */
 export function configFor(command: Command): Config {
   const all = command.optsWithGlobals() as Record<string, unknown>;
-  const { config: configFile, json: _json, ...flags } = all;
+  const flags: Record<string, unknown> = {};
+  for (const s of SETTINGS as readonly SettingSpec[]) {
+    const value = s.flag ? all[optionName(s.flag)] : undefined;
+    if (value !== undefined) flags[s.key] = value;
+  }
+  const configFile = all.config;
   return loadConfig({
-    flags: Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)),
+    flags,
     env: processEnv(),
     configFile: typeof configFile === "string" ? configFile : undefined,
   });

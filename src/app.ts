@@ -1,13 +1,22 @@
 import { Elysia } from "elysia";
 import type { Config } from "./config/index.ts";
 import type { DatabaseHandle } from "./db/client.ts";
+import { TokenBuckets } from "./domain/token-bucket.ts";
 import { apiDocs, DOCS_PATH } from "./http/api-docs.ts";
+import { auth } from "./http/auth.ts";
 import { errorHandler } from "./http/error-handler.ts";
 import { jsonBody } from "./http/json-body.ts";
+import { ipRateLimit } from "./http/rate-limit.ts";
 import { requestContext } from "./http/request-context.ts";
 import { securityHeaders } from "./http/security-headers.ts";
+import { conversationsModule } from "./modules/conversations/index.ts";
+import { conversationQueries } from "./modules/conversations/repository.ts";
 import { healthModule } from "./modules/health/index.ts";
 import { ReadinessProbe } from "./modules/health/service.ts";
+import { messagesModule } from "./modules/messages/index.ts";
+import { messagesDeps } from "./modules/messages/service.ts";
+import { providerMockModule } from "./modules/provider-mock/index.ts";
+import { webhooksModule } from "./modules/webhooks/index.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
 
@@ -19,26 +28,43 @@ export interface AppDeps {
   version: string;
 }
 
+const isApi = (path: string) => path.startsWith("/api/");
+const isWebhook = (path: string) => path.startsWith("/api/webhooks/");
+
 /** The whole HTTP API without a listener: `serve` and the tests both build it here. */
 export function createApp(deps: AppDeps) {
   const { config, database, logger, metrics } = deps;
   const hsts = config.hsts ?? (config.publicUrl?.startsWith("https://") ?? false);
   const skipAccept = (path: string) => path === "/metrics" || path.startsWith(DOCS_PATH) || path === "/openapi.json";
+  const limits = { maxAttachments: config.maxAttachments };
+
+  const messages = messagesDeps(database.db, database.sql, {
+    metrics,
+    senderBuckets: new TokenBuckets(config.rateLimitPerSenderPerMin),
+    snippetLength: config.snippetLength,
+    idempotencyTtlHours: config.idempotencyTtlHours,
+  });
+  const mockDefaults = {
+    timeout_pct: config.providerTimeoutPct,
+    error_pct: config.providerErrorPct,
+    ratelimit_pct: config.providerRatelimitPct,
+    seed: config.providerSeed ?? null,
+  };
 
   // The error handler needs the final route table (405 vs 404); it is known once the app is assembled.
   let routeTable = (): { method: string; path: string }[] => [];
   const app = new Elysia({ name: "messaging" })
     .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH }))
     .use(errorHandler({ logger, metrics, routes: () => routeTable() }))
+    .use(ipRateLimit({ perMinute: config.rateLimitPerIpPerMin, trustedProxies: config.trustedProxies, metrics, applies: isApi }))
     .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, skipAccept }))
+    .use(auth({ mode: config.auth, protects: (path) => isApi(path) && !isWebhook(path) }))
     .use(apiDocs({ version: deps.version }))
-    .use(
-      healthModule({
-        healthPath: config.healthPath,
-        readiness: new ReadinessProbe(database.db, database.describe),
-        metrics,
-      }),
-    );
+    .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), metrics }))
+    .use(messagesModule(messages, limits))
+    .use(webhooksModule(messages, limits))
+    .use(conversationsModule({ queries: conversationQueries(database.db), messages }))
+    .use(providerMockModule({ db: database.db, messages, defaults: mockDefaults }, limits));
   routeTable = () => app.routes;
   return app;
 }

@@ -5,6 +5,7 @@ import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { closeEmbeddedDatabase, openEmbeddedDatabase } from "./embedded.ts";
+import { pgliteRunner, postgresRunner, type SqlRunner } from "./runner.ts";
 import * as schema from "./schema.ts";
 
 /** The drizzle database every repository receives; the same for PostgreSQL and the embedded PGlite. */
@@ -12,6 +13,8 @@ export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 export interface DatabaseHandle {
   db: Database;
+  /** Raw, prepared SQL for the hot path and what drizzle cannot express (see runner.ts). */
+  sql: SqlRunner;
   kind: "postgres" | "embedded";
   /** Human description without secrets, for logs and `check`. */
   describe: string;
@@ -32,6 +35,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     const pglite = await openEmbeddedDatabase(options.dataDir);
     return {
       db: drizzlePglite(pglite, { schema }) as unknown as Database,
+      sql: pgliteRunner(pglite),
       kind: "embedded",
       describe: `embedded PostgreSQL in ${options.dataDir}`,
       close: async () => {
@@ -51,12 +55,12 @@ export function openPostgres(url: string, poolSize: number): DatabaseHandle {
     prepare: true,
     onnotice: () => {},
     connect_timeout: 5,
-    // Keep timestamps as text: drizzle maps them itself, and the default parser would do the work twice.
     connection: { application_name: "messaging" },
   });
   const target = new URL(url);
   return {
     db: drizzlePostgres(client, { schema }) as unknown as Database,
+    sql: postgresRunner(client),
     kind: "postgres",
     describe: `PostgreSQL at ${target.hostname}:${target.port || 5432}${target.pathname}`,
     close: () => client.end({ timeout: 5 }),

@@ -1,0 +1,38 @@
+import type { PGlite, Transaction as PgliteTransaction } from "@electric-sql/pglite";
+import type { Sql, TransactionSql } from "postgres";
+
+/**
+ * A minimal SQL port for the few statements drizzle cannot say well: the send path's single
+ * data-modifying CTE (one round trip, a named prepared statement) and advisory locks.
+ * Implemented once over postgres.js and once over PGlite; repositories never see which.
+ */
+export interface SqlRunner {
+  query<T>(text: string, params?: unknown[]): Promise<T[]>;
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
+}
+
+type Param = Parameters<Sql["unsafe"]>[1] extends (infer P)[] | undefined ? P : never;
+
+/** postgres.js: every statement is prepared once per connection and reused (`prepare: true`). */
+export function postgresRunner(client: Sql | TransactionSql): SqlRunner {
+  return {
+    query: <T>(text: string, params: unknown[] = []) =>
+      client.unsafe(text, params as Param[], { prepare: true }) as unknown as Promise<T[]>,
+    transaction: <T>(fn: (tx: SqlRunner) => Promise<T>) => {
+      if (!("begin" in client)) return fn(postgresRunner(client));
+      return (client as Sql).begin((tx) => fn(postgresRunner(tx))) as Promise<T>;
+    },
+  };
+}
+
+/** PGlite: one in-process connection, so its transactions are serialized by PGlite itself. */
+export function pgliteRunner(db: PGlite | PgliteTransaction): SqlRunner {
+  return {
+    query: async <T>(text: string, params: unknown[] = []) => (await db.query<T>(text, params as unknown[])).rows,
+    transaction: <T>(fn: (tx: SqlRunner) => Promise<T>) => {
+      if (!("transaction" in db)) return fn(pgliteRunner(db));
+      return db.transaction((tx) => fn(pgliteRunner(tx)));
+    },
+  };
+}

@@ -1,0 +1,20 @@
+import { Elysia } from "elysia";
+import { z } from "zod";
+import { ERROR_STATUS } from "./errors.ts";
+
+/** The error envelope of SPEC §2 as a schema, registered once so every route's error responses reference it. */
+export const errorBodySchema = z
+  .object({
+    code: z.enum(Object.keys(ERROR_STATUS) as [keyof typeof ERROR_STATUS, ...(keyof typeof ERROR_STATUS)[]]),
+    message: z.string(),
+    request_id: z.string(),
+    details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ description: "Every error: a stable snake_case code, a human message, the request id, and field details on validation errors" });
+
+export const errorModel = new Elysia({ name: "error.model" }).model({ error: errorBodySchema });
+
+/** Error responses a JSON route can give, for its OpenAPI entry. */
+export function errorResponses(...statuses: number[]) {
+  return Object.fromEntries(statuses.map((s) => [s, "error" as const]));
+}

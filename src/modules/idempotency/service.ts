@@ -1,0 +1,42 @@
+import type { SqlRunner } from "../../db/runner.ts";
+import { AppError } from "../../http/errors.ts";
+import { deleteExpired, findLive, saveResponse, tryLockKey } from "./repository.ts";
+
+/** An Idempotency-Key as the service sees it: scoped to (API key, route), with a fingerprint of the body. */
+export interface IdempotencyRequest {
+  scope: string;
+  key: string;
+  hash: string;
+}
+
+export interface StoredResponse {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * Claims a key inside the caller's transaction (SPEC §5). A transaction-level advisory lock marks the key
+ * in flight until commit, so a concurrent twin gets 409 rather than a second message. A live stored
+ * response with the same fingerprint is returned for replay; with another fingerprint the key is refused (422).
+ * Returns null when the caller should process the request and then `rememberResponse` in the same transaction.
+ */
+export async function claimIdempotencyKey(tx: SqlRunner, req: IdempotencyRequest): Promise<StoredResponse | null> {
+  if (!(await tryLockKey(tx, req.scope, req.key))) {
+    throw new AppError("idempotency_key_in_use", "a request with this Idempotency-Key is still being processed; retry shortly", {
+      headers: { "retry-after": "1" },
+    });
+  }
+  const stored = await findLive(tx, req.scope, req.key);
+  if (!stored) return null;
+  if (stored.request_hash !== req.hash) {
+    throw new AppError("idempotency_key_reused", "this Idempotency-Key was used with a different request body");
+  }
+  return { status: stored.response_status, body: stored.response_body };
+}
+
+export function rememberResponse(tx: SqlRunner, req: IdempotencyRequest, response: StoredResponse, ttlHours: number) {
+  return saveResponse(tx, { ...req, ...response, ttlHours });
+}
+
+/** Deletes responses past their retention; run periodically by the server. */
+export const purgeExpiredIdempotencyKeys = (sql: SqlRunner) => deleteExpired(sql);

@@ -1,0 +1,55 @@
+import { Elysia } from "elysia";
+import { principalOf } from "../../http/auth.ts";
+import { errorModel, errorResponses } from "../../http/error-model.ts";
+import { idempotencyRequest, REPLAYED_HEADER } from "../../http/idempotency.ts";
+import { type MessageLimits, messageModels } from "./model.ts";
+import { getMessage, type MessagesDeps, sendMessage, type WriteResult } from "./service.ts";
+
+/** Applies a write's outcome to the response: its status, and the replay marker when it was replayed. */
+export function respondWith(set: { status?: number | string; headers: Record<string, string | number> }, result: WriteResult) {
+  set.status = result.status;
+  if (result.replayed) set.headers[REPLAYED_HEADER] = "true";
+  return result.body;
+}
+
+export const idempotencyScope = (request: Request, route: string) => `${principalOf(request).id}:POST ${route}`;
+
+const WRITE_ERRORS = errorResponses(400, 401, 406, 409, 413, 415, 422, 429, 503);
+
+/** `POST /api/messages/sms|email` and `GET /api/messages/{id}`. */
+export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
+  return new Elysia({ name: "messages", detail: { tags: ["Messages"] } })
+    .use(errorModel)
+    .model(messageModels(limits))
+    .post(
+      "/api/messages/sms",
+      async ({ body, request, set }) => {
+        const idem = idempotencyRequest(request, idempotencyScope(request, "/api/messages/sms"));
+        return respondWith(set, await sendMessage(deps, { ...body, channel: body.type }, idem));
+      },
+      {
+        body: "messages.sendSms",
+        response: { 202: "messages.accepted", ...WRITE_ERRORS },
+        detail: {
+          summary: "Send an SMS or MMS",
+          description: "202 means committed. Honours Idempotency-Key (replays carry Idempotent-Replayed: true).",
+        },
+      },
+    )
+    .post(
+      "/api/messages/email",
+      async ({ body, request, set }) => {
+        const idem = idempotencyRequest(request, idempotencyScope(request, "/api/messages/email"));
+        return respondWith(set, await sendMessage(deps, { ...body, channel: "email" }, idem));
+      },
+      {
+        body: "messages.sendEmail",
+        response: { 202: "messages.accepted", ...WRITE_ERRORS },
+        detail: { summary: "Send an email", description: "202 means committed. Honours Idempotency-Key." },
+      },
+    )
+    .get("/api/messages/:id", ({ params }) => getMessage(deps, params.id), {
+      response: { 200: "messages.detail", ...errorResponses(401, 404, 406, 429, 503) },
+      detail: { summary: "One message with its delivery attempts" },
+    });
+}

@@ -1,0 +1,133 @@
+import { z } from "zod";
+import { isEmailAddress, isPhoneAddress } from "../../domain/address.ts";
+import { attachmentUrlProblem } from "../../domain/attachment-url.ts";
+import { parseRfc3339 } from "../../domain/timestamp.ts";
+
+/** The longest concatenated SMS (SPEC §3). */
+export const SMS_BODY_MAX = 1600;
+export const ATTACHMENT_URL_MAX = 2048;
+
+export interface MessageLimits {
+  maxAttachments: number;
+}
+
+/** Any text field: PostgreSQL text cannot hold NUL, so it is refused here rather than failing the insert. */
+export const text = () =>
+  z
+    .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
+    .refine((s) => !s.includes("\0"), "must not contain NUL characters");
+
+const nonEmpty = () => text().refine((s) => s.trim().length > 0, "must not be empty");
+
+export const phoneAddress = () =>
+  nonEmpty().refine(isPhoneAddress, "must be a phone number: an optional +, then 3 to 15 digits (spaces, dots, dashes, parentheses allowed)");
+
+export const emailAddress = () => nonEmpty().refine(isEmailAddress, "must be an email address with one @, a local part and a domain");
+
+const smsBody = () =>
+  nonEmpty().refine((s) => s.length <= SMS_BODY_MAX || [...s].length <= SMS_BODY_MAX, `must be at most ${SMS_BODY_MAX} characters`);
+
+const messageType = () =>
+  z
+    .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
+    .transform((s) => s.trim().toLowerCase())
+    .pipe(z.enum(["sms", "mms"], { error: "must be sms or mms" }))
+    .meta({ description: "sms or mms, any letter case" });
+
+export const rfc3339 = () =>
+  text()
+    .refine((s) => parseRfc3339(s) !== null, "must be an RFC 3339 date-time such as 2024-11-01T14:00:00Z")
+    .meta({ format: "date-time", description: "RFC 3339, the client's send time" });
+
+export const attachmentList = (limits: MessageLimits) =>
+  z
+    .array(
+      z.unknown().superRefine((value, ctx) => {
+        const problem = attachmentUrlProblem(value, ATTACHMENT_URL_MAX);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
+      { error: "must be a list of URLs or null" },
+    )
+    .max(limits.maxAttachments, `must hold at most ${limits.maxAttachments} attachments`)
+    .nullish()
+    .transform((list) => (list ?? []) as string[])
+    .meta({ description: `Absolute http(s) URLs, at most ${limits.maxAttachments}; null or absent means none` });
+
+/** SPEC §3: `mms` needs at least one attachment (null, absent and [] all fail). */
+export function requireMmsAttachment(value: { type: string; attachments: string[] }, ctx: z.RefinementCtx): void {
+  if (value.type === "mms" && value.attachments.length === 0) {
+    ctx.addIssue({ code: "custom", path: ["attachments"], message: "an mms message needs at least one attachment" });
+  }
+}
+
+/** Request and response schemas of the send routes, built from the configured limits. */
+export function messageModels(limits: MessageLimits) {
+  const sendSms = z
+    .object({
+      from: phoneAddress(),
+      to: phoneAddress(),
+      type: messageType(),
+      body: smsBody(),
+      attachments: attachmentList(limits),
+      timestamp: rfc3339(),
+    })
+    .superRefine(requireMmsAttachment)
+    .meta({ description: "An outbound SMS or MMS" });
+
+  const sendEmail = z
+    .object({
+      from: emailAddress(),
+      to: emailAddress(),
+      body: nonEmpty().meta({ description: "Stored verbatim; may contain HTML" }),
+      attachments: attachmentList(limits),
+      timestamp: rfc3339(),
+    })
+    .meta({ description: "An outbound email" });
+
+  return { "messages.sendSms": sendSms, "messages.sendEmail": sendEmail, ...messageResponseModels };
+}
+
+export const acceptedSchema = z
+  .object({
+    status: z.literal("accepted"),
+    id: z.string().meta({ description: "Message id (decimal string)" }),
+    conversation_id: z.string(),
+  })
+  .meta({ description: "The message is committed: stored with its conversation update (and delivery job) before this answer" });
+
+export const messageItemSchema = z.object({
+  id: z.string(),
+  conversation_id: z.string(),
+  direction: z.enum(["outbound", "inbound"]),
+  channel: z.enum(["sms", "mms", "email"]),
+  type: z.enum(["sms", "mms", "email"]).meta({ description: "Same as channel, kept for older clients" }),
+  from: z.string(),
+  to: z.string(),
+  body: z.string(),
+  snippet: z.string(),
+  attachments: z.array(z.string()),
+  status: z.string(),
+  timestamp: z.string(),
+});
+
+export const deliveryAttemptSchema = z.object({
+  attempt: z.number().int(),
+  provider: z.string(),
+  outcome: z.string(),
+  status_code: z.number().int().nullable(),
+  error: z.string().nullable(),
+  duration_ms: z.number().int(),
+  started_at: z.string(),
+});
+
+export const messageDetailSchema = messageItemSchema.extend({ attempts: z.array(deliveryAttemptSchema) });
+
+export const messageResponseModels = {
+  "messages.accepted": acceptedSchema,
+  "messages.item": messageItemSchema,
+  "messages.detail": messageDetailSchema,
+};
+
+export type Accepted = z.infer<typeof acceptedSchema>;
+export type MessageItem = z.infer<typeof messageItemSchema>;
+export type MessageDetail = z.infer<typeof messageDetailSchema>;

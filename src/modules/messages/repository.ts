@@ -1,0 +1,140 @@
+import { and, asc, eq, sql as dsql } from "drizzle-orm";
+import type { Database } from "../../db/client.ts";
+import type { SqlRunner } from "../../db/runner.ts";
+import { deliveryAttempts, messages } from "../../db/schema.ts";
+import type { Channel, Transport } from "../../domain/channel.ts";
+
+export interface NewMessage {
+  direction: "outbound" | "inbound";
+  channel: Channel;
+  transport: Transport;
+  from: string;
+  to: string;
+  body: string;
+  attachments: string[];
+  status: "queued" | "received";
+  providerMessageId: string | null;
+  timestamp: Date;
+  conversationKey: string;
+  participantA: string;
+  participantB: string;
+}
+
+export interface StoredIds {
+  id: string;
+  conversation_id: string;
+}
+
+/*
+ * The write path is ONE statement: the conversation upsert (creating the pair or bumping its count and
+ * last activity), the message insert and, for outbound messages, the delivery job, chained through
+ * data-modifying CTEs. One statement is one implicit transaction and one round trip, so a 202 follows a
+ * single commit. Raw SQL because drizzle cannot chain inserts through CTEs into a prepared statement.
+ */
+const UPSERT_CONVERSATION = `
+  INSERT INTO conversations AS c (transport, participant_a, participant_b, key, message_count, last_activity_at)
+  VALUES ($1, $2, $3, $4, 1, $5::timestamptz)
+  ON CONFLICT (key) DO UPDATE
+    SET message_count = c.message_count + 1,
+        last_activity_at = GREATEST(c.last_activity_at, EXCLUDED.last_activity_at)
+  RETURNING id`;
+
+const INSERT_MESSAGE = `
+  INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, provider_message_id, timestamp)
+  SELECT conv.id, $6, $7, $1, $8, $9, $10, $11::jsonb, $12, $13, $5::timestamptz FROM conv
+  RETURNING id, conversation_id`;
+
+const INSERT_OUTBOUND = `
+  WITH conv AS (${UPSERT_CONVERSATION}),
+  msg AS (${INSERT_MESSAGE}),
+  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg)
+  SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
+
+const INSERT_INBOUND = `
+  WITH conv AS (${UPSERT_CONVERSATION}),
+  msg AS (${INSERT_MESSAGE})
+  SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
+
+/** Stores a message with its conversation update (and delivery job when outbound) in one statement. */
+export async function insertMessage(sql: SqlRunner, m: NewMessage): Promise<StoredIds> {
+  const [row] = await sql.query<StoredIds>(m.direction === "outbound" ? INSERT_OUTBOUND : INSERT_INBOUND, [
+    m.transport,
+    m.participantA,
+    m.participantB,
+    m.conversationKey,
+    m.timestamp.toISOString(),
+    m.direction,
+    m.channel,
+    m.from,
+    m.to,
+    m.body,
+    JSON.stringify(m.attachments),
+    m.status,
+    m.providerMessageId,
+  ]);
+  if (!row) throw new Error("message insert returned no row");
+  return row;
+}
+
+/**
+ * Serializes inbound deliveries of one provider id for the rest of the transaction, so a provider's
+ * concurrent retries cannot both pass the duplicate check (the unique index stays as the backstop).
+ */
+export async function lockInboundProviderId(sql: SqlRunner, transport: Transport, providerMessageId: string): Promise<void> {
+  await sql.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7001))", [`${transport}\u001f${providerMessageId}`]);
+}
+
+export async function findInbound(sql: SqlRunner, transport: Transport, providerMessageId: string): Promise<StoredIds | undefined> {
+  const [row] = await sql.query<StoredIds>(
+    `SELECT id::text AS id, conversation_id::text AS conversation_id FROM messages
+      WHERE transport = $1 AND provider_message_id = $2 AND direction = 'inbound' AND provider_message_id IS NOT NULL`,
+    [transport, providerMessageId],
+  );
+  return row;
+}
+
+export type MessageRow = typeof messages.$inferSelect;
+export type AttemptRow = typeof deliveryAttempts.$inferSelect;
+
+/** Prepared once per database: one page of a conversation's messages with the total in the same round trip. */
+export function messageQueries(db: Database) {
+  const page = db
+    .select({ message: messages, total: dsql<number>`count(*) over ()`.mapWith(Number) })
+    .from(messages)
+    .where(eq(messages.conversationId, dsql.placeholder("conversationId")))
+    .orderBy(asc(messages.timestamp), asc(messages.id))
+    .limit(dsql.placeholder("limit"))
+    .offset(dsql.placeholder("offset"))
+    .prepare("messages_page");
+  const count = db
+    .select({ total: dsql<number>`count(*)`.mapWith(Number) })
+    .from(messages)
+    .where(eq(messages.conversationId, dsql.placeholder("conversationId")))
+    .prepare("messages_count");
+  const byId = db
+    .select()
+    .from(messages)
+    .where(eq(messages.id, dsql.placeholder("id")))
+    .prepare("message_by_id");
+  const attempts = db
+    .select()
+    .from(deliveryAttempts)
+    .where(and(eq(deliveryAttempts.messageId, dsql.placeholder("id"))))
+    .orderBy(asc(deliveryAttempts.id))
+    .prepare("message_attempts");
+
+  return {
+    async page(conversationId: number, limit: number, offset: number): Promise<{ rows: MessageRow[]; total: number }> {
+      const rows = await page.execute({ conversationId, limit, offset });
+      // Past the last page the window count is absent; count separately only then.
+      const total = rows[0]?.total ?? (await count.execute({ conversationId }))[0]?.total ?? 0;
+      return { rows: rows.map((r) => r.message), total };
+    },
+    async byId(id: number): Promise<MessageRow | undefined> {
+      return (await byId.execute({ id }))[0];
+    },
+    attempts: (id: number): Promise<AttemptRow[]> => attempts.execute({ id }),
+  };
+}
+
+export type MessageQueries = ReturnType<typeof messageQueries>;

@@ -1,0 +1,31 @@
+import { Elysia } from "elysia";
+import { errorModel, errorResponses } from "../../http/error-model.ts";
+import { respondWith } from "../messages/index.ts";
+import { type MessageLimits, messageResponseModels } from "../messages/model.ts";
+import { mockConfigSchema, mockInboundSchema } from "./model.ts";
+import { getMockConfig, injectInbound, type ProviderMockDeps, putMockConfig } from "./service.ts";
+
+/** The built-in mock provider: inject inbound messages, read and change its fault injection. */
+export function providerMockModule(deps: ProviderMockDeps, limits: MessageLimits) {
+  return new Elysia({ name: "provider-mock", detail: { tags: ["Provider mock"] } })
+    .use(errorModel)
+    .model({
+      "providerMock.config": mockConfigSchema,
+      "providerMock.inbound": mockInboundSchema(limits),
+      "messages.accepted": messageResponseModels["messages.accepted"],
+    })
+    .post("/api/provider/mock/inbound", async ({ body, set }) => respondWith(set, await injectInbound(deps, body)), {
+      body: "providerMock.inbound",
+      response: { 202: "messages.accepted", ...errorResponses(400, 401, 406, 413, 415, 429, 503) },
+      detail: { summary: "Inject an inbound message as if a provider had delivered it" },
+    })
+    .get("/api/provider/mock/config", () => getMockConfig(deps), {
+      response: { 200: "providerMock.config", ...errorResponses(401, 406, 429, 503) },
+      detail: { summary: "The mock provider's fault injection" },
+    })
+    .put("/api/provider/mock/config", ({ body }) => putMockConfig(deps, body), {
+      body: "providerMock.config",
+      response: { 200: "providerMock.config", ...errorResponses(400, 401, 406, 413, 415, 429, 503) },
+      detail: { summary: "Replace the fault injection; takes effect at the next dispatch" },
+    });
+}

@@ -1,0 +1,66 @@
+import { z } from "zod";
+import { isEmailAddress, isPhoneAddress } from "../../domain/address.ts";
+import { attachmentList, type MessageLimits, rfc3339, SMS_BODY_MAX, text } from "../messages/model.ts";
+
+const percent = z
+  .number({ error: (issue) => (issue.input === undefined ? "is required" : "must be an integer from 0 to 100") })
+  .int("must be an integer from 0 to 100")
+  .min(0, "must be an integer from 0 to 100")
+  .max(100, "must be an integer from 0 to 100");
+
+export const mockConfigSchema = z
+  .object({
+    timeout_pct: percent,
+    error_pct: percent,
+    ratelimit_pct: percent,
+    seed: z
+      .number({ error: "must be an integer or null" })
+      .int("must be an integer or null")
+      .min(0, "must be a non-negative integer or null")
+      .max(2 ** 31 - 1, "must be at most 2147483647")
+      .nullable()
+      .meta({ description: "Makes the sequence of outcomes reproducible; null draws at random" }),
+  })
+  .superRefine((c, ctx) => {
+    if (c.timeout_pct + c.error_pct + c.ratelimit_pct > 100) {
+      ctx.addIssue({ code: "custom", path: ["root"], message: "timeout_pct + error_pct + ratelimit_pct must not exceed 100" });
+    }
+  })
+  .meta({ description: "Fault injection of the mock provider, shared by every instance, read at each dispatch" });
+
+export type MockConfig = z.infer<typeof mockConfigSchema>;
+
+const required = (issue: { input: unknown }) => (issue.input === undefined ? "is required" : "must be a string");
+
+/** `POST /api/provider/mock/inbound`: §4's shape plus `channel`; the provider id is optional here. */
+export function mockInboundSchema(limits: MessageLimits) {
+  return z
+    .object({
+      channel: z
+        .string({ error: required })
+        .transform((s) => s.trim().toLowerCase())
+        .pipe(z.enum(["sms", "mms", "email"], { error: "must be sms, mms or email" })),
+      from: text(),
+      to: text(),
+      body: text().refine((s) => s.trim().length > 0, "must not be empty"),
+      attachments: attachmentList(limits),
+      timestamp: rfc3339(),
+      messaging_provider_id: text().refine((s) => s.length >= 1 && s.length <= 255, "must be 1 to 255 characters").optional(),
+      xillio_id: text().refine((s) => s.length >= 1 && s.length <= 255, "must be 1 to 255 characters").optional(),
+      type: z.string().optional().meta({ description: "Ignored; `channel` decides" }),
+    })
+    .superRefine((m, ctx) => {
+      const email = m.channel === "email";
+      for (const field of ["from", "to"] as const) {
+        const ok = email ? isEmailAddress(m[field]) : isPhoneAddress(m[field]);
+        if (!ok) ctx.addIssue({ code: "custom", path: [field], message: email ? "must be an email address" : "must be a phone number" });
+      }
+      if (!email && m.body.length > SMS_BODY_MAX && [...m.body].length > SMS_BODY_MAX) {
+        ctx.addIssue({ code: "custom", path: ["body"], message: `must be at most ${SMS_BODY_MAX} characters` });
+      }
+      if (m.channel === "mms" && m.attachments.length === 0) {
+        ctx.addIssue({ code: "custom", path: ["attachments"], message: "an mms message needs at least one attachment" });
+      }
+    })
+    .meta({ description: "An inbound message injected as if a provider had delivered it" });
+}

@@ -1,0 +1,50 @@
+import type { Database } from "../../db/client.ts";
+import { type MessagesDeps, receiveMessage, type WriteResult } from "../messages/service.ts";
+import { type MockConfig, mockConfigSchema } from "./model.ts";
+import { readMockConfig, writeMockConfig } from "./repository.ts";
+
+export interface ProviderMockDeps {
+  db: Database;
+  messages: MessagesDeps;
+  /** The configured starting point (API_PROVIDER_*), used until someone PUTs a config. */
+  defaults: MockConfig;
+}
+
+/**
+ * The mock provider's fault injection as stored in the database, so every instance and the delivery
+ * engine read the same values at each dispatch (the older server's PUT changed nothing).
+ */
+export async function getMockConfig(deps: ProviderMockDeps): Promise<MockConfig> {
+  const stored = mockConfigSchema.safeParse(await readMockConfig(deps.db));
+  return stored.success ? stored.data : deps.defaults;
+}
+
+export async function putMockConfig(deps: ProviderMockDeps, config: MockConfig): Promise<MockConfig> {
+  await writeMockConfig(deps.db, config);
+  return config;
+}
+
+export interface MockInbound {
+  channel: "sms" | "mms" | "email";
+  from: string;
+  to: string;
+  body: string;
+  attachments: string[];
+  timestamp: string;
+  messaging_provider_id?: string | undefined;
+  xillio_id?: string | undefined;
+}
+
+/** Injects an inbound message as if the provider had called the webhook; a missing provider id is generated. */
+export function injectInbound(deps: ProviderMockDeps, m: MockInbound): Promise<WriteResult> {
+  const providerMessageId = (m.channel === "email" ? m.xillio_id : m.messaging_provider_id) ?? `mock-${crypto.randomUUID()}`;
+  return receiveMessage(deps.messages, {
+    channel: m.channel,
+    from: m.from,
+    to: m.to,
+    body: m.body,
+    attachments: m.attachments,
+    timestamp: m.timestamp,
+    providerMessageId,
+  });
+}
