@@ -18,15 +18,17 @@ export function serveCommand(program: Command): void {
         const log = createLogger({ level: config.logLevel });
         logger = log;
         const server = await startServer(config, log);
+        // Supervisors (and the end-to-end tests) read the port from the "messaging listening" line: write it now.
+        await flushLogger(log);
         const shutdown = (signal: string) => {
           server.stop(signal).then(
-            () => {
-              flushLogger(log);
+            async () => {
+              await flushLogger(log);
               process.exit(0);
             },
-            (err) => {
+            async (err) => {
               log.error({ err }, "shutdown failed");
-              flushLogger(log);
+              await flushLogger(log);
               process.exit(1);
             },
           );
@@ -34,7 +36,7 @@ export function serveCommand(program: Command): void {
         process.once("SIGTERM", () => shutdown("SIGTERM"));
         process.once("SIGINT", () => shutdown("SIGINT"));
       } catch (err) {
-        if (logger) flushLogger(logger);
+        if (logger) await flushLogger(logger);
         fail(err);
       }
     });

@@ -35,12 +35,15 @@ export interface LoggerOptions {
   destination?: pino.DestinationStream;
 }
 
+/** Longest a line waits in the buffer of the stdout writer on a quiet server. */
+const FLUSH_INTERVAL_MS = 1000;
+
 /**
  * JSON lines on stdout through an asynchronous buffered writer, so the hot path never waits on a write;
  * call `flushLogger` before the process exits.
  */
 export function createLogger(options: LoggerOptions): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const destination = options.destination ?? bufferedStdout();
   return pino(
     {
       level: options.level,
@@ -53,11 +56,39 @@ export function createLogger(options: LoggerOptions): Logger {
   );
 }
 
-/** Writes out whatever the asynchronous writer still holds. */
-export function flushLogger(logger: Logger): void {
-  try {
-    logger.flush();
-  } catch {
-    // Nothing buffered, or the stream is already closed.
-  }
+/**
+ * The buffer only writes once it holds 4 KiB, which a quiet server may take minutes to log (its
+ * "messaging listening" line sat unseen until shutdown); a timer that does not keep the process alive
+ * writes it out at least every FLUSH_INTERVAL_MS.
+ */
+function bufferedStdout(): pino.DestinationStream {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const timer = setInterval(() => {
+    try {
+      destination.flush();
+    } catch {
+      clearInterval(timer); // the stream was closed
+    }
+  }, FLUSH_INTERVAL_MS);
+  timer.unref();
+  return destination;
+}
+
+/**
+ * Writes out whatever the asynchronous writer still holds and resolves once it is written
+ * (or after a second at most, so a stuck stdout cannot hold up an exit).
+ */
+export function flushLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const deadline = setTimeout(resolve, 1000);
+    const done = () => {
+      clearTimeout(deadline);
+      resolve();
+    };
+    try {
+      logger.flush(done);
+    } catch {
+      done(); // nothing buffered, or the stream is already closed
+    }
+  });
 }
