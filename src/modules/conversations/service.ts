@@ -30,7 +30,8 @@ export async function listConversations(deps: ConversationsDeps, p: Pagination) 
 /** A conversation's messages, oldest first; an unknown conversation is a 404, not an empty page. */
 export async function listMessagesOf(deps: ConversationsDeps, rawId: string, p: Pagination) {
   const id = parseId(rawId);
-  if (id === null || !(await deps.queries.exists(id))) throw new AppError("not_found", `conversation ${rawId} does not exist`);
-  const { items, total } = await listConversationMessages(deps.messages, id, p);
+  const total = id === null ? undefined : await deps.queries.messageCount(id);
+  if (id === null || total === undefined) throw new AppError("not_found", `conversation ${rawId} does not exist`);
+  const items = await listConversationMessages(deps.messages, id, p);
   return { items, meta: meta(p, total) };
 }

@@ -96,21 +96,16 @@ export async function findInbound(sql: SqlRunner, transport: Transport, provider
 export type MessageRow = typeof messages.$inferSelect;
 export type AttemptRow = typeof deliveryAttempts.$inferSelect;
 
-/** Prepared once per database: one page of a conversation's messages with the total in the same round trip. */
+/** Prepared once per database. A conversation's total is its exact message_count, so no count query here. */
 export function messageQueries(db: Database) {
   const page = db
-    .select({ message: messages, total: dsql<number>`count(*) over ()`.mapWith(Number) })
+    .select()
     .from(messages)
     .where(eq(messages.conversationId, dsql.placeholder("conversationId")))
     .orderBy(asc(messages.timestamp), asc(messages.id))
     .limit(dsql.placeholder("limit"))
     .offset(dsql.placeholder("offset"))
     .prepare("messages_page");
-  const count = db
-    .select({ total: dsql<number>`count(*)`.mapWith(Number) })
-    .from(messages)
-    .where(eq(messages.conversationId, dsql.placeholder("conversationId")))
-    .prepare("messages_count");
   const byId = db
     .select()
     .from(messages)
@@ -124,12 +119,8 @@ export function messageQueries(db: Database) {
     .prepare("message_attempts");
 
   return {
-    async page(conversationId: number, limit: number, offset: number): Promise<{ rows: MessageRow[]; total: number }> {
-      const rows = await page.execute({ conversationId, limit, offset });
-      // Past the last page the window count is absent; count separately only then.
-      const total = rows[0]?.total ?? (await count.execute({ conversationId }))[0]?.total ?? 0;
-      return { rows: rows.map((r) => r.message), total };
-    },
+    page: (conversationId: number, limit: number, offset: number): Promise<MessageRow[]> =>
+      page.execute({ conversationId, limit, offset }),
     async byId(id: number): Promise<MessageRow | undefined> {
       return (await byId.execute({ id }))[0];
     },

@@ -186,7 +186,7 @@ export async function listConversationMessages(
   deps: MessagesDeps,
   conversationId: number,
   page: { limit: number; offset: number },
-): Promise<{ items: MessageItem[]; total: number }> {
-  const { rows, total } = await deps.queries.page(conversationId, page.limit, page.offset);
-  return { items: rows.map((r) => toMessageItem(r, deps.snippetLength)), total };
+): Promise<MessageItem[]> {
+  const rows = await deps.queries.page(conversationId, page.limit, page.offset);
+  return rows.map((r) => toMessageItem(r, deps.snippetLength));
 }
