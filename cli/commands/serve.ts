@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { createLogger, flushLogger } from "../../src/observability/logger.ts";
-import { startServer } from "../../src/server.ts";
+import { createLogger, flushLogger, type Logger } from "../../src/observability/logger.ts";
+import { type RunningServer, startServer } from "../../src/server.ts";
 import { fail } from "../exit.ts";
 import { configFor, withDatabaseFlags } from "../options.ts";
 
@@ -12,32 +12,46 @@ export function serveCommand(program: Command): void {
     .option("--log-level <level>", "log level (env LOG_LEVEL, default info)")
     .option("--migrate", "apply pending migrations to DATABASE_URL before starting")
     .action(async (_options, command: Command) => {
-      let logger: ReturnType<typeof createLogger> | undefined;
+      let logger: Logger | undefined;
       try {
         const config = configFor(command);
         const log = createLogger({ level: config.logLevel });
         logger = log;
-        const server = await startServer(config, log);
+        // Listen for signals before starting: a SIGTERM during a slow first start (initdb, migrations)
+        // must not kill the process halfway through writing the embedded database.
+        let server: RunningServer | undefined;
+        let signalledDuringStart: string | undefined;
+        const onSignal = (signal: string) => {
+          if (server) stopAndExit(server, signal, log);
+          else {
+            signalledDuringStart ??= signal;
+            log.info({ signal }, "signal received while starting; stopping once started");
+          }
+        };
+        process.once("SIGTERM", () => onSignal("SIGTERM"));
+        process.once("SIGINT", () => onSignal("SIGINT"));
+
+        server = await startServer(config, log);
         // Supervisors (and the end-to-end tests) read the port from the "messaging listening" line: write it now.
         await flushLogger(log);
-        const shutdown = (signal: string) => {
-          server.stop(signal).then(
-            async () => {
-              await flushLogger(log);
-              process.exit(0);
-            },
-            async (err) => {
-              log.error({ err }, "shutdown failed");
-              await flushLogger(log);
-              process.exit(1);
-            },
-          );
-        };
-        process.once("SIGTERM", () => shutdown("SIGTERM"));
-        process.once("SIGINT", () => shutdown("SIGINT"));
+        if (signalledDuringStart) stopAndExit(server, signalledDuringStart, log);
       } catch (err) {
         if (logger) await flushLogger(logger);
         fail(err);
       }
     });
+}
+
+function stopAndExit(server: RunningServer, signal: string, log: Logger): void {
+  server.stop(signal).then(
+    async () => {
+      await flushLogger(log);
+      process.exit(0);
+    },
+    async (err) => {
+      log.error({ err }, "shutdown failed");
+      await flushLogger(log);
+      process.exit(1);
+    },
+  );
 }
