@@ -43,6 +43,8 @@ export function createApp(deps: AppDeps) {
     senderBuckets: new TokenBuckets(config.rateLimitPerSenderPerMin),
     snippetLength: config.snippetLength,
     idempotencyTtlHours: config.idempotencyTtlHours,
+    // Embedded PGlite has one connection, so one batch at a time; PostgreSQL gets a few in parallel.
+    batch: { maxInFlight: database.kind === "embedded" ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 4)), maxBatch: 256 },
   });
   const mockDefaults = {
     timeout_pct: config.providerTimeoutPct,

@@ -76,6 +76,63 @@ export async function insertMessage(sql: SqlRunner, m: NewMessage): Promise<Stor
   return row;
 }
 
+/*
+ * The same writes for many outbound messages in one statement (see send-batcher.ts). Conversations are
+ * upserted once per key with the batch's count and latest timestamp, in key order so that concurrent
+ * batches lock rows in the same order and cannot deadlock. Message ids are drawn up front so each caller
+ * learns its own id by position.
+ */
+const INSERT_OUTBOUND_BATCH = `
+  WITH input AS MATERIALIZED (
+    SELECT t.*, nextval('messages_id_seq'::regclass) AS id
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+           WITH ORDINALITY AS t(transport, participant_a, participant_b, key, ts, channel, from_addr, to_addr, body, attachments, ord)
+  ),
+  conv AS (
+    INSERT INTO conversations AS c (transport, participant_a, participant_b, key, message_count, last_activity_at)
+    SELECT min(transport), min(participant_a), min(participant_b), key, count(*), max(ts) FROM input GROUP BY key ORDER BY key
+    ON CONFLICT (key) DO UPDATE
+      SET message_count = c.message_count + EXCLUDED.message_count,
+          last_activity_at = GREATEST(c.last_activity_at, EXCLUDED.last_activity_at)
+    RETURNING id, key
+  ),
+  msg AS (
+    INSERT INTO messages (id, conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, timestamp)
+    SELECT input.id, conv.id, 'outbound', input.channel, input.transport, input.from_addr, input.to_addr, input.body,
+           input.attachments::jsonb, 'queued', input.ts
+      FROM input JOIN conv USING (key)
+    RETURNING id
+  ),
+  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg)
+  SELECT input.id::text AS id, conv.id::text AS conversation_id FROM input JOIN conv USING (key) ORDER BY input.ord`;
+
+/**
+ * A PostgreSQL array literal of text values (`{"a","b\\"c"}`), passed as one text parameter: neither
+ * driver binds a JavaScript array to a prepared `text[]` parameter on its own.
+ */
+export function textArray(values: string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, "\\$&")}"`).join(",")}}`;
+}
+
+/** Stores many outbound messages in one statement; the result is in the order of `batch`. */
+export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[]): Promise<StoredIds[]> {
+  const column = (pick: (m: NewMessage) => string) => textArray(batch.map(pick));
+  const rows = await sql.query<StoredIds>(INSERT_OUTBOUND_BATCH, [
+    column((m) => m.transport),
+    column((m) => m.participantA),
+    column((m) => m.participantB),
+    column((m) => m.conversationKey),
+    column((m) => m.timestamp.toISOString()),
+    column((m) => m.channel),
+    column((m) => m.from),
+    column((m) => m.to),
+    column((m) => m.body),
+    column((m) => JSON.stringify(m.attachments)),
+  ]);
+  if (rows.length !== batch.length) throw new Error(`batch insert stored ${rows.length} of ${batch.length} messages`);
+  return rows;
+}
+
 /**
  * Serializes inbound deliveries of one provider id for the rest of the transaction, so a provider's
  * concurrent retries cannot both pass the duplicate check (the unique index stays as the backstop).

@@ -10,6 +10,7 @@ import { rateLimited } from "../../http/rate-limit.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { claimIdempotencyKey, type IdempotencyRequest, rememberResponse } from "../idempotency/service.ts";
 import type { Accepted, MessageDetail, MessageItem } from "./model.ts";
+import { SendBatcher, type SendBatcherOptions } from "./send-batcher.ts";
 import {
   findInbound,
   insertMessage,
@@ -23,6 +24,8 @@ import {
 
 export interface MessagesDeps {
   sql: SqlRunner;
+  /** Writes unkeyed outbound sends, grouping concurrent ones into one commit. */
+  batcher: SendBatcher;
   queries: MessageQueries;
   metrics: Metrics;
   senderBuckets: TokenBuckets;
@@ -33,9 +36,10 @@ export interface MessagesDeps {
 export function messagesDeps(
   db: Database,
   sql: SqlRunner,
-  rest: Omit<MessagesDeps, "sql" | "queries">,
+  rest: Omit<MessagesDeps, "sql" | "queries" | "batcher"> & { batch: SendBatcherOptions },
 ): MessagesDeps {
-  return { sql, queries: messageQueries(db), ...rest };
+  const { batch, ...others } = rest;
+  return { sql, queries: messageQueries(db), batcher: new SendBatcher(sql, batch), ...others };
 }
 
 /** A message as a client hands it in, already validated. */
@@ -98,7 +102,7 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
         await rememberResponse(tx, idem, { status: 202, body }, deps.idempotencyTtlHours);
         return { status: 202, body, replayed: false };
       })
-    : { status: 202, body: accepted(await insertMessage(deps.sql, message)), replayed: false };
+    : { status: 202, body: accepted(await deps.batcher.submit(message)), replayed: false };
   count(deps.metrics, result, input.channel, "outbound");
   return result;
 }
