@@ -1,4 +1,4 @@
-import { type Config, SETTINGS, type SettingSpec } from "./settings.ts";
+import { type Config, fileKey, SETTINGS, type SettingSpec } from "./settings.ts";
 
 /** The configuration as `check` shows it: every setting with its value, secrets redacted. */
 export function describeConfig(config: Config): Record<string, unknown> {
@@ -21,10 +21,21 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Markdown table of every setting, kept in the README (a test compares the two). */
+/**
+ * Markdown table of every setting, kept in the README (a test compares the two). The file key has its own
+ * column because it cannot be guessed from the environment name (`API_MAX_BODY_BYTES` is `max_body_bytes`).
+ */
 export function settingsTable(): string {
-  const rows = (SETTINGS as readonly SettingSpec[]).map(
-    (s) => `| \`${s.env}\` | ${s.flag ? `\`${s.flag}\`` : ""} | ${s.default === undefined ? "—" : `\`${JSON.stringify(s.default)}\``} | ${s.description} |`,
-  );
-  return ["| Environment | Flag | Default | Meaning |", "|---|---|---|---|", ...rows].join("\n");
+  const code = (text: string) => `\`${text}\``;
+  const rows = (SETTINGS as readonly SettingSpec[]).map((s) => {
+    const cells = [
+      code(s.env),
+      s.flag ? code(s.flag) : "",
+      code(fileKey(s.key)),
+      s.default === undefined ? "—" : code(JSON.stringify(s.default)),
+      s.description,
+    ];
+    return `| ${cells.join(" | ")} |`;
+  });
+  return ["| Environment | Flag | File key | Default | Meaning |", "|---|---|---|---|---|", ...rows].join("\n");
 }

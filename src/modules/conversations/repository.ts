@@ -1,41 +1,22 @@
-import { desc, eq, sql } from "drizzle-orm";
-import type { Database } from "../../db/client.ts";
-import { conversations } from "../../db/schema.ts";
+import { rfc3339Utc } from "../../db/json-sql.ts";
+import type { SqlRunner } from "../../db/runner.ts";
 
-export type ConversationRow = typeof conversations.$inferSelect;
-
-/**
- * Prepared once: newest activity first, ties by id, with the total in the same round trip. The total is an
- * uncorrelated subquery (evaluated once, an index-only count) rather than `count(*) over ()`, which would
- * materialize every row before the LIMIT and cost four times as much.
+/*
+ * One page, newest activity first (ties by id), as a JSON array built by PostgreSQL, with the total in the
+ * same round trip. The total is an uncorrelated subquery (evaluated once, an index-only count) rather than
+ * `count(*) over ()`, which would materialize every row before the LIMIT.
  */
-export function conversationQueries(db: Database) {
-  const page = db
-    .select({ conversation: conversations, total: sql<number>`(select count(*) from ${conversations})`.mapWith(Number) })
-    .from(conversations)
-    .orderBy(desc(conversations.lastActivityAt), desc(conversations.id))
-    .limit(sql.placeholder("limit"))
-    .offset(sql.placeholder("offset"))
-    .prepare("conversations_page");
-  const count = db
-    .select({ total: sql<number>`count(*)`.mapWith(Number) })
-    .from(conversations)
-    .prepare("conversations_count");
-  const messageCount = db
-    .select({ messageCount: conversations.messageCount })
-    .from(conversations)
-    .where(eq(conversations.id, sql.placeholder("id")))
-    .prepare("conversation_message_count");
+const PAGE = `
+  SELECT (SELECT count(*) FROM conversations)::int AS total,
+         coalesce(json_agg(json_build_object(
+           'id', c.id::text, 'key', c.key, 'channel', c.transport,
+           'participant_a', c.participant_a, 'participant_b', c.participant_b,
+           'message_count', c.message_count, 'last_activity_at', ${rfc3339Utc("c.last_activity_at")}
+         ) ORDER BY c.last_activity_at DESC, c.id DESC), '[]')::text AS items
+    FROM (SELECT * FROM conversations ORDER BY last_activity_at DESC, id DESC LIMIT $1 OFFSET $2) c`;
 
-  return {
-    async page(limit: number, offset: number): Promise<{ rows: ConversationRow[]; total: number }> {
-      const rows = await page.execute({ limit, offset });
-      const total = rows[0]?.total ?? (await count.execute())[0]?.total ?? 0;
-      return { rows: rows.map((r) => r.conversation), total };
-    },
-    /** The conversation's message count (kept exact by every insert), or undefined when it does not exist. */
-    messageCount: async (id: number): Promise<number | undefined> => (await messageCount.execute({ id }))[0]?.messageCount,
-  };
+/** A page of conversations: `items` is the JSON text of the list, ready to be embedded in the response. */
+export async function conversationsPage(sql: SqlRunner, limit: number, offset: number): Promise<{ itemsJson: string; total: number }> {
+  const [row] = await sql.query<{ total: number; items: string }>(PAGE, [limit, offset]);
+  return { itemsJson: row?.items ?? "[]", total: row?.total ?? 0 };
 }
-
-export type ConversationQueries = ReturnType<typeof conversationQueries>;

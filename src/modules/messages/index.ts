@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import { principalOf } from "../../http/auth.ts";
-import { errorModel, errorResponses } from "../../http/error-model.ts";
+import { documentedResponses, errorModel, errorResponses, readErrors } from "../../http/error-model.ts";
 import { idempotencyRequest, REPLAYED_HEADER } from "../../http/idempotency.ts";
 import { type MessageLimits, messageModels } from "./model.ts";
 import { getMessage, type MessagesDeps, sendMessage, type WriteResult } from "./service.ts";
@@ -49,7 +49,9 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
       },
     )
     .get("/api/messages/:id", ({ params }) => getMessage(deps, params.id), {
-      response: { 200: "messages.detail", ...errorResponses(401, 404, 406, 429, 503) },
-      detail: { summary: "One message with its delivery attempts" },
+      detail: {
+        summary: "One message with its delivery attempts",
+        responses: documentedResponses({ 200: "messages.detail", ...readErrors(401, 404, 406, 429, 503) }),
+      },
     });
 }

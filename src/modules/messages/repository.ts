@@ -2,7 +2,9 @@ import { and, asc, eq, sql as dsql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { deliveryAttempts, messages } from "../../db/schema.ts";
+import { rfc3339Utc } from "../../db/json-sql.ts";
 import type { Channel, Transport } from "../../domain/channel.ts";
+import type { MessageItem } from "./model.ts";
 
 export interface NewMessage {
   direction: "outbound" | "inbound";
@@ -150,19 +152,37 @@ export async function findInbound(sql: SqlRunner, transport: Transport, provider
   return row;
 }
 
+/*
+ * One page of a conversation's messages, oldest first (ties by id), as JSON built by PostgreSQL (see
+ * db/json-sql.ts), with the conversation's exact message_count as the total; no row means no such conversation.
+ */
+const CONVERSATION_PAGE = `
+  SELECT c.message_count AS total,
+         (SELECT coalesce(json_agg(json_build_object(
+                   'id', m.id::text, 'conversation_id', m.conversation_id::text, 'direction', m.direction,
+                   'channel', m.channel, 'type', m.channel, 'from', m.from_addr, 'to', m.to_addr, 'body', m.body,
+                   'attachments', m.attachments, 'status', m.status, 'timestamp', ${rfc3339Utc("m.timestamp")}
+                 ) ORDER BY m.timestamp, m.id), '[]')::text
+            FROM (SELECT * FROM messages WHERE conversation_id = c.id ORDER BY timestamp, id LIMIT $2 OFFSET $3) m) AS items
+    FROM conversations c WHERE c.id = $1`;
+
+export type MessageJson = Omit<MessageItem, "snippet">;
+
+export async function conversationMessagesPage(
+  sql: SqlRunner,
+  conversationId: number,
+  limit: number,
+  offset: number,
+): Promise<{ items: MessageJson[]; total: number } | undefined> {
+  const [row] = await sql.query<{ total: number; items: string }>(CONVERSATION_PAGE, [conversationId, limit, offset]);
+  return row && { items: JSON.parse(row.items) as MessageJson[], total: row.total };
+}
+
 export type MessageRow = typeof messages.$inferSelect;
 export type AttemptRow = typeof deliveryAttempts.$inferSelect;
 
-/** Prepared once per database. A conversation's total is its exact message_count, so no count query here. */
+/** Prepared once per database. */
 export function messageQueries(db: Database) {
-  const page = db
-    .select()
-    .from(messages)
-    .where(eq(messages.conversationId, dsql.placeholder("conversationId")))
-    .orderBy(asc(messages.timestamp), asc(messages.id))
-    .limit(dsql.placeholder("limit"))
-    .offset(dsql.placeholder("offset"))
-    .prepare("messages_page");
   const byId = db
     .select()
     .from(messages)
@@ -176,8 +196,6 @@ export function messageQueries(db: Database) {
     .prepare("message_attempts");
 
   return {
-    page: (conversationId: number, limit: number, offset: number): Promise<MessageRow[]> =>
-      page.execute({ conversationId, limit, offset }),
     async byId(id: number): Promise<MessageRow | undefined> {
       return (await byId.execute({ id }))[0];
     },

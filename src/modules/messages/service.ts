@@ -12,6 +12,7 @@ import { claimIdempotencyKey, type IdempotencyRequest, rememberResponse } from "
 import type { Accepted, MessageDetail, MessageItem } from "./model.ts";
 import { SendBatcher, type SendBatcherOptions } from "./send-batcher.ts";
 import {
+  conversationMessagesPage,
   findInbound,
   insertMessage,
   lockInboundProviderId,
@@ -185,12 +186,14 @@ export async function getMessage(deps: MessagesDeps, rawId: string): Promise<Mes
   };
 }
 
-/** One page of a conversation's messages, oldest first (ties by id). */
+/** One page of a conversation's messages, oldest first (ties by id); undefined when there is no such conversation. */
 export async function listConversationMessages(
   deps: MessagesDeps,
   conversationId: number,
   page: { limit: number; offset: number },
-): Promise<MessageItem[]> {
-  const rows = await deps.queries.page(conversationId, page.limit, page.offset);
-  return rows.map((r) => toMessageItem(r, deps.snippetLength));
+): Promise<{ items: MessageItem[]; total: number } | undefined> {
+  const found = await conversationMessagesPage(deps.sql, conversationId, page.limit, page.offset);
+  if (!found) return undefined;
+  for (const item of found.items) (item as MessageItem).snippet = snippet(item.body, deps.snippetLength);
+  return found as { items: MessageItem[]; total: number };
 }
