@@ -2,6 +2,7 @@ import { createApp } from "./app.ts";
 import type { Config } from "./config/index.ts";
 import { type DatabaseHandle, openDatabase } from "./db/client.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
+import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createMetrics } from "./observability/metrics.ts";
 import { VERSION } from "./version.ts";
@@ -32,6 +33,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     throw err;
   }
 
+  const stopPurge = scheduleIdempotencyPurge(database.sql, (result) => {
+    if ("error" in result) logger.warn({ err: result.error }, "idempotency key purge failed");
+    else if (result.deleted > 0) logger.info({ deleted: result.deleted }, "expired idempotency keys purged");
+  });
   const metrics = createMetrics({ version: VERSION });
   const app = createApp({ config, database, logger, metrics, version: VERSION });
   app.listen({
@@ -54,6 +59,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         logger.warn("in-flight requests did not finish in time; closing their connections");
         await server.stop(true);
       }
+      stopPurge();
       await database.close();
       logger.info("stopped");
     })());

@@ -40,3 +40,24 @@ export function rememberResponse(tx: SqlRunner, req: IdempotencyRequest, respons
 
 /** Deletes responses past their retention; run periodically by the server. */
 export const purgeExpiredIdempotencyKeys = (sql: SqlRunner) => deleteExpired(sql);
+
+/**
+ * Purges expired keys now and then every `intervalMs` (unref'd, so it never keeps the process alive).
+ * Expired rows are already ignored by lookups; this only keeps the table small. Every instance may run it:
+ * the DELETE is idempotent. Returns a function that stops it.
+ */
+export function scheduleIdempotencyPurge(
+  sql: SqlRunner,
+  onPurge: (result: { deleted: number } | { error: unknown }) => void,
+  intervalMs = 10 * 60 * 1000,
+): () => void {
+  const run = () =>
+    purgeExpiredIdempotencyKeys(sql).then(
+      (deleted) => onPurge({ deleted }),
+      (error) => onPurge({ error }),
+    );
+  const timer = setInterval(run, intervalMs);
+  timer.unref();
+  void run();
+  return () => clearInterval(timer);
+}
