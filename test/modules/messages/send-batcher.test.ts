@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { openPostgres } from "../../../src/db/client.ts";
+import { conversationKey } from "../../../src/domain/conversation-key.ts";
+import type { NewMessage } from "../../../src/modules/messages/repository.ts";
+import { SendBatcher } from "../../../src/modules/messages/send-batcher.ts";
+import { buildTestApp, type TestApp } from "../../helpers/app.ts";
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await buildTestApp();
+});
+afterAll(() => t.close());
+
+function outbound(from: string, body: string): NewMessage {
+  const key = conversationKey("sms", from, "+18045550000");
+  return {
+    direction: "outbound",
+    channel: "sms",
+    transport: "sms",
+    from,
+    to: "+18045550000",
+    body,
+    attachments: [],
+    status: "queued",
+    providerMessageId: null,
+    timestamp: new Date("2024-11-01T14:00:00Z"),
+    conversationKey: key.key,
+    participantA: key.participantA,
+    participantB: key.participantB,
+  };
+}
+
+describe("SendBatcher", () => {
+  test("concurrent sends share batches, and every caller gets the ids of its own message", async () => {
+    const batcher = new SendBatcher(t.database.sql, { maxInFlight: 1, maxBatch: 256 });
+    const senders = ["+12015550001", "+12015550002", "+12015550003"];
+    const sent = Array.from({ length: 90 }, (_, i) => ({ from: senders[i % 3]!, body: `batched ${i}` }));
+    const ids = await Promise.all(sent.map((m) => batcher.submit(outbound(m.from, m.body))));
+
+    expect(new Set(ids.map((r) => r.id)).size).toBe(90);
+    const rows = await t.database.sql.query<{ id: string; body: string; conversation_id: string; from_addr: string }>(
+      "SELECT id::text AS id, body, conversation_id::text AS conversation_id, from_addr FROM messages WHERE body LIKE 'batched %'",
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    sent.forEach((m, i) => {
+      const row = byId.get(ids[i]!.id)!;
+      expect(row.body).toBe(m.body);
+      expect(row.conversation_id).toBe(ids[i]!.conversation_id);
+      expect(row.from_addr).toBe(m.from);
+    });
+    const counts = await t.database.sql.query<{ participant_a: string; message_count: number }>(
+      "SELECT participant_a, message_count FROM conversations WHERE participant_a LIKE '+1201555000%' ORDER BY participant_a",
+    );
+    expect(counts).toEqual(senders.map((s) => ({ participant_a: s, message_count: 30 })));
+    const [jobs] = await t.database.sql.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM delivery_jobs j JOIN messages m ON m.id = j.message_id WHERE m.body LIKE 'batched %'",
+    );
+    expect(jobs!.n).toBe(90);
+  });
+
+  test("one message the database rejects fails alone; its batch neighbours are stored", async () => {
+    const batcher = new SendBatcher(t.database.sql, { maxInFlight: 1, maxBatch: 256 });
+    // Occupy the writer so the next three queue up and travel as one batch.
+    const first = batcher.submit(outbound("+12015550009", "isolation first"));
+    const good1 = batcher.submit(outbound("+12015550009", "isolation good 1"));
+    const bad = batcher.submit(outbound("+12015550009", "isolation bad \u0000 NUL"));
+    const good2 = batcher.submit(outbound("+12015550009", "isolation good 2"));
+    const results = await Promise.allSettled([first, good1, bad, good2]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    const [row] = await t.database.sql.query<{ message_count: number }>(
+      "SELECT message_count FROM conversations WHERE participant_a = '+12015550009'",
+    );
+    expect(row!.message_count).toBe(3);
+  });
+
+  test("an unreachable database rejects every send of the batch", async () => {
+    const down = openPostgres("postgres://postgres@127.0.0.1:1/none", 1);
+    const batcher = new SendBatcher(down.sql, { maxInFlight: 1, maxBatch: 256 });
+    const results = await Promise.allSettled([1, 2, 3].map((i) => batcher.submit(outbound("+12015550010", `down ${i}`))));
+    expect(results.every((r) => r.status === "rejected")).toBe(true);
+    await down.close();
+  });
+});
