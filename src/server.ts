@@ -1,5 +1,6 @@
 import { createApp } from "./app.ts";
 import type { Config } from "./config/index.ts";
+import { isDatabaseUnavailable, rootCauseMessage } from "./db/availability.ts";
 import { type DatabaseHandle, openDatabase } from "./db/client.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
@@ -29,7 +30,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   try {
     await prepareSchema(database, config.autoMigrate, logger);
   } catch (err) {
-    await database.close();
+    await database.close().catch(() => {});
+    if (isDatabaseUnavailable(err)) {
+      throw new StartupError(`cannot reach ${database.describe}: ${rootCauseMessage(err)}`);
+    }
     throw err;
   }
 

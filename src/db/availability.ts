@@ -26,3 +26,10 @@ const NETWORK_CODES = new Set([
   "CONNECTION_DESTROYED",
   "CONNECTION_CONNECT_TIMEOUT",
 ]);
+
+/** The innermost cause's message: drizzle wraps driver errors in "Failed query: …", which hides the reason. */
+export function rootCauseMessage(error: unknown): string {
+  let e = error as { cause?: unknown; message?: string } | undefined;
+  for (let depth = 0; e?.cause && depth < 5; depth++) e = e.cause as typeof e;
+  return e?.message ?? String(error);
+}

@@ -1,3 +1,4 @@
+import { rootCauseMessage } from "../db/availability.ts";
 import { sql } from "drizzle-orm";
 import { type Config, describeConfig } from "../config/index.ts";
 import { openDatabase } from "../db/client.ts";
@@ -50,7 +51,7 @@ async function databaseChecks(config: Config): Promise<CheckResult[]> {
     await database.db.execute(sql`select 1`);
   } catch (err) {
     await database?.close().catch(() => {});
-    return [{ name: "database", level: "error", message: `cannot reach the database: ${(err as Error).message}` }];
+    return [{ name: "database", level: "error", message: `cannot reach the database: ${rootCauseMessage(err)}` }];
   }
   try {
     const out: CheckResult[] = [{ name: "database", level: "ok", message: `${database.describe} answers` }];
@@ -68,7 +69,7 @@ async function databaseChecks(config: Config): Promise<CheckResult[]> {
     }
     return out;
   } catch (err) {
-    return [{ name: "migrations", level: "error", message: `cannot read migration status: ${(err as Error).message}` }];
+    return [{ name: "migrations", level: "error", message: `cannot read migration status: ${rootCauseMessage(err)}` }];
   } finally {
     await database.close();
   }

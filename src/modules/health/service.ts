@@ -1,3 +1,4 @@
+import { rootCauseMessage } from "../../db/availability.ts";
 import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import { isCurrent, migrationStatus } from "../../db/migrate.ts";
@@ -30,7 +31,7 @@ export class ReadinessProbe {
       }
       return { ok: true, database: this.describe };
     } catch (err) {
-      return { ok: false, reason: `database unavailable: ${(err as Error).message}` };
+      return { ok: false, reason: `database unavailable: ${rootCauseMessage(err)}` };
     }
   }
 }
