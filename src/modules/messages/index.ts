@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import { principalOf } from "../../http/auth.ts";
+import { AppError } from "../../http/errors.ts";
 import { documentedResponses, errorModel, errorResponses, readErrors } from "../../http/error-model.ts";
 import { idempotencyRequest, REPLAYED_HEADER } from "../../http/idempotency.ts";
 import { type MessageLimits, messageModels } from "./model.ts";
@@ -13,6 +14,8 @@ export function respondWith(set: { status?: number | string; headers: Record<str
 }
 
 export const idempotencyScope = (request: Request, route: string) => `${principalOf(request).id}:POST ${route}`;
+
+const SEND_ROUTES = new Set(["sms", "email"]);
 
 const WRITE_ERRORS = errorResponses(400, 401, 406, 409, 413, 415, 422, 429, 503);
 
@@ -48,10 +51,20 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
         detail: { summary: "Send an email", description: "202 means committed. Honours Idempotency-Key." },
       },
     )
-    .get("/api/messages/:id", ({ params }) => getMessage(deps, params.id), {
+    .get(
+      "/api/messages/:id",
+      ({ params }) => {
+        // `/api/messages/sms` and `/email` are send routes, not message ids: a GET there is a wrong method.
+        if (SEND_ROUTES.has(params.id)) {
+          throw new AppError("method_not_allowed", `GET is not allowed on /api/messages/${params.id}`, { headers: { allow: "POST" } });
+        }
+        return getMessage(deps, params.id);
+      },
+      {
       detail: {
         summary: "One message with its delivery attempts",
         responses: documentedResponses({ 200: "messages.detail", ...readErrors(401, 404, 406, 429, 503) }),
       },
-    });
+      },
+    );
 }
