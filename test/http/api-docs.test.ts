@@ -1,0 +1,169 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { buildTestApp, type TestApp } from "../helpers/app.ts";
+import { get } from "../helpers/messaging.ts";
+
+// The API reference must describe every route of the issue and work without internet access.
+let t: TestApp;
+let doc: any;
+beforeAll(async () => {
+  t = await buildTestApp();
+  const res = await get(t.app, "/openapi.json");
+  expect(res.status).toBe(200);
+  doc = res.json;
+});
+afterAll(() => t.close());
+
+const ROUTES: [string, string][] = [
+  ["post", "/api/messages/sms"],
+  ["post", "/api/messages/email"],
+  ["get", "/api/messages/{id}"],
+  ["post", "/api/webhooks/sms"],
+  ["post", "/api/webhooks/email"],
+  ["get", "/api/conversations"],
+  ["get", "/api/conversations/{id}/messages"],
+  ["post", "/api/provider/mock/inbound"],
+  ["get", "/api/provider/mock/config"],
+  ["put", "/api/provider/mock/config"],
+];
+
+const WRITES: [string, string][] = [
+  ["post", "/api/messages/sms"],
+  ["post", "/api/messages/email"],
+  ["post", "/api/webhooks/sms"],
+  ["post", "/api/webhooks/email"],
+  ["post", "/api/provider/mock/inbound"],
+];
+
+const ref = (response: any) => response?.content?.["application/json"]?.schema?.$ref as string | undefined;
+
+describe("GET /openapi.json", () => {
+  test("is an OpenAPI 3 document with info and JSON content type", async () => {
+    const res = await get(t.app, "/openapi.json");
+    expect(res.headers.get("content-type")).toStartWith("application/json");
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(doc.info.title).toBe("messaging");
+    expect(doc.info.version).toBeString();
+  });
+
+  test.each(ROUTES)("documents %s %s", (method, path) => {
+    expect(doc.paths[path]?.[method]).toBeDefined();
+  });
+
+  test("path parameters use the OpenAPI {id} form (never Elysia's :id) and are declared", () => {
+    expect(Object.keys(doc.paths).filter((p) => p.includes(":"))).toEqual([]);
+    for (const path of ["/api/messages/{id}", "/api/conversations/{id}/messages"]) {
+      expect(doc.paths[path].get.parameters).toContainEqual(expect.objectContaining({ name: "id", in: "path", required: true }));
+    }
+  });
+
+  test("the docs' own script asset is not listed as an API path", () => {
+    expect(Object.keys(doc.paths).some((p) => p.startsWith("/docs"))).toBe(false);
+  });
+
+  test.each(WRITES)("%s %s documents 202 with the accepted schema", (method, path) => {
+    expect(ref(doc.paths[path][method].responses["202"])).toBe("#/components/schemas/messages.accepted");
+  });
+
+  test.each(WRITES)("%s %s documents its 400, 413, 415 and 503 with the error schema", (method, path) => {
+    for (const status of ["400", "413", "415", "503"]) {
+      expect(ref(doc.paths[path][method].responses[status])).toBe("#/components/schemas/error");
+    }
+  });
+
+  test.each(ROUTES)("every documented error response of %s %s references the error schema", (method, path) => {
+    const responses = doc.paths[path][method].responses as Record<string, unknown>;
+    const errors = Object.entries(responses).filter(([status]) => Number(status) >= 400);
+    expect(errors.length).toBeGreaterThan(0);
+    for (const [, response] of errors) expect(ref(response)).toBe("#/components/schemas/error");
+  });
+
+  test("the write routes that take an Idempotency-Key document 409 and 422", () => {
+    for (const [method, path] of WRITES.filter(([, p]) => !p.includes("/provider/"))) {
+      for (const status of ["409", "422"]) expect(ref(doc.paths[path][method].responses[status])).toBe("#/components/schemas/error");
+    }
+  });
+
+  test("the read routes document 200 and their 404", () => {
+    expect(doc.paths["/api/messages/{id}"].get.responses["200"]).toBeDefined();
+    expect(ref(doc.paths["/api/messages/{id}"].get.responses["404"])).toBe("#/components/schemas/error");
+    expect(ref(doc.paths["/api/conversations/{id}/messages"].get.responses["404"])).toBe("#/components/schemas/error");
+    expect(doc.paths["/api/conversations"].get.responses["200"]).toBeDefined();
+  });
+
+  test("the error schema is the envelope: code, message, request_id required, details optional", () => {
+    const error = doc.components.schemas.error;
+    expect(Object.keys(error.properties).sort()).toEqual(["code", "details", "message", "request_id"]);
+    expect([...error.required].sort()).toEqual(["code", "message", "request_id"]);
+    expect(error.properties.code.enum).toEqual(expect.arrayContaining(["validation_failed", "rate_limited", "service_unavailable"]));
+  });
+
+  const BODY_MODELS: [string, string, string][] = [
+    ["post", "/api/messages/sms", "messages.sendSms"],
+    ["post", "/api/messages/email", "messages.sendEmail"],
+    ["post", "/api/webhooks/sms", "webhooks.sms"],
+    ["post", "/api/webhooks/email", "webhooks.email"],
+    ["post", "/api/provider/mock/inbound", "providerMock.inbound"],
+    ["put", "/api/provider/mock/config", "providerMock.config"],
+  ];
+
+  // BUG (reported): every write route's requestBody is `{"content": {}, "required": true}` — the body model is
+  // registered as a component but never linked to the operation, so the reference shows no request body.
+  for (const [method, path, model] of BODY_MODELS) {
+    test.todo(`${method.toUpperCase()} ${path} documents its application/json request body as ${model}`, () => {
+      const content = doc.paths[path][method].requestBody.content;
+      expect(content["application/json"].schema.$ref).toBe(`#/components/schemas/${model}`);
+    });
+  }
+
+  test("the request body models are generated from the route schemas, with their required fields", () => {
+    const schemas = doc.components.schemas;
+    expect(schemas["messages.sendSms"].required).toEqual(expect.arrayContaining(["from", "to", "type", "body", "timestamp"]));
+    expect(schemas["messages.sendSms"].properties.attachments.maxItems).toBe(8);
+    expect(schemas["messages.sendSms"].properties.timestamp.format).toBe("date-time");
+    expect(schemas["messages.sendEmail"].required).toEqual(expect.arrayContaining(["from", "to", "body", "timestamp"]));
+    expect(schemas["webhooks.sms"].required).toContain("messaging_provider_id");
+    expect(schemas["webhooks.email"].required).toContain("xillio_id");
+    expect(schemas["providerMock.inbound"].required).toContain("channel");
+    for (const [method, path] of BODY_MODELS) expect(doc.paths[path][method].requestBody.required).toBe(true);
+  });
+
+  test("the mock config body documents its four fields", () => {
+    const config = doc.components.schemas["providerMock.config"];
+    expect(Object.keys(config.properties).sort()).toEqual(["error_pct", "ratelimit_pct", "seed", "timeout_pct"]);
+  });
+});
+
+describe("GET /docs", () => {
+  test("answers an HTML page whose script is served from this origin, with no http(s) URL to a CDN", async () => {
+    const res = await get(t.app, "/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toStartWith("text/html");
+    const sources = [...res.text.matchAll(/<script[^>]*\ssrc="([^"]+)"/g)].map((m) => m[1]);
+    expect(sources).toEqual(["/docs/assets/scalar.js"]);
+    expect(res.text).not.toMatch(/(src|href)="https?:/);
+    expect(res.text).not.toMatch(/cdn\.jsdelivr|unpkg\.com|cdnjs/);
+  });
+
+  test("the reference script is served as JavaScript from the binary", async () => {
+    const res = await get(t.app, "/docs/assets/scalar.js");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^(text|application)\/javascript/);
+    expect(res.text.length).toBeGreaterThan(100_000);
+  });
+
+  test("the docs page has a Content-Security-Policy allowing scripts from 'self' only", async () => {
+    const res = await get(t.app, "/docs");
+    const csp = res.headers.get("content-security-policy")!;
+    const scriptSrc = csp.split(";").map((d) => d.trim()).find((d) => d.startsWith("script-src"))!;
+    expect(scriptSrc).toContain("'self'");
+    expect(scriptSrc).not.toMatch(/https?:|\*/);
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).toMatch(/(^|;\s*)default-src 'none'/);
+  });
+
+  test("API routes keep the strict default-src 'none' policy", async () => {
+    for (const path of ["/api/conversations", "/openapi.json"]) {
+      expect((await get(t.app, path)).headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
+    }
+  });
+});
