@@ -17,17 +17,17 @@ export const text = () =>
     .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
     .refine((s) => !s.includes("\0"), "must not contain NUL characters");
 
-const nonEmpty = () => text().refine((s) => s.trim().length > 0, "must not be empty");
+export const nonEmpty = () => text().refine((s) => s.trim().length > 0, "must not be empty");
 
 export const phoneAddress = () =>
   nonEmpty().refine(isPhoneAddress, "must be a phone number: an optional +, then 3 to 15 digits (spaces, dots, dashes, parentheses allowed)");
 
 export const emailAddress = () => nonEmpty().refine(isEmailAddress, "must be an email address with one @, a local part and a domain");
 
-const smsBody = () =>
+export const smsBody = () =>
   nonEmpty().refine((s) => s.length <= SMS_BODY_MAX || [...s].length <= SMS_BODY_MAX, `must be at most ${SMS_BODY_MAX} characters`);
 
-const messageType = () =>
+export const messageType = () =>
   z
     .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
     .transform((s) => s.trim().toLowerCase())

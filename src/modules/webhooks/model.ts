@@ -3,10 +3,12 @@ import {
   attachmentList,
   emailAddress,
   type MessageLimits,
+  messageType,
+  nonEmpty,
   phoneAddress,
   requireMmsAttachment,
   rfc3339,
-  SMS_BODY_MAX,
+  smsBody,
   text,
 } from "../messages/model.ts";
 
@@ -16,16 +18,6 @@ const providerId = (name: string) =>
     .refine((s) => s.length <= 255, "must be at most 255 characters")
     .meta({ description: `The provider's id of this message (${name}); a repeat is answered with the first message` });
 
-const bodyText = (max?: number) =>
-  text()
-    .refine((s) => s.trim().length > 0, "must not be empty")
-    .refine((s) => max === undefined || s.length <= max || [...s].length <= max, `must be at most ${max} characters`);
-
-const smsType = z
-  .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
-  .transform((s) => s.trim().toLowerCase())
-  .pipe(z.enum(["sms", "mms"], { error: "must be sms or mms" }));
-
 /** Inbound webhook bodies of SPEC §4, built from the configured limits. */
 export function webhookModels(limits: MessageLimits) {
   return {
@@ -33,9 +25,9 @@ export function webhookModels(limits: MessageLimits) {
       .object({
         from: phoneAddress(),
         to: phoneAddress(),
-        type: smsType,
+        type: messageType(),
         messaging_provider_id: providerId("messaging_provider_id"),
-        body: bodyText(SMS_BODY_MAX),
+        body: smsBody(),
         attachments: attachmentList(limits),
         timestamp: rfc3339(),
       })
@@ -46,7 +38,7 @@ export function webhookModels(limits: MessageLimits) {
         from: emailAddress(),
         to: emailAddress(),
         xillio_id: providerId("xillio_id"),
-        body: bodyText(),
+        body: nonEmpty(),
         attachments: attachmentList(limits),
         timestamp: rfc3339(),
       })
