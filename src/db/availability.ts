@@ -5,6 +5,8 @@
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = String((e as { code?: unknown }).code ?? "");
+    // The embedded database after close() (shutdown in progress): no code, only this message.
+    if (/^PGlite is clos(ed|ing)$/.test(String((e as { message?: unknown }).message ?? ""))) return true;
     if (NETWORK_CODES.has(code)) return true;
     // SQLSTATE class 08 (connection exception), 57P0x (shutdown), 53300 (too many connections).
     if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300") return true;

@@ -47,8 +47,11 @@ function toAppError(
     }
     case "VALIDATION":
       return validationFailed(validationDetails(error));
-    case "PARSE":
-      return new AppError("invalid_json", "request body is not valid JSON");
+    case "PARSE": {
+      // Elysia wraps whatever the parser threw; ours throws the precise 413/415/400 as the cause.
+      const cause = (error as { cause?: unknown }).cause;
+      return cause instanceof AppError ? cause : new AppError("invalid_json", "request body is not valid JSON");
+    }
     case "INVALID_COOKIE_SIGNATURE":
     case "INVALID_FILE_TYPE":
       return new AppError("bad_request", (error as Error).message);

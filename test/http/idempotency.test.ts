@@ -44,9 +44,7 @@ describe("replay", () => {
     }
   });
 
-  // BUG (reported): a replay takes the same try-lock as a first request, so concurrent retries of a request
-  // that has already COMPLETED can answer 409 idempotency_key_in_use; SPEC §5 keeps 409 for "still in flight".
-  test.todo("concurrent retries of a completed request are all replays, never 409", async () => {
+  test("concurrent retries of a completed request are all replays, never 409", async () => {
     const k = key();
     const body = emailSend();
     const first = await send(body, k, t.app, "/api/messages/email");

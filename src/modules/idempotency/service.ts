@@ -1,6 +1,6 @@
 import type { SqlRunner } from "../../db/runner.ts";
 import { AppError } from "../../http/errors.ts";
-import { deleteExpired, findLive, saveResponse, tryLockKey } from "./repository.ts";
+import { deleteExpired, findLive, type StoredResponseRow, saveResponse, tryLockKey } from "./repository.ts";
 
 /** An Idempotency-Key as the service sees it: scoped to (API key, route), with a fingerprint of the body. */
 export interface IdempotencyRequest {
@@ -21,13 +21,21 @@ export interface StoredResponse {
  * Returns null when the caller should process the request and then `rememberResponse` in the same transaction.
  */
 export async function claimIdempotencyKey(tx: SqlRunner, req: IdempotencyRequest): Promise<StoredResponse | null> {
+  // A finished request is answered from its stored response without the lock, so parallel retries of a
+  // completed request all get the replay; only a request actually in flight makes its twins wait (409).
+  const done = await findLive(tx, req.scope, req.key);
+  if (done) return replayOf(done, req);
   if (!(await tryLockKey(tx, req.scope, req.key))) {
     throw new AppError("idempotency_key_in_use", "a request with this Idempotency-Key is still being processed; retry shortly", {
       headers: { "retry-after": "1" },
     });
   }
+  // The holder of the lock may have committed between the first look and the lock.
   const stored = await findLive(tx, req.scope, req.key);
-  if (!stored) return null;
+  return stored ? replayOf(stored, req) : null;
+}
+
+function replayOf(stored: StoredResponseRow, req: IdempotencyRequest): StoredResponse {
   if (stored.request_hash !== req.hash) {
     throw new AppError("idempotency_key_reused", "this Idempotency-Key was used with a different request body");
   }

@@ -32,6 +32,8 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
       },
       {
         body: "messages.sendSms",
+        // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.
+        parse: "json",
         response: { 202: "messages.accepted", ...WRITE_ERRORS },
         detail: {
           summary: "Send an SMS or MMS",
@@ -47,6 +49,8 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
       },
       {
         body: "messages.sendEmail",
+        // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.
+        parse: "json",
         response: { 202: "messages.accepted", ...WRITE_ERRORS },
         detail: { summary: "Send an email", description: "202 means committed. Honours Idempotency-Key." },
       },

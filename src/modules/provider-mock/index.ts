@@ -16,6 +16,8 @@ export function providerMockModule(deps: ProviderMockDeps, limits: MessageLimits
     })
     .post("/api/provider/mock/inbound", async ({ body, set }) => respondWith(set, await injectInbound(deps, body)), {
       body: "providerMock.inbound",
+      // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.
+      parse: "json",
       response: { 202: "messages.accepted", ...errorResponses(400, 401, 406, 413, 415, 429, 503) },
       detail: { summary: "Inject an inbound message as if a provider had delivered it" },
     })
@@ -25,6 +27,8 @@ export function providerMockModule(deps: ProviderMockDeps, limits: MessageLimits
     })
     .put("/api/provider/mock/config", ({ body }) => putMockConfig(deps, body), {
       body: "providerMock.config",
+      // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.
+      parse: "json",
       response: { 200: "providerMock.config", ...errorResponses(400, 401, 406, 413, 415, 429, 503) },
       detail: { summary: "Replace the fault injection; takes effect at the next dispatch" },
     });

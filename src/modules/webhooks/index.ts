@@ -23,6 +23,8 @@ export function webhooksModule(deps: MessagesDeps, limits: MessageLimits) {
       },
       {
         body: "webhooks.sms",
+        // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.
+        parse: "json",
         response: { 202: "messages.accepted", ...WEBHOOK_ERRORS },
         detail: { summary: "Inbound SMS/MMS", description: "A repeated messaging_provider_id stores nothing and answers the first message's id." },
       },
@@ -36,6 +38,8 @@ export function webhooksModule(deps: MessagesDeps, limits: MessageLimits) {
       },
       {
         body: "webhooks.email",
+        // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.
+        parse: "json",
         response: { 202: "messages.accepted", ...WEBHOOK_ERRORS },
         detail: { summary: "Inbound email", description: "A repeated xillio_id stores nothing and answers the first message's id." },
       },
