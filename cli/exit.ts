@@ -1,4 +1,5 @@
 import { ConfigError } from "../src/config/index.ts";
+import { isDatabaseUnavailable, rootCauseMessage } from "../src/db/availability.ts";
 import { MigrationError } from "../src/db/migrate.ts";
 import { StartupError } from "../src/server.ts";
 
@@ -10,6 +11,11 @@ export function fail(err: unknown): never {
   if (err instanceof ConfigError || err instanceof StartupError || err instanceof MigrationError) {
     process.stderr.write(`messaging: ${err.message}\n`);
     process.exit(EXIT.usage);
+  }
+  if (isDatabaseUnavailable(err)) {
+    // drizzle wraps the cause in "Failed query: …" plus a stack; the operator needs the cause.
+    process.stderr.write(`messaging: cannot reach the database: ${rootCauseMessage(err)}\n`);
+    process.exit(EXIT.failed);
   }
   process.stderr.write(`messaging: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(EXIT.failed);

@@ -140,6 +140,12 @@ describe("against PostgreSQL (DATABASE_URL)", () => {
     expect(migrations.every((m) => m.state === "applied" && !Number.isNaN(Date.parse(m.appliedAt)))).toBe(true);
   });
 
+  test("migrate against a server that does not answer exits 1 with one line naming the cause", async () => {
+    const r = await runBinary(["migrate", "up"], { cwd: emptyDir(), env: { DATABASE_URL: "postgres://postgres@127.0.0.1:1/none" } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe("messaging: cannot reach the database: connect ECONNREFUSED 127.0.0.1:1\n");
+  });
+
   test("check --json passes (exit 0) on the migrated database and never prints the password", async () => {
     const withPassword = new URL(pg.url);
     withPassword.password = "not-needed-by-trust-auth";
