@@ -35,6 +35,23 @@ export interface LoggerOptions {
   destination?: pino.DestinationStream;
 }
 
+/**
+ * pino's error serializer, minus the query parameters drizzle puts in a failed query's error: its message and
+ * stack read "Failed query: …\nparams: <every parameter>" and it carries them again in `params`, so logging
+ * such an error would write message bodies and addresses in clear. The query text (placeholders only) stays.
+ */
+function serializeError(error: unknown): unknown {
+  const out = pino.stdSerializers.err(error as Error) as unknown as Record<string, unknown>;
+  const params = (error as { params?: unknown } | null)?.params;
+  if (!out || typeof out !== "object" || params === undefined) return out;
+  const listed = `params: ${String(params)}`;
+  for (const field of ["message", "stack"] as const) {
+    if (typeof out[field] === "string") out[field] = (out[field] as string).replaceAll(listed, "params: [redacted]");
+  }
+  out.params = "[redacted]";
+  return out;
+}
+
 /** Longest a line waits in the buffer of the stdout writer on a quiet server. */
 const FLUSH_INTERVAL_MS = 1000;
 
@@ -51,6 +68,7 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      serializers: { err: serializeError },
     },
     destination,
   );

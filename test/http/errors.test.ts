@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { sql } from "drizzle-orm";
 import { afterResponse, buildTestApp, captureLogger, request, type TestApp } from "../helpers/app.ts";
 
 const SECRET = "db-password-hunter2 at /srv/secret/path.ts:42";
@@ -11,9 +12,15 @@ let app: TestApp["app"];
 beforeAll(async () => {
   logs = captureLogger("info");
   t = await buildTestApp({ logger: logs.logger });
-  app = t.app.get("/boom", () => {
-    throw new Error(SECRET);
-  }) as unknown as TestApp["app"];
+  app = t.app
+    .get("/boom", () => {
+      throw new Error(SECRET);
+    })
+    // A failing query whose parameters are what a send carries: a (multi-line) body and an address.
+    .get("/boom-query", async () => {
+      await t.database.db.execute(sql`insert into no_such_table (body, addr) values (${"line one\nline two of a private body"}, ${"+15557654321"})`);
+      return "unreachable";
+    }) as unknown as TestApp["app"];
 });
 afterAll(() => t.close());
 
@@ -51,6 +58,15 @@ describe("error envelope", () => {
     const line = logs.lines().find((l) => l.msg === "unhandled error" && l.request_id === "trace-boom-1");
     expect(line).toBeDefined();
     expect(JSON.stringify(line)).toContain("hunter2");
+  });
+
+  test("a failed query is logged with its SQL but without its parameters (bodies, addresses)", async () => {
+    const res = await request(app, "GET", "/boom-query", { headers: { "x-request-id": "trace-boom-query" } });
+    expect(res.status).toBe(500);
+    const line = logs.lines().find((l) => l.request_id === "trace-boom-query" && l.msg === "unhandled error");
+    expect(JSON.stringify(line)).toContain("insert into no_such_table");
+    expect(JSON.stringify(line)).toContain('relation \\"no_such_table\\" does not exist');
+    for (const secret of ["line one", "private body", "15557654321"]) expect(logs.raw()).not.toContain(secret);
   });
 
   test("an error response still carries the security headers", async () => {
