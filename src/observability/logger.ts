@@ -76,28 +76,22 @@ export function createLogger(options: LoggerOptions): Logger {
 
 /**
  * The buffer only writes once it holds 4 KiB, which a quiet server may take minutes to log (its
- * "messaging listening" line sat unseen until shutdown); a timer that does not keep the process alive
+ * "messaging listening" line sat unseen until shutdown); sonic-boom's periodic flush (an unref'd timer)
  * writes it out at least every FLUSH_INTERVAL_MS.
  */
 function bufferedStdout(): pino.DestinationStream {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
-  const timer = setInterval(() => {
-    try {
-      destination.flush();
-    } catch {
-      clearInterval(timer); // the stream was closed
-    }
-  }, FLUSH_INTERVAL_MS);
-  timer.unref();
-  return destination;
+  return pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: FLUSH_INTERVAL_MS });
 }
 
 /**
- * Writes out whatever the asynchronous writer still holds and resolves once it is written
- * (or after a second at most, so a stuck stdout cannot hold up an exit).
+ * Writes out everything the asynchronous writer holds; call it before the process exits.
+ * Waiting for one flush is not enough: when a write is already under way, sonic-boom reports "drained" as soon
+ * as that write ends and keeps lines logged meanwhile (under 4 KiB) in its buffer, which an exit then loses.
+ * So: wait for the write under way (a second at most, so a stuck stdout cannot hold up an exit), then write
+ * the rest synchronously.
  */
-export function flushLogger(logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
+export async function flushLogger(logger: Logger): Promise<void> {
+  await new Promise<void>((resolve) => {
     const deadline = setTimeout(resolve, 1000);
     const done = () => {
       clearTimeout(deadline);
@@ -106,7 +100,13 @@ export function flushLogger(logger: Logger): Promise<void> {
     try {
       logger.flush(done);
     } catch {
-      done(); // nothing buffered, or the stream is already closed
+      done(); // the stream is already closed
     }
   });
+  const stream = (logger as unknown as Record<symbol, { flushSync?: () => void }>)[pino.symbols.streamSym];
+  try {
+    stream?.flushSync?.();
+  } catch {
+    // closed, or still writing after the deadline: nothing more can be done before exiting
+  }
 }
