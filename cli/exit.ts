@@ -1,5 +1,6 @@
 import { ConfigError } from "../src/config/index.ts";
 import { isDatabaseUnavailable, rootCauseMessage } from "../src/db/availability.ts";
+import { DataDirInUseError } from "../src/db/data-dir-lock.ts";
 import { MigrationError } from "../src/db/migrate.ts";
 import { StartupError } from "../src/server.ts";
 
@@ -8,7 +9,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 /** Prints an operator-facing failure as one line on stderr and exits; unexpected errors keep their stack. */
 export function fail(err: unknown): never {
-  if (err instanceof ConfigError || err instanceof StartupError || err instanceof MigrationError) {
+  if (err instanceof ConfigError || err instanceof StartupError || err instanceof MigrationError || err instanceof DataDirInUseError) {
     process.stderr.write(`messaging: ${err.message}\n`);
     process.exit(EXIT.usage);
   }

@@ -64,6 +64,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         await server.stop(true);
       }
       stopPurge();
+      await afterResponseHooks();
       await database.close();
       logger.info("stopped");
     })());
@@ -85,4 +86,19 @@ async function prepareSchema(database: DatabaseHandle, autoMigrate: boolean, log
       `the database has ${pending.length} pending migration(s) (${pending.join(", ")}); run \`messaging migrate up\` or pass --migrate`,
     );
   }
+}
+
+/**
+ * Elysia runs a request's after-response hooks (its log line, its metrics) in a setImmediate, which a stop can
+ * overtake: the last request answered before SIGTERM would lose its log line. Immediates run in order, so once
+ * one queued now has run, those queued before it have too (bounded wait).
+ */
+function afterResponseHooks(): Promise<void> {
+  return new Promise((resolve) => {
+    const deadline = setTimeout(resolve, 500);
+    setImmediate(() => {
+      clearTimeout(deadline);
+      resolve();
+    });
+  });
 }

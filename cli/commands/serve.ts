@@ -45,7 +45,6 @@ export function serveCommand(program: Command): void {
 function stopAndExit(server: RunningServer, signal: string, log: Logger): void {
   server.stop(signal).then(
     async () => {
-      await afterResponseHooks();
       await flushLogger(log);
       process.exit(0);
     },
@@ -55,19 +54,4 @@ function stopAndExit(server: RunningServer, signal: string, log: Logger): void {
       process.exit(1);
     },
   );
-}
-
-/**
- * Elysia runs a request's after-response hooks (its log line, its metrics) in a setImmediate, and a signal can
- * be handled before that immediate runs: the last request answered before SIGTERM then lost its log line.
- * Immediates run in order, so once one queued now has run, those queued before it have too (bounded wait).
- */
-function afterResponseHooks(): Promise<void> {
-  return new Promise((resolve) => {
-    const deadline = setTimeout(resolve, 500);
-    setImmediate(() => {
-      clearTimeout(deadline);
-      resolve();
-    });
-  });
 }

@@ -5,6 +5,17 @@ import { join } from "node:path";
  * PGlite gives no protection against two processes opening one data directory, which would corrupt it.
  * A pid file of ours refuses the second process while the first is alive; a stale file (dead pid) is taken over.
  */
+/** Another live process holds the embedded database: an operator error (one line, exit 2), not a crash. */
+export class DataDirInUseError extends Error {
+  override name = "DataDirInUseError";
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(`data directory ${dataDir} is in use by process ${pid}; the embedded database allows one process`);
+  }
+}
+
 export function lockDataDir(dataDir: string): () => void {
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, "messaging.pid");
@@ -16,7 +27,7 @@ export function lockDataDir(dataDir: string): () => void {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const holder = Number(readFileSync(path, "utf8").trim());
       if (holder && holder !== process.pid && isAlive(holder)) {
-        throw new Error(`data directory ${dataDir} is in use by process ${holder}; the embedded database allows one process`);
+        throw new DataDirInUseError(dataDir, holder);
       }
       rmSync(path, { force: true });
     }

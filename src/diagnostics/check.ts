@@ -1,7 +1,9 @@
 import { rootCauseMessage } from "../db/availability.ts";
+import { existsSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { type Config, describeConfig } from "../config/index.ts";
 import { openDatabase } from "../db/client.ts";
+import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { migrationStatus } from "../db/migrate.ts";
 
 export type CheckLevel = "ok" | "warn" | "error";
@@ -45,12 +47,20 @@ function insecureSettings(config: Config): CheckResult[] {
 }
 
 async function databaseChecks(config: Config): Promise<CheckResult[]> {
+  if (!config.databaseUrl && !existsSync(config.dataDir)) {
+    // Checking must not create the embedded database (initdb takes seconds and leaves a directory behind).
+    return [{ name: "database", level: "warn", message: `no embedded database in ${config.dataDir} yet; \`messaging serve\` creates and migrates it` }];
+  }
   let database;
   try {
     database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1 });
     await database.db.execute(sql`select 1`);
   } catch (err) {
     await database?.close().catch(() => {});
+    if (err instanceof DataDirInUseError) {
+      // A running `serve` owns the embedded database; its /readyz is where that database is checked.
+      return [{ name: "database", level: "warn", message: `${err.message}; check the running service's /readyz instead` }];
+    }
     return [{ name: "database", level: "error", message: `cannot reach the database: ${rootCauseMessage(err)}` }];
   }
   try {

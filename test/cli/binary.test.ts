@@ -197,8 +197,10 @@ describe("serve on the embedded default, in an empty directory", () => {
   test("a second process on a data directory in use is refused, and the first keeps serving", async () => {
     const first = await serve({ cwd: dir });
     const second = await runBinary(["serve"], { cwd: dir, env: { PORT: "0", HOST: "127.0.0.1" } });
-    expect(second.exitCode).not.toBe(0);
-    expect(second.stderr).toContain(`is in use by process ${first.pid}`);
+    expect(second.exitCode).toBe(2);
+    expect(second.stderr.trim()).toBe(
+      `messaging: data directory ./messaging-data is in use by process ${first.pid}; the embedded database allows one process`,
+    );
     expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
     expect(await first.stop()).toBe(0);
   });

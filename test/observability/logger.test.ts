@@ -1,0 +1,41 @@
+import { describe, expect, test } from "bun:test";
+import { REDACTED_HEADERS, REDACTED_KEYS, redactLogObject } from "../../src/observability/logger.ts";
+import { captureLogger } from "../helpers/app.ts";
+
+describe("log redaction", () => {
+  test.each([...REDACTED_KEYS])("%s is redacted at the top of a line and one level down", (key) => {
+    const { logger, lines } = captureLogger();
+    logger.info({ [key]: "SECRET-VALUE", nested: { [key]: "SECRET-VALUE", keep: "visible" } }, "line");
+    const [line] = lines();
+    expect(line![key]).toBe("[redacted]");
+    expect(line!.nested).toEqual({ [key]: "[redacted]", keep: "visible" });
+  });
+
+  test.each([...REDACTED_HEADERS])("header %s is redacted in headers objects, whatever its letter case", (name) => {
+    const { logger, raw, lines } = captureLogger();
+    logger.info({ req: { headers: { [name.toUpperCase()]: "SECRET-VALUE", accept: "*/*" } }, headers: { [name]: "SECRET-VALUE" } }, "line");
+    expect(raw()).not.toContain("SECRET-VALUE");
+    expect((lines()[0]!.req as { headers: Record<string, string> }).headers.accept).toBe("*/*");
+  });
+
+  test("everything else passes unchanged, and the caller's object is not modified", () => {
+    const message = { body: "hello", id: "7" };
+    const input = { request_id: "r1", status: 202, message };
+    const out = redactLogObject(input);
+    expect(out).toEqual({ request_id: "r1", status: 202, message: { body: "[redacted]", id: "7" } });
+    expect(message.body).toBe("hello");
+    const untouched = { request_id: "r2", route: "/healthz" };
+    expect(redactLogObject(untouched)).toBe(untouched);
+  });
+
+  test("errors keep their message while a failed query's parameters are redacted", () => {
+    const { logger, raw } = captureLogger();
+    const err = Object.assign(new Error("Failed query: insert into messages values ($1)\nparams: +12015550100,hello there"), {
+      params: ["+12015550100", "hello there"],
+    });
+    logger.error({ err }, "unhandled error");
+    expect(raw()).toContain("Failed query: insert into messages");
+    expect(raw()).not.toContain("hello there");
+    expect(raw()).not.toContain("+12015550100");
+  });
+});
