@@ -10,6 +10,7 @@ import { ipRateLimit } from "./http/rate-limit.ts";
 import { requestContext } from "./http/request-context.ts";
 import { securityHeaders } from "./http/security-headers.ts";
 import { conversationsModule } from "./modules/conversations/index.ts";
+import { conversationsDeps } from "./modules/conversations/service.ts";
 import { healthModule } from "./modules/health/index.ts";
 import { ReadinessProbe } from "./modules/health/service.ts";
 import { messagesModule } from "./modules/messages/index.ts";
@@ -64,7 +65,7 @@ export function createApp(deps: AppDeps) {
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), metrics }))
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))
-    .use(conversationsModule({ messages }))
+    .use(conversationsModule(conversationsDeps(messages)))
     .use(providerMockModule({ db: database.db, messages, defaults: mockDefaults }, limits));
   routeTable = () => app.routes;
   return app;

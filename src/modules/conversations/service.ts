@@ -1,3 +1,4 @@
+import { coalesceSameTurn } from "../../db/coalesce.ts";
 import { AppError } from "../../http/errors.ts";
 import type { Pagination } from "../../http/pagination.ts";
 import { listConversationMessages, type MessagesDeps, parseId } from "../messages/service.ts";
@@ -5,6 +6,18 @@ import { conversationsPage } from "./repository.ts";
 
 export interface ConversationsDeps {
   messages: MessagesDeps;
+  /** One page of conversations; identical concurrent requests share the query (db/coalesce.ts). */
+  page: (limit: number, offset: number) => Promise<{ itemsJson: string; total: number }>;
+}
+
+export function conversationsDeps(messages: MessagesDeps): ConversationsDeps {
+  return {
+    messages,
+    page: coalesceSameTurn(
+      (limit: number, offset: number) => conversationsPage(messages.sql, limit, offset),
+      (limit, offset) => `${limit}:${offset}`,
+    ),
+  };
 }
 
 const meta = (p: Pagination, total: number) => ({ page: p.page, page_size: p.pageSize, total });
@@ -14,7 +27,7 @@ const meta = (p: Pagination, total: number) => ({ page: p.page, page_size: p.pag
  * (see conversations/repository.ts), so they are embedded rather than parsed and serialized again.
  */
 export async function listConversations(deps: ConversationsDeps, p: Pagination): Promise<string> {
-  const { itemsJson, total } = await conversationsPage(deps.messages.sql, p.limit, p.offset);
+  const { itemsJson, total } = await deps.page(p.limit, p.offset);
   return `{"items":${itemsJson},"meta":${JSON.stringify(meta(p, total))}}`;
 }
 

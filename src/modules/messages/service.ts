@@ -1,4 +1,5 @@
 import type { Database } from "../../db/client.ts";
+import { coalesceSameTurn } from "../../db/coalesce.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { type Channel, normalizeAddress, transportOf } from "../../domain/channel.ts";
 import { conversationKey } from "../../domain/conversation-key.ts";
@@ -25,6 +26,8 @@ import {
 
 export interface MessagesDeps {
   sql: SqlRunner;
+  /** A conversation's page of messages with snippets; identical concurrent requests share the query. */
+  conversationPage: (conversationId: number, limit: number, offset: number) => Promise<MessagePage | undefined>;
   /** Writes unkeyed outbound sends, grouping concurrent ones into one commit. */
   batcher: SendBatcher;
   queries: MessageQueries;
@@ -37,10 +40,24 @@ export interface MessagesDeps {
 export function messagesDeps(
   db: Database,
   sql: SqlRunner,
-  rest: Omit<MessagesDeps, "sql" | "queries" | "batcher"> & { batch: SendBatcherOptions },
+  rest: Omit<MessagesDeps, "sql" | "queries" | "batcher" | "conversationPage"> & { batch: SendBatcherOptions },
 ): MessagesDeps {
   const { batch, ...others } = rest;
-  return { sql, queries: messageQueries(db), batcher: new SendBatcher(sql, batch), ...others };
+  const conversationPage = coalesceSameTurn(
+    async (conversationId: number, limit: number, offset: number) => {
+      const found = await conversationMessagesPage(sql, conversationId, limit, offset);
+      if (!found) return undefined;
+      for (const item of found.items) (item as MessageItem).snippet = snippet(item.body, rest.snippetLength);
+      return found as MessagePage;
+    },
+    (conversationId, limit, offset) => `${conversationId}:${limit}:${offset}`,
+  );
+  return { sql, queries: messageQueries(db), batcher: new SendBatcher(sql, batch), conversationPage, ...others };
+}
+
+export interface MessagePage {
+  items: MessageItem[];
+  total: number;
 }
 
 /** A message as a client hands it in, already validated. */
@@ -187,13 +204,10 @@ export async function getMessage(deps: MessagesDeps, rawId: string): Promise<Mes
 }
 
 /** One page of a conversation's messages, oldest first (ties by id); undefined when there is no such conversation. */
-export async function listConversationMessages(
+export function listConversationMessages(
   deps: MessagesDeps,
   conversationId: number,
   page: { limit: number; offset: number },
-): Promise<{ items: MessageItem[]; total: number } | undefined> {
-  const found = await conversationMessagesPage(deps.sql, conversationId, page.limit, page.offset);
-  if (!found) return undefined;
-  for (const item of found.items) (item as MessageItem).snippet = snippet(item.body, deps.snippetLength);
-  return found as { items: MessageItem[]; total: number };
+): Promise<MessagePage | undefined> {
+  return deps.conversationPage(conversationId, page.limit, page.offset);
 }
