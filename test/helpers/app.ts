@@ -5,6 +5,7 @@
  *   const res = await request(t.app, "GET", "/healthz");     // { status, headers, json, text }
  *   await t.close();                                         // closes and drops the database
  */
+import { expect } from "bun:test";
 import { Writable } from "node:stream";
 import { type App, createApp } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config/index.ts";
@@ -145,4 +146,14 @@ export async function request(
     }
   }
   return { status: response.status, headers: response.headers, json, text };
+}
+
+/** The security headers of SPEC §8 every API response carries (with the default settings: no HSTS, no banner). */
+export function expectApiSecurityHeaders(headers: Headers): void {
+  expect(headers.get("x-content-type-options")).toBe("nosniff");
+  expect(headers.get("x-frame-options")).toBe("DENY");
+  expect(headers.get("referrer-policy")).toBe("no-referrer");
+  expect(headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
+  expect(headers.get("cache-control")).toBe("no-store");
+  expect(headers.has("x-powered-by")).toBe(false);
 }
