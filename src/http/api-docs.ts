@@ -23,7 +23,8 @@ export function apiDocs(info: { version: string }) {
         path: DOCS_PATH,
         specPath: "/openapi.json",
         provider: "scalar",
-        scalar: { cdn: SCALAR_PATH, hideClientButton: true, telemetry: false } as never,
+        // No web fonts (the default loads them from Scalar's servers), no telemetry: the page works offline.
+        scalar: { cdn: SCALAR_PATH, hideClientButton: true, telemetry: false, withDefaultFonts: false } as never,
         mapJsonSchema: { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { unrepresentable: "any", io: "input" }) },
         exclude: { paths: [SCALAR_PATH] },
         documentation: {
