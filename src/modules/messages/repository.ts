@@ -33,13 +33,24 @@ export interface StoredIds {
  * data-modifying CTEs. One statement is one implicit transaction and one round trip, so a 202 follows a
  * single commit. Raw SQL because drizzle cannot chain inserts through CTEs into a prepared statement.
  */
+// Update first and insert only a missing pair: an INSERT … ON CONFLICT that finds its row would still draw
+// (and waste) a conversation id. Two first messages racing for a new pair both reach the INSERT; the loser's
+// ON CONFLICT counts it (drawing one id only in that race).
 const UPSERT_CONVERSATION = `
-  INSERT INTO conversations AS c (transport, participant_a, participant_b, key, message_count, last_activity_at)
-  VALUES ($1, $2, $3, $4, 1, $5::timestamptz)
-  ON CONFLICT (key) DO UPDATE
-    SET message_count = c.message_count + 1,
-        last_activity_at = GREATEST(c.last_activity_at, EXCLUDED.last_activity_at)
-  RETURNING id`;
+  upd AS (
+    UPDATE conversations c
+       SET message_count = c.message_count + 1,
+           last_activity_at = GREATEST(c.last_activity_at, $5::timestamptz)
+     WHERE c.key = $4
+    RETURNING c.id),
+  ins AS (
+    INSERT INTO conversations AS c (transport, participant_a, participant_b, key, message_count, last_activity_at)
+    SELECT $1, $2, $3, $4, 1, $5::timestamptz WHERE NOT EXISTS (SELECT 1 FROM upd)
+    ON CONFLICT (key) DO UPDATE
+      SET message_count = c.message_count + 1,
+          last_activity_at = GREATEST(c.last_activity_at, EXCLUDED.last_activity_at)
+    RETURNING c.id),
+  conv AS (SELECT id FROM upd UNION ALL SELECT id FROM ins)`;
 
 const INSERT_MESSAGE = `
   INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, provider_message_id, timestamp)
@@ -47,13 +58,13 @@ const INSERT_MESSAGE = `
   RETURNING id, conversation_id`;
 
 const INSERT_OUTBOUND = `
-  WITH conv AS (${UPSERT_CONVERSATION}),
+  WITH ${UPSERT_CONVERSATION},
   msg AS (${INSERT_MESSAGE}),
   job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg)
   SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
 
 const INSERT_INBOUND = `
-  WITH conv AS (${UPSERT_CONVERSATION}),
+  WITH ${UPSERT_CONVERSATION},
   msg AS (${INSERT_MESSAGE})
   SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
 
@@ -79,10 +90,10 @@ export async function insertMessage(sql: SqlRunner, m: NewMessage): Promise<Stor
 }
 
 /*
- * The same writes for many outbound messages in one statement (see send-batcher.ts). Conversations are
- * upserted once per key with the batch's count and latest timestamp, in key order so that concurrent
- * batches lock rows in the same order and cannot deadlock. Message ids are drawn up front so each caller
- * learns its own id by position.
+ * The same writes for many outbound messages in one statement (see send-batcher.ts). Each conversation is
+ * touched once with the batch's count and latest timestamp. Existing rows are locked in key order first
+ * (`FOR UPDATE` above a sort) and missing ones inserted in key order, so concurrent batches take their locks
+ * in one order and cannot deadlock. Message ids are drawn up front so each caller learns its own by position.
  */
 const INSERT_OUTBOUND_BATCH = `
   WITH input AS MATERIALIZED (
@@ -90,14 +101,33 @@ const INSERT_OUTBOUND_BATCH = `
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
            WITH ORDINALITY AS t(transport, participant_a, participant_b, key, ts, channel, from_addr, to_addr, body, attachments, ord)
   ),
-  conv AS (
+  agg AS MATERIALIZED (
+    SELECT key, min(transport) AS transport, min(participant_a) AS participant_a, min(participant_b) AS participant_b,
+           count(*)::int AS n, max(ts) AS ts
+      FROM input GROUP BY key
+  ),
+  locked AS MATERIALIZED (
+    SELECT c.id, c.key FROM conversations c JOIN agg ON agg.key = c.key ORDER BY c.key FOR UPDATE OF c
+  ),
+  upd AS (
+    UPDATE conversations c
+       SET message_count = c.message_count + agg.n,
+           last_activity_at = GREATEST(c.last_activity_at, agg.ts)
+      FROM locked JOIN agg ON agg.key = locked.key
+     WHERE c.id = locked.id
+    RETURNING c.id, c.key
+  ),
+  ins AS (
     INSERT INTO conversations AS c (transport, participant_a, participant_b, key, message_count, last_activity_at)
-    SELECT min(transport), min(participant_a), min(participant_b), key, count(*), max(ts) FROM input GROUP BY key ORDER BY key
+    SELECT transport, participant_a, participant_b, key, n, ts FROM agg
+     WHERE NOT EXISTS (SELECT 1 FROM locked WHERE locked.key = agg.key)
+     ORDER BY key
     ON CONFLICT (key) DO UPDATE
       SET message_count = c.message_count + EXCLUDED.message_count,
           last_activity_at = GREATEST(c.last_activity_at, EXCLUDED.last_activity_at)
-    RETURNING id, key
+    RETURNING c.id, c.key
   ),
+  conv AS (SELECT id, key FROM upd UNION ALL SELECT id, key FROM ins),
   msg AS (
     INSERT INTO messages (id, conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, timestamp)
     SELECT input.id, conv.id, 'outbound', input.channel, input.transport, input.from_addr, input.to_addr, input.body,
