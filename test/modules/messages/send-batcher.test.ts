@@ -5,11 +5,6 @@ import type { NewMessage } from "../../../src/modules/messages/repository.ts";
 import { SendBatcher } from "../../../src/modules/messages/send-batcher.ts";
 import { buildTestApp, type TestApp } from "../../helpers/app.ts";
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await buildTestApp();
-});
-afterAll(() => t.close());
 
 function outbound(from: string, body: string): NewMessage {
   const key = conversationKey("sms", from, "+18045550000");
@@ -30,7 +25,13 @@ function outbound(from: string, body: string): NewMessage {
   };
 }
 
-describe("SendBatcher", () => {
+describe.each(["postgres", "embedded"] as const)("SendBatcher on %s", (database) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp({ database });
+  });
+  afterAll(() => t.close());
+
   test("concurrent sends share batches, and every caller gets the ids of its own message", async () => {
     const batcher = new SendBatcher(t.database.sql, { maxInFlight: 1, maxBatch: 256 });
     const senders = ["+12015550001", "+12015550002", "+12015550003"];
@@ -73,6 +74,9 @@ describe("SendBatcher", () => {
     expect(row!.message_count).toBe(3);
   });
 
+});
+
+describe("SendBatcher without a database", () => {
   test("an unreachable database rejects every send of the batch", async () => {
     const down = openPostgres("postgres://postgres@127.0.0.1:1/none", 1);
     const batcher = new SendBatcher(down.sql, { maxInFlight: 1, maxBatch: 256 });
