@@ -171,6 +171,17 @@ describe("keys that are not consumed", () => {
     expectFresh(await send(body, k));
   });
 
+  test("replays are not charged to the sender's rate limit", async () => {
+    const limited = await buildTestApp({ database: t.database, config: { rateLimitPerIpPerMin: 1000, rateLimitPerSenderPerMin: 2 } });
+    const from = phone();
+    const k = key();
+    const body = smsSend({ from });
+    expectFresh(await send(body, k, limited.app));
+    for (let i = 0; i < 3; i++) expect((await send(body, k, limited.app)).headers.get("idempotent-replayed")).toBe("true");
+    expectFresh(await post(limited.app, "/api/messages/sms", smsSend({ from })));
+    expect((await post(limited.app, "/api/messages/sms", smsSend({ from }))).status).toBe(429);
+  });
+
   test("a request refused by the per-IP limit does not consume its key", async () => {
     const limited = await buildTestApp({ database: t.database, config: { rateLimitPerIpPerMin: 1 } });
     expect((await post(limited.app, "/api/messages/sms", smsSend())).status).toBe(202);
