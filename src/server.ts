@@ -37,11 +37,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     throw err;
   }
 
+  const metrics = createMetrics({ version: VERSION });
   const stopPurge = scheduleIdempotencyPurge(database.sql, (result) => {
     if ("error" in result) logger.warn({ err: result.error }, "idempotency key purge failed");
-    else if (result.deleted > 0) logger.info({ deleted: result.deleted }, "expired idempotency keys purged");
+    else if (result.deleted > 0) {
+      metrics.idempotencyKeysPurged.inc(result.deleted);
+      logger.info({ deleted: result.deleted }, "expired idempotency keys purged");
+    }
   });
-  const metrics = createMetrics({ version: VERSION });
   const app = createApp({ config, database, logger, metrics, version: VERSION });
   app.listen({
     port: config.port,

@@ -7,6 +7,8 @@
 export function coalesceSameTurn<A extends unknown[], R>(
   load: (...args: A) => Promise<R>,
   keyOf: (...args: A) => string,
+  /** Told how many callers beyond the first one a load answered, when there were any. */
+  onShared: (extraCallers: number) => void = () => {},
 ): (...args: A) => Promise<R> {
   const groups = new Map<string, { resolve(r: R): void; reject(e: unknown): void }[]>();
   return (...args: A) =>
@@ -21,6 +23,7 @@ export function coalesceSameTurn<A extends unknown[], R>(
       groups.set(key, group);
       setImmediate(() => {
         groups.delete(key);
+        if (group.length > 1) onShared(group.length - 1);
         load(...args).then(
           (result) => {
             for (const w of group) w.resolve(result);

@@ -55,6 +55,23 @@ export function createMetrics(info: { version: string }) {
       help: "Outbound messages handed to a provider by the delivery workers",
       registers: [registry],
     }),
+    sendBatchSize: new Histogram({
+      name: "messaging_send_batch_size",
+      help: "Outbound sends written by one statement (group commit); 1 when the service is not busy",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
+    coalescedReads: new Counter({
+      name: "messaging_coalesced_reads_total",
+      help: "List requests answered by a query another identical request of the same moment started, by list",
+      labelNames: ["list"],
+      registers: [registry],
+    }),
+    idempotencyKeysPurged: new Counter({
+      name: "messaging_idempotency_keys_purged_total",
+      help: "Expired Idempotency-Key responses deleted",
+      registers: [registry],
+    }),
     databaseUnavailable: new Counter({
       name: "messaging_database_unavailable_total",
       help: "Requests answered 503 because the database could not be reached",

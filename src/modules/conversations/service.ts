@@ -16,6 +16,7 @@ export function conversationsDeps(messages: MessagesDeps): ConversationsDeps {
     page: coalesceSameTurn(
       (limit: number, offset: number) => conversationsPage(messages.sql, limit, offset),
       (limit, offset) => `${limit}:${offset}`,
+      (extra) => messages.metrics.coalescedReads.inc({ list: "conversations" }, extra),
     ),
   };
 }

@@ -7,6 +7,8 @@ export interface SendBatcherOptions {
   maxInFlight: number;
   /** Most sends in one statement. */
   maxBatch: number;
+  /** Told the size of every batch written (for the batch-size histogram). */
+  onBatch?: (size: number) => void;
 }
 
 interface Pending {
@@ -42,6 +44,7 @@ export class SendBatcher {
   private pump(): void {
     while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
       const batch = this.queue.splice(0, this.options.maxBatch);
+      this.options.onBatch?.(batch.length);
       this.inFlight++;
       this.write(batch).finally(() => {
         this.inFlight--;

@@ -51,8 +51,10 @@ export function messagesDeps(
       return found as MessagePage;
     },
     (conversationId, limit, offset) => `${conversationId}:${limit}:${offset}`,
+    (extra) => rest.metrics.coalescedReads.inc({ list: "messages" }, extra),
   );
-  return { sql, queries: messageQueries(db), batcher: new SendBatcher(sql, batch), conversationPage, ...others };
+  const batcher = new SendBatcher(sql, { ...batch, onBatch: (size) => rest.metrics.sendBatchSize.observe(size) });
+  return { sql, queries: messageQueries(db), batcher, conversationPage, ...others };
 }
 
 export interface MessagePage {

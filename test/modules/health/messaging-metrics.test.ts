@@ -88,3 +88,17 @@ describe("JSON snapshot (Accept: application/json)", () => {
     });
   });
 });
+
+describe("group commit and coalesced reads in /metrics", () => {
+  test("concurrent sends show in messaging_send_batch_size and identical concurrent lists in messaging_coalesced_reads_total", async () => {
+    const app = await buildTestApp({ database: t.database, config: UNLIMITED });
+    await Promise.all(Array.from({ length: 30 }, () => post(app.app, "/api/messages/sms", smsSend())));
+    await Promise.all(Array.from({ length: 10 }, () => get(app.app, "/api/conversations")));
+    const text = (await get(app.app, "/metrics")).text;
+    const sum = Number(/messaging_send_batch_size_sum (\d+)/.exec(text)?.[1]);
+    const batches = Number(/messaging_send_batch_size_count (\d+)/.exec(text)?.[1]);
+    expect(sum).toBe(30);
+    expect(batches).toBeLessThan(30);
+    expect(Number(/messaging_coalesced_reads_total\{list="conversations"\} (\d+)/.exec(text)?.[1])).toBe(9);
+  });
+});
