@@ -59,6 +59,18 @@ describe.each(["postgres", "embedded"] as const)("SendBatcher on %s", (database)
     expect(jobs!.n).toBe(90);
   });
 
+  test("bodies with quotes, backslashes, braces, commas, NULL-like words and emoji survive a batch byte for byte", async () => {
+    const batcher = new SendBatcher(t.database.sql, { maxInFlight: 1, maxBatch: 256 });
+    const bodies = ['say "hi"', "back\\slash \\\"", "{a,b}", "a,b,c", "NULL", "", " padded ", "line\nbreak", "emoji 👩‍👩‍👧 é", "'single'"];
+    const first = batcher.submit(outbound("+12015550011", "tricky warm-up"));
+    const ids = await Promise.all(bodies.map((b) => batcher.submit(outbound("+12015550011", b))));
+    await first;
+    for (const [i, body] of bodies.entries()) {
+      const [row] = await t.database.sql.query<{ body: string }>("SELECT body FROM messages WHERE id = $1", [Number(ids[i]!.id)]);
+      expect(row!.body).toBe(body);
+    }
+  });
+
   test("one message the database rejects fails alone; its batch neighbours are stored", async () => {
     const batcher = new SendBatcher(t.database.sql, { maxInFlight: 1, maxBatch: 256 });
     // Occupy the writer so the next three queue up and travel as one batch.
