@@ -1,4 +1,4 @@
-import { and, asc, eq, sql as dsql } from "drizzle-orm";
+import { asc, eq, sql as dsql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { deliveryAttempts, messages } from "../../db/schema.ts";
@@ -221,7 +221,7 @@ export function messageQueries(db: Database) {
   const attempts = db
     .select()
     .from(deliveryAttempts)
-    .where(and(eq(deliveryAttempts.messageId, dsql.placeholder("id"))))
+    .where(eq(deliveryAttempts.messageId, dsql.placeholder("id")))
     .orderBy(asc(deliveryAttempts.id))
     .prepare("message_attempts");
 
