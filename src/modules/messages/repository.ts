@@ -32,10 +32,11 @@ export interface StoredIds {
  * last activity), the message insert and, for outbound messages, the delivery job, chained through
  * data-modifying CTEs. One statement is one implicit transaction and one round trip, so a 202 follows a
  * single commit. Raw SQL because drizzle cannot chain inserts through CTEs into a prepared statement.
+ *
+ * The upsert updates first and inserts only a missing pair: an INSERT … ON CONFLICT that finds its row would
+ * still draw (and waste) a conversation id. Two first messages racing for a new pair both reach the INSERT;
+ * the loser's ON CONFLICT counts it, drawing one id only in that race.
  */
-// Update first and insert only a missing pair: an INSERT … ON CONFLICT that finds its row would still draw
-// (and waste) a conversation id. Two first messages racing for a new pair both reach the INSERT; the loser's
-// ON CONFLICT counts it (drawing one id only in that race).
 const UPSERT_CONVERSATION = `
   upd AS (
     UPDATE conversations c
