@@ -1,13 +1,7 @@
 import type { SqlRunner } from "../../db/runner.ts";
 import { AppError } from "../../http/errors.ts";
+import type { IdempotencyRequest } from "../../http/idempotency.ts";
 import { deleteExpired, findLive, type StoredResponseRow, saveResponse, tryLockKey } from "./repository.ts";
-
-/** An Idempotency-Key as the service sees it: scoped to (API key, route), with a fingerprint of the body. */
-export interface IdempotencyRequest {
-  scope: string;
-  key: string;
-  hash: string;
-}
 
 export interface StoredResponse {
   status: number;

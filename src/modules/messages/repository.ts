@@ -1,7 +1,7 @@
 import { asc, eq, sql as dsql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import type { SqlRunner } from "../../db/runner.ts";
-import { deliveryAttempts, messages } from "../../db/schema.ts";
+import { deliveryAttempts } from "../../db/schema.ts";
 import { rfc3339Utc } from "../../db/json-sql.ts";
 import type { Channel, Transport } from "../../domain/channel.ts";
 import type { MessageItem } from "./model.ts";
@@ -183,19 +183,27 @@ export async function findInbound(sql: SqlRunner, transport: Transport, provider
   return row;
 }
 
+/**
+ * The one SQL builder of a message item (SPEC §6): PostgreSQL renders the row as the item's JSON (everything
+ * but the grapheme-aware snippet, which `withSnippet` in read.ts adds), both for list pages and for a single
+ * message, so the two cannot drift; test/modules/messages/item-shapes.test.ts holds them to the model.
+ */
+const messageItemJson = (m: string) => `json_build_object(
+  'id', ${m}.id::text, 'conversation_id', ${m}.conversation_id::text, 'direction', ${m}.direction,
+  'channel', ${m}.channel, 'type', ${m}.channel, 'from', ${m}.from_addr, 'to', ${m}.to_addr, 'body', ${m}.body,
+  'attachments', ${m}.attachments, 'status', ${m}.status, 'timestamp', ${rfc3339Utc(`${m}.timestamp`)})`;
+
 /*
  * One page of a conversation's messages, oldest first (ties by id), as JSON built by PostgreSQL (see
  * db/json-sql.ts), with the conversation's exact message_count as the total; no row means no such conversation.
  */
 const CONVERSATION_PAGE = `
   SELECT c.message_count AS total,
-         (SELECT coalesce(json_agg(json_build_object(
-                   'id', m.id::text, 'conversation_id', m.conversation_id::text, 'direction', m.direction,
-                   'channel', m.channel, 'type', m.channel, 'from', m.from_addr, 'to', m.to_addr, 'body', m.body,
-                   'attachments', m.attachments, 'status', m.status, 'timestamp', ${rfc3339Utc("m.timestamp")}
-                 ) ORDER BY m.timestamp, m.id), '[]')::text
+         (SELECT coalesce(json_agg(${messageItemJson("m")} ORDER BY m.timestamp, m.id), '[]')::text
             FROM (SELECT * FROM messages WHERE conversation_id = c.id ORDER BY timestamp, id LIMIT $2 OFFSET $3) m) AS items
     FROM conversations c WHERE c.id = $1`;
+
+const MESSAGE_BY_ID = `SELECT ${messageItemJson("m")}::text AS item FROM messages m WHERE m.id = $1`;
 
 export type MessageJson = Omit<MessageItem, "snippet">;
 
@@ -209,16 +217,15 @@ export async function conversationMessagesPage(
   return row && { items: JSON.parse(row.items) as MessageJson[], total: row.total };
 }
 
-export type MessageRow = typeof messages.$inferSelect;
+export async function messageById(sql: SqlRunner, id: number): Promise<MessageJson | undefined> {
+  const [row] = await sql.query<{ item: string }>(MESSAGE_BY_ID, [id]);
+  return row && (JSON.parse(row.item) as MessageJson);
+}
+
 export type AttemptRow = typeof deliveryAttempts.$inferSelect;
 
 /** Prepared once per database. */
 export function messageQueries(db: Database) {
-  const byId = db
-    .select()
-    .from(messages)
-    .where(eq(messages.id, dsql.placeholder("id")))
-    .prepare("message_by_id");
   const attempts = db
     .select()
     .from(deliveryAttempts)
@@ -227,9 +234,6 @@ export function messageQueries(db: Database) {
     .prepare("message_attempts");
 
   return {
-    async byId(id: number): Promise<MessageRow | undefined> {
-      return (await byId.execute({ id }))[0];
-    },
     attempts: (id: number): Promise<AttemptRow[]> => attempts.execute({ id }),
   };
 }
