@@ -26,7 +26,7 @@ export interface RunningServer {
  * unless `autoMigrate`), the HTTP API, and later the delivery workers.
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, writeOutcomeTimeoutMs: config.writeOutcomeTimeoutMs });
   try {
     await prepareSchema(database, config.autoMigrate, logger);
   } catch (err) {

@@ -58,19 +58,29 @@ const INSERT_MESSAGE = `
   SELECT conv.id, $6, $7, $1, $8, $9, $10, $11::jsonb, $12, $13, $5::timestamptz FROM conv
   RETURNING id, conversation_id`;
 
+/** The write's receipt (see db/write-fence.ts): its token and the ids it returns, committed with it. */
+const RECEIPT = (token: string, rows: string, order = "") => `
+  receipt AS (INSERT INTO write_receipts (token, result)
+              SELECT ${token}::uuid, jsonb_agg(jsonb_build_array(id::text, conversation_id::text)${order}) FROM ${rows})`;
+
 const INSERT_OUTBOUND = `
   WITH ${UPSERT_CONVERSATION},
   msg AS (${INSERT_MESSAGE}),
-  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg)
+  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg),
+  ${RECEIPT("$14", "msg")}
   SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
 
 const INSERT_INBOUND = `
   WITH ${UPSERT_CONVERSATION},
-  msg AS (${INSERT_MESSAGE})
+  msg AS (${INSERT_MESSAGE}),
+  ${RECEIPT("$14", "msg")}
   SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
 
-/** Stores a message with its conversation update (and delivery job when outbound) in one statement. */
-export async function insertMessage(sql: SqlRunner, m: NewMessage): Promise<StoredIds> {
+/**
+ * Stores a message with its conversation update (and delivery job when outbound) in one statement, with a
+ * receipt under `token` so that its outcome can be learned after a lost connection.
+ */
+export async function insertMessage(sql: SqlRunner, m: NewMessage, token: string): Promise<StoredIds> {
   const [row] = await sql.query<StoredIds>(m.direction === "outbound" ? INSERT_OUTBOUND : INSERT_INBOUND, [
     m.transport,
     m.participantA,
@@ -85,6 +95,7 @@ export async function insertMessage(sql: SqlRunner, m: NewMessage): Promise<Stor
     JSON.stringify(m.attachments),
     m.status,
     m.providerMessageId,
+    token,
   ]);
   if (!row) throw new Error("message insert returned no row");
   return row;
@@ -136,8 +147,10 @@ const INSERT_OUTBOUND_BATCH = `
       FROM input JOIN conv USING (key)
     RETURNING id
   ),
-  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg)
-  SELECT input.id::text AS id, conv.id::text AS conversation_id FROM input JOIN conv USING (key) ORDER BY input.ord`;
+  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg),
+  stored AS (SELECT input.ord, input.id, conv.id AS conversation_id FROM input JOIN conv USING (key)),
+  ${RECEIPT("$11", "stored", " ORDER BY ord")}
+  SELECT id::text AS id, conversation_id::text AS conversation_id FROM stored ORDER BY ord`;
 
 /**
  * A PostgreSQL array literal of text values (`{"a","b\\"c"}`), passed as one text parameter: neither
@@ -147,8 +160,8 @@ export function textArray(values: string[]): string {
   return `{${values.map((v) => `"${v.replace(/[\\"]/g, "\\$&")}"`).join(",")}}`;
 }
 
-/** Stores many outbound messages in one statement; the result is in the order of `batch`. */
-export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[]): Promise<StoredIds[]> {
+/** Stores many outbound messages in one statement, with one receipt; the result is in the order of `batch`. */
+export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[], token: string): Promise<StoredIds[]> {
   const column = (pick: (m: NewMessage) => string) => textArray(batch.map(pick));
   const rows = await sql.query<StoredIds>(INSERT_OUTBOUND_BATCH, [
     column((m) => m.transport),
@@ -161,6 +174,7 @@ export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[]): 
     column((m) => m.to),
     column((m) => m.body),
     column((m) => JSON.stringify(m.attachments)),
+    token,
   ]);
   if (rows.length !== batch.length) throw new Error(`batch insert stored ${rows.length} of ${batch.length} messages`);
   return rows;

@@ -6,6 +6,7 @@
 import type { Database } from "../../db/client.ts";
 import { coalesceSameTurn } from "../../db/coalesce.ts";
 import type { SqlRunner } from "../../db/runner.ts";
+import type { WriteFence, WriteOutcome } from "../../db/write-fence.ts";
 import type { TokenBuckets } from "../../domain/token-bucket.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { type MessagePage, readConversationPage } from "./read.ts";
@@ -19,6 +20,10 @@ export type { MessageInput, WriteResult } from "./write.ts";
 
 export interface MessagesDeps {
   sql: SqlRunner;
+  /** Learns whether a write whose connection was lost committed. */
+  fence: WriteFence;
+  /** Counts what those lookups found. */
+  onOutcome: (state: WriteOutcome["state"]) => void;
   /** A conversation's page of messages with snippets; identical concurrent requests share the query. */
   conversationPage: (conversationId: number, limit: number, offset: number) => Promise<MessagePage | undefined>;
   /** Writes unkeyed outbound sends, grouping concurrent ones into one commit. */
@@ -33,14 +38,27 @@ export interface MessagesDeps {
 export function messagesDeps(
   db: Database,
   sql: SqlRunner,
-  rest: Omit<MessagesDeps, "sql" | "queries" | "batcher" | "conversationPage"> & { batch: SendBatcherOptions },
+  rest: Omit<MessagesDeps, "sql" | "queries" | "batcher" | "conversationPage" | "onOutcome"> & {
+    batch: Omit<SendBatcherOptions, "fence" | "observe">;
+  },
 ): MessagesDeps {
   const { batch, ...others } = rest;
+  const { metrics, fence } = rest;
+  const onOutcome = (state: WriteOutcome["state"]) => metrics.writeOutcomes.inc({ outcome: state });
   const conversationPage = coalesceSameTurn(
     (conversationId: number, limit: number, offset: number) => readConversationPage(sql, conversationId, limit, offset, rest.snippetLength),
     (conversationId, limit, offset) => `${conversationId}:${limit}:${offset}`,
     (extra) => rest.metrics.coalescedReads.inc({ list: "messages" }, extra),
   );
-  const batcher = new SendBatcher(sql, { ...batch, onBatch: (size) => rest.metrics.sendBatchSize.observe(size) });
-  return { sql, queries: messageQueries(db), batcher, conversationPage, ...others };
+  const batcher = new SendBatcher(sql, {
+    ...batch,
+    fence,
+    observe: {
+      batch: (size) => metrics.sendBatchSize.observe(size),
+      queued: (depth) => metrics.sendQueueDepth.set(depth),
+      refused: () => metrics.sendQueueRejected.inc(),
+      outcome: onOutcome,
+    },
+  });
+  return { sql, queries: messageQueries(db), batcher, conversationPage, onOutcome, ...others };
 }

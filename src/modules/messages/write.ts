@@ -1,6 +1,9 @@
+import { isConnectionLoss } from "../../db/availability.ts";
+import { newWriteToken, type WriteFence, type WriteOutcome } from "../../db/write-fence.ts";
 import { type Channel, transportOf } from "../../domain/channel.ts";
 import { conversationKey } from "../../domain/conversation-key.ts";
 import { parseRfc3339 } from "../../domain/timestamp.ts";
+import { AppError } from "../../http/errors.ts";
 import type { WriteAnswer } from "../../http/idempotency.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { Accepted } from "./model.ts";
@@ -46,4 +49,43 @@ export function newMessage(input: MessageInput, direction: NewMessage["direction
 export function countWrite(metrics: Metrics, result: WriteResult, channel: Channel, direction: "outbound" | "inbound"): void {
   if (result.replayed) metrics.idempotentReplays.inc();
   else metrics.messagesAccepted.inc({ channel, direction });
+}
+
+/** 503 for a write whose commit could not be confirmed or ruled out in time (SPEC §2 `outcome_unknown`). */
+export const outcomeUnknown = () =>
+  new AppError(
+    "outcome_unknown",
+    "the database connection was lost and whether the message was stored could not be learned in time; retry with an Idempotency-Key so a retry cannot store it twice",
+    { headers: { "retry-after": "2" } },
+  );
+
+/**
+ * Runs one write of the message path under a token of its own (the statement stores a receipt under it) and
+ * makes its answer match the database: when the connection is lost, the token is fenced (db/write-fence.ts)
+ * and a committed write is answered from its receipt as if nothing had happened, one that did not commit
+ * rethrows the connection error (503, nothing stored) and an unknown outcome is `outcome_unknown`.
+ */
+export async function writeOnce<T>(
+  fence: WriteFence,
+  onOutcome: (outcome: WriteOutcome["state"]) => void,
+  write: (token: string) => Promise<T>,
+  fromReceipt: (ids: StoredIds[]) => T,
+): Promise<T> {
+  const token = newWriteToken();
+  try {
+    return await write(token);
+  } catch (err) {
+    if (!isConnectionLoss(err)) throw err;
+    const outcome = await fence.settle(token);
+    onOutcome(outcome.state);
+    if (outcome.state === "committed") return fromReceipt(receiptIds(outcome.result));
+    if (outcome.state === "rolled_back") throw err;
+    throw outcomeUnknown();
+  }
+}
+
+/** A receipt's result is the statement's `[id, conversation_id]` pairs, in the order the statement returned them. */
+function receiptIds(result: unknown): StoredIds[] {
+  const pairs = (typeof result === "string" ? JSON.parse(result) : result) as [string, string][];
+  return pairs.map(([id, conversation_id]) => ({ id, conversation_id }));
 }
