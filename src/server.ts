@@ -2,6 +2,7 @@ import { createApp } from "./app.ts";
 import type { Config } from "./config/index.ts";
 import { isDatabaseUnavailable, rootCauseMessage } from "./db/availability.ts";
 import { type DatabaseHandle, openDatabase } from "./db/client.ts";
+import { scheduleReceiptPurge } from "./db/write-fence.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import type { Logger } from "./observability/logger.ts";
@@ -45,6 +46,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger.info({ deleted: result.deleted }, "expired idempotency keys purged");
     }
   });
+  const stopReceiptPurge = scheduleReceiptPurge(database.sql, (result) => {
+    if ("error" in result) logger.warn({ err: result.error }, "write receipt purge failed");
+  });
   const app = createApp({ config, database, logger, metrics, version: VERSION });
   app.listen({
     port: config.port,
@@ -67,6 +71,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         await server.stop(true);
       }
       stopPurge();
+      stopReceiptPurge();
       await afterResponseHooks();
       await database.close();
       logger.info("stopped");

@@ -1,4 +1,6 @@
 import postgres from "postgres";
+import { runPeriodically } from "./periodic.ts";
+import type { SqlRunner } from "./runner.ts";
 
 /**
  * What became of a write whose connection was lost before its answer arrived.
@@ -83,3 +85,23 @@ async function fenceOnce(url: string, token: string, budgetMs: number): Promise<
 export const inProcessWriteFence: WriteFence = {
   settle: async () => ({ state: "rolled_back" }),
 };
+
+/** Receipts are looked up within seconds of their write; a quarter of an hour is ample. */
+const RECEIPT_RETENTION_MINUTES = 15;
+
+/** Deletes receipts past their use, now and every ten minutes (any instance may: the DELETE is idempotent). */
+export function scheduleReceiptPurge(
+  sql: SqlRunner,
+  onPurge: (result: { value: number } | { error: unknown }) => void,
+  intervalMs = 10 * 60 * 1000,
+): () => void {
+  const purge = async () => {
+    const [row] = await sql.query<{ n: number }>(
+      `WITH gone AS (DELETE FROM write_receipts WHERE created_at < now() - make_interval(mins => $1::int) RETURNING 1)
+       SELECT count(*)::int AS n FROM gone`,
+      [RECEIPT_RETENTION_MINUTES],
+    );
+    return row?.n ?? 0;
+  };
+  return runPeriodically(purge, onPurge, intervalMs);
+}

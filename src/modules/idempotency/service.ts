@@ -1,3 +1,4 @@
+import { runPeriodically } from "../../db/periodic.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { AppError } from "../../http/errors.ts";
 import type { IdempotencyRequest } from "../../http/idempotency.ts";
@@ -53,13 +54,5 @@ export function scheduleIdempotencyPurge(
   onPurge: (result: { deleted: number } | { error: unknown }) => void,
   intervalMs = 10 * 60 * 1000,
 ): () => void {
-  const run = () =>
-    purgeExpiredIdempotencyKeys(sql).then(
-      (deleted) => onPurge({ deleted }),
-      (error) => onPurge({ error }),
-    );
-  const timer = setInterval(run, intervalMs);
-  timer.unref();
-  void run();
-  return () => clearInterval(timer);
+  return runPeriodically(() => purgeExpiredIdempotencyKeys(sql), (r) => onPurge("error" in r ? r : { deleted: r.value }), intervalMs);
 }
