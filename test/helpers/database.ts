@@ -8,7 +8,7 @@
  *
  *   await copyEmbeddedTemplate(join(dir, "messaging-data"));   // a fresh, unmigrated data directory for a binary
  */
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,18 +59,20 @@ export interface TestEmbeddedDatabase {
   remove(): Promise<void>;
 }
 
+const TEMPLATE_PREFIX = "msg-test-template-";
 let template: Promise<string> | undefined;
 
 /**
  * A PGlite data directory as initdb leaves it (not migrated), made once per `bun test` run and closed cleanly so
  * its files are consistent to copy. initdb costs several seconds a time and the suite opened about one embedded
  * database per file; a copy of this one opens in a fraction of that. `bun test` runs every file in one process,
- * so this module (and the promise) is shared by all of them; the directory goes when the process exits.
- * The template is opened below the data-directory lock, so it holds no lock file of ours.
+ * so this module (and the promise) is shared by all of them. The template is opened below the data-directory
+ * lock, so it holds no lock file of ours.
  */
 function embeddedTemplate(): Promise<string> {
   template ??= (async () => {
-    const root = mkdtempSync(join(tmpdir(), "msg-test-template-"));
+    removeAbandonedTemplates();
+    const root = mkdtempSync(join(tmpdir(), `${TEMPLATE_PREFIX}${process.pid}-`));
     process.once("exit", () => rmSync(root, { recursive: true, force: true }));
     const dataDir = join(root, "data");
     await closeEmbeddedDatabase(await openEmbeddedDatabase(dataDir));
@@ -79,6 +81,26 @@ function embeddedTemplate(): Promise<string> {
   // A failed initdb is not cached: the next caller tries again and sees its own error.
   template.catch(() => (template = undefined));
   return template;
+}
+
+/**
+ * `bun test` emits no `exit` event, so a run cannot remove its own template; the next run removes those whose
+ * process (named in the directory) is gone.
+ */
+function removeAbandonedTemplates(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(new RegExp(`^${TEMPLATE_PREFIX}(\\d+)-`).exec(name)?.[1]);
+    if (pid && pid !== process.pid && !isAlive(pid)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** Fills `dataDir` (which must not exist yet) with a copy of the run's initdb'ed, unmigrated template. */
