@@ -96,7 +96,7 @@ describe("a connection cut after the write committed", () => {
     expect(first.status).toBe(202);
     const retry = await request(t.app, "POST", "/api/webhooks/email", { body });
     expect(retry.status).toBe(202);
-    expect(retry.json).toEqual(first.json);
+    expect(retry.json).toEqual({ ...first.json, duplicate: true });
     expect(await stored("committed-webhook")).toBe(1);
   });
 });
