@@ -59,7 +59,7 @@ export function createApp(deps: AppDeps) {
     .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH }))
     .use(errorHandler({ logger, metrics, routes: () => routeTable() }))
     .use(ipRateLimit({ perMinute: config.rateLimitPerIpPerMin, trustedProxies: config.trustedProxies, metrics, applies: isApi }))
-    .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, skipAccept }))
+    .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, skipAccept }))
     .use(auth({ mode: config.auth, protects: (path) => isApi(path) && !isWebhook(path) }))
     .use(apiDocs({ version: deps.version }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), metrics }))
