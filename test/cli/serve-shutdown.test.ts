@@ -13,7 +13,7 @@ const SHUTDOWN_TIMEOUT_MS = 1500;
 const SHUTDOWN_SLACK_MS = 3000;
 const BODY_TIMEOUT_MS = 1500;
 
-const SEND = JSON.stringify({ from: "+15550001111", to: "+15550002222", type: "sms", body: "hello" });
+const SEND = JSON.stringify({ from: "+15550001111", to: "+15550002222", type: "sms", body: "hello", attachments: null, timestamp: "2024-11-01T12:00:00Z" });
 
 /** A client on a raw socket: what it received so far, and whether the server has closed the connection. */
 interface RawClient {
@@ -207,8 +207,8 @@ describe.each([["PostgreSQL", postgresTarget], ["embedded", embeddedTarget]] as 
     await client.closed;
   });
 
-  test("/readyz answers 503 as soon as SIGTERM arrives, while an in-flight request is still open", async () => {
-    const s = await target.start({ MESSAGING_SHUTDOWN_TIMEOUT_MS: "4000" });
+  test("/readyz answers 503 as soon as SIGTERM arrives, while an in-flight request is still open and then finishes", async () => {
+    const s = await target.start({ MESSAGING_SHUTDOWN_TIMEOUT_MS: "8000" });
     const probe = await rawClient(s.port); // a load balancer's kept-alive connection
     probe.write("GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n");
     expect((await nthResponse(probe, 1)).status).toBe(200);
@@ -224,7 +224,13 @@ describe.each([["PostgreSQL", postgresTarget], ["embedded", embeddedTarget]] as 
     expect(slow.received()).toBe(""); // still in flight, not cut off
     expect(slow.isClosed()).toBe(false);
 
+    // The in-flight send completes its body during the drain: it is stored and answered, and the process then
+    // exits without waiting out the shutdown timeout.
+    slow.write(" ".repeat(20));
+    expect((await nthResponse(slow, 1)).status).toBe(202);
+    const finishedAt = Date.now();
     expect(await s.exited()).toBe(0);
+    expect(Date.now() - finishedAt).toBeLessThan(4000);
     target.expectClosedCleanly();
     probe.end();
   });
