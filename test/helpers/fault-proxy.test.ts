@@ -84,6 +84,16 @@ describe("fault proxy", () => {
     expect((await sql`select 2 as two`)[0]).toEqual({ two: 2 });
   });
 
+  test("hangUp() closes connections without an error first, and new connections work again", async () => {
+    const sql = viaProxy();
+    await sql`select 1`;
+    const inFlight = sql`select pg_sleep(5)`.catch((e: { code?: string }) => e);
+    await Bun.sleep(100);
+    proxy.hangUp();
+    expect(((await inFlight) as { code?: string }).code).toBe("CONNECTION_CLOSED");
+    expect((await sql`select 2 as two`)[0]).toEqual({ two: 2 });
+  });
+
   test("stall() holds open and new connections silent without closing them, and heal() lets them finish", async () => {
     const open = viaProxy();
     await open`select 1`;

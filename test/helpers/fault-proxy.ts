@@ -51,6 +51,8 @@ export interface ProxyLink {
   readonly id: number;
   /** Destroys both sockets abruptly (RST). */
   reset(): void;
+  /** Ends the client's socket with a FIN and drops the server's. */
+  hangUp(): void;
   /** Stops forwarding both ways; the sockets stay open and nothing is answered. */
   stall(): void;
   /** Resumes forwarding, delivering what was held back. */
@@ -63,10 +65,15 @@ export interface FaultProxy {
   url(databaseUrl: string): string;
   /** The connections open now. */
   links(): ProxyLink[];
-  /** Connections accepted since start, and connections killed by reset() or a cut. */
+  /** Connections accepted since start, connections killed by reset() or hangUp(), and by a cut. */
   readonly stats: { accepted: number; reset: number; cut: number };
   /** Destroys every open connection abruptly (RST to both ends); new connections pass. */
   reset(): void;
+  /**
+   * Closes every open connection in order (FIN to the client, as when a server or pooler goes away without
+   * a word); new connections pass. Unlike an RST, the client sees the close before any error.
+   */
+  hangUp(): void;
   /** A partition: open connections stop forwarding, new ones are accepted but never forwarded, until heal(). */
   stall(): void;
   /**
@@ -170,6 +177,9 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
     links: () => [...open],
     reset() {
       for (const link of [...open]) link.reset();
+    },
+    hangUp() {
+      for (const link of [...open]) link.hangUp();
     },
     stall() {
       mode = "stall";
@@ -302,6 +312,15 @@ class Link implements ProxyLink {
     if (this.dead) return;
     this.hooks.onReset();
     this.kill();
+  }
+
+  hangUp(): void {
+    if (this.dead) return;
+    this.hooks.onReset();
+    this.dead = true;
+    this.client.end();
+    this.upstream?.destroy();
+    this.hooks.onClose();
   }
 
   stall(): void {
