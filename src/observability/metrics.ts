@@ -77,6 +77,12 @@ export function createMetrics(info: { version: string }) {
       help: "Requests answered 503 because the database could not be reached",
       registers: [registry],
     }),
+    databaseTimeouts: new Counter({
+      name: "messaging_database_timeouts_total",
+      help: "Requests answered 503 because PostgreSQL did not answer in time, by bound (statement or connect)",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
   };
 }
 
