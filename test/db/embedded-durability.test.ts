@@ -79,4 +79,26 @@ describe("durable commits on the embedded database", () => {
     expect(walSyncs).toBeGreaterThanOrEqual(batches);
     expect(walSyncs).toBeLessThan(sends);
   });
+
+  test("over real sockets, concurrent sends arrive in shared batches and share their WAL fsyncs", async () => {
+    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => t.app.handle(req) });
+    try {
+      const sends = 40;
+      const statuses = await Promise.all(
+        Array.from({ length: sends }, (_, i) =>
+          fetch(`http://127.0.0.1:${server.port}/api/messages/sms`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(smsSend({ body: `socket ${i}` })),
+          }).then((res) => res.status),
+        ),
+      );
+      expect(statuses).toEqual(Array.from({ length: sends }, () => 202));
+      const walSyncs = events.filter(isWalSync).length;
+      expect(walSyncs).toBeGreaterThanOrEqual(1);
+      expect(walSyncs).toBeLessThan(sends / 2);
+    } finally {
+      await server.stop(true);
+    }
+  });
 });
