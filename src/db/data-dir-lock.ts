@@ -1,45 +1,68 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tryLockExclusive } from "./flock.ts";
 
 /**
  * PGlite gives no protection against two processes opening one data directory, which would corrupt it.
- * A pid file of ours refuses the second process while the first is alive; a stale file (dead pid) is taken over.
+ * So the process holds an exclusive `flock` on the data directory itself for as long as it has the database
+ * open. The kernel decides who holds it and releases it when the holder's descriptor is closed or the holder
+ * dies, however it dies: two processes starting at once cannot both win, and a dead holder leaves nothing to
+ * clean up. Locking the directory rather than a file in it means no file can be deleted or replaced to let a
+ * second process in. `messaging.pid` in the directory only names the holder in the error message; whatever
+ * pid it holds (stale, or reused by an unrelated live process) is never trusted.
  */
+const PID_FILE = "messaging.pid";
+
 /** Another live process holds the embedded database: an operator error (one line, exit 2), not a crash. */
 export class DataDirInUseError extends Error {
   override name = "DataDirInUseError";
   constructor(
     readonly dataDir: string,
-    readonly pid: number,
+    /** The holder's pid as it wrote it, if it has yet. */
+    readonly pid: number | undefined,
   ) {
-    super(`data directory ${dataDir} is in use by process ${pid}; the embedded database allows one process`);
+    super(
+      `data directory ${dataDir} is in use by ${pid ? `process ${pid}` : "another process"}; the embedded database allows one process`,
+    );
   }
 }
 
+/** Takes the data directory for this process, or throws DataDirInUseError. Returns the release function. */
 export function lockDataDir(dataDir: string): () => void {
   mkdirSync(dataDir, { recursive: true });
-  const path = join(dataDir, "messaging.pid");
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, String(process.pid), { flag: "wx" });
-      return () => rmSync(path, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const holder = Number(readFileSync(path, "utf8").trim());
-      if (holder && holder !== process.pid && isAlive(holder)) {
-        throw new DataDirInUseError(dataDir, holder);
-      }
-      rmSync(path, { force: true });
-    }
+  const fd = openSync(dataDir, constants.O_RDONLY | (constants.O_DIRECTORY ?? 0));
+  let locked: boolean;
+  try {
+    locked = tryLockExclusive(fd);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
   }
-  throw new Error(`cannot lock data directory ${dataDir}`);
+  const pidFile = join(dataDir, PID_FILE);
+  if (!locked) {
+    closeSync(fd);
+    throw new DataDirInUseError(dataDir, holderPid(pidFile));
+  }
+  try {
+    writeFileSync(pidFile, String(process.pid));
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    rmSync(pidFile, { force: true });
+    closeSync(fd);
+  };
 }
 
-function isAlive(pid: number): boolean {
+function holderPid(path: string): number | undefined {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    const pid = Number(readFileSync(path, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
   }
 }

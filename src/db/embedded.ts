@@ -30,18 +30,25 @@
  * (The TypeScript declarations for these three imports live in
  * `./embedded-assets.d.ts`.)
  *
+ * Durability: PGlite as shipped neither asks for nor performs syncs, so a
+ * commit would reach only the page cache; ./embedded-durability.ts turns
+ * fsync on and makes it reach the host disk.
+ *
  * Concurrency: PGlite is a single-connection, in-process database and offers
  * no protection against two processes opening the same data directory
  * (the `postmaster.pid` it writes holds a fixed fake pid, and a second
  * process opens the directory without complaint). Do not do that.
  */
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 
 import { PGlite } from "@electric-sql/pglite";
 import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
+
+import { assertDurable, DurableNodeFS, durableStartParams, syncDirectoryTree } from "./embedded-durability.ts";
 
 interface CompiledAssets {
   pgliteWasmModule: WebAssembly.Module;
@@ -82,6 +89,9 @@ function loadCompiledAssets(): Promise<CompiledAssets> {
  *
  * Only one process may have a given `dataDir` open at a time (see the module
  * comment).
+ *
+ * Commits are durable: a statement that commits resolves only after its WAL
+ * was synced to the host disk (see ./embedded-durability.ts).
  */
 export async function openEmbeddedDatabase(dataDir: string): Promise<PGlite> {
   const dir = resolve(dataDir);
@@ -89,13 +99,23 @@ export async function openEmbeddedDatabase(dataDir: string): Promise<PGlite> {
 
   const { pgliteWasmModule, initdbWasmModule } = await loadCompiledAssets();
 
+  const fresh = !existsSync(join(dir, "PG_VERSION"));
   try {
-    const db = await PGlite.create(dir, {
+    const db = await PGlite.create({
+      fs: new DurableNodeFS(dir),
+      startParams: [...durableStartParams],
       pgliteWasmModule,
       initdbWasmModule,
       fsBundle: Bun.file(pgliteDataPath),
     });
     await db.waitReady;
+    try {
+      await assertDurable(db);
+      if (fresh) syncDirectoryTree(dir);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
     return db;
   } catch (err) {
     throw new Error(

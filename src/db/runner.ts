@@ -39,12 +39,24 @@ export function postgresRunner(client: Sql | TransactionSql, onError?: (error: u
   };
 }
 
-/** PGlite: one in-process connection, so its transactions are serialized by PGlite itself. */
+/**
+ * PGlite: one in-process connection, so its transactions are serialized by PGlite itself.
+ *
+ * PGlite runs a statement synchronously on the event loop's thread, and with durable commits that includes
+ * the WAL's fsync (see embedded-durability.ts). A statement outside a transaction therefore first lets the
+ * event loop turn once: requests already waiting on their sockets are read and join the send batcher's
+ * queue, so the next batch carries them all under one commit and one sync. Without that turn each send
+ * would be read only after the previous one's statement, and every send would pay its own fsync.
+ */
 export function pgliteRunner(db: PGlite | PgliteTransaction): SqlRunner {
+  const inTransaction = !("transaction" in db);
   return {
-    query: async <T>(text: string, params: unknown[] = []) => (await db.query<T>(text, params as unknown[])).rows,
+    query: async <T>(text: string, params: unknown[] = []) => {
+      if (!inTransaction) await new Promise((resolve) => setImmediate(resolve));
+      return (await db.query<T>(text, params as unknown[])).rows;
+    },
     transaction: <T>(fn: (tx: SqlRunner) => Promise<T>) => {
-      if (!("transaction" in db)) return fn(pgliteRunner(db));
+      if (inTransaction) return fn(pgliteRunner(db));
       return db.transaction((tx) => fn(pgliteRunner(tx)));
     },
   };

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { lockDataDir } from "../../src/db/data-dir-lock.ts";
 import { runChecks } from "../../src/diagnostics/check.ts";
 import { testConfig } from "../helpers/app.ts";
 
@@ -23,15 +24,17 @@ describe("check on the embedded default", () => {
 
   test("a data directory held by a running serve is a warning pointing at /readyz, not a failure", async () => {
     const dataDir = join(dir, "held");
-    // Hold the lock as another live process would (the parent of this test runner is alive).
-    const { mkdirSync, writeFileSync } = await import("node:fs");
-    mkdirSync(dataDir, { recursive: true });
-    writeFileSync(join(dataDir, "messaging.pid"), String(process.ppid));
-    const report = await runChecks(testConfig({ dataDir }));
-    const database = report.checks.find((c) => c.name === "database");
-    expect(database?.level).toBe("warn");
-    expect(database?.message).toContain(`in use by process ${process.ppid}`);
-    expect(database?.message).toContain("/readyz");
-    expect(report.ok).toBe(true);
+    // Hold the lock as a running serve would (a flock on a second open file conflicts even in one process).
+    const unlock = lockDataDir(dataDir);
+    try {
+      const report = await runChecks(testConfig({ dataDir }));
+      const database = report.checks.find((c) => c.name === "database");
+      expect(database?.level).toBe("warn");
+      expect(database?.message).toContain(`in use by process ${process.pid}`);
+      expect(database?.message).toContain("/readyz");
+      expect(report.ok).toBe(true);
+    } finally {
+      unlock();
+    }
   });
 });
