@@ -83,6 +83,17 @@ const rows: Row[] = [
   invalid("February 30", SMS, smsSend({ timestamp: "2024-02-30T10:00:00Z" }), "timestamp"),
   invalid("hour 24", EMAIL, emailSend({ timestamp: "2024-11-01T24:00:00Z" }), "timestamp"),
   invalid("a numeric timestamp", SMS, smsSend({ timestamp: 1730469600 }), "timestamp"),
+  invalid("a timestamp in year 0", SMS, smsSend({ timestamp: "0000-06-15T12:00:00Z" }), "timestamp"),
+  invalid("a timestamp that its offset moves into year 0", SMS, smsSend({ timestamp: "0001-01-01T00:30:00+01:00" }), "timestamp"),
+  invalid("a timestamp that its offset moves past 9999", EMAIL, emailSend({ timestamp: "9999-12-31T23:30:00-01:00" }), "timestamp"),
+  invalid("a webhook timestamp past 9999", HOOK_SMS, smsWebhook({ timestamp: "9999-12-31T23:59:59-00:01" }), "timestamp"),
+  // Address bounds (RFC 5321 for email; a phone number as written)
+  invalid("an email address of 3,000 characters", EMAIL, emailSend({ from: `${"a".repeat(3000)}@example.com` }), "from"),
+  invalid("an email address with random 3,000 characters", EMAIL, emailSend({ to: `${crypto.randomUUID().repeat(84)}@example.com` }), "to"),
+  invalid("an email local part of 65 characters", HOOK_EMAIL, emailWebhook({ from: `${"a".repeat(65)}@example.com` }), "from"),
+  invalid("an email address of 255 characters", EMAIL, emailSend({ to: `a@${"b".repeat(249)}.com` }), "to"),
+  invalid("a phone number behind 3,000 separators", SMS, smsSend({ from: `+1${" ".repeat(3000)}2015550100` }), "from"),
+  invalid("a mock inbound email address of 3,000 characters", "/api/provider/mock/inbound", { channel: "email", from: `${"a".repeat(3000)}@example.com`, to: "b@example.com", body: "x", timestamp: TS }, "from"),
   // Body length and content
   invalid("an sms body of 1601 characters", SMS, smsSend({ body: "x".repeat(1601) }), "body"),
   invalid("an sms body of 1601 emoji", SMS, smsSend({ body: "😀".repeat(1601) }), "body"),
@@ -140,6 +151,6 @@ describe.each(rows)("$name → $status $code", (row) => {
   });
 });
 
-test("only the two accepted rows stored a message", async () => {
+test("only the accepted rows stored a message", async () => {
   expect(await countRows(t.database, "messages")).toBe(rows.filter((r) => r.status === 202).length);
 });
