@@ -65,14 +65,26 @@ function toAppError(
   return new AppError("internal_error", "internal error; the request id identifies it in the logs");
 }
 
-/** Elysia's ValidationError lists every issue of a (standard) schema in `all`; the envelope wants `{path, message}`. */
+/** At most this many details, each path and message at most this long: a hostile body cannot make the answer big. */
+const MAX_DETAILS = 20;
+const MAX_DETAIL_TEXT = 200;
+
+/** A client-chosen string repeated in an answer, cut to a length that still identifies it. */
+function echo(text: string): string {
+  return text.length > MAX_DETAIL_TEXT ? `${text.slice(0, MAX_DETAIL_TEXT)}…` : text;
+}
+
+/**
+ * Elysia's ValidationError lists every issue of a (standard) schema in `all`; the envelope wants `{path, message}`.
+ * Only the issue's path and message are used, never the value it was found in.
+ */
 function validationDetails(error: unknown): ErrorDetail[] {
   const e = error as { all?: { path?: string; message?: string; summary?: string }[]; type?: string };
   const prefix = e.type === "query" ? "query." : e.type === "params" ? "params." : "";
-  const all = Array.isArray(e.all) ? e.all : [];
+  const all = Array.isArray(e.all) ? e.all.slice(0, MAX_DETAILS) : [];
   const details = all.map((issue) => {
     const path = String(issue.path ?? "root").replace(/^\//, "").replaceAll("/", ".") || "root";
-    return { path: prefix + path, message: issue.message ?? issue.summary ?? "is invalid" };
+    return { path: echo(prefix + path), message: echo(String(issue.message ?? issue.summary ?? "is invalid")) };
   });
   return details.length > 0 ? details : [{ path: "root", message: "is invalid" }];
 }

@@ -117,6 +117,17 @@ const rows: Row[] = [
   { name: "an empty body", route: SMS, body: "", status: 400, code: "invalid_json" },
   { name: "a whitespace body", route: HOOK_SMS, body: "  \n ", status: 400, code: "invalid_json" },
   { name: "truncated JSON", route: HOOK_EMAIL, body: '{"from": "a@example.com", ', status: 400, code: "invalid_json" },
+  // Hostile JSON: a 200 KB body of nested arrays overflowed the stack (500) while its error rendered it
+  { name: "100,000 nested arrays", route: SMS, body: `${"[".repeat(100_000)}${"]".repeat(100_000)}`, status: 400, code: "invalid_json" },
+  { name: "30,000 nested arrays in a field", route: HOOK_SMS, body: JSON.stringify(smsWebhook({ body: "@" })).replace('"@"', `${"[".repeat(30_000)}${"]".repeat(30_000)}`), status: 400, code: "invalid_json" },
+  { name: "33 nested objects", route: EMAIL, body: `${'{"a":'.repeat(33)}1${"}".repeat(33)}`, status: 400, code: "invalid_json" },
+  { name: "32 nested levels is only a schema error", route: SMS, body: JSON.stringify(smsSend({ body: "@" })).replace('"@"', `${"[".repeat(31)}${"]".repeat(31)}`), status: 400, code: "validation_failed", field: "body" },
+  // A lone surrogate is refused rather than stored as U+FFFD
+  { name: "a lone high surrogate in the body", route: SMS, body: JSON.stringify(smsSend({ body: "@" })).replace('"@"', '"a\\ud800b"'), status: 400, code: "invalid_json" },
+  { name: "a lone low surrogate in a webhook", route: HOOK_EMAIL, body: JSON.stringify(emailWebhook({ body: "@" })).replace('"@"', '"\\udc00"'), status: 400, code: "invalid_json" },
+  { name: "a high surrogate followed by a non-surrogate escape", route: EMAIL, body: JSON.stringify(emailSend({ body: "@" })).replace('"@"', '"\\uD83D\\u0041"'), status: 400, code: "invalid_json" },
+  { name: "a lone surrogate in a key", route: SMS, body: JSON.stringify(smsSend()).replace("{", '{"\\ud800":1,'), status: 400, code: "invalid_json" },
+  { name: "an escaped surrogate pair (an emoji) is accepted", route: SMS, body: JSON.stringify(smsSend({ body: "@" })).replace('"@"', '"\\ud83d\\ude00"'), status: 202, code: "accepted" },
   // Provider mock
   { ...invalid("a mock config percentage of 101", "/api/provider/mock/config", { timeout_pct: 0, error_pct: 101, ratelimit_pct: 0, seed: null }, "error_pct"), method: "PUT" },
   { ...invalid("a mock config summing to 101", "/api/provider/mock/config", { timeout_pct: 50, error_pct: 50, ratelimit_pct: 1, seed: null }, "root"), method: "PUT" },
