@@ -5,6 +5,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
 import { allowedMethods } from "./method-not-allowed.ts";
 import { requestState } from "./request-state.ts";
+import { requestPath } from "./request-target.ts";
 
 /** Seconds a client should wait before retrying when the database is unreachable. */
 const DATABASE_RETRY_AFTER = "2";
@@ -14,12 +15,13 @@ const DATABASE_RETRY_AFTER = "2";
  * an unreachable database (503 + Retry-After) and anything unexpected (500, logged in full, never revealed).
  */
 export function errorHandler(deps: { logger: Logger; metrics: Metrics; routes: () => { method: string; path: string }[] }) {
-  return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error, request, set, path }) => {
+  return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error, request, set, route }) => {
     const state = requestState(request);
-    const appError = toAppError(code, error, request.method, path, deps);
-    if (appError.status >= 500 && appError.code === "internal_error") {
-      deps.logger.error({ err: error, request_id: state.id, method: request.method, path }, "unhandled error");
-    }
+    const appError = toAppError(code, error, request.method, requestPath(request.url), deps);
+    // The route pattern, never the raw target: a target may carry an address (`CONNECT user@example.com:443`).
+    const where = { request_id: state.id, method: request.method, route: route || "unmatched" };
+    if (appError.status >= 500 && appError.code === "internal_error") deps.logger.error({ err: error, ...where }, "unhandled error");
+    else if (appError.options.logDetail) deps.logger.warn({ ...where, detail: appError.options.logDetail }, appError.message);
     set.status = appError.status;
     for (const [name, value] of Object.entries(appError.options.headers ?? {})) set.headers[name] = value;
     set.headers["content-type"] = "application/json";
@@ -31,19 +33,20 @@ function toAppError(
   code: string | number,
   error: unknown,
   method: string,
-  path: string,
+  path: string | null,
   deps: { metrics: Metrics; routes: () => { method: string; path: string }[] },
 ): AppError {
   if (error instanceof AppError) return error;
   switch (code) {
     case "NOT_FOUND": {
+      if (path === null) return new AppError("bad_request", "the request target must be a path such as /api/conversations");
       const allow = allowedMethods(deps.routes(), path);
       if (allow.length > 0 && !allow.includes(method)) {
-        return new AppError("method_not_allowed", `${method} is not allowed on ${path}`, {
+        return new AppError("method_not_allowed", `${method} is not allowed on ${echo(path)}`, {
           headers: { allow: allow.join(", ") },
         });
       }
-      return new AppError("not_found", `no route for ${method} ${path}`);
+      return new AppError("not_found", `no route for ${method} ${echo(path)}`);
     }
     case "VALIDATION":
       return validationFailed(validationDetails(error));
