@@ -16,8 +16,10 @@ export function healthModule(deps: { healthPath: string; readiness: ReadinessPro
       "/readyz",
       async () => {
         const ready = await deps.readiness.check();
-        if (!ready.ok) throw new AppError("service_unavailable", ready.reason, { headers: { "retry-after": "5" } });
-        return { status: "ready" as const, database: ready.database };
+        if (!ready.ok) {
+          throw new AppError("service_unavailable", `not ready: ${ready.reason}`, { headers: { "retry-after": "5" }, logDetail: ready.detail });
+        }
+        return { status: "ready" as const };
       },
       { detail: { summary: "Readiness: 200 when the database answers and no migration is pending, else 503" } },
     )
