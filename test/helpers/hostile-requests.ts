@@ -151,6 +151,23 @@ const makers: Maker[] = [
       const raw = pick(rng, ["\u0000", "\u0001", "\u001f", "\n", "\t"]);
       return withField(valid, field, rng() < 0.7 ? `"${escaped}"` : `"x${raw}y"`);
     }),
+  // Values at and past the edges of the field rules: timestamps at the ends of 0001–9999, overlong addresses.
+  (rng) =>
+    writeCase(rng, "edge value", (_r, valid, field) => {
+      const value = pick(rng, [
+        "0000-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+23:59",
+        "9999-12-31T23:59:59-23:59",
+        "9999-12-31T23:59:60Z",
+        "+275760-09-13T00:00:00Z",
+        `${"a".repeat(3000)}@example.com`,
+        `${"a".repeat(65)}@example.com`,
+        `+1${"-".repeat(5000)}2015550100`,
+        "+".repeat(20),
+        "https://".padEnd(3000, "a"),
+      ]);
+      return withField(valid, pick(rng, [field, "timestamp", "from", "to"]), JSON.stringify(value));
+    }),
   // Lone surrogates (and a valid pair now and then).
   (rng) =>
     writeCase(rng, "lone surrogate", (_r, valid, field) =>
