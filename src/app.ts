@@ -39,12 +39,13 @@ export function createApp(deps: AppDeps) {
   const limits = { maxAttachments: config.maxAttachments };
 
   const messages = messagesDeps(database.db, database.sql, {
+    fence: database.fence,
     metrics,
     senderBuckets: new TokenBuckets(config.rateLimitPerSenderPerMin),
     snippetLength: config.snippetLength,
     idempotencyTtlHours: config.idempotencyTtlHours,
     // Embedded PGlite has one connection, so one batch at a time; PostgreSQL gets a few in parallel.
-    batch: { maxInFlight: database.kind === "embedded" ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 4)), maxBatch: 256 },
+    batch: { maxInFlight: database.kind === "embedded" ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 4)), maxBatch: 256, maxQueued: config.sendQueueLimit },
   });
   const mockDefaults = {
     timeout_pct: config.providerTimeoutPct,

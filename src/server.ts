@@ -2,6 +2,7 @@ import { createApp } from "./app.ts";
 import type { Config } from "./config/index.ts";
 import { isDatabaseUnavailable, rootCauseMessage } from "./db/availability.ts";
 import { type DatabaseHandle, openDatabase } from "./db/client.ts";
+import { scheduleReceiptPurge } from "./db/write-fence.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import type { Logger } from "./observability/logger.ts";
@@ -33,7 +34,7 @@ export interface RunningServer {
  * unless `autoMigrate`), the HTTP API, and later the delivery workers.
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, writeOutcomeTimeoutMs: config.writeOutcomeTimeoutMs });
   try {
     await prepareSchema(database, config.autoMigrate, logger);
   } catch (err) {
@@ -51,6 +52,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       metrics.idempotencyKeysPurged.inc(result.deleted);
       logger.info({ deleted: result.deleted }, "expired idempotency keys purged");
     }
+  });
+  const stopReceiptPurge = scheduleReceiptPurge(database.sql, (result) => {
+    if ("error" in result) logger.warn({ err: result.error }, "write receipt purge failed");
   });
   const app = createApp({ config, database, logger, metrics, version: VERSION });
   app.listen({
@@ -73,6 +77,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         await server.stop(true);
       }
       stopPurge();
+      stopReceiptPurge();
       await afterResponseHooks();
       await database.close();
       logger.info("stopped");

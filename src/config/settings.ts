@@ -77,6 +77,8 @@ export const SETTINGS = [
   { key: "hsts", env: "MESSAGING_HSTS", schema: boolean().optional(), description: "Send Strict-Transport-Security (default: on when the public URL is https)" },
   { key: "trustedProxies", env: "MESSAGING_TRUSTED_PROXIES", schema: list(), default: [], description: "Peer addresses whose X-Forwarded-For is believed for rate limiting" },
   { key: "idempotencyTtlHours", env: "MESSAGING_IDEMPOTENCY_TTL_HOURS", schema: integer(24, 720), default: 24, description: "How long Idempotency-Key responses are kept" },
+  { key: "writeOutcomeTimeoutMs", env: "MESSAGING_WRITE_OUTCOME_TIMEOUT_MS", schema: integer(100, 60000), default: 5000, description: "After a lost database connection, how long a write may spend learning whether it committed before answering 503 outcome_unknown" },
+  { key: "sendQueueLimit", env: "MESSAGING_SEND_QUEUE_LIMIT", schema: integer(1, 1_000_000), default: 10000, description: "Unkeyed sends waiting for their group commit; past it a send is refused at once with 503 (backpressure)" },
   { key: "autoMigrate", env: "MESSAGING_AUTO_MIGRATE", flag: "--migrate", schema: boolean(), default: false, description: "Apply pending migrations on `serve` against DATABASE_URL (the embedded database is always migrated)" },
   { key: "snippetLength", env: "CONVERSATION_SNIPPET_LENGTH", schema: integer(1, 4096), default: 64, description: "Characters (grapheme clusters) in a message snippet" },
   { key: "maxBodyBytes", env: "API_MAX_BODY_BYTES", schema: integer(1024, 64 * 1024 * 1024), default: 256 * 1024, description: "Largest accepted request body in bytes" },

@@ -35,3 +35,36 @@ export function rootCauseMessage(error: unknown): string {
   for (let depth = 0; e?.cause && depth < 5; depth++) e = e.cause as typeof e;
   return e?.message ?? String(error);
 }
+
+/**
+ * True when PostgreSQL itself answered the statement with an error (a SQLSTATE in an ErrorResponse): the
+ * statement, and its transaction, did not commit. A lost connection carries no such answer; whether its
+ * write committed must be looked up (write-fence.ts).
+ */
+export function isServerError(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, severity } = e as { code?: unknown; severity?: unknown };
+    if (typeof severity === "string" && typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return true;
+  }
+  return false;
+}
+
+/**
+ * Errors of the connect phase: no connection was made, so no statement was sent and nothing can have
+ * committed. (postgres.js sends a query only on a connection that is ready.)
+ */
+const NEVER_CONNECTED = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "CONNECT_TIMEOUT", "CONNECTION_CONNECT_TIMEOUT"]);
+
+function neverConnected(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (NEVER_CONNECTED.has(String((e as { code?: unknown }).code ?? ""))) return true;
+  }
+  return false;
+}
+
+/**
+ * A connection lost while a write may have been on it, as opposed to an error PostgreSQL reported or a
+ * connection never made: only then is the write's outcome unknown until looked up (write-fence.ts).
+ */
+export const isConnectionLoss = (error: unknown): boolean =>
+  isDatabaseUnavailable(error) && !isServerError(error) && !neverConnected(error);

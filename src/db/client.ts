@@ -7,6 +7,7 @@ import { lockDataDir } from "./data-dir-lock.ts";
 import { closeEmbeddedDatabase, openEmbeddedDatabase } from "./embedded.ts";
 import { pgliteRunner, postgresRunner, type SqlRunner } from "./runner.ts";
 import * as schema from "./schema.ts";
+import { inProcessWriteFence, postgresWriteFence, type WriteFence } from "./write-fence.ts";
 
 /** The drizzle database every repository receives; the same for PostgreSQL and the embedded PGlite. */
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -16,6 +17,8 @@ export interface DatabaseHandle {
   /** Raw, prepared SQL for the hot path and what drizzle cannot express (see runner.ts). */
   sql: SqlRunner;
   kind: "postgres" | "embedded";
+  /** Learns whether a write whose connection was lost committed (see write-fence.ts). */
+  fence: WriteFence;
   /** Human description without secrets, for logs and `check`. */
   describe: string;
   close(): Promise<void>;
@@ -25,11 +28,13 @@ export interface DatabaseOptions {
   databaseUrl?: string | undefined;
   dataDir: string;
   poolSize: number;
+  /** Bound on learning a write's outcome after its connection was lost (default 5 s). */
+  writeOutcomeTimeoutMs?: number | undefined;
 }
 
 /** Opens PostgreSQL when a URL is given, else the embedded database persisted in `dataDir`. */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
-  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize);
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize, options);
   const unlock = lockDataDir(options.dataDir);
   try {
     const pglite = await openEmbeddedDatabase(options.dataDir);
@@ -37,6 +42,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       db: drizzlePglite(pglite, { schema }) as unknown as Database,
       sql: pgliteRunner(pglite),
       kind: "embedded",
+      fence: inProcessWriteFence,
       describe: `embedded PostgreSQL in ${options.dataDir}`,
       close: async () => {
         await closeEmbeddedDatabase(pglite);
@@ -49,7 +55,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   }
 }
 
-export function openPostgres(url: string, poolSize: number): DatabaseHandle {
+export function openPostgres(url: string, poolSize: number, options: Pick<DatabaseOptions, "writeOutcomeTimeoutMs"> = {}): DatabaseHandle {
   const client = postgres(url, {
     max: poolSize,
     prepare: true,
@@ -62,6 +68,7 @@ export function openPostgres(url: string, poolSize: number): DatabaseHandle {
     db: drizzlePostgres(client, { schema }) as unknown as Database,
     sql: postgresRunner(client),
     kind: "postgres",
+    fence: postgresWriteFence(url, options.writeOutcomeTimeoutMs ?? 5000),
     describe: `PostgreSQL at ${target.hostname}:${target.port || 5432}${target.pathname}`,
     close: () => client.end({ timeout: 5 }),
   };

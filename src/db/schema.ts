@@ -10,6 +10,7 @@ import {
   text,
   timestamp,
   uniqueIndex,
+  uuid,
 } from "drizzle-orm/pg-core";
 
 const createdAt = () => timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
@@ -121,4 +122,16 @@ export const runtimeSettings = pgTable("runtime_settings", {
   name: text("name").primaryKey(),
   value: jsonb("value").notNull(),
   updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+});
+
+/**
+ * One row per write statement of the message path, committed with it: after a lost connection the process
+ * learns whether its write committed by looking its token up (db/write-fence.ts). `result` holds the ids the
+ * statement returned, in order; NULL marks a token fenced off by that lookup, so the write can never commit
+ * afterwards. Tokens are UUIDv7 (time-ordered, so inserts append to the index); rows live minutes.
+ */
+export const writeReceipts = pgTable("write_receipts", {
+  token: uuid("token").primaryKey(),
+  result: jsonb("result"),
+  createdAt: createdAt(),
 });

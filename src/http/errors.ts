@@ -19,6 +19,7 @@ export const ERROR_STATUS = {
   internal_error: 500,
   not_implemented: 501,
   service_unavailable: 503,
+  outcome_unknown: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -77,6 +77,22 @@ export function createMetrics(info: { version: string }) {
       help: "Requests answered 503 because the database could not be reached",
       registers: [registry],
     }),
+    writeOutcomes: new Counter({
+      name: "messaging_write_outcome_checks_total",
+      help: "Writes whose database connection was lost, by what the lookup found: committed (answered 202), rolled_back (503) or unknown (503 outcome_unknown)",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    sendQueueDepth: new Gauge({
+      name: "messaging_send_queue_depth",
+      help: "Unkeyed sends waiting for a group commit",
+      registers: [registry],
+    }),
+    sendQueueRejected: new Counter({
+      name: "messaging_send_queue_rejected_total",
+      help: "Sends refused with 503 because the send queue was full",
+      registers: [registry],
+    }),
   };
 }
 

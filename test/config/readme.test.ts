@@ -39,6 +39,13 @@ describe("README.md", () => {
     expect(readFileSync(join(ROOT, ".ci", "run"), "utf8")).toContain(`BUN_VERSION=${version}`);
   });
 
+  test("its test command type-checks before it builds and tests, so a type error fails it and .ci/run", () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
+    expect(pkg.scripts.typecheck).toBe("tsc --noEmit");
+    expect(pkg.scripts.test).toStartWith("bun run typecheck && ");
+    expect(section("Set up")).toMatch(/type-checks\s+\(`tsc --noEmit`/);
+  });
+
   test(".ci/run runs the README's test command after installing bun", () => {
     const testCommand = [...section("Set up").matchAll(/```sh\n([\s\S]*?)\n```/g)][1]![1]!;
     const afterInstall = testCommand.replace(/^npm install -g bun@\S+ && /, "");

@@ -1,13 +1,8 @@
+import { runPeriodically } from "../../db/periodic.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { AppError } from "../../http/errors.ts";
+import type { IdempotencyRequest } from "../../http/idempotency.ts";
 import { deleteExpired, findLive, type StoredResponseRow, saveResponse, tryLockKey } from "./repository.ts";
-
-/** An Idempotency-Key as the service sees it: scoped to (API key, route), with a fingerprint of the body. */
-export interface IdempotencyRequest {
-  scope: string;
-  key: string;
-  hash: string;
-}
 
 export interface StoredResponse {
   status: number;
@@ -59,13 +54,5 @@ export function scheduleIdempotencyPurge(
   onPurge: (result: { deleted: number } | { error: unknown }) => void,
   intervalMs = 10 * 60 * 1000,
 ): () => void {
-  const run = () =>
-    purgeExpiredIdempotencyKeys(sql).then(
-      (deleted) => onPurge({ deleted }),
-      (error) => onPurge({ error }),
-    );
-  const timer = setInterval(run, intervalMs);
-  timer.unref();
-  void run();
-  return () => clearInterval(timer);
+  return runPeriodically(() => purgeExpiredIdempotencyKeys(sql), (r) => onPurge("error" in r ? r : { deleted: r.value }), intervalMs);
 }

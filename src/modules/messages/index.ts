@@ -1,19 +1,9 @@
 import { Elysia } from "elysia";
-import { principalOf } from "../../http/auth.ts";
 import { AppError } from "../../http/errors.ts";
 import { documentedResponses, errorModel, errorResponses, readErrors } from "../../http/error-model.ts";
-import { idempotencyRequest, REPLAYED_HEADER } from "../../http/idempotency.ts";
+import { idempotencyRequest, respondWith } from "../../http/idempotency.ts";
 import { type MessageLimits, messageModels } from "./model.ts";
-import { getMessage, type MessagesDeps, sendMessage, type WriteResult } from "./service.ts";
-
-/** Applies a write's outcome to the response: its status, and the replay marker when it was replayed. */
-export function respondWith(set: { status?: number | string; headers: Record<string, string | number> }, result: WriteResult) {
-  set.status = result.status;
-  if (result.replayed) set.headers[REPLAYED_HEADER] = "true";
-  return result.body;
-}
-
-export const idempotencyScope = (request: Request, route: string) => `${principalOf(request).id}:POST ${route}`;
+import { getMessage, type MessagesDeps, sendMessage } from "./service.ts";
 
 const SEND_ROUTES = new Set(["sms", "email"]);
 
@@ -27,7 +17,7 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
     .post(
       "/api/messages/sms",
       async ({ body, request, set }) => {
-        const idem = idempotencyRequest(request, idempotencyScope(request, "/api/messages/sms"));
+        const idem = idempotencyRequest(request, "/api/messages/sms");
         return respondWith(set, await sendMessage(deps, { ...body, channel: body.type }, idem));
       },
       {
@@ -44,7 +34,7 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
     .post(
       "/api/messages/email",
       async ({ body, request, set }) => {
-        const idem = idempotencyRequest(request, idempotencyScope(request, "/api/messages/email"));
+        const idem = idempotencyRequest(request, "/api/messages/email");
         return respondWith(set, await sendMessage(deps, { ...body, channel: "email" }, idem));
       },
       {

@@ -97,6 +97,7 @@ export const acceptedSchema = z
     status: z.literal("accepted"),
     id: z.string().meta({ description: "Message id (decimal string)" }),
     conversation_id: z.string(),
+    duplicate: z.boolean().optional().meta({ description: "Webhooks only: true when a provider delivered this message before; nothing new was stored" }),
   })
   .meta({ description: "The message is committed: stored with its conversation update (and delivery job) before this answer" });
 

@@ -1,7 +1,7 @@
 import { asc, eq, sql as dsql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import type { SqlRunner } from "../../db/runner.ts";
-import { deliveryAttempts, messages } from "../../db/schema.ts";
+import { deliveryAttempts } from "../../db/schema.ts";
 import { rfc3339Utc } from "../../db/json-sql.ts";
 import type { Channel, Transport } from "../../domain/channel.ts";
 import type { MessageItem } from "./model.ts";
@@ -58,19 +58,29 @@ const INSERT_MESSAGE = `
   SELECT conv.id, $6, $7, $1, $8, $9, $10, $11::jsonb, $12, $13, $5::timestamptz FROM conv
   RETURNING id, conversation_id`;
 
+/** The write's receipt (see db/write-fence.ts): its token and the ids it returns, committed with it. */
+const RECEIPT = (token: string, rows: string, order = "") => `
+  receipt AS (INSERT INTO write_receipts (token, result)
+              SELECT ${token}::uuid, jsonb_agg(jsonb_build_array(id::text, conversation_id::text)${order}) FROM ${rows})`;
+
 const INSERT_OUTBOUND = `
   WITH ${UPSERT_CONVERSATION},
   msg AS (${INSERT_MESSAGE}),
-  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg)
+  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg),
+  ${RECEIPT("$14", "msg")}
   SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
 
 const INSERT_INBOUND = `
   WITH ${UPSERT_CONVERSATION},
-  msg AS (${INSERT_MESSAGE})
+  msg AS (${INSERT_MESSAGE}),
+  ${RECEIPT("$14", "msg")}
   SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
 
-/** Stores a message with its conversation update (and delivery job when outbound) in one statement. */
-export async function insertMessage(sql: SqlRunner, m: NewMessage): Promise<StoredIds> {
+/**
+ * Stores a message with its conversation update (and delivery job when outbound) in one statement, with a
+ * receipt under `token` so that its outcome can be learned after a lost connection.
+ */
+export async function insertMessage(sql: SqlRunner, m: NewMessage, token: string): Promise<StoredIds> {
   const [row] = await sql.query<StoredIds>(m.direction === "outbound" ? INSERT_OUTBOUND : INSERT_INBOUND, [
     m.transport,
     m.participantA,
@@ -85,6 +95,7 @@ export async function insertMessage(sql: SqlRunner, m: NewMessage): Promise<Stor
     JSON.stringify(m.attachments),
     m.status,
     m.providerMessageId,
+    token,
   ]);
   if (!row) throw new Error("message insert returned no row");
   return row;
@@ -136,8 +147,10 @@ const INSERT_OUTBOUND_BATCH = `
       FROM input JOIN conv USING (key)
     RETURNING id
   ),
-  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg)
-  SELECT input.id::text AS id, conv.id::text AS conversation_id FROM input JOIN conv USING (key) ORDER BY input.ord`;
+  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg),
+  stored AS (SELECT input.ord, input.id, conv.id AS conversation_id FROM input JOIN conv USING (key)),
+  ${RECEIPT("$11", "stored", " ORDER BY ord")}
+  SELECT id::text AS id, conversation_id::text AS conversation_id FROM stored ORDER BY ord`;
 
 /**
  * A PostgreSQL array literal of text values (`{"a","b\\"c"}`), passed as one text parameter: neither
@@ -147,8 +160,8 @@ export function textArray(values: string[]): string {
   return `{${values.map((v) => `"${v.replace(/[\\"]/g, "\\$&")}"`).join(",")}}`;
 }
 
-/** Stores many outbound messages in one statement; the result is in the order of `batch`. */
-export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[]): Promise<StoredIds[]> {
+/** Stores many outbound messages in one statement, with one receipt; the result is in the order of `batch`. */
+export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[], token: string): Promise<StoredIds[]> {
   const column = (pick: (m: NewMessage) => string) => textArray(batch.map(pick));
   const rows = await sql.query<StoredIds>(INSERT_OUTBOUND_BATCH, [
     column((m) => m.transport),
@@ -161,6 +174,7 @@ export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[]): 
     column((m) => m.to),
     column((m) => m.body),
     column((m) => JSON.stringify(m.attachments)),
+    token,
   ]);
   if (rows.length !== batch.length) throw new Error(`batch insert stored ${rows.length} of ${batch.length} messages`);
   return rows;
@@ -183,19 +197,27 @@ export async function findInbound(sql: SqlRunner, transport: Transport, provider
   return row;
 }
 
+/**
+ * The one SQL builder of a message item (SPEC §6): PostgreSQL renders the row as the item's JSON (everything
+ * but the grapheme-aware snippet, which `withSnippet` in read.ts adds), both for list pages and for a single
+ * message, so the two cannot drift; test/modules/messages/item-shapes.test.ts holds them to the model.
+ */
+const messageItemJson = (m: string) => `json_build_object(
+  'id', ${m}.id::text, 'conversation_id', ${m}.conversation_id::text, 'direction', ${m}.direction,
+  'channel', ${m}.channel, 'type', ${m}.channel, 'from', ${m}.from_addr, 'to', ${m}.to_addr, 'body', ${m}.body,
+  'attachments', ${m}.attachments, 'status', ${m}.status, 'timestamp', ${rfc3339Utc(`${m}.timestamp`)})`;
+
 /*
  * One page of a conversation's messages, oldest first (ties by id), as JSON built by PostgreSQL (see
  * db/json-sql.ts), with the conversation's exact message_count as the total; no row means no such conversation.
  */
 const CONVERSATION_PAGE = `
   SELECT c.message_count AS total,
-         (SELECT coalesce(json_agg(json_build_object(
-                   'id', m.id::text, 'conversation_id', m.conversation_id::text, 'direction', m.direction,
-                   'channel', m.channel, 'type', m.channel, 'from', m.from_addr, 'to', m.to_addr, 'body', m.body,
-                   'attachments', m.attachments, 'status', m.status, 'timestamp', ${rfc3339Utc("m.timestamp")}
-                 ) ORDER BY m.timestamp, m.id), '[]')::text
+         (SELECT coalesce(json_agg(${messageItemJson("m")} ORDER BY m.timestamp, m.id), '[]')::text
             FROM (SELECT * FROM messages WHERE conversation_id = c.id ORDER BY timestamp, id LIMIT $2 OFFSET $3) m) AS items
     FROM conversations c WHERE c.id = $1`;
+
+const MESSAGE_BY_ID = `SELECT ${messageItemJson("m")}::text AS item FROM messages m WHERE m.id = $1`;
 
 export type MessageJson = Omit<MessageItem, "snippet">;
 
@@ -209,16 +231,15 @@ export async function conversationMessagesPage(
   return row && { items: JSON.parse(row.items) as MessageJson[], total: row.total };
 }
 
-export type MessageRow = typeof messages.$inferSelect;
+export async function messageById(sql: SqlRunner, id: number): Promise<MessageJson | undefined> {
+  const [row] = await sql.query<{ item: string }>(MESSAGE_BY_ID, [id]);
+  return row && (JSON.parse(row.item) as MessageJson);
+}
+
 export type AttemptRow = typeof deliveryAttempts.$inferSelect;
 
 /** Prepared once per database. */
 export function messageQueries(db: Database) {
-  const byId = db
-    .select()
-    .from(messages)
-    .where(eq(messages.id, dsql.placeholder("id")))
-    .prepare("message_by_id");
   const attempts = db
     .select()
     .from(deliveryAttempts)
@@ -227,9 +248,6 @@ export function messageQueries(db: Database) {
     .prepare("message_attempts");
 
   return {
-    async byId(id: number): Promise<MessageRow | undefined> {
-      return (await byId.execute({ id }))[0];
-    },
     attempts: (id: number): Promise<AttemptRow[]> => attempts.execute({ id }),
   };
 }

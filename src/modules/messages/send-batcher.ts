@@ -1,14 +1,26 @@
-import { isDatabaseUnavailable } from "../../db/availability.ts";
+import { isDatabaseUnavailable, isServerError } from "../../db/availability.ts";
 import type { SqlRunner } from "../../db/runner.ts";
+import { inProcessWriteFence, type WriteFence, type WriteOutcome } from "../../db/write-fence.ts";
+import { AppError } from "../../http/errors.ts";
 import { insertMessage, insertOutboundBatch, type NewMessage, type StoredIds } from "./repository.ts";
+import { writeOnce } from "./write.ts";
 
 export interface SendBatcherOptions {
   /** Batches written at once; while they run, new sends wait and join the next batch. */
   maxInFlight: number;
   /** Most sends in one statement. */
   maxBatch: number;
-  /** Told the size of every batch written (for the batch-size histogram). */
-  onBatch?: (size: number) => void;
+  /** Most sends waiting for a batch; past it a send is refused at once with 503 (default: unbounded). */
+  maxQueued?: number;
+  /** Learns whether a batch whose connection was lost committed (default: the in-process database's). */
+  fence?: WriteFence;
+  /** Told what the batcher does, for metrics. */
+  observe?: {
+    batch?(size: number): void;
+    queued?(depth: number): void;
+    refused?(): void;
+    outcome?(state: WriteOutcome["state"]): void;
+  };
 }
 
 interface Pending {
@@ -17,24 +29,39 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+/** 503 for a send that found the queue full: nothing was stored, and a retry shortly after is welcome. */
+export const sendQueueFull = () =>
+  new AppError("service_unavailable", "too many sends are waiting to be stored; nothing was stored, retry shortly", {
+    headers: { "retry-after": "1" },
+  });
+
 /**
  * Group commit for unkeyed outbound sends. Under load the database commit is the limit, so sends that
  * arrive while earlier batches are being written share the next statement (one commit, one WAL flush).
  * There is no timer: an idle service writes a lone send at once, so batching adds no latency when there
- * is nothing to batch. Every caller still answers only after the statement holding its message commits.
- * If a batch fails for a reason other than an unreachable database, its sends are retried one by one so
- * that one bad message cannot fail its neighbours.
+ * is nothing to batch. Every caller answers only after the statement holding its message commits, and with
+ * the truth when its connection is lost (see `writeOnce`): the whole batch committed or none of it did.
+ * Only when PostgreSQL itself refused the statement (a SQLSTATE, so nothing of it committed) are its sends
+ * retried one by one, so that one bad message cannot fail its neighbours. The queue is bounded: past
+ * `maxQueued` waiting sends a send is refused at once rather than left to wait out its client's timeout.
  */
 export class SendBatcher {
   private queue: Pending[] = [];
   private inFlight = 0;
+  private readonly fence: WriteFence;
 
   constructor(
     private readonly sql: SqlRunner,
     private readonly options: SendBatcherOptions,
-  ) {}
+  ) {
+    this.fence = options.fence ?? inProcessWriteFence;
+  }
 
   submit(message: NewMessage): Promise<StoredIds> {
+    if (this.queue.length >= (this.options.maxQueued ?? Number.POSITIVE_INFINITY)) {
+      this.options.observe?.refused?.();
+      return Promise.reject(sendQueueFull());
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ message, resolve, reject });
       this.pump();
@@ -44,25 +71,35 @@ export class SendBatcher {
   private pump(): void {
     while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
       const batch = this.queue.splice(0, this.options.maxBatch);
-      this.options.onBatch?.(batch.length);
+      this.options.observe?.batch?.(batch.length);
       this.inFlight++;
       this.write(batch).finally(() => {
         this.inFlight--;
         this.pump();
       });
     }
+    this.options.observe?.queued?.(this.queue.length);
   }
 
   private async write(batch: Pending[]): Promise<void> {
     try {
-      const ids = batch.length === 1 ? [await insertMessage(this.sql, batch[0]!.message)] : await insertOutboundBatch(this.sql, batch.map((p) => p.message));
+      const ids = await this.writeOnce(batch.map((p) => p.message));
       batch.forEach((p, i) => p.resolve(ids[i]!));
     } catch (err) {
-      if (batch.length === 1 || isDatabaseUnavailable(err)) {
-        for (const p of batch) p.reject(err);
+      if (batch.length > 1 && isServerError(err) && !isDatabaseUnavailable(err)) {
+        await Promise.all(batch.map((p) => this.writeOnce([p.message]).then((ids) => p.resolve(ids[0]!), p.reject)));
         return;
       }
-      await Promise.all(batch.map((p) => insertMessage(this.sql, p.message).then(p.resolve, p.reject)));
+      for (const p of batch) p.reject(err);
     }
+  }
+
+  private writeOnce(messages: NewMessage[]): Promise<StoredIds[]> {
+    return writeOnce(
+      this.fence,
+      (state) => this.options.observe?.outcome?.(state),
+      async (token) => (messages.length === 1 ? [await insertMessage(this.sql, messages[0]!, token)] : insertOutboundBatch(this.sql, messages, token)),
+      (ids) => ids,
+    );
   }
 }

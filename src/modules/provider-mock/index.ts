@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import { errorModel, errorResponses } from "../../http/error-model.ts";
-import { respondWith } from "../messages/index.ts";
+import { respondWith } from "../../http/idempotency.ts";
 import { type MessageLimits, messageResponseModels } from "../messages/model.ts";
 import { mockConfigSchema, mockInboundSchema } from "./model.ts";
 import { getMockConfig, injectInbound, type ProviderMockDeps, putMockConfig } from "./service.ts";

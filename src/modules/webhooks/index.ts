@@ -1,7 +1,6 @@
 import { Elysia } from "elysia";
 import { errorModel, errorResponses } from "../../http/error-model.ts";
-import { idempotencyRequest } from "../../http/idempotency.ts";
-import { idempotencyScope, respondWith } from "../messages/index.ts";
+import { idempotencyRequest, respondWith } from "../../http/idempotency.ts";
 import type { MessageLimits } from "../messages/model.ts";
 import { messageResponseModels } from "../messages/model.ts";
 import { type MessagesDeps, receiveMessage } from "../messages/service.ts";
@@ -17,7 +16,7 @@ export function webhooksModule(deps: MessagesDeps, limits: MessageLimits) {
     .post(
       "/api/webhooks/sms",
       async ({ body, request, set }) => {
-        const idem = idempotencyRequest(request, idempotencyScope(request, "/api/webhooks/sms"));
+        const idem = idempotencyRequest(request, "/api/webhooks/sms");
         const { messaging_provider_id, type, ...rest } = body;
         return respondWith(set, await receiveMessage(deps, { ...rest, channel: type, providerMessageId: messaging_provider_id }, idem));
       },
@@ -32,7 +31,7 @@ export function webhooksModule(deps: MessagesDeps, limits: MessageLimits) {
     .post(
       "/api/webhooks/email",
       async ({ body, request, set }) => {
-        const idem = idempotencyRequest(request, idempotencyScope(request, "/api/webhooks/email"));
+        const idem = idempotencyRequest(request, "/api/webhooks/email");
         const { xillio_id, ...rest } = body;
         return respondWith(set, await receiveMessage(deps, { ...rest, channel: "email", providerMessageId: xillio_id }, idem));
       },

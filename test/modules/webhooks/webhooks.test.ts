@@ -69,7 +69,7 @@ describe("deduplication of (transport, provider id)", () => {
     const before = await countRows(t.database, "messages");
     const again = await post(t.app, "/api/webhooks/sms", body);
     expect(again.status).toBe(202);
-    expect(again.json).toEqual({ status: "accepted", id: first.json.id, conversation_id: first.json.conversation_id });
+    expect(again.json).toEqual({ status: "accepted", id: first.json.id, conversation_id: first.json.conversation_id, duplicate: true });
     expect(await countRows(t.database, "messages")).toBe(before);
     expect(await messageCount(first.json.conversation_id)).toBe(1);
   });
@@ -109,6 +109,9 @@ describe("deduplication of (transport, provider id)", () => {
       smsWebhook({ messaging_provider_id: providerId, type: "mms", attachments: ["https://x.example.com/1.png"] }),
     );
     expect(mms.json.id).toBe(sms.json.id);
+    // README: a repeat answers the first message's ids with an extra "duplicate": true; the first has none.
+    expect(mms.json).toEqual({ ...sms.json, duplicate: true });
+    expect(sms.json.duplicate).toBeUndefined();
   });
 
   test("10 concurrent deliveries of one provider id: all 202 with the same id, one message, message_count 1", async () => {

@@ -1,0 +1,53 @@
+import { normalizeAddress } from "../../domain/channel.ts";
+import type { IdempotencyRequest } from "../../http/idempotency.ts";
+import { rateLimited } from "../../http/rate-limit.ts";
+import { claimIdempotencyKey, rememberResponse } from "../idempotency/service.ts";
+import type { Accepted } from "./model.ts";
+import { insertMessage, type NewMessage } from "./repository.ts";
+import type { MessagesDeps } from "./service.ts";
+import { accepted, countWrite, type MessageInput, newMessage, type WriteResult, writeOnce } from "./write.ts";
+
+/**
+ * Accepts an outbound message (SPEC §3): sender rate limit, then one commit of the message, its
+ * conversation update and its delivery job (grouped with concurrent sends by the batcher). With an
+ * Idempotency-Key one transaction claims the key, charges the sender, writes and stores the response,
+ * so a replay can never send twice and is never charged. Either way the answer matches the database when the
+ * connection is lost mid-write (see `writeOnce`).
+ */
+export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?: IdempotencyRequest): Promise<WriteResult> {
+  const message = newMessage(input, "outbound", null);
+  let result: WriteResult;
+  if (idem) {
+    result = await writeOnce(
+      deps.fence,
+      deps.onOutcome,
+      (token) =>
+        deps.sql.transaction(async (tx): Promise<WriteResult> => {
+          const stored = await claimIdempotencyKey(tx, idem);
+          // A replay is not a send: it is answered before the sender is charged. A refusal below rolls the
+          // transaction back, so a rate-limited request does not consume its key.
+          if (stored) return { status: stored.status, body: stored.body as Accepted, replayed: true };
+          chargeSender(deps, message);
+          const body = accepted(await insertMessage(tx, message, token));
+          await rememberResponse(tx, idem, { status: 202, body }, deps.idempotencyTtlHours);
+          return { status: 202, body, replayed: false };
+        }),
+      // The receipt committed with the stored response, which holds exactly this answer.
+      ([ids]) => ({ status: 202, body: accepted(ids!), replayed: false }),
+    );
+  } else {
+    chargeSender(deps, message);
+    result = { status: 202, body: accepted(await deps.batcher.submit(message)), replayed: false };
+  }
+  countWrite(deps.metrics, result, input.channel, "outbound");
+  return result;
+}
+
+/** The per-sender limit of SPEC §3: a token bucket per normalized `from` on its transport. */
+function chargeSender(deps: MessagesDeps, message: NewMessage): void {
+  const decision = deps.senderBuckets.take(`${message.transport}:${normalizeAddress(message.transport, message.from)}`, Date.now());
+  if (!decision.allowed) {
+    deps.metrics.rateLimited.inc({ limit: "sender" });
+    throw rateLimited(decision, "this sender is sending too fast");
+  }
+}

@@ -1,0 +1,91 @@
+import { isConnectionLoss } from "../../db/availability.ts";
+import { newWriteToken, type WriteFence, type WriteOutcome } from "../../db/write-fence.ts";
+import { type Channel, transportOf } from "../../domain/channel.ts";
+import { conversationKey } from "../../domain/conversation-key.ts";
+import { parseRfc3339 } from "../../domain/timestamp.ts";
+import { AppError } from "../../http/errors.ts";
+import type { WriteAnswer } from "../../http/idempotency.ts";
+import type { Metrics } from "../../observability/metrics.ts";
+import type { Accepted } from "./model.ts";
+import type { NewMessage, StoredIds } from "./repository.ts";
+
+/** A message as a client hands it in, already validated. */
+export interface MessageInput {
+  channel: Channel;
+  from: string;
+  to: string;
+  body: string;
+  attachments: string[];
+  timestamp: string;
+}
+
+/** The answer of a write: a fresh 202, a replay of a stored response, or a provider's duplicate. */
+export type WriteResult = WriteAnswer<Accepted & { duplicate?: boolean }>;
+
+export const accepted = (ids: StoredIds): Accepted => ({ status: "accepted", id: ids.id, conversation_id: ids.conversation_id });
+
+/** The row a validated input becomes: its transport, conversation key and initial status derived once. */
+export function newMessage(input: MessageInput, direction: NewMessage["direction"], providerMessageId: string | null): NewMessage {
+  const transport = transportOf(input.channel);
+  const key = conversationKey(transport, input.from, input.to);
+  return {
+    direction,
+    channel: input.channel,
+    transport,
+    from: input.from,
+    to: input.to,
+    body: input.body,
+    attachments: input.attachments,
+    status: direction === "outbound" ? "queued" : "received",
+    providerMessageId,
+    timestamp: parseRfc3339(input.timestamp)!,
+    conversationKey: key.key,
+    participantA: key.participantA,
+    participantB: key.participantB,
+  };
+}
+
+/** A replay is counted as a replay, anything else as an accepted message of its channel and direction. */
+export function countWrite(metrics: Metrics, result: WriteResult, channel: Channel, direction: "outbound" | "inbound"): void {
+  if (result.replayed) metrics.idempotentReplays.inc();
+  else metrics.messagesAccepted.inc({ channel, direction });
+}
+
+/** 503 for a write whose commit could not be confirmed or ruled out in time (SPEC §2 `outcome_unknown`). */
+export const outcomeUnknown = () =>
+  new AppError(
+    "outcome_unknown",
+    "the database connection was lost and whether the message was stored could not be learned in time; retry with an Idempotency-Key so a retry cannot store it twice",
+    { headers: { "retry-after": "2" } },
+  );
+
+/**
+ * Runs one write of the message path under a token of its own (the statement stores a receipt under it) and
+ * makes its answer match the database: when the connection is lost, the token is fenced (db/write-fence.ts)
+ * and a committed write is answered from its receipt as if nothing had happened, one that did not commit
+ * rethrows the connection error (503, nothing stored) and an unknown outcome is `outcome_unknown`.
+ */
+export async function writeOnce<T>(
+  fence: WriteFence,
+  onOutcome: (outcome: WriteOutcome["state"]) => void,
+  write: (token: string) => Promise<T>,
+  fromReceipt: (ids: StoredIds[]) => T,
+): Promise<T> {
+  const token = newWriteToken();
+  try {
+    return await write(token);
+  } catch (err) {
+    if (!isConnectionLoss(err)) throw err;
+    const outcome = await fence.settle(token);
+    onOutcome(outcome.state);
+    if (outcome.state === "committed") return fromReceipt(receiptIds(outcome.result));
+    if (outcome.state === "rolled_back") throw err;
+    throw outcomeUnknown();
+  }
+}
+
+/** A receipt's result is the statement's `[id, conversation_id]` pairs, in the order the statement returned them. */
+function receiptIds(result: unknown): StoredIds[] {
+  const pairs = (typeof result === "string" ? JSON.parse(result) : result) as [string, string][];
+  return pairs.map(([id, conversation_id]) => ({ id, conversation_id }));
+}
