@@ -26,6 +26,8 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   version: string;
+  /** Set by `startServer`: `draining` when shutdown begins, `closing` when its timeout has run out. */
+  shutdown?: { draining: AbortSignal; closing: AbortSignal };
 }
 
 const isApi = (path: string) => path.startsWith("/api/");
@@ -60,10 +62,10 @@ export function createApp(deps: AppDeps) {
     .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH }))
     .use(errorHandler({ logger, metrics, routes: () => routeTable() }))
     .use(ipRateLimit({ perMinute: config.rateLimitPerIpPerMin, trustedProxies: config.trustedProxies, metrics, applies: isApi }))
-    .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, skipAccept }))
+    .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing, skipAccept }))
     .use(auth({ mode: config.auth, protects: (path) => isApi(path) && !isWebhook(path) }))
     .use(apiDocs({ version: deps.version }))
-    .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), metrics }))
+    .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))
     .use(conversationsModule(conversationsDeps(messages)))

@@ -25,9 +25,19 @@ export interface RunningServer {
   url: URL;
   port: number;
   database: DatabaseHandle;
-  /** Stops accepting, lets in-flight requests finish (bounded), closes the database. Safe to call twice. */
+  /**
+   * Turns /readyz to 503, stops accepting, lets in-flight requests finish until the shutdown timeout, then stops
+   * waiting for request bodies still arriving, and closes the database (bounded). Safe to call twice.
+   */
   stop(reason?: string): Promise<void>;
+  /** The longest `stop` is designed to take; past it something hung (`serve` then exits anyway). */
+  stopBoundMs: number;
 }
+
+/** After the shutdown timeout, how long requests whose body wait was cut short get to write their answer. */
+const ANSWER_GRACE_MS = 1000;
+/** How long closing the database may take (postgres.js ends its pool within 5 s; PGlite checkpoints). */
+const DATABASE_CLOSE_BOUND_MS = 8000;
 
 /**
  * Starts the whole service: database (embedded ones are migrated here; PostgreSQL must be migrated already
@@ -56,9 +66,22 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const stopReceiptPurge = scheduleReceiptPurge(database.sql, (result) => {
     if ("error" in result) logger.warn({ err: result.error }, "write receipt purge failed");
   });
-  const app = createApp({ config, database, logger, metrics, version: VERSION });
+  const draining = new AbortController();
+  const closing = new AbortController();
+  const app = createApp({
+    config,
+    database,
+    logger,
+    metrics,
+    version: VERSION,
+    shutdown: { draining: draining.signal, closing: closing.signal },
+  });
   app.listen({
     port: config.port,
+    // Seconds Bun keeps a kept-alive connection that sends nothing (Elysia's default, stated here). Measured on
+    // Bun 1.3.14: one that never completes its request head is closed after about 10 s whatever this says; a
+    // body that trickles in is bounded by MESSAGING_REQUEST_BODY_TIMEOUT_MS (http/body-deadline.ts).
+    idleTimeout: 30,
     hostname: config.host,
     maxRequestBodySize: RUNTIME_MAX_REQUEST_BODY_SIZE,
   });
@@ -70,20 +93,29 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const stop = (reason = "stop") =>
     (stopping ??= (async () => {
       logger.info({ reason, timeout_ms: config.shutdownTimeoutMs }, "shutting down: no new connections, finishing in-flight requests");
+      draining.abort();
+      // Bun resolves this once no request is running; idle keep-alive connections do not hold it (they close
+      // with the process). Bun 1.3.14 ignores a later stop(true) once stop(false) was called, so closing the
+      // connections of slow requests is done by `closing` (see http/body-deadline.ts), not by the server.
       const drained = server.stop(false).then(() => true);
-      const timedOut = Bun.sleep(config.shutdownTimeoutMs).then(() => false);
-      if (!(await Promise.race([drained, timedOut]))) {
-        logger.warn("in-flight requests did not finish in time; closing their connections");
-        await server.stop(true);
+      if (!(await settlesWithin(drained, config.shutdownTimeoutMs))) {
+        logger.warn({ pending_requests: server.pendingRequests }, "in-flight requests did not finish in time; closing their connections");
+        closing.abort();
+        if (!(await settlesWithin(drained, ANSWER_GRACE_MS))) {
+          logger.warn({ pending_requests: server.pendingRequests }, "requests still running; closing the database under them");
+        }
       }
       stopPurge();
       stopReceiptPurge();
       await afterResponseHooks();
-      await database.close();
+      if (!(await settlesWithin(database.close().then(() => true), DATABASE_CLOSE_BOUND_MS))) {
+        throw new Error(`the database did not close within ${DATABASE_CLOSE_BOUND_MS} ms`);
+      }
       logger.info("stopped");
     })());
+  const stopBoundMs = config.shutdownTimeoutMs + ANSWER_GRACE_MS + 500 + DATABASE_CLOSE_BOUND_MS;
 
-  return { url, port: server.port!, database, stop };
+  return { url, port: server.port!, database, stop, stopBoundMs };
 }
 
 async function prepareSchema(database: DatabaseHandle, autoMigrate: boolean, logger: Logger): Promise<void> {
@@ -115,4 +147,17 @@ function afterResponseHooks(): Promise<void> {
       resolve();
     });
   });
+}
+
+/** True when `promise` resolves within `ms`, false when the time runs out first (the promise is left running). */
+async function settlesWithin(promise: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -42,7 +42,18 @@ export function serveCommand(program: Command): void {
     });
 }
 
+/** Extra time past the server's own stop bound before the process exits without waiting any longer. */
+const HARD_EXIT_MARGIN_MS = 2000;
+
 function stopAndExit(server: RunningServer, signal: string, log: Logger): void {
+  // The last word: whatever hangs (a close that never settles, a bug), the process exits and the supervisor can
+  // restart it. Not unref'd: this timer must be able to fire even when nothing else keeps the loop alive.
+  const hardBoundMs = server.stopBoundMs + HARD_EXIT_MARGIN_MS;
+  setTimeout(async () => {
+    log.error({ bound_ms: hardBoundMs }, "shutdown did not finish in time; exiting without waiting further");
+    await flushLogger(log);
+    process.exit(1);
+  }, hardBoundMs);
   server.stop(signal).then(
     async () => {
       await flushLogger(log);

@@ -73,6 +73,7 @@ export const SETTINGS = [
   { key: "dataDir", env: "MESSAGING_DATA_DIR", flag: "--data-dir", schema: path(), default: "./messaging-data", description: "Directory of the embedded database (used only without DATABASE_URL)" },
   { key: "auth", env: "MESSAGING_AUTH", schema: oneOf(["on", "off"] as const), default: "off", description: "API-key authentication of /api routes (the key store arrives with the API-key issue; until then `check` flags `off`)" },
   { key: "shutdownTimeoutMs", env: "MESSAGING_SHUTDOWN_TIMEOUT_MS", schema: integer(0, 600000), default: 10000, description: "How long a graceful shutdown waits for in-flight requests" },
+  { key: "requestBodyTimeoutMs", env: "MESSAGING_REQUEST_BODY_TIMEOUT_MS", schema: integer(100, 600000), default: 10000, description: "How long a request body may take to arrive in full before the answer is 408 and the connection is closed" },
   { key: "publicUrl", env: "MESSAGING_PUBLIC_URL", schema: absoluteUrl().optional(), description: "Public base URL of the service (an https URL turns HSTS on by default)" },
   { key: "hsts", env: "MESSAGING_HSTS", schema: boolean().optional(), description: "Send Strict-Transport-Security (default: on when the public URL is https)" },
   { key: "trustedProxies", env: "MESSAGING_TRUSTED_PROXIES", schema: list(), default: [], description: "Peer addresses whose X-Forwarded-For is believed for rate limiting" },

@@ -1,24 +1,37 @@
 import { Elysia } from "elysia";
+import { readWithinDeadline } from "./body-deadline.ts";
 import { assertAcceptsJson, assertDeclaredLength, readJsonBody } from "./negotiation.ts";
 import { requestState } from "./request-state.ts";
 
 export interface JsonBodyOptions {
   maxBodyBytes: number;
+  /** How long a body may take to arrive (408 after that). */
+  bodyTimeoutMs: number;
+  /** Aborted when shutdown stops waiting for requests still receiving their body (503 after that). */
+  closing?: AbortSignal;
   /** Paths that negotiate their own representation (metrics, the docs page). */
   skipAccept: (path: string) => boolean;
 }
 
 /**
  * Content negotiation for the JSON API (SPEC §2): 406 when Accept rules out JSON, 413 past the body limit,
- * 415 for a body that is not application/json, 400 for malformed JSON. The raw text is kept for fingerprints.
+ * 415 for a body that is not application/json, 400 for malformed JSON, 408 for a body that arrives too slowly.
+ * The raw text is kept for fingerprints.
  */
 export function jsonBody(options: JsonBodyOptions) {
+  const closing = options.closing ?? new AbortController().signal;
   return new Elysia({ name: "json-body" })
     .onRequest(function checkDeclaredLength({ request }) {
       if (request.method !== "GET" && request.method !== "HEAD") assertDeclaredLength(request, options.maxBodyBytes);
     })
-    .onParse({ as: "global" }, async function parseJson({ request }) {
-      const { value, raw } = await readJsonBody(request, options.maxBodyBytes);
+    .onParse({ as: "global" }, async function parseJson({ request, server }) {
+      const { value, raw } = await readWithinDeadline(readJsonBody(request, options.maxBodyBytes), {
+        timeoutMs: options.bodyTimeoutMs,
+        closing,
+        // Bun keeps the socket waiting for the rest of the body even after a `Connection: close` answer; this
+        // closes it within a few seconds (its timer runs in 4 s steps).
+        abandon: () => server?.timeout(request, 1),
+      });
       requestState(request).rawBody = raw;
       return value;
     })

@@ -80,6 +80,8 @@ export interface ServeProcess {
   pid: number;
   /** Sends the signal (SIGTERM by default) and resolves the exit code. */
   stop(signal?: "SIGTERM" | "SIGINT"): Promise<number>;
+  /** Resolves the exit code once the process has exited and its output has been read, without signalling it. */
+  exited(): Promise<number>;
   /** Everything written so far. */
   stdout(): string;
   stderr(): string;
@@ -114,6 +116,11 @@ export async function startServe(options: RunOptions & { args?: string[] }): Pro
         pid: proc.pid,
         stop: async (signal = "SIGTERM") => {
           proc.kill(signal);
+          const code = await proc.exited;
+          await Promise.all([stdoutDone, stderrDone]);
+          return code;
+        },
+        exited: async () => {
           const code = await proc.exited;
           await Promise.all([stdoutDone, stderrDone]);
           return code;

@@ -5,7 +5,7 @@ import { acceptsJsonFirst, type ReadinessProbe } from "./service.ts";
 import { healthModel } from "./model.ts";
 
 /** Liveness, readiness and metrics: what an orchestrator and an operator poll. */
-export function healthModule(deps: { healthPath: string; readiness: ReadinessProbe; metrics: Metrics }) {
+export function healthModule(deps: { healthPath: string; readiness: ReadinessProbe; metrics: Metrics; draining?: AbortSignal | undefined }) {
   return new Elysia({ name: "health", detail: { tags: ["Operations"] } })
     .use(healthModel)
     .get(deps.healthPath, () => ({ status: "ok" as const }), {
@@ -15,13 +15,15 @@ export function healthModule(deps: { healthPath: string; readiness: ReadinessPro
     .get(
       "/readyz",
       async () => {
+        // From the first moment of a shutdown, so load balancers stop sending work while in-flight requests finish.
+        if (deps.draining?.aborted) throw new AppError("service_unavailable", "the service is shutting down", { headers: { "retry-after": "5" } });
         const ready = await deps.readiness.check();
         if (!ready.ok) {
           throw new AppError("service_unavailable", `not ready: ${ready.reason}`, { headers: { "retry-after": "5" }, logDetail: ready.detail });
         }
         return { status: "ready" as const };
       },
-      { detail: { summary: "Readiness: 200 when the database answers and no migration is pending, else 503" } },
+      { detail: { summary: "Readiness: 200 when the database answers and no migration is pending, else 503 (also from the start of a shutdown)" } },
     )
     .get(
       "/metrics",
