@@ -1,7 +1,7 @@
 import { createApp } from "./app.ts";
 import type { Config } from "./config/index.ts";
 import { isDatabaseUnavailable, rootCauseMessage } from "./db/availability.ts";
-import { type DatabaseHandle, openDatabase } from "./db/client.ts";
+import { configuredTimeouts, type DatabaseHandle, openDatabase } from "./db/client.ts";
 import { scheduleReceiptPurge } from "./db/write-fence.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
@@ -44,7 +44,12 @@ const DATABASE_CLOSE_BOUND_MS = 8000;
  * unless `autoMigrate`), the HTTP API, and later the delivery workers.
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, writeOutcomeTimeoutMs: config.writeOutcomeTimeoutMs });
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+    timeouts: configuredTimeouts(config),
+  });
   try {
     await prepareSchema(database, config.autoMigrate, logger);
   } catch (err) {

@@ -10,8 +10,24 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     if (NETWORK_CODES.has(code)) return true;
     // SQLSTATE class 08 (connection exception), 57P0x (shutdown), 53300 (too many connections).
     if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300") return true;
+    // 57014: the server's statement_timeout cancelled the statement; 25P03: its idle-in-transaction timeout
+    // ended the session. Both mean "too slow now", not "bad request".
+    if (code === "57014" || code === "25P03") return true;
   }
   return false;
+}
+
+/**
+ * Which bound an error ran into, for the timeout counter: the client's statement deadline or the server's
+ * statement_timeout ("statement"), or the connect timeout ("connect"); undefined for anything else.
+ */
+export function databaseTimeoutKind(error: unknown): "statement" | "connect" | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = String((e as { code?: unknown }).code ?? "");
+    if (code === "DATABASE_TIMEOUT" || code === "57014") return "statement";
+    if (code === "CONNECT_TIMEOUT" || code === "CONNECTION_CONNECT_TIMEOUT") return "connect";
+  }
+  return undefined;
 }
 
 const NETWORK_CODES = new Set([
@@ -27,6 +43,8 @@ const NETWORK_CODES = new Set([
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
   "CONNECTION_CONNECT_TIMEOUT",
+  // statement-deadline.ts: a statement went unanswered and its connection was closed.
+  "DATABASE_TIMEOUT",
 ]);
 
 /** The innermost cause's message: drizzle wraps driver errors in "Failed query: …", which hides the reason. */

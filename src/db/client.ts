@@ -7,6 +7,7 @@ import { lockDataDir } from "./data-dir-lock.ts";
 import { closeEmbeddedDatabase, openEmbeddedDatabase } from "./embedded.ts";
 import { pgliteRunner, postgresRunner, type SqlRunner } from "./runner.ts";
 import * as schema from "./schema.ts";
+import { deadlineSockets } from "./statement-deadline.ts";
 import { inProcessWriteFence, postgresWriteFence, type WriteFence } from "./write-fence.ts";
 
 /** The drizzle database every repository receives; the same for PostgreSQL and the embedded PGlite. */
@@ -28,13 +29,51 @@ export interface DatabaseOptions {
   databaseUrl?: string | undefined;
   dataDir: string;
   poolSize: number;
-  /** Bound on learning a write's outcome after its connection was lost (default 5 s). */
-  writeOutcomeTimeoutMs?: number | undefined;
+  /** PostgreSQL only. Default: a 5 s connect timeout and no statement bound (what `migrate` wants). */
+  timeouts?: Partial<PostgresTimeouts>;
 }
+
+/**
+ * How long PostgreSQL may take before a request gives up with 503 instead of waiting. All in milliseconds;
+ * 0 turns the statement and idle-in-transaction bounds off.
+ */
+export interface PostgresTimeouts {
+  connectMs: number;
+  /** Enforced by the server (statement_timeout) and, a little later, by the client (statement-deadline.ts). */
+  statementMs: number;
+  /** idle_in_transaction_session_timeout: a client that vanished mid-transaction releases its locks. */
+  idleInTransactionMs: number;
+  /** After a lost connection, how long a write may spend learning whether it committed (write-fence.ts). */
+  writeOutcomeMs: number;
+}
+
+const DEFAULT_TIMEOUTS: PostgresTimeouts = { connectMs: 5000, statementMs: 0, idleInTransactionMs: 0, writeOutcomeMs: 5000 };
+
+/** The timeouts `serve` uses, from the configuration. */
+export function configuredTimeouts(config: {
+  databaseConnectTimeoutMs: number;
+  databaseStatementTimeoutMs: number;
+  databaseIdleInTransactionTimeoutMs: number;
+  writeOutcomeTimeoutMs: number;
+}): PostgresTimeouts {
+  return {
+    writeOutcomeMs: config.writeOutcomeTimeoutMs,
+    connectMs: config.databaseConnectTimeoutMs,
+    statementMs: config.databaseStatementTimeoutMs,
+    idleInTransactionMs: config.databaseIdleInTransactionTimeoutMs,
+  };
+}
+
+/**
+ * How long the client waits for an answer before it closes the connection: past the server's own
+ * statement_timeout, so a statement that is merely slow gets the server's clean cancellation (57014) and
+ * only a connection that lost its way (partition, dead peer) is cut.
+ */
+export const clientDeadlineMs = (statementMs: number) => statementMs + Math.min(1000, Math.ceil(statementMs / 4));
 
 /** Opens PostgreSQL when a URL is given, else the embedded database persisted in `dataDir`. */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
-  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize, options);
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize, options.timeouts);
   const unlock = lockDataDir(options.dataDir);
   try {
     const pglite = await openEmbeddedDatabase(options.dataDir);
@@ -55,23 +94,39 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   }
 }
 
-export function openPostgres(url: string, poolSize: number, options: Pick<DatabaseOptions, "writeOutcomeTimeoutMs"> = {}): DatabaseHandle {
+export function openPostgres(url: string, poolSize: number, bounds: Partial<PostgresTimeouts> = {}): DatabaseHandle {
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...bounds };
+  const serverTimeouts: Record<string, number> = {};
+  if (timeouts.statementMs > 0) serverTimeouts.statement_timeout = timeouts.statementMs;
+  if (timeouts.idleInTransactionMs > 0) serverTimeouts.idle_in_transaction_session_timeout = timeouts.idleInTransactionMs;
+  // The client-side deadline needs to see the protocol on a plain socket; with TLS, postgres.js wraps its own
+  // socket and only the server-side bounds apply.
+  const tls = isTls(url);
   const client = postgres(url, {
     max: poolSize,
     prepare: true,
     onnotice: () => {},
-    connect_timeout: 5,
-    connection: { application_name: "messaging" },
+    // postgres.js takes seconds; fractions work (its timer multiplies by 1000).
+    connect_timeout: timeouts.connectMs / 1000,
+    connection: { application_name: "messaging", ...serverTimeouts },
+    ...(timeouts.statementMs > 0 && !tls ? { socket: deadlineSockets(clientDeadlineMs(timeouts.statementMs)) } : {}),
   });
   const target = new URL(url);
   return {
     db: drizzlePostgres(client, { schema }) as unknown as Database,
     sql: postgresRunner(client),
     kind: "postgres",
-    fence: postgresWriteFence(url, options.writeOutcomeTimeoutMs ?? 5000),
+    fence: postgresWriteFence(url, timeouts.writeOutcomeMs),
     describe: `PostgreSQL at ${target.hostname}:${target.port || 5432}${target.pathname}`,
     close: () => client.end({ timeout: 5 }),
   };
+}
+
+/** True when the URL asks for TLS (`sslmode` or `ssl` other than disable/false). */
+function isTls(url: string): boolean {
+  const params = new URL(url).searchParams;
+  const mode = (params.get("sslmode") ?? params.get("ssl") ?? "disable").toLowerCase();
+  return !["disable", "false", "0", ""].includes(mode);
 }
 
 /** Rows of a raw `db.execute`, whose result is an array under postgres.js and `{ rows }` under PGlite. */

@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { isDatabaseUnavailable } from "../db/availability.ts";
+import { databaseTimeoutKind, isDatabaseUnavailable } from "../db/availability.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
@@ -61,6 +61,8 @@ function toAppError(
   }
   if (isDatabaseUnavailable(error)) {
     deps.metrics.databaseUnavailable.inc();
+    const timeout = databaseTimeoutKind(error);
+    if (timeout) deps.metrics.databaseTimeouts.inc({ kind: timeout });
     return new AppError("service_unavailable", "the database is unavailable; nothing was stored, retry later", {
       headers: { "retry-after": DATABASE_RETRY_AFTER },
     });

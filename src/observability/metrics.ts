@@ -93,6 +93,12 @@ export function createMetrics(info: { version: string }) {
       help: "Sends refused with 503 because the send queue was full",
       registers: [registry],
     }),
+    databaseTimeouts: new Counter({
+      name: "messaging_database_timeouts_total",
+      help: "Requests answered 503 because PostgreSQL did not answer in time, by bound (statement or connect)",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
   };
 }
 

@@ -265,6 +265,8 @@ class Link implements ProxyLink {
   private upstream: net.Socket | undefined;
   private stalled = false;
   private dead = false;
+  /** A close that happened while stalled: behind a partition the other end cannot learn of it until heal. */
+  private closedWhileStalled = false;
   /** Data that arrived while stalled, replayed in order on heal. */
   private held: { from: "client" | "server"; chunk: Buffer }[] = [];
   private readonly fromClient = new Framer(true);
@@ -334,6 +336,7 @@ class Link implements ProxyLink {
     const held = this.held;
     this.held = [];
     for (const { from, chunk } of held) this.receive(from, chunk);
+    if (this.closedWhileStalled) return this.finish();
     this.client.resume();
     this.upstream?.resume();
   }
@@ -467,6 +470,10 @@ class Link implements ProxyLink {
   /** One side closed on its own: close the other, as a plain TCP relay would. */
   private finish(): void {
     if (this.dead) return;
+    if (this.stalled) {
+      this.closedWhileStalled = true;
+      return;
+    }
     this.dead = true;
     this.client.destroy();
     this.upstream?.destroy();

@@ -27,7 +27,7 @@ beforeAll(async () => {
   direct = openPostgres(pg.url, 2);
   await migrateUp(direct.db);
   proxy = await startFaultProxy();
-  viaProxy = openPostgres(proxy.url(pg.url), 4, { writeOutcomeTimeoutMs: 1500 });
+  viaProxy = openPostgres(proxy.url(pg.url), 4, { writeOutcomeMs: 1500 });
   t = await buildTestApp({ database: viaProxy, config: UNLIMITED });
   // Open every pooled connection and prepare the write statements on it before any cut is armed: the cuts
   // are about a write's own statements, not a connection's start-up.
