@@ -9,6 +9,13 @@ import type { Logger } from "./observability/logger.ts";
 import { createMetrics } from "./observability/metrics.ts";
 import { VERSION } from "./version.ts";
 
+/**
+ * Bun's own body limit, set out of reach so that every body reaches our reader, which enforces the configured
+ * limit with the contract's 413 envelope (a declared length before reading, a chunked one as it arrives).
+ * Bun's own 413 has no body, no security headers and no X-Request-Id.
+ */
+export const RUNTIME_MAX_REQUEST_BODY_SIZE = Number.MAX_SAFE_INTEGER;
+
 /** A reason `serve` refuses to start that the operator can act on (printed as one line, exit code 2). */
 export class StartupError extends Error {
   override name = "StartupError";
@@ -81,8 +88,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     // body that trickles in is bounded by MESSAGING_REQUEST_BODY_TIMEOUT_MS (http/body-deadline.ts).
     idleTimeout: 30,
     hostname: config.host,
-    // The JSON parser enforces the configured limit with the contract's 413; this is only a backstop.
-    maxRequestBodySize: config.maxBodyBytes + 64 * 1024,
+    maxRequestBodySize: RUNTIME_MAX_REQUEST_BODY_SIZE,
   });
   const server = app.server!;
   const url = new URL(`http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`);

@@ -33,6 +33,15 @@ export function normalizeEmail(raw: string): string {
   return local.slice(0, plus) + lowered.slice(at);
 }
 
+/** RFC 5321 §4.5.3.1: no mail system need accept a longer path or local part. */
+export const EMAIL_MAX_LENGTH = 254;
+export const EMAIL_LOCAL_PART_MAX_LENGTH = 64;
+/**
+ * A phone number as people write it: 15 digits, a +, and separators between the groups fit with room to spare.
+ * The digits rule alone would admit any number of separators, stored as written.
+ */
+export const PHONE_MAX_LENGTH = 40;
+
 /**
  * Accepts anything that plausibly reaches a phone: an optional leading `+`,
  * then 3–15 digits once the separators people type are removed. Three digits
@@ -40,24 +49,40 @@ export function normalizeEmail(raw: string): string {
  * the E.164 maximum.
  */
 export function isPhoneAddress(raw: string): boolean {
+  return phoneAddressProblem(raw) === null;
+}
+
+/** Why `raw` is not a phone address, as a sentence for the sender, or null when it is one. */
+export function phoneAddressProblem(raw: string): string | null {
+  if (raw.length > PHONE_MAX_LENGTH) return `must be at most ${PHONE_MAX_LENGTH} characters`;
   const trimmed = raw.trim();
   const unsigned = trimmed.startsWith("+") ? trimmed.slice(1) : trimmed;
-  return PHONE_DIGITS.test(unsigned.replace(PHONE_SEPARATORS, ""));
+  if (PHONE_DIGITS.test(unsigned.replace(PHONE_SEPARATORS, ""))) return null;
+  return "must be a phone number: an optional +, then 3 to 15 digits (spaces, dots, dashes, parentheses allowed)";
 }
 
 /**
  * A deliberately small email check: enough to reject typos and obvious
  * garbage (`a@b`, `a@@b.com`, `a b@c.com`) without pretending to implement
  * RFC 5322, which no mail provider accepts in full anyway. Surrounding
- * whitespace is ignored, as normalization trims it.
+ * whitespace is ignored, as normalization trims it; lengths are RFC 5321's,
+ * counted in characters as written.
  */
 export function isEmailAddress(raw: string): boolean {
+  return emailAddressProblem(raw) === null;
+}
+
+/** Why `raw` is not an email address, as a sentence for the sender, or null when it is one. */
+export function emailAddressProblem(raw: string): string | null {
+  if (raw.length > EMAIL_MAX_LENGTH) return `must be at most ${EMAIL_MAX_LENGTH} characters`;
   const trimmed = raw.trim();
-  if (/\s/.test(trimmed)) return false;
+  const malformed = "must be an email address with one @, a local part and a domain";
+  if (/\s/.test(trimmed)) return malformed;
   const parts = trimmed.split("@");
-  if (parts.length !== 2) return false;
+  if (parts.length !== 2) return malformed;
   const [local = "", domain = ""] = parts;
-  if (local.length === 0 || domain.length === 0) return false;
+  if (local.length === 0 || domain.length === 0) return malformed;
+  if (local.length > EMAIL_LOCAL_PART_MAX_LENGTH) return `must have a local part (before the @) of at most ${EMAIL_LOCAL_PART_MAX_LENGTH} characters`;
   const labels = domain.split(".");
-  return labels.length >= 2 && labels.every((label) => label.length > 0);
+  return labels.length >= 2 && labels.every((label) => label.length > 0) ? null : malformed;
 }

@@ -16,7 +16,8 @@ function daysInMonth(year: number, month: number): number {
  * Parses a client's timestamp strictly, because `Date.parse` accepts dates
  * without a time or an offset and reads them in the server's local zone,
  * which would silently shift messages. Returns null for anything that is not
- * a full RFC 3339 date-time. A leap second (`:60`) is accepted, as the RFC
+ * a full RFC 3339 date-time, or whose instant falls outside the years
+ * 0001–9999 in UTC. A leap second (`:60`) is accepted, as the RFC
  * allows, and clamped to `:59` since `Date` cannot represent it. Fractions
  * finer than a millisecond are truncated.
  */
@@ -47,8 +48,12 @@ export function parseRfc3339(s: string): Date | null {
   // setUTCFullYear, unlike Date.UTC, does not map years 0–99 to 1900–1999.
   date.setUTCFullYear(year, month - 1, day);
   date.setUTCHours(hour, minute, Math.min(second, 59), millis);
-  const time = date.getTime() - offsetMinutes * 60_000;
-  return Number.isNaN(time) ? null : new Date(time);
+  const instant = new Date(date.getTime() - offsetMinutes * 60_000);
+  if (Number.isNaN(instant.getTime())) return null;
+  // SPEC §3: years 0001–9999 once the offset is applied. PostgreSQL stores a wider range but its input, and
+  // RFC 3339's four-digit year on the way out, do not: `0001-01-01T00:30+01:00` is year 0 in UTC.
+  const utcYear = instant.getUTCFullYear();
+  return utcYear >= 1 && utcYear <= 9999 ? instant : null;
 }
 
 /**

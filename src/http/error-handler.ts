@@ -5,6 +5,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
 import { allowedMethods } from "./method-not-allowed.ts";
 import { requestState } from "./request-state.ts";
+import { requestPath } from "./request-target.ts";
 
 /** Seconds a client should wait before retrying when the database is unreachable. */
 const DATABASE_RETRY_AFTER = "2";
@@ -14,12 +15,13 @@ const DATABASE_RETRY_AFTER = "2";
  * an unreachable database (503 + Retry-After) and anything unexpected (500, logged in full, never revealed).
  */
 export function errorHandler(deps: { logger: Logger; metrics: Metrics; routes: () => { method: string; path: string }[] }) {
-  return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error, request, set, path }) => {
+  return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error, request, set, route }) => {
     const state = requestState(request);
-    const appError = toAppError(code, error, request.method, path, deps);
-    if (appError.status >= 500 && appError.code === "internal_error") {
-      deps.logger.error({ err: error, request_id: state.id, method: request.method, path }, "unhandled error");
-    }
+    const appError = toAppError(code, error, request.method, requestPath(request.url), deps);
+    // The route pattern, never the raw target: a target may carry an address (`CONNECT user@example.com:443`).
+    const where = { request_id: state.id, method: request.method, route: route || "unmatched" };
+    if (appError.status >= 500 && appError.code === "internal_error") deps.logger.error({ err: error, ...where }, "unhandled error");
+    else if (appError.options.logDetail) deps.logger.warn({ ...where, detail: appError.options.logDetail }, appError.message);
     set.status = appError.status;
     for (const [name, value] of Object.entries(appError.options.headers ?? {})) set.headers[name] = value;
     set.headers["content-type"] = "application/json";
@@ -31,19 +33,20 @@ function toAppError(
   code: string | number,
   error: unknown,
   method: string,
-  path: string,
+  path: string | null,
   deps: { metrics: Metrics; routes: () => { method: string; path: string }[] },
 ): AppError {
   if (error instanceof AppError) return error;
   switch (code) {
     case "NOT_FOUND": {
+      if (path === null) return new AppError("bad_request", "the request target must be a path such as /api/conversations");
       const allow = allowedMethods(deps.routes(), path);
       if (allow.length > 0 && !allow.includes(method)) {
-        return new AppError("method_not_allowed", `${method} is not allowed on ${path}`, {
+        return new AppError("method_not_allowed", `${method} is not allowed on ${echo(path)}`, {
           headers: { allow: allow.join(", ") },
         });
       }
-      return new AppError("not_found", `no route for ${method} ${path}`);
+      return new AppError("not_found", `no route for ${method} ${echo(path)}`);
     }
     case "VALIDATION":
       return validationFailed(validationDetails(error));
@@ -67,14 +70,26 @@ function toAppError(
   return new AppError("internal_error", "internal error; the request id identifies it in the logs");
 }
 
-/** Elysia's ValidationError lists every issue of a (standard) schema in `all`; the envelope wants `{path, message}`. */
+/** At most this many details, each path and message at most this long: a hostile body cannot make the answer big. */
+const MAX_DETAILS = 20;
+const MAX_DETAIL_TEXT = 200;
+
+/** A client-chosen string repeated in an answer, cut to a length that still identifies it. */
+function echo(text: string): string {
+  return text.length > MAX_DETAIL_TEXT ? `${text.slice(0, MAX_DETAIL_TEXT)}…` : text;
+}
+
+/**
+ * Elysia's ValidationError lists every issue of a (standard) schema in `all`; the envelope wants `{path, message}`.
+ * Only the issue's path and message are used, never the value it was found in.
+ */
 function validationDetails(error: unknown): ErrorDetail[] {
   const e = error as { all?: { path?: string; message?: string; summary?: string }[]; type?: string };
   const prefix = e.type === "query" ? "query." : e.type === "params" ? "params." : "";
-  const all = Array.isArray(e.all) ? e.all : [];
+  const all = Array.isArray(e.all) ? e.all.slice(0, MAX_DETAILS) : [];
   const details = all.map((issue) => {
     const path = String(issue.path ?? "root").replace(/^\//, "").replaceAll("/", ".") || "root";
-    return { path: prefix + path, message: issue.message ?? issue.summary ?? "is invalid" };
+    return { path: echo(prefix + path), message: echo(String(issue.message ?? issue.summary ?? "is invalid")) };
   });
   return details.length > 0 ? details : [{ path: "root", message: "is invalid" }];
 }

@@ -44,7 +44,12 @@ export class AppError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly options: { details?: ErrorDetail[]; headers?: Record<string, string> } = {},
+    readonly options: {
+      details?: ErrorDetail[];
+      headers?: Record<string, string>;
+      /** What the operator needs and the client must not see (a database host, a driver error): logged, never answered. */
+      logDetail?: string;
+    } = {},
   ) {
     super(message);
     this.status = ERROR_STATUS[code];

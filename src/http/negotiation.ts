@@ -1,4 +1,5 @@
 import { AppError } from "./errors.ts";
+import { jsonTextProblem } from "./json-text.ts";
 
 /**
  * True when an Accept header admits JSON: `application/json`, `application/*` or `*\/*` with q > 0,
@@ -43,8 +44,9 @@ const tooLarge = (maxBytes: number) => new AppError("payload_too_large", `reques
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * Reads and parses a JSON body within the size limit. Returns the parsed value and the raw text
- * (signatures and idempotency fingerprints are computed over what the client sent).
+ * Reads and parses a JSON body within the size limit, refusing text too deeply nested or holding a lone
+ * surrogate before it is parsed. Returns the parsed value and the raw text (signatures and idempotency
+ * fingerprints are computed over what the client sent).
  */
 export async function readJsonBody(request: Request, maxBytes: number): Promise<{ value: unknown; raw: string }> {
   if (!isJsonContentType(request.headers.get("content-type"))) {
@@ -58,6 +60,8 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
     throw new AppError("invalid_json", "request body is not valid UTF-8");
   }
   if (!raw.trim()) throw new AppError("invalid_json", "request body is empty; a JSON object is expected");
+  const problem = jsonTextProblem(raw);
+  if (problem) throw new AppError("invalid_json", problem);
   try {
     return { value: JSON.parse(raw), raw };
   } catch (err) {

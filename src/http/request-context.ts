@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { beginRequest, requestState } from "./request-state.ts";
+import { requestPath } from "./request-target.ts";
 import { DOCS_CSP } from "./security-headers.ts";
 
 export interface RequestContextOptions {
@@ -26,7 +27,7 @@ export function requestContext(options: RequestContextOptions) {
       const state = beginRequest(request);
       for (const [name, value] of headerEntries) set.headers[name] = value;
       set.headers["x-request-id"] = state.id;
-      if (headers["content-security-policy"] && new URL(request.url).pathname.startsWith(docsPath)) {
+      if (headers["content-security-policy"] && requestPath(request.url)?.startsWith(docsPath)) {
         set.headers["content-security-policy"] = DOCS_CSP;
         set.headers["cache-control"] = "no-cache";
       }

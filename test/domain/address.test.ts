@@ -1,5 +1,15 @@
 import { describe, expect, test } from "bun:test";
-import { isEmailAddress, isPhoneAddress, normalizeEmail, normalizePhone } from "../../src/domain/address";
+import {
+  EMAIL_LOCAL_PART_MAX_LENGTH,
+  EMAIL_MAX_LENGTH,
+  emailAddressProblem,
+  isEmailAddress,
+  isPhoneAddress,
+  normalizeEmail,
+  normalizePhone,
+  PHONE_MAX_LENGTH,
+  phoneAddressProblem,
+} from "../../src/domain/address";
 
 describe("normalizePhone", () => {
   test.each([
@@ -53,6 +63,9 @@ describe("isPhoneAddress", () => {
     ["user@example.com", false, "an email address"],
     ["١٢٣٤٥", false, "non-ASCII digits"],
     ["2015550100#", false, "a trailing symbol"],
+    [`+1 201 555 0100${" ".repeat(PHONE_MAX_LENGTH - 15)}`, true, "padded to the raw bound"],
+    [`+1${"-".repeat(3000)}2015550100`, false, "ten digits behind 3,000 separators"],
+    [`+1 201 555 0100${" ".repeat(PHONE_MAX_LENGTH - 14)}`, false, "padded one past the raw bound"],
   ])("%p → %p (%s)", (raw, expected) => {
     expect(isPhoneAddress(raw)).toBe(expected);
   });
@@ -80,7 +93,31 @@ describe("isEmailAddress", () => {
     ["ab.com", false, "no @ at all"],
     ["", false, "empty"],
     ["+12015550100", false, "a phone number"],
+    [`${"a".repeat(64)}@example.com`, true, "a local part of 64 characters, the RFC 5321 maximum"],
+    [`${"a".repeat(65)}@example.com`, false, "a local part of 65 characters"],
+    [`a@${"b".repeat(EMAIL_MAX_LENGTH - 6)}.com`, true, "254 characters in all, the RFC 5321 maximum"],
+    [`a@${"b".repeat(EMAIL_MAX_LENGTH - 5)}.com`, false, "255 characters in all"],
+    [`${"a".repeat(3000)}@example.com`, false, "a local part of 3,000 characters"],
   ])("%p → %p (%s)", (raw, expected) => {
     expect(isEmailAddress(raw)).toBe(expected);
+  });
+});
+
+describe("address problems name the bound that was missed", () => {
+  test("an email address over 254 characters is told the total bound", () => {
+    expect(emailAddressProblem(`a@${"b".repeat(300)}.com`)).toBe(`must be at most ${EMAIL_MAX_LENGTH} characters`);
+  });
+
+  test("an email local part over 64 characters is told the local-part bound", () => {
+    expect(emailAddressProblem(`${"a".repeat(65)}@example.com`)).toContain(`at most ${EMAIL_LOCAL_PART_MAX_LENGTH} characters`);
+  });
+
+  test("a phone number over the raw bound is told the bound, not the digits rule", () => {
+    expect(phoneAddressProblem(`+1${" ".repeat(100)}2015550100`)).toBe(`must be at most ${PHONE_MAX_LENGTH} characters`);
+  });
+
+  test("valid addresses have no problem", () => {
+    expect(emailAddressProblem("user@example.com")).toBeNull();
+    expect(phoneAddressProblem("+1 (201) 555-0100")).toBeNull();
   });
 });

@@ -23,6 +23,8 @@ describe("parseRfc3339 accepts", () => {
     ["0099-06-15T12:00:00Z", "0099-06-15T12:00:00.000Z", "a two-digit year, not mapped to 1999"],
     ["9999-12-31T23:59:59.999Z", "9999-12-31T23:59:59.999Z", "the last representable instant"],
     ["2024-04-30T00:00:00Z", "2024-04-30T00:00:00.000Z", "the 30th of a 30-day month"],
+    ["0000-12-31T23:00:00-01:00", "0001-01-01T00:00:00.000Z", "year 0 written, year 1 once the offset is applied"],
+    ["9999-12-31T23:59:59+00:30", "9999-12-31T23:29:59.000Z", "the year 9999 with a positive offset that stays in it"],
   ])("%p (%s)", (input, iso) => {
     expect(parseRfc3339(input)?.toISOString()).toBe(iso);
   });
@@ -62,6 +64,9 @@ describe("parseRfc3339 rejects", () => {
     ["2024-11-01T14:00:00UTC", "a zone name"],
     ["1730469600", "a Unix timestamp"],
     ["２０２４-11-01T14:00:00Z", "fullwidth digits"],
+    ["0000-06-15T12:00:00Z", "year 0 in UTC (SPEC §3: 0001–9999)"],
+    ["0001-01-01T00:30:00+01:00", "year 1 written, year 0 once the offset is applied"],
+    ["9999-12-31T23:30:00-01:00", "year 9999 written, year 10000 once the offset is applied"],
   ])("%p (%s)", (input) => {
     expect(parseRfc3339(input)).toBeNull();
   });

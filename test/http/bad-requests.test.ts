@@ -83,6 +83,17 @@ const rows: Row[] = [
   invalid("February 30", SMS, smsSend({ timestamp: "2024-02-30T10:00:00Z" }), "timestamp"),
   invalid("hour 24", EMAIL, emailSend({ timestamp: "2024-11-01T24:00:00Z" }), "timestamp"),
   invalid("a numeric timestamp", SMS, smsSend({ timestamp: 1730469600 }), "timestamp"),
+  invalid("a timestamp in year 0", SMS, smsSend({ timestamp: "0000-06-15T12:00:00Z" }), "timestamp"),
+  invalid("a timestamp that its offset moves into year 0", SMS, smsSend({ timestamp: "0001-01-01T00:30:00+01:00" }), "timestamp"),
+  invalid("a timestamp that its offset moves past 9999", EMAIL, emailSend({ timestamp: "9999-12-31T23:30:00-01:00" }), "timestamp"),
+  invalid("a webhook timestamp past 9999", HOOK_SMS, smsWebhook({ timestamp: "9999-12-31T23:59:59-00:01" }), "timestamp"),
+  // Address bounds (RFC 5321 for email; a phone number as written)
+  invalid("an email address of 3,000 characters", EMAIL, emailSend({ from: `${"a".repeat(3000)}@example.com` }), "from"),
+  invalid("an email address with random 3,000 characters", EMAIL, emailSend({ to: `${crypto.randomUUID().repeat(84)}@example.com` }), "to"),
+  invalid("an email local part of 65 characters", HOOK_EMAIL, emailWebhook({ from: `${"a".repeat(65)}@example.com` }), "from"),
+  invalid("an email address of 255 characters", EMAIL, emailSend({ to: `a@${"b".repeat(249)}.com` }), "to"),
+  invalid("a phone number behind 3,000 separators", SMS, smsSend({ from: `+1${" ".repeat(3000)}2015550100` }), "from"),
+  invalid("a mock inbound email address of 3,000 characters", "/api/provider/mock/inbound", { channel: "email", from: `${"a".repeat(3000)}@example.com`, to: "b@example.com", body: "x", timestamp: TS }, "from"),
   // Body length and content
   invalid("an sms body of 1601 characters", SMS, smsSend({ body: "x".repeat(1601) }), "body"),
   invalid("an sms body of 1601 emoji", SMS, smsSend({ body: "😀".repeat(1601) }), "body"),
@@ -106,6 +117,17 @@ const rows: Row[] = [
   { name: "an empty body", route: SMS, body: "", status: 400, code: "invalid_json" },
   { name: "a whitespace body", route: HOOK_SMS, body: "  \n ", status: 400, code: "invalid_json" },
   { name: "truncated JSON", route: HOOK_EMAIL, body: '{"from": "a@example.com", ', status: 400, code: "invalid_json" },
+  // Hostile JSON: a 200 KB body of nested arrays overflowed the stack (500) while its error rendered it
+  { name: "100,000 nested arrays", route: SMS, body: `${"[".repeat(100_000)}${"]".repeat(100_000)}`, status: 400, code: "invalid_json" },
+  { name: "30,000 nested arrays in a field", route: HOOK_SMS, body: JSON.stringify(smsWebhook({ body: "@" })).replace('"@"', `${"[".repeat(30_000)}${"]".repeat(30_000)}`), status: 400, code: "invalid_json" },
+  { name: "33 nested objects", route: EMAIL, body: `${'{"a":'.repeat(33)}1${"}".repeat(33)}`, status: 400, code: "invalid_json" },
+  { name: "32 nested levels is only a schema error", route: SMS, body: JSON.stringify(smsSend({ body: "@" })).replace('"@"', `${"[".repeat(31)}${"]".repeat(31)}`), status: 400, code: "validation_failed", field: "body" },
+  // A lone surrogate is refused rather than stored as U+FFFD
+  { name: "a lone high surrogate in the body", route: SMS, body: JSON.stringify(smsSend({ body: "@" })).replace('"@"', '"a\\ud800b"'), status: 400, code: "invalid_json" },
+  { name: "a lone low surrogate in a webhook", route: HOOK_EMAIL, body: JSON.stringify(emailWebhook({ body: "@" })).replace('"@"', '"\\udc00"'), status: 400, code: "invalid_json" },
+  { name: "a high surrogate followed by a non-surrogate escape", route: EMAIL, body: JSON.stringify(emailSend({ body: "@" })).replace('"@"', '"\\uD83D\\u0041"'), status: 400, code: "invalid_json" },
+  { name: "a lone surrogate in a key", route: SMS, body: JSON.stringify(smsSend()).replace("{", '{"\\ud800":1,'), status: 400, code: "invalid_json" },
+  { name: "an escaped surrogate pair (an emoji) is accepted", route: SMS, body: JSON.stringify(smsSend({ body: "@" })).replace('"@"', '"\\ud83d\\ude00"'), status: 202, code: "accepted" },
   // Provider mock
   { ...invalid("a mock config percentage of 101", "/api/provider/mock/config", { timeout_pct: 0, error_pct: 101, ratelimit_pct: 0, seed: null }, "error_pct"), method: "PUT" },
   { ...invalid("a mock config summing to 101", "/api/provider/mock/config", { timeout_pct: 50, error_pct: 50, ratelimit_pct: 1, seed: null }, "root"), method: "PUT" },
@@ -140,6 +162,6 @@ describe.each(rows)("$name → $status $code", (row) => {
   });
 });
 
-test("only the two accepted rows stored a message", async () => {
+test("only the accepted rows stored a message", async () => {
   expect(await countRows(t.database, "messages")).toBe(rows.filter((r) => r.status === 202).length);
 });

@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
+import { ValidationError } from "elysia";
+import { z } from "zod";
+import { RUNTIME_MAX_REQUEST_BODY_SIZE } from "../../src/server.ts";
 import { afterResponse, buildTestApp, captureLogger, expectApiSecurityHeaders, request, type TestApp } from "../helpers/app.ts";
+import { type RawResponse, rawHttp } from "../helpers/raw-http.ts";
 
 const SECRET = "db-password-hunter2 at /srv/secret/path.ts:42";
 
@@ -188,5 +192,80 @@ describe("request log", () => {
     await request(q.app, "GET", "/healthz");
     await afterResponse();
     expect(quiet.raw()).toBe("");
+  });
+});
+
+// What `fetch` cannot send, over a socket to the app listening on a loopback port as `serve` listens.
+describe("request lines over a socket", () => {
+  let port: number;
+  beforeAll(() => {
+    app.listen({ port: 0, hostname: "127.0.0.1", maxRequestBodySize: RUNTIME_MAX_REQUEST_BODY_SIZE });
+    port = app.server!.port!;
+  });
+  afterAll(() => app.stop(true));
+
+  function expectEnvelope(res: RawResponse, status: number, code: string) {
+    expect(res.status).toBe(status);
+    expect(res.json).toEqual({ ...ENVELOPE, code });
+    expect(res.json.request_id).toBe(res.headers.get("x-request-id")!);
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
+  }
+
+  test("CONNECT to an address answers 400 bad_request in the envelope, and the address is never logged", async () => {
+    const res = await rawHttp(port, "CONNECT someone@example.org:443 HTTP/1.1\r\nHost: x\r\nX-Request-Id: connect-1\r\n\r\n");
+    expectEnvelope(res, 400, "bad_request");
+    expect(res.body).not.toContain("someone@example.org");
+    await afterResponse();
+    expect(logs.lines().find((l) => l.request_id === "connect-1")).toMatchObject({ method: "CONNECT", route: "unmatched", status: 400 });
+    expect(logs.raw()).not.toContain("someone@example.org");
+  });
+
+  test.each([
+    ["CONNECT", "/api/conversations", "GET"],
+    ["OPTIONS", "/healthz", "GET"],
+    ["TRACE", "/api/messages/sms", "POST"],
+    ["PROPFIND", "/metrics", "GET"],
+    ["PATCH", "/healthz", "GET"],
+  ])("%s %s answers 405 with Allow listing %s, even with a one-letter Host", async (method, path, allowed) => {
+    const res = await rawHttp(port, `${method} ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expectEnvelope(res, 405, "method_not_allowed");
+    expect(res.headers.get("allow")!.split(/,\s*/)).toContain(allowed);
+  });
+
+  test("PROPFIND on an unknown path answers 404 not_found", async () => {
+    expectEnvelope(await rawHttp(port, "PROPFIND /nope HTTP/1.1\r\nHost: localhost\r\n\r\n"), 404, "not_found");
+  });
+
+  // Bun closes the connection on a method token outside its table before any of our code runs (oven-sh/bun#6556):
+  // documented in the README. This pins that behaviour so a Bun upgrade that changes it is noticed.
+  test.each(["FOO /metrics", "get /", "get /healthz"])("%s is closed by the runtime without an answer, and the service stays up", async (line) => {
+    const res = await rawHttp(port, `${line} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(res.status).toBe(0);
+    expect((await rawHttp(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")).status).toBe(200);
+  });
+});
+
+describe("validation errors never render the request body", () => {
+  // Elysia's ValidationError rendered the whole value into its message, indented: quadratic in the nesting depth
+  // (seconds for one 60 KB body). patches/elysia@1.4.30.patch makes it describe the value's shape instead.
+  test("a ValidationError over a large, deep value has a short message without the value", () => {
+    const marker = "needle-in-the-body";
+    let value: unknown = [marker.repeat(1000)];
+    for (let i = 0; i < 30; i++) value = [value, i];
+    const schema = z.object({ from: z.string() });
+    const error = new ValidationError("body", schema as never, value, false, schema.safeParse(value).error!.issues as never);
+    expect(error.message.length).toBeLessThan(2000);
+    expect(error.message).not.toContain(marker);
+  });
+
+  test("a body with thousands of issues answers at most 20 details, each bounded", async () => {
+    const res = await request(app, "POST", "/api/messages/sms", {
+      body: { from: "x".repeat(5000), to: 1, type: 2, body: 3, timestamp: 4, attachments: Array.from({ length: 5000 }, (_, i) => i) },
+    });
+    expect(res.status).toBe(400);
+    expect(res.json.details.length).toBeLessThanOrEqual(20);
+    for (const detail of res.json.details) expect(detail.path.length + detail.message.length).toBeLessThan(450);
+    expect(res.text.length).toBeLessThan(10_000);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { migrateUp } from "../../src/db/migrate.ts";
-import { afterResponse, buildTestApp, request, type TestApp } from "../helpers/app.ts";
+import { afterResponse, buildTestApp, captureLogger, request, type TestApp } from "../helpers/app.ts";
 
 describe("GET /healthz", () => {
   let t: TestApp;
@@ -36,33 +36,42 @@ describe("GET /healthz", () => {
 // unmigrated (503) → migrated (200) → closed (503), which also keeps PGlite's start-up cost to one per file.
 describe.each(["postgres", "embedded"] as const)("GET /readyz on %s", (kind) => {
   let t: TestApp;
+  let logs: ReturnType<typeof captureLogger>;
   beforeAll(async () => {
-    t = await buildTestApp({ database: kind, migrate: false });
+    logs = captureLogger("info");
+    t = await buildTestApp({ database: kind, migrate: false, logger: logs.logger });
   });
   afterAll(() => t.close());
+
+  /** What /readyz must never tell an anonymous caller: where the database is. */
+  const databaseWhereabouts = () => [t.database.describe, "127.0.0.1", "5432", "msg_test_", "msg-test-embedded"];
 
   test("answers 503 service_unavailable with Retry-After while migrations are pending", async () => {
     const res = await request(t.app, "GET", "/readyz");
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
-    expect(res.json).toEqual({ code: "service_unavailable", message: expect.stringContaining("0000_init"), request_id: expect.any(String) });
-    expect(res.json.message).toContain("messaging migrate up");
+    expect(res.json).toEqual({ code: "service_unavailable", message: expect.stringContaining("messaging migrate up"), request_id: expect.any(String) });
   });
 
-  test("answers 200 once every migration is applied", async () => {
+  test("answers 200 once every migration is applied, without naming the database", async () => {
     await migrateUp(t.database.db);
     const res = await request(t.app, "GET", "/readyz");
     expect(res.status).toBe(200);
-    expect(res.json.status).toBe("ready");
+    expect(res.json).toEqual({ status: "ready" });
+    for (const secret of databaseWhereabouts()) expect(res.text).not.toContain(secret);
   });
 
-  test("answers 503 with Retry-After when the database is closed", async () => {
+  test("answers 503 with Retry-After when the database is closed, naming neither the database nor the driver error", async () => {
     await t.database.close();
-    const res = await request(t.app, "GET", "/readyz");
+    const res = await request(t.app, "GET", "/readyz", { headers: { "x-request-id": `readyz-down-${kind}` } });
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
-    expect(res.json.code).toBe("service_unavailable");
-    expect(res.json.request_id).toBe(res.headers.get("x-request-id")!);
+    expect(res.json).toEqual({ code: "service_unavailable", message: "not ready: the database is unavailable", request_id: `readyz-down-${kind}` });
+    for (const secret of databaseWhereabouts()) expect(res.text).not.toContain(secret);
+    // The operator still learns which database and why, from the log line of that request.
+    await afterResponse();
+    const line = logs.lines().find((l) => l.request_id === `readyz-down-${kind}` && l.level === "warn");
+    expect(line?.detail).toStartWith(t.database.describe);
   });
 });
 

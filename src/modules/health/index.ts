@@ -18,8 +18,10 @@ export function healthModule(deps: { healthPath: string; readiness: ReadinessPro
         // From the first moment of a shutdown, so load balancers stop sending work while in-flight requests finish.
         if (deps.draining?.aborted) throw new AppError("service_unavailable", "the service is shutting down", { headers: { "retry-after": "5" } });
         const ready = await deps.readiness.check();
-        if (!ready.ok) throw new AppError("service_unavailable", ready.reason, { headers: { "retry-after": "5" } });
-        return { status: "ready" as const, database: ready.database };
+        if (!ready.ok) {
+          throw new AppError("service_unavailable", `not ready: ${ready.reason}`, { headers: { "retry-after": "5" }, logDetail: ready.detail });
+        }
+        return { status: "ready" as const };
       },
       { detail: { summary: "Readiness: 200 when the database answers and no migration is pending, else 503 (also from the start of a shutdown)" } },
     )

@@ -3,7 +3,11 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import { isCurrent, migrationStatus } from "../../db/migrate.ts";
 
-export type Readiness = { ok: true; database: string } | { ok: false; reason: string };
+/**
+ * Why the service is not ready, twice: `reason` is safe for anyone who can reach /readyz; `detail` names the
+ * database (host, port) and the driver's error, so it goes to the log only.
+ */
+export type Readiness = { ok: true } | { ok: false; reason: string; detail: string };
 
 /**
  * Answers /readyz: the database must answer within a deadline and every embedded migration must be applied.
@@ -25,13 +29,17 @@ export class ReadinessProbe {
         const status = await withTimeout(migrationStatus(this.db), this.timeoutMs);
         if (!isCurrent(status)) {
           const pending = status.filter((s) => s.state !== "applied" && s.state !== "unknown").map((s) => `${s.tag} (${s.state})`);
-          return { ok: false, reason: `migrations not current: ${pending.join(", ")}; run \`messaging migrate up\`` };
+          return {
+            ok: false,
+            reason: "migrations are pending; run `messaging migrate up`",
+            detail: `migrations not current on ${this.describe}: ${pending.join(", ")}`,
+          };
         }
         this.migrationsCurrent = true;
       }
-      return { ok: true, database: this.describe };
+      return { ok: true };
     } catch (err) {
-      return { ok: false, reason: `database unavailable: ${rootCauseMessage(err)}` };
+      return { ok: false, reason: "the database is unavailable", detail: `${this.describe}: ${rootCauseMessage(err)}` };
     }
   }
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isEmailAddress, isPhoneAddress } from "../../domain/address.ts";
+import { emailAddressProblem, phoneAddressProblem } from "../../domain/address.ts";
 import { attachmentUrlProblem } from "../../domain/attachment-url.ts";
 import { parseRfc3339 } from "../../domain/timestamp.ts";
 
@@ -19,10 +19,15 @@ export const text = () =>
 
 export const nonEmpty = () => text().refine((s) => s.trim().length > 0, "must not be empty");
 
-export const phoneAddress = () =>
-  nonEmpty().refine(isPhoneAddress, "must be a phone number: an optional +, then 3 to 15 digits (spaces, dots, dashes, parentheses allowed)");
+/** A refinement that reports a domain rule's own sentence (which bound, or which shape, was missed). */
+const ruleOf = (problem: (s: string) => string | null) => (s: string, ctx: z.RefinementCtx) => {
+  const message = problem(s);
+  if (message) ctx.addIssue({ code: "custom", message });
+};
 
-export const emailAddress = () => nonEmpty().refine(isEmailAddress, "must be an email address with one @, a local part and a domain");
+export const phoneAddress = () => nonEmpty().superRefine(ruleOf(phoneAddressProblem));
+
+export const emailAddress = () => nonEmpty().superRefine(ruleOf(emailAddressProblem));
 
 export const smsBody = () =>
   nonEmpty().refine((s) => s.length <= SMS_BODY_MAX || [...s].length <= SMS_BODY_MAX, `must be at most ${SMS_BODY_MAX} characters`);
@@ -36,7 +41,7 @@ export const messageType = () =>
 
 export const rfc3339 = () =>
   text()
-    .refine((s) => parseRfc3339(s) !== null, "must be an RFC 3339 date-time such as 2024-11-01T14:00:00Z")
+    .refine((s) => parseRfc3339(s) !== null, "must be an RFC 3339 date-time in the years 0001 to 9999 once its offset is applied, such as 2024-11-01T14:00:00Z")
     .meta({ format: "date-time", description: "RFC 3339, the client's send time" });
 
 export const attachmentList = (limits: MessageLimits) =>

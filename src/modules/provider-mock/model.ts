@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isEmailAddress, isPhoneAddress } from "../../domain/address.ts";
+import { emailAddressProblem, phoneAddressProblem } from "../../domain/address.ts";
 import { attachmentList, type MessageLimits, rfc3339, SMS_BODY_MAX, text } from "../messages/model.ts";
 
 const percent = z
@@ -52,8 +52,8 @@ export function mockInboundSchema(limits: MessageLimits) {
     .superRefine((m, ctx) => {
       const email = m.channel === "email";
       for (const field of ["from", "to"] as const) {
-        const ok = email ? isEmailAddress(m[field]) : isPhoneAddress(m[field]);
-        if (!ok) ctx.addIssue({ code: "custom", path: [field], message: email ? "must be an email address" : "must be a phone number" });
+        const problem = email ? emailAddressProblem(m[field]) : phoneAddressProblem(m[field]);
+        if (problem) ctx.addIssue({ code: "custom", path: [field], message: problem });
       }
       if (!email && m.body.length > SMS_BODY_MAX && [...m.body].length > SMS_BODY_MAX) {
         ctx.addIssue({ code: "custom", path: ["body"], message: `must be at most ${SMS_BODY_MAX} characters` });

@@ -218,6 +218,10 @@ describe("GET /api/conversations/{id}/messages", () => {
     ["page_size=2", 1, 2],
     ["page=2&page_size=3", 2, 3],
     ["", 1, 50],
+    ["page=9999999999", 1_000_000_000, 50],
+    [`page=${"9".repeat(400)}`, 1_000_000_000, 50],
+    ["page=-9999999999", 1, 50],
+    ["pageSize=99999999999999999999", 1, 50],
   ])("?%s is read as page %i, page_size %i", async (query, page, pageSize) => {
     const res = await messagesOf(id, `?${query}`);
     expect(res.status).toBe(200);
