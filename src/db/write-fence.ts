@@ -56,6 +56,8 @@ async function fenceOnce(url: string, token: string, budgetMs: number): Promise<
   const client = postgres(url, {
     max: 1,
     prepare: false,
+    // Two statements with text parameters need no type catalogue; and no start-up query can outlive end().
+    fetch_types: false,
     onnotice: () => {},
     connect_timeout: Math.max(1, Math.ceil(ms / 1000)),
     connection: { application_name: "messaging-fence", statement_timeout: ms, lock_timeout: ms },

@@ -279,7 +279,7 @@ class Link implements ProxyLink {
   private readiesSeen = 0;
   /** A cut that fired on this connection and is still in progress. */
   private cut:
-    | { armed: ArmedCut; statement: string; phase: "forwarding" | "watching"; target: number; held: Buffer[]; failed: boolean }
+    | { armed: ArmedCut; statement: string; phase: "forwarding" | "watching"; target: number; failed: boolean }
     | undefined;
 
   constructor(
@@ -383,12 +383,12 @@ class Link implements ProxyLink {
       const armed = this.hooks.takeCut(statement);
       if (!armed) continue;
       if (armed.kind === "query") {
-        this.cut = { armed, statement, phase: "forwarding", target: 0, held: [], failed: false };
+        this.cut = { armed, statement, phase: "forwarding", target: 0, failed: false };
         if (message.type === "Q") return this.cutNow(forward);
       } else {
         // The reply that ends this statement is the one answering the next Sync (or this Query itself).
         const target = message.type === "Q" ? this.syncsSent : this.syncsSent + 1;
-        this.cut = { armed, statement, phase: "watching", target, held: [], failed: false };
+        this.cut = { armed, statement, phase: "watching", target, failed: false };
       }
     }
     if (forward.length) this.upstream?.write(Buffer.concat(forward));
@@ -422,19 +422,23 @@ class Link implements ProxyLink {
         deliver.push(message.raw);
         continue;
       }
-      // Replies of the watched statement (and, inside a transaction, of what follows up to its end) are held.
-      cut.held.push(message.raw);
+      // Replies of the watched statement (and, inside a transaction, of what follows up to its end) pass, all but
+      // the ReadyForQuery: a client learns a statement's outcome only from that (postgres.js resolves a query on
+      // it), and a statement prepared on the way is described after a Flush, with no ReadyForQuery, so holding
+      // those replies would deadlock the client.
       if (message.type === "E") cut.failed = true;
       if (message.type === "C" && /^ROLLBACK/.test(cstring(message.body, 0)[0])) cut.failed = true;
-      if (message.type !== "Z") continue;
+      if (message.type !== "Z") {
+        deliver.push(message.raw);
+        continue;
+      }
       this.readiesSeen++;
       if (message.body[0] === "I".charCodeAt(0)) {
         if (deliver.length) this.client.write(Buffer.concat(deliver));
         return this.cutNow([], !cut.failed);
       }
       // Still inside a transaction: let this reply through and wait for the one that ends it.
-      deliver.push(...cut.held);
-      cut.held = [];
+      deliver.push(message.raw);
       cut.target = this.readiesSeen + 1;
     }
     if (deliver.length) this.client.write(Buffer.concat(deliver));
