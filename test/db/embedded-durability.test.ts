@@ -1,10 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import fs from "node:fs";
-import { conversationKey } from "../../src/domain/conversation-key.ts";
-import type { NewMessage } from "../../src/modules/messages/repository.ts";
 import { SendBatcher } from "../../src/modules/messages/send-batcher.ts";
 import { buildTestApp, type TestApp } from "../helpers/app.ts";
-import { post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
+import { outboundRow, post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -30,25 +28,8 @@ afterAll(() => fsyncSpy.mockRestore());
 
 const isWalSync = (event: string) => event.startsWith("fsync ") && event.includes("/pg_wal/");
 
-function outbound(i: number): NewMessage {
-  const from = `+1201555${String(7000 + i).padStart(4, "0")}`;
-  const key = conversationKey("sms", from, "+18045550000");
-  return {
-    direction: "outbound",
-    channel: "sms",
-    transport: "sms",
-    from,
-    to: "+18045550000",
-    body: `durable ${i}`,
-    attachments: [],
-    status: "queued",
-    providerMessageId: null,
-    timestamp: new Date("2024-11-01T14:00:00Z"),
-    conversationKey: key.key,
-    participantA: key.participantA,
-    participantB: key.participantB,
-  };
-}
+/** A unique sender per message: a batch of them touches as many conversations. */
+const outbound = (i: number) => outboundRow(`+1201555${String(7000 + i).padStart(4, "0")}`, `durable ${i}`);
 
 describe("durable commits on the embedded database", () => {
   test("a send is answered 202 only after its WAL was fsync'd on the host disk", async () => {

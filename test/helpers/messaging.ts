@@ -7,6 +7,8 @@
  */
 import type { DatabaseHandle } from "../../src/db/client.ts";
 import type { Config } from "../../src/config/index.ts";
+import { conversationKey } from "../../src/domain/conversation-key.ts";
+import type { NewMessage } from "../../src/modules/messages/repository.ts";
 import { request, type TestResponse } from "./app.ts";
 
 type Handler = { handle(request: Request): Promise<Response> | Response };
@@ -85,4 +87,24 @@ export function metricValue(text: string, name: string, labels: Record<string, s
 /** Fires `n` requests at once and waits for all of them. */
 export function concurrently<T>(n: number, make: (i: number) => Promise<T>): Promise<T[]> {
   return Promise.all(Array.from({ length: n }, (_, i) => make(i)));
+}
+
+/** An outbound SMS as the send path hands it to the repository and the batcher (to +18045550000). */
+export function outboundRow(from: string, body: string): NewMessage {
+  const key = conversationKey("sms", from, "+18045550000");
+  return {
+    direction: "outbound",
+    channel: "sms",
+    transport: "sms",
+    from,
+    to: "+18045550000",
+    body,
+    attachments: [],
+    status: "queued",
+    providerMessageId: null,
+    timestamp: new Date(TS),
+    conversationKey: key.key,
+    participantA: key.participantA,
+    participantB: key.participantB,
+  };
 }

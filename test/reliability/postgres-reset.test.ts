@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
-import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.ts";
-import { alive, startTraffic, write, WRITE_ROUTES } from "./traffic.ts";
+import type { ServeProcess } from "../helpers/binary.ts";
+import type { FaultProxy } from "../helpers/fault-proxy.ts";
+import { alive, type ServerBehindProxy, startServerBehindProxy, startTraffic, write, WRITE_ROUTES } from "./traffic.ts";
 
 // Issue 6, defect 1: postgres.js 3.4.9 threw `null is not an object (evaluating 'socket.write')` from a
 // setImmediate when a connection was reset while a transaction was rolling back, killing the process.
@@ -10,30 +9,16 @@ import { alive, startTraffic, write, WRITE_ROUTES } from "./traffic.ts";
 
 const RESETS = 40;
 
-let pg: TestDatabase;
+let setup: ServerBehindProxy;
 let proxy: FaultProxy;
 let server: ServeProcess;
 
 beforeAll(async () => {
-  await ensureBinary();
-  pg = await createTestDatabase();
-  proxy = await startFaultProxy();
-  server = await startServe({
-    env: {
-      DATABASE_URL: proxy.url(pg.url),
-      MESSAGING_AUTO_MIGRATE: "true",
-      MESSAGING_DB_POOL_SIZE: "3",
-      API_RATE_LIMIT_PER_IP_PER_MIN: "10000000",
-      API_RATE_LIMIT_PER_SENDER_PER_MIN: "10000000",
-    },
-  });
+  setup = await startServerBehindProxy({ MESSAGING_DB_POOL_SIZE: "3" });
+  ({ proxy, server } = setup);
 });
 
-afterAll(async () => {
-  await server?.stop("SIGTERM").catch(() => {});
-  await proxy?.close();
-  await pg?.drop();
-});
+afterAll(() => setup?.close());
 
 describe("PostgreSQL connections reset under load", () => {
   test(`the server survives ${RESETS} resets and hang-ups during concurrent writes and then accepts every write route`, async () => {

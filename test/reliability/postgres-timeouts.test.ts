@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
-import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.ts";
+import type { ServeProcess } from "../helpers/binary.ts";
+import type { FaultProxy } from "../helpers/fault-proxy.ts";
 import { metricValue } from "../helpers/messaging.ts";
-import { alive, startTraffic, write, WRITE_ROUTES } from "./traffic.ts";
+import { alive, type ServerBehindProxy, startServerBehindProxy, startTraffic, write, WRITE_ROUTES } from "./traffic.ts";
 
 // Issue 6, defect 2: after a reset, requests in flight never answered; under a partition every database
 // request hung for its whole length. With the connect, statement and idle-in-transaction bounds of
@@ -21,7 +20,7 @@ const STALL_BOUND_MS = STATEMENT_MS * 1.25 + CONNECT_MS + 1500;
  */
 const WRITE_STALL_BOUND_MS = STALL_BOUND_MS + WRITE_OUTCOME_MS;
 
-let pg: TestDatabase;
+let setup: ServerBehindProxy;
 let proxy: FaultProxy;
 let server: ServeProcess;
 let messageId: string;
@@ -36,22 +35,14 @@ async function timedGet(path: string, abortAfterMs = 20_000) {
 }
 
 beforeAll(async () => {
-  await ensureBinary();
-  pg = await createTestDatabase();
-  proxy = await startFaultProxy();
-  server = await startServe({
-    env: {
-      DATABASE_URL: proxy.url(pg.url),
-      MESSAGING_AUTO_MIGRATE: "true",
-      MESSAGING_DB_POOL_SIZE: "4",
-      MESSAGING_DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_MS),
-      MESSAGING_DB_CONNECT_TIMEOUT_MS: String(CONNECT_MS),
-      MESSAGING_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: "1000",
-      MESSAGING_WRITE_OUTCOME_TIMEOUT_MS: String(WRITE_OUTCOME_MS),
-      API_RATE_LIMIT_PER_IP_PER_MIN: "10000000",
-      API_RATE_LIMIT_PER_SENDER_PER_MIN: "10000000",
-    },
+  setup = await startServerBehindProxy({
+    MESSAGING_DB_POOL_SIZE: "4",
+    MESSAGING_DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_MS),
+    MESSAGING_DB_CONNECT_TIMEOUT_MS: String(CONNECT_MS),
+    MESSAGING_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: "1000",
+    MESSAGING_WRITE_OUTCOME_TIMEOUT_MS: String(WRITE_OUTCOME_MS),
   });
+  ({ proxy, server } = setup);
   const first = await fetch(`${server.url}/api/messages/sms`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -60,11 +51,7 @@ beforeAll(async () => {
   messageId = ((await first.json()) as { id: string }).id;
 });
 
-afterAll(async () => {
-  await server?.stop("SIGTERM").catch(() => {});
-  await proxy?.close();
-  await pg?.drop();
-});
+afterAll(() => setup?.close());
 
 describe("PostgreSQL faults answer promptly", () => {
   test("requests in flight across resets and cuts answer within 3 s with 202 or 503 + Retry-After, none hangs", async () => {

@@ -7,7 +7,44 @@
  *   … inject faults …
  *   const answers = await traffic.stop();    // [{ route, status, ms }]   (status 0: no answer)
  */
+import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.ts";
 import { phone, smsSend, smsWebhook } from "../helpers/messaging.ts";
+
+/** The compiled binary on a fresh PostgreSQL database reached through the fault proxy. */
+export interface ServerBehindProxy {
+  pg: TestDatabase;
+  proxy: FaultProxy;
+  server: ServeProcess;
+  close(): Promise<void>;
+}
+
+/** Starts `messaging serve --migrate` behind a fault proxy, rate limits out of the way, plus `env`. */
+export async function startServerBehindProxy(env: Record<string, string>): Promise<ServerBehindProxy> {
+  await ensureBinary();
+  const pg = await createTestDatabase();
+  const proxy = await startFaultProxy();
+  const server = await startServe({
+    env: {
+      DATABASE_URL: proxy.url(pg.url),
+      MESSAGING_AUTO_MIGRATE: "true",
+      API_RATE_LIMIT_PER_IP_PER_MIN: "10000000",
+      API_RATE_LIMIT_PER_SENDER_PER_MIN: "10000000",
+      ...env,
+    },
+  });
+  return {
+    pg,
+    proxy,
+    server,
+    async close() {
+      await server.stop("SIGTERM").catch(() => {});
+      await proxy.close();
+      await pg.drop();
+    },
+  };
+}
 
 export type WriteRoute = "send" | "keyed send" | "webhook";
 export const WRITE_ROUTES: WriteRoute[] = ["send", "keyed send", "webhook"];

@@ -1,29 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { openPostgres } from "../../../src/db/client.ts";
-import { conversationKey } from "../../../src/domain/conversation-key.ts";
-import type { NewMessage } from "../../../src/modules/messages/repository.ts";
 import { SendBatcher } from "../../../src/modules/messages/send-batcher.ts";
 import { buildTestApp, type TestApp } from "../../helpers/app.ts";
-
-
-function outbound(from: string, body: string): NewMessage {
-  const key = conversationKey("sms", from, "+18045550000");
-  return {
-    direction: "outbound",
-    channel: "sms",
-    transport: "sms",
-    from,
-    to: "+18045550000",
-    body,
-    attachments: [],
-    status: "queued",
-    providerMessageId: null,
-    timestamp: new Date("2024-11-01T14:00:00Z"),
-    conversationKey: key.key,
-    participantA: key.participantA,
-    participantB: key.participantB,
-  };
-}
+import { outboundRow as outbound } from "../../helpers/messaging.ts";
 
 describe.each(["postgres", "embedded"] as const)("SendBatcher on %s", (database) => {
   let t: TestApp;
