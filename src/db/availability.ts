@@ -1,12 +1,29 @@
+/** An error in a driver's chain of causes, with the fields the checks below read. */
+interface Cause {
+  code?: unknown;
+  severity?: unknown;
+  message?: unknown;
+}
+
+/**
+ * The error and its causes, outermost first, at most five deep: drizzle wraps driver errors ("Failed query: …"),
+ * and the code that says what happened sits on an inner one.
+ */
+function* causes(error: unknown): Generator<Cause> {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) yield e as Cause;
+}
+
+const codeOf = (e: Cause) => String(e.code ?? "");
+
 /**
  * True when an error means the database could not be reached or is going away, as opposed to a bad query:
  * the caller answers 503 with Retry-After, and nothing was acknowledged.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = String((e as { code?: unknown }).code ?? "");
+  for (const e of causes(error)) {
+    const code = codeOf(e);
     // The embedded database after close() (shutdown in progress): no code, only this message.
-    if (/^PGlite is clos(ed|ing)$/.test(String((e as { message?: unknown }).message ?? ""))) return true;
+    if (/^PGlite is clos(ed|ing)$/.test(String(e.message ?? ""))) return true;
     if (NETWORK_CODES.has(code)) return true;
     // SQLSTATE class 08 (connection exception), 57P0x (shutdown), 53300 (too many connections).
     if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300") return true;
@@ -22,8 +39,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
  * statement_timeout ("statement"), or the connect timeout ("connect"); undefined for anything else.
  */
 export function databaseTimeoutKind(error: unknown): "statement" | "connect" | undefined {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = String((e as { code?: unknown }).code ?? "");
+  for (const e of causes(error)) {
+    const code = codeOf(e);
     if (code === "DATABASE_TIMEOUT" || code === "57014") return "statement";
     if (code === "CONNECT_TIMEOUT" || code === "CONNECTION_CONNECT_TIMEOUT") return "connect";
   }
@@ -60,8 +77,7 @@ export function rootCauseMessage(error: unknown): string {
  * write committed must be looked up (write-fence.ts).
  */
 export function isServerError(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, severity } = e as { code?: unknown; severity?: unknown };
+  for (const { code, severity } of causes(error)) {
     if (typeof severity === "string" && typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return true;
   }
   return false;
@@ -74,9 +90,7 @@ export function isServerError(error: unknown): boolean {
 const NEVER_CONNECTED = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "CONNECT_TIMEOUT", "CONNECTION_CONNECT_TIMEOUT"]);
 
 function neverConnected(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (NEVER_CONNECTED.has(String((e as { code?: unknown }).code ?? ""))) return true;
-  }
+  for (const e of causes(error)) if (NEVER_CONNECTED.has(codeOf(e))) return true;
   return false;
 }
 
