@@ -36,7 +36,11 @@ function toAppError(
   path: string | null,
   deps: { metrics: Metrics; routes: () => { method: string; path: string }[] },
 ): AppError {
-  if (error instanceof AppError) return error;
+  if (error instanceof AppError) {
+    // Ours, but possibly about the database: `outcome_unknown` carries the lost connection as its cause.
+    countDatabaseFailure(error, deps.metrics);
+    return error;
+  }
   switch (code) {
     case "NOT_FOUND": {
       if (path === null) return new AppError("bad_request", "the request target must be a path such as /api/conversations");
@@ -60,14 +64,20 @@ function toAppError(
       return new AppError("bad_request", (error as Error).message);
   }
   if (isDatabaseUnavailable(error)) {
-    deps.metrics.databaseUnavailable.inc();
-    const timeout = databaseTimeoutKind(error);
-    if (timeout) deps.metrics.databaseTimeouts.inc({ kind: timeout });
+    countDatabaseFailure(error, deps.metrics);
     return new AppError("service_unavailable", "the database is unavailable; nothing was stored, retry later", {
       headers: { "retry-after": DATABASE_RETRY_AFTER },
     });
   }
   return new AppError("internal_error", "internal error; the request id identifies it in the logs");
+}
+
+/** A 503 the database caused, whatever its code: counted as unavailable, and by the bound it ran into, if any. */
+function countDatabaseFailure(error: unknown, metrics: Metrics): void {
+  if (!isDatabaseUnavailable(error)) return;
+  metrics.databaseUnavailable.inc();
+  const timeout = databaseTimeoutKind(error);
+  if (timeout) metrics.databaseTimeouts.inc({ kind: timeout });
 }
 
 /** At most this many details, each path and message at most this long: a hostile body cannot make the answer big. */

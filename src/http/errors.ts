@@ -49,9 +49,11 @@ export class AppError extends Error {
       headers?: Record<string, string>;
       /** What the operator needs and the client must not see (a database host, a driver error): logged, never answered. */
       logDetail?: string;
+      /** The error behind this answer (a lost database connection behind `outcome_unknown`), for metrics and logs. */
+      cause?: unknown;
     } = {},
   ) {
-    super(message);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.status = ERROR_STATUS[code];
   }
 

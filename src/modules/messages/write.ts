@@ -52,11 +52,11 @@ export function countWrite(metrics: Metrics, result: WriteResult, channel: Chann
 }
 
 /** 503 for a write whose commit could not be confirmed or ruled out in time (SPEC §2 `outcome_unknown`). */
-export const outcomeUnknown = () =>
+export const outcomeUnknown = (cause: unknown) =>
   new AppError(
     "outcome_unknown",
     "the database connection was lost and whether the message was stored could not be learned in time; retry with an Idempotency-Key so a retry cannot store it twice",
-    { headers: { "retry-after": "2" } },
+    { headers: { "retry-after": "2" }, cause },
   );
 
 /**
@@ -80,7 +80,7 @@ export async function writeOnce<T>(
     onOutcome(outcome.state);
     if (outcome.state === "committed") return fromReceipt(receiptIds(outcome.result));
     if (outcome.state === "rolled_back") throw err;
-    throw outcomeUnknown();
+    throw outcomeUnknown(err);
   }
 }
 

@@ -49,6 +49,7 @@ afterAll(async () => {
 
 const stored = (body: string) => countRows(direct, "messages", "body = $1", [body]);
 const outcomes = async (outcome: string) => metricValue(await t.metrics.registry.metrics(), "messaging_write_outcome_checks_total", { outcome });
+const unavailable = async () => metricValue(await t.metrics.registry.metrics(), "messaging_database_unavailable_total");
 const storedIds = async (id: string) =>
   (await direct.sql.query<{ conversation_id: string; body: string }>("SELECT conversation_id::text, body FROM messages WHERE id = $1", [id]))[0];
 
@@ -142,6 +143,7 @@ describe("a connection cut before the write committed", () => {
 
 describe("a connection cut while the database cannot be reached again in time", () => {
   test("a send answers 503 outcome_unknown, telling the client to retry with an Idempotency-Key", async () => {
+    const unavailableBefore = await unavailable();
     const cut = proxy.cutAfterQuerySent({ match: INSERT });
     void cut.then(() => proxy.refuse());
     const started = performance.now();
@@ -153,5 +155,7 @@ describe("a connection cut while the database cannot be reached again in time", 
     // Bounded by MESSAGING_WRITE_OUTCOME_TIMEOUT_MS (1.5 s here), not by the client's patience.
     expect(elapsed).toBeLessThan(5000);
     expect(await outcomes("unknown")).toBe(1);
+    // The lost connection behind the answer is still a database failure where an operator looks for one.
+    expect(await unavailable()).toBe(unavailableBefore + 1);
   });
 });
