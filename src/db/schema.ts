@@ -53,6 +53,8 @@ export const messages = pgTable(
     status: text("status").notNull(),
     provider: text("provider"),
     providerMessageId: text("provider_message_id"),
+    /** Why an outbound message ended `failed` or `undelivered`: the last provider error or the report's code. */
+    statusReason: text("status_reason"),
     timestamp: timestamp("timestamp", { withTimezone: true, mode: "date" }).notNull(),
     createdAt: createdAt(),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
@@ -63,10 +65,18 @@ export const messages = pgTable(
     uniqueIndex("messages_inbound_provider_uq")
       .on(t.transport, t.providerMessageId)
       .where(sql`direction = 'inbound' AND provider_message_id IS NOT NULL`),
+    // Delivery reports name a message by the id its provider gave it.
+    index("messages_outbound_provider_idx")
+      .on(t.providerMessageId)
+      .where(sql`direction = 'outbound' AND provider_message_id IS NOT NULL`),
   ],
 );
 
-/** Outbound messages still to hand to a provider; a row leaves when the message reaches a final state. */
+/**
+ * Outbound messages still to hand to a provider; a row leaves when the message reaches a final state.
+ * `run_at` is when the job may next be claimed: a claim moves it to the end of the lease, so one index
+ * condition (`run_at <= now()`) finds both new jobs and jobs whose worker vanished (see delivery/jobs.ts).
+ */
 export const deliveryJobs = pgTable(
   "delivery_jobs",
   {
@@ -101,6 +111,20 @@ export const deliveryAttempts = pgTable(
   },
   (t) => [index("delivery_attempts_message_idx").on(t.messageId, t.id)],
 );
+
+/**
+ * The mock provider's own memory of what it accepted, one row per idempotency key: a provider that honours
+ * keys answers a repeat with its first acceptance and `calls` counts how often it was asked. Kept in the
+ * database (not in the process) so it outlives a crash of the process that called it, as a real provider's
+ * would; tests read it to prove that no message was sent twice.
+ */
+export const mockProviderSends = pgTable("mock_provider_sends", {
+  idempotencyKey: text("idempotency_key").primaryKey(),
+  provider: text("provider").notNull(),
+  providerMessageId: text("provider_message_id").notNull(),
+  calls: integer("calls").notNull().default(1),
+  createdAt: createdAt(),
+});
 
 /** Stored responses of requests that carried an Idempotency-Key, per (API key, route) scope. */
 export const idempotencyKeys = pgTable(

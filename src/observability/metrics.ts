@@ -99,6 +99,52 @@ export function createMetrics(info: { version: string }) {
       labelNames: ["kind"],
       registers: [registry],
     }),
+    deliveryAttempts: new Counter({
+      name: "messaging_delivery_attempts_total",
+      help: "Provider calls made by the delivery workers, by provider and outcome (accepted, rate_limited, transient_error, permanent_error)",
+      labelNames: ["provider", "outcome"],
+      registers: [registry],
+    }),
+    deliveryDuration: new Histogram({
+      name: "messaging_delivery_duration_seconds",
+      help: "How long one provider call took, by provider",
+      labelNames: ["provider"],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    deliveryQueueDepth: new Gauge({
+      name: "messaging_delivery_queue_depth",
+      help: "Outbound messages not yet in a final state (delivery jobs), sampled by the delivery workers",
+      registers: [registry],
+    }),
+    deliveryOldestDue: new Gauge({
+      name: "messaging_delivery_oldest_due_seconds",
+      help: "How long the oldest due delivery job has been waiting (0 when none is due), sampled by the delivery workers",
+      registers: [registry],
+    }),
+    deliveryUncertain: new Counter({
+      name: "messaging_delivery_uncertain_total",
+      help: "Messages found in `sending` under an expired lease (a worker crashed or hung mid-call), retried with the same idempotency key",
+      registers: [registry],
+    }),
+    breakerState: new Gauge({
+      name: "messaging_breaker_state",
+      help: "Circuit breaker of each provider in this process: 0 closed, 1 half-open (one probe out), 2 open",
+      labelNames: ["provider"],
+      registers: [registry],
+    }),
+    breakerTransitions: new Counter({
+      name: "messaging_breaker_transitions_total",
+      help: "Circuit breaker transitions, by provider and the state entered",
+      labelNames: ["provider", "to"],
+      registers: [registry],
+    }),
+    messagesStatus: new Counter({
+      name: "messaging_messages_status_total",
+      help: "Outbound status changes written by this process (delivery and delivery reports), by the status entered",
+      labelNames: ["status"],
+      registers: [registry],
+    }),
   };
 }
 

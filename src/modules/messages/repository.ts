@@ -3,6 +3,7 @@ import type { Database } from "../../db/client.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { deliveryAttempts } from "../../db/schema.ts";
 import { rfc3339Utc } from "../../db/json-sql.ts";
+import { textArray } from "../../db/sql-arrays.ts";
 import type { Channel, Transport } from "../../domain/channel.ts";
 import type { MessageItem } from "./model.ts";
 
@@ -151,14 +152,6 @@ const INSERT_OUTBOUND_BATCH = `
   stored AS (SELECT input.ord, input.id, conv.id AS conversation_id FROM input JOIN conv USING (key)),
   ${RECEIPT("$11", "stored", " ORDER BY ord")}
   SELECT id::text AS id, conversation_id::text AS conversation_id FROM stored ORDER BY ord`;
-
-/**
- * A PostgreSQL array literal of text values (`{"a","b\\"c"}`), passed as one text parameter: neither
- * driver binds a JavaScript array to a prepared `text[]` parameter on its own.
- */
-export function textArray(values: string[]): string {
-  return `{${values.map((v) => `"${v.replace(/[\\"]/g, "\\$&")}"`).join(",")}}`;
-}
 
 /** Stores many outbound messages in one statement, with one receipt; the result is in the order of `batch`. */
 export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[], token: string): Promise<StoredIds[]> {

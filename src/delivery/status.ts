@@ -1,0 +1,74 @@
+/**
+ * The one way an outbound message's status is written (SPEC §1): a conditional UPDATE whose condition is the
+ * transition table of domain/message-status.ts rendered into SQL, so the database itself refuses a step back.
+ * A late or repeated report, or two instances racing, therefore change nothing instead of undoing a newer
+ * truth: the row lock makes the second writer re-check the condition against the first one's result.
+ */
+import type { SqlRunner } from "../db/runner.ts";
+import { canTransition, MESSAGE_STATUSES, type MessageStatus } from "../domain/message-status.ts";
+import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
+
+/** One status change to apply to one message. */
+export interface StatusChange {
+  messageId: string;
+  to: MessageStatus;
+  /** Set on the first acceptance; a message keeps the provider and id it was first accepted with. */
+  provider?: string | null;
+  providerMessageId?: string | null;
+  /** Why the message failed or was undelivered (the last provider error, a report's error code). */
+  reason?: string | null;
+}
+
+/** The allowed (from, to) pairs as a SQL VALUES list, built from the domain table so the two cannot drift. */
+const ALLOWED_PAIRS = MESSAGE_STATUSES.flatMap((from) =>
+  MESSAGE_STATUSES.filter((to) => canTransition(from, to)).map((to) => `('${from}','${to}')`),
+).join(",");
+
+/** A SQL condition: `fromExpr` may move to `toExpr` (both text expressions). */
+export const statusMayMoveSql = (fromExpr: string, toExpr: string) => `(${fromExpr}, ${toExpr}) IN (VALUES ${ALLOWED_PAIRS})`;
+
+/*
+ * The provider fields are filled when still empty even if the status does not move, so that an acceptance
+ * recorded after a faster `delivered` report still names its provider. A reason is kept only with the move
+ * it explains.
+ */
+const ADVANCE = `
+  WITH change AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
+             AS c(id, status, provider, provider_message_id, reason)
+  )
+  UPDATE messages m
+     SET status = CASE WHEN ${statusMayMoveSql("m.status", "change.status")} THEN change.status ELSE m.status END,
+         status_reason = CASE WHEN ${statusMayMoveSql("m.status", "change.status")} THEN coalesce(change.reason, m.status_reason) ELSE m.status_reason END,
+         provider = coalesce(m.provider, change.provider),
+         provider_message_id = coalesce(m.provider_message_id, change.provider_message_id),
+         updated_at = now()
+    FROM change
+   WHERE m.id = change.id AND m.direction = 'outbound'
+     AND (${statusMayMoveSql("m.status", "change.status")}
+          OR (change.provider_message_id IS NOT NULL AND m.provider_message_id IS NULL))
+  RETURNING m.id::text AS id, m.status, m.status = change.status AS moved`;
+
+/** A message an `advanceStatuses` call touched: `moved` is false when only its provider fields were filled. */
+export interface StatusAdvanced {
+  id: string;
+  status: MessageStatus;
+  moved: boolean;
+}
+
+/**
+ * Applies status changes in one statement and returns the messages it touched. A change the transition table
+ * refuses (a step back, a repeat, a report about an inbound message) leaves the row alone and is absent from
+ * the result. Each message may appear once per call: pass its latest change.
+ */
+export async function advanceStatuses(sql: SqlRunner, changes: readonly StatusChange[]): Promise<StatusAdvanced[]> {
+  if (changes.length === 0) return [];
+  const column = (pick: (c: StatusChange) => string | null | undefined) => nullableTextArray(changes.map(pick));
+  return sql.query<StatusAdvanced>(ADVANCE, [
+    textArray(changes.map((c) => c.messageId)),
+    textArray(changes.map((c) => c.to)),
+    column((c) => c.provider),
+    column((c) => c.providerMessageId),
+    column((c) => c.reason),
+  ]);
+}
