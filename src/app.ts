@@ -26,6 +26,8 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   version: string;
+  /** Told when outbound messages commit (wakes the delivery workers, here and in other instances). */
+  onOutboundCommitted?: () => void;
   /** Set by `startServer`: `draining` when shutdown begins, `closing` when its timeout has run out. */
   shutdown?: { draining: AbortSignal; closing: AbortSignal };
 }
@@ -46,6 +48,7 @@ export function createApp(deps: AppDeps) {
     senderBuckets: new TokenBuckets(config.rateLimitPerSenderPerMin),
     snippetLength: config.snippetLength,
     idempotencyTtlHours: config.idempotencyTtlHours,
+    ...(deps.onOutboundCommitted ? { onOutboundCommitted: deps.onOutboundCommitted } : {}),
     // Embedded PGlite has one connection, so one batch at a time; PostgreSQL gets a few in parallel.
     batch: { maxInFlight: database.kind === "embedded" ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 4)), maxBatch: 256, maxQueued: config.sendQueueLimit },
   });

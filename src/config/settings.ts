@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DEFAULT_ROUTES, parseRates, parseRoutes } from "../domain/provider-routes.ts";
 
 /**
  * Every setting of `messaging`, in one table: its key in the typed config, the environment variable
@@ -48,6 +49,17 @@ const postgresUrl = () =>
 const absoluteUrl = () =>
   z.string().trim().refine((s) => /^https?:\/\//.test(s) && URL.canParse(s), "must be an absolute http or https URL");
 
+/** A text setting read by `parse`, which returns the value or the reason it is unusable. */
+const parsed = <T>(parse: (text: string) => T | string) =>
+  z.string().transform((text, ctx) => {
+    const result = parse(text);
+    if (typeof result === "string") {
+      ctx.addIssue({ code: "custom", message: result });
+      return z.NEVER;
+    }
+    return result;
+  });
+
 const path = () => z.string().trim().min(1, "must be a non-empty path");
 
 const routePath = () =>
@@ -89,6 +101,17 @@ export const SETTINGS = [
   { key: "maxAttachments", env: "API_MAX_ATTACHMENTS", schema: integer(0, 100), default: 8, description: "Most attachments on one message" },
   { key: "rateLimitPerIpPerMin", env: "API_RATE_LIMIT_PER_IP_PER_MIN", schema: integer(1, 10_000_000), default: 120, description: "Requests per minute per client IP (token bucket, burst equal to the limit; per process)" },
   { key: "rateLimitPerSenderPerMin", env: "API_RATE_LIMIT_PER_SENDER_PER_MIN", schema: integer(1, 10_000_000), default: 60, description: "Sends per minute per normalized sender address (per process)" },
+  { key: "deliveryWorkers", env: "MESSAGING_DELIVERY_WORKERS", schema: integer(0, 64), default: 2, description: "Delivery worker loops in this process (each claims a batch, calls providers, writes results); 0 makes an API-only instance" },
+  { key: "deliveryBatchSize", env: "MESSAGING_DELIVERY_BATCH_SIZE", schema: integer(1, 1000), default: 200, description: "Most delivery jobs one worker claims at a time" },
+  { key: "deliveryPollMs", env: "MESSAGING_DELIVERY_POLL_MS", schema: integer(10, 60000), default: 500, description: "How often an idle worker looks for due jobs when no send woke it" },
+  { key: "deliveryLeaseMs", env: "MESSAGING_DELIVERY_LEASE_MS", schema: integer(1000, 3600000), default: 60000, description: "How long a claim holds a job before another worker may take it (raised to twice the provider timeout plus 5 s when shorter)" },
+  { key: "deliveryMaxAttempts", env: "MESSAGING_DELIVERY_MAX_ATTEMPTS", schema: integer(1, 1000), default: 10, description: "Provider calls after which a message that was never accepted is failed" },
+  { key: "deliveryMaxAgeSecs", env: "MESSAGING_DELIVERY_MAX_AGE_SECS", schema: integer(1, 30 * 86400), default: 86400, description: "Age after which a message that was never accepted is failed" },
+  { key: "deliveryBackoffBaseMs", env: "MESSAGING_DELIVERY_BACKOFF_BASE_MS", schema: integer(1, 3600000), default: 1000, description: "First retry delay ceiling; doubles each attempt (full jitter)" },
+  { key: "deliveryBackoffCapMs", env: "MESSAGING_DELIVERY_BACKOFF_CAP_MS", schema: integer(1, 86400000), default: 300000, description: "Largest retry delay (a provider's Retry-After may exceed it)" },
+  { key: "deliveryRoutes", env: "MESSAGING_DELIVERY_ROUTES", schema: parsed(parseRoutes), default: parseRoutes(DEFAULT_ROUTES), description: `Provider chain of each channel, tried in order (failover): \`${DEFAULT_ROUTES}\`` },
+  { key: "providerTimeoutMs", env: "MESSAGING_PROVIDER_TIMEOUT_MS", schema: integer(10, 600000), default: 10000, description: "A provider call without an answer by then is a transient error (retried with the same idempotency key)" },
+  { key: "providerRates", env: "MESSAGING_PROVIDER_RATES", schema: parsed(parseRates), default: new Map<string, number>(), description: "Most calls per second per provider and process, e.g. `sms-mms=1,email=50` (default: unlimited)" },
   { key: "breakerErrorThreshold", env: "API_BREAKER_ERROR_THRESHOLD", schema: integer(1, 1000), default: 5, description: "Consecutive provider failures that open a circuit breaker" },
   { key: "breakerOpenSecs", env: "API_BREAKER_OPEN_SECS", schema: integer(1, 3600), default: 30, description: "Seconds an open breaker waits before letting one probe through" },
   { key: "providerTimeoutPct", env: "API_PROVIDER_TIMEOUT_PCT", schema: integer(0, 100), default: 0, description: "Mock provider: initial share of calls that time out" },

@@ -22,6 +22,14 @@ export interface DatabaseHandle {
   fence: WriteFence;
   /** Human description without secrets, for logs and `check`. */
   describe: string;
+  /**
+   * PostgreSQL only (the embedded database has one process, which wakes its own workers): LISTEN on a channel
+   * over a dedicated connection, re-established by postgres.js after a reconnect; NOTIFY on it.
+   */
+  pubsub?: {
+    listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+    notify(channel: string): Promise<void>;
+  };
   close(): Promise<void>;
 }
 
@@ -118,6 +126,12 @@ export function openPostgres(url: string, poolSize: number, bounds: Partial<Post
     kind: "postgres",
     fence: postgresWriteFence(url, timeouts.writeOutcomeMs),
     describe: `PostgreSQL at ${target.hostname}:${target.port || 5432}${target.pathname}`,
+    pubsub: {
+      listen: async (channel, onNotify) => (await client.listen(channel, () => onNotify())).unlisten,
+      notify: async (channel) => {
+        await client.notify(channel, "");
+      },
+    },
     close: () => client.end({ timeout: 5 }),
   };
 }

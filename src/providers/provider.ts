@@ -77,12 +77,33 @@ export async function sendWithTimeout(
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
   });
-  const answered = provider
-    .send(message, { idempotencyKey: deliveryIdempotencyKey(message.id), signal })
-    .catch((err: unknown) => transientError(`the provider adapter failed: ${err instanceof Error ? err.message : String(err)}`));
+  const answered = Promise.resolve()
+    .then(() => provider.send(message, { idempotencyKey: deliveryIdempotencyKey(message.id), signal }))
+    .then(
+      (outcome) => (isOutcome(outcome) ? outcome : transientError("the provider adapter answered something that is not an outcome")),
+      (err: unknown) => transientError(`the provider adapter failed: ${err instanceof Error ? err.message : String(err)}`),
+    );
   try {
     return await Promise.race([answered, timedOut]);
   } finally {
     signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** Guards the dispatcher against an adapter bug: only the four outcomes, with fields of the right types, pass. */
+function isOutcome(value: unknown): value is ProviderOutcome {
+  if (typeof value !== "object" || value === null) return false;
+  const o = value as Record<string, unknown>;
+  const optionalNumber = (v: unknown) => v === undefined || (typeof v === "number" && Number.isFinite(v));
+  switch (o.kind) {
+    case "accepted":
+      return typeof o.providerMessageId === "string" && o.providerMessageId.length > 0;
+    case "rate_limited":
+      return optionalNumber(o.retryAfterMs);
+    case "transient_error":
+    case "permanent_error":
+      return typeof o.reason === "string" && optionalNumber(o.status);
+    default:
+      return false;
   }
 }

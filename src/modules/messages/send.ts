@@ -40,6 +40,7 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
     result = { status: 202, body: accepted(await deps.batcher.submit(message)), replayed: false };
   }
   countWrite(deps.metrics, result, input.channel, "outbound");
+  if (!result.replayed) deps.onOutboundCommitted?.();
   return result;
 }
 

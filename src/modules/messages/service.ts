@@ -33,6 +33,8 @@ export interface MessagesDeps {
   senderBuckets: TokenBuckets;
   snippetLength: number;
   idempotencyTtlHours: number;
+  /** Told after an outbound message committed, so delivery starts without waiting for a poll. */
+  onOutboundCommitted?: () => void;
 }
 
 export function messagesDeps(

@@ -1,0 +1,353 @@
+/**
+ * The delivery workers of one process (SPEC §7, ARCHITECTURE "Deliver"). Each worker loops: claim a batch of
+ * due jobs (jobs.ts), hand every message of it to its channel's provider chain concurrently, then write all
+ * the results in one transaction. Workers wake when a send commits (in this process directly, from other
+ * instances through LISTEN/NOTIFY) and otherwise poll.
+ *
+ * Guarantees, and their limits:
+ * - A message is never lost: its job row leaves the queue only in the transaction that records its final
+ *   status. A worker that dies mid-call leaves a leased job that becomes due again when the lease runs out.
+ * - The provider is asked with the same idempotency key every time (providers/provider.ts), so a retry after
+ *   a crash or a lost result does not send twice to a provider that honours keys (the mock does). For one
+ *   that does not, delivery is at-least-once: a message whose call went out but whose result was never
+ *   written (crash, lost database connection, lease expiry of a hung call) is sent again. Such retries are
+ *   counted in `messaging_delivery_uncertain_total`.
+ */
+import { hostname } from "node:os";
+import { retryDelayMs } from "../domain/backoff.ts";
+import type { BreakerOptions, BreakerResult, BreakerState } from "../domain/circuit-breaker.ts";
+import type { Channel } from "../domain/channel.ts";
+import type { SqlRunner } from "../db/runner.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import { type ProviderOutcome, sendWithTimeout } from "../providers/provider.ts";
+import { ProviderGuard } from "./guard.ts";
+import { type AttemptRecord, type ClaimedJob, claimJobs, type JobResult, queueSample, recordResults, releaseJobs } from "./jobs.ts";
+import type { ProviderRegistry } from "./registry.ts";
+import type { StatusAdvanced } from "./status.ts";
+
+export interface DispatcherOptions {
+  /** Concurrent claim loops in this process. */
+  workers: number;
+  /** Most jobs one claim takes. */
+  batchSize: number;
+  /** How often an idle worker looks for due jobs without being woken. */
+  pollMs: number;
+  /** How long a claim holds a job; must outlast the slowest provider call (see `effectiveLeaseMs`). */
+  leaseMs: number;
+  maxAttempts: number;
+  maxAgeMs: number;
+  backoff: { baseMs: number; capMs: number };
+  breaker: BreakerOptions;
+  /** Name of this process in `delivery_jobs.locked_by`. */
+  holder?: string;
+  random?: () => number;
+  /** How often the queue depth and oldest due job are sampled for /metrics. */
+  sampleMs?: number;
+}
+
+export interface DispatcherDeps {
+  sql: SqlRunner;
+  registry: ProviderRegistry;
+  metrics: Metrics;
+  logger: Logger;
+  /** Runs before each claim: refreshes what providers read at dispatch time (the mock's stored config). */
+  beforeClaim?: () => Promise<void>;
+}
+
+const BREAKER_GAUGE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+const CHANNELS: readonly Channel[] = ["sms", "mms", "email"];
+
+/** The lease must outlast the slowest call of any provider (plus writing its result), or a slow call would be retried under it. */
+export function effectiveLeaseMs(leaseMs: number, registry: ProviderRegistry): number {
+  const slowest = Math.max(0, ...registry.all().map((p) => p.spec.timeoutMs));
+  return Math.max(leaseMs, slowest * 2 + 5000);
+}
+
+export class Dispatcher {
+  readonly holder: string;
+  private readonly guards = new Map<string, ProviderGuard>();
+  private readonly stopController = new AbortController();
+  private readonly leaseMs: number;
+  private readonly random: () => number;
+  private stopping = false;
+  private loops: Promise<void>[] = [];
+  private sleepers: (() => void)[] = [];
+  private woken = false;
+  private stopSampler = () => {};
+  /** Jobs claimed by this process whose results are not written yet, for a clean release at shutdown. */
+  private readonly held = new Set<string>();
+
+  constructor(
+    private readonly deps: DispatcherDeps,
+    private readonly options: DispatcherOptions,
+  ) {
+    this.holder = options.holder ?? `${hostname()}/${process.pid}/${crypto.randomUUID().slice(0, 8)}`;
+    this.leaseMs = effectiveLeaseMs(options.leaseMs, deps.registry);
+    this.random = options.random ?? Math.random;
+    for (const { spec } of deps.registry.all()) {
+      const guard = new ProviderGuard({
+        ...options.breaker,
+        ...(spec.maxPerSecond !== undefined ? { maxPerSecond: spec.maxPerSecond } : {}),
+        onTransition: (to, from) => {
+          deps.metrics.breakerState.set({ provider: spec.name }, BREAKER_GAUGE[to]);
+          deps.metrics.breakerTransitions.inc({ provider: spec.name, to });
+          const line = { provider: spec.name, from, to };
+          if (to === "open") deps.logger.warn(line, "circuit breaker opened: provider calls paused");
+          else deps.logger.info(line, `circuit breaker ${to === "closed" ? "closed" : "half-open: one probe"}`);
+        },
+      });
+      deps.metrics.breakerState.set({ provider: spec.name }, 0);
+      this.guards.set(spec.name, guard);
+    }
+  }
+
+  start(): void {
+    if (this.loops.length > 0 || this.stopping) return;
+    for (let i = 0; i < this.options.workers; i++) this.loops.push(this.loop());
+    this.startSampler();
+    this.deps.logger.info({ workers: this.options.workers, holder: this.holder, lease_ms: this.leaseMs }, "delivery workers started");
+  }
+
+  /** A send committed (here or in another instance): idle workers look for due jobs now. */
+  wake(): void {
+    this.woken = true;
+    const sleepers = this.sleepers;
+    this.sleepers = [];
+    for (const wake of sleepers) wake();
+  }
+
+  /**
+   * Stops claiming, lets provider calls in flight finish for up to `timeoutMs`, then aborts the rest, writes
+   * every result it has (an aborted call is due again at once, with the same idempotency key) and gives back
+   * any job it still holds, so a restart delivers at once instead of waiting for leases to run out.
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.stopSampler();
+      this.wake();
+    }
+    const finished = Promise.all(this.loops).then(() => true);
+    const timer = (ms: number) => new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
+    if (!(await Promise.race([finished, timer(timeoutMs)]))) {
+      this.stopController.abort();
+      await Promise.race([finished, timer(5000)]);
+    }
+    if (this.held.size > 0) {
+      const ids = [...this.held];
+      await releaseJobs(this.deps.sql, this.holder, ids).catch((err: unknown) =>
+        this.deps.logger.warn({ err, jobs: ids.length }, "could not give back claimed jobs; they are retried when their lease runs out"),
+      );
+    }
+  }
+
+  /** The breaker state of a provider in this process (for tests and diagnostics). */
+  breakerState(provider: string): BreakerState | undefined {
+    return this.guards.get(provider)?.state;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      let jobs: ClaimedJob[];
+      try {
+        this.woken = false;
+        await this.deps.beforeClaim?.();
+        const plan = this.claimPlan();
+        if ("waitMs" in plan) {
+          await this.sleep(plan.waitMs);
+          continue;
+        }
+        const claimed = await claimJobs(this.deps.sql, { holder: this.holder, leaseMs: this.leaseMs, ...plan });
+        jobs = claimed.jobs;
+        this.countMoves(claimed.moved);
+      } catch (err) {
+        this.deps.logger.warn({ err }, "claiming delivery jobs failed; retrying after the poll interval");
+        await this.sleep(this.options.pollMs);
+        continue;
+      }
+      if (jobs.length === 0) {
+        await this.sleep(this.options.pollMs);
+        continue;
+      }
+      for (const job of jobs) this.held.add(job.id);
+      const delivered = await Promise.all(jobs.map((job) => this.deliver(job)));
+      await this.record(delivered);
+      for (const job of jobs) this.held.delete(job.id);
+    }
+  }
+
+  /**
+   * How much to claim: a whole batch when no provider is paced; otherwise no more than the paced chains can
+   * take right now, and only messages of channels that can take any.
+   */
+  private claimPlan(): { limit: number; channels?: Channel[] } | { waitMs: number } {
+    const capacity = (channel: Channel) =>
+      this.deps.registry.chain(channel).reduce((sum, p) => sum + this.guards.get(p.spec.name)!.capacity(), 0);
+    const caps = CHANNELS.map((channel) => ({ channel, cap: capacity(channel) }));
+    if (caps.every((c) => c.cap === Infinity)) return { limit: this.options.batchSize };
+    const open = caps.filter((c) => c.cap >= 1);
+    if (open.length === 0) {
+      const waits = [...this.guards.values()].map((g) => g.msUntilToken()).filter((ms) => ms > 0);
+      return { waitMs: Math.max(1, Math.min(this.options.pollMs, ...waits)) };
+    }
+    const limit = Math.min(this.options.batchSize, ...open.map((c) => c.cap));
+    return { limit, channels: open.map((c) => c.channel) };
+  }
+
+  /** Walks one message along its chain: the first provider that accepts it takes it; a permanent error ends it. */
+  private async deliver(job: ClaimedJob): Promise<{ result: JobResult; attempts: AttemptRecord[] }> {
+    const attempts: AttemptRecord[] = [];
+    const startedAt = Date.now();
+    if (job.uncertain) {
+      this.deps.metrics.deliveryUncertain.inc();
+      this.deps.logger.warn({ message_id: job.id }, "message found in sending under an expired lease; retrying with the same idempotency key");
+    }
+    if (startedAt - job.createdAt >= this.options.maxAgeMs) {
+      return { result: { messageId: job.id, end: "failed", reason: `not delivered within ${Math.round(this.options.maxAgeMs / 1000)} s`, calls: 0 }, attempts };
+    }
+    let reason: string | null = null;
+    let retryAfterMs = 0;
+    let earliest = Infinity;
+    for (const { spec, provider } of this.deps.registry.chain(job.channel)) {
+      if (this.stopController.signal.aborted) break;
+      const entry = await this.guards.get(spec.name)!.enter();
+      if (!entry.allowed) {
+        if (entry.retryAt !== undefined) earliest = Math.min(earliest, entry.retryAt);
+        reason ??= `provider ${spec.name} is ${entry.refusal === "paced" ? "at its rate limit" : entry.refusal === "paused" ? "paused by its Retry-After" : "failing (circuit breaker open)"}`;
+        continue;
+      }
+      const callStarted = new Date();
+      const t0 = performance.now();
+      const outcome = await sendWithTimeout(
+        provider,
+        { id: job.id, channel: job.channel, from: job.from, to: job.to, body: job.body, attachments: job.attachments },
+        spec.timeoutMs,
+        this.stopController.signal,
+      );
+      const durationMs = performance.now() - t0;
+      entry.release(breakerResult(outcome), outcome.kind === "rate_limited" ? outcome.retryAfterMs : undefined);
+      this.deps.metrics.deliveryAttempts.inc({ provider: spec.name, outcome: outcome.kind });
+      this.deps.metrics.deliveryDuration.observe({ provider: spec.name }, durationMs / 1000);
+      attempts.push({
+        messageId: job.id,
+        attempt: job.attempts + attempts.length + 1,
+        provider: spec.name,
+        outcome: outcome.kind,
+        statusCode: "status" in outcome && outcome.status !== undefined ? outcome.status : null,
+        error: outcome.kind === "accepted" ? null : describe(outcome),
+        durationMs: Math.round(durationMs),
+        startedAt: callStarted,
+      });
+      switch (outcome.kind) {
+        case "accepted":
+          return {
+            result: { messageId: job.id, end: "sent", provider: spec.name, providerMessageId: outcome.providerMessageId, calls: attempts.length },
+            attempts,
+          };
+        case "permanent_error":
+          return { result: { messageId: job.id, end: "failed", reason: describe(outcome), calls: attempts.length }, attempts };
+        case "rate_limited":
+          retryAfterMs = Math.max(retryAfterMs, outcome.retryAfterMs ?? 1000);
+          reason = describe(outcome);
+          break;
+        case "transient_error":
+          reason = describe(outcome);
+          break;
+      }
+    }
+    const now = Date.now();
+    const calls = attempts.length;
+    if (this.stopController.signal.aborted) {
+      // Shutting down: due again at once, for whichever instance runs next.
+      return { result: { messageId: job.id, end: "retry", runAt: new Date(now), reason, calls }, attempts };
+    }
+    const total = job.attempts + calls;
+    if (calls > 0 && total >= this.options.maxAttempts) {
+      return { result: { messageId: job.id, end: "failed", reason: `gave up after ${total} attempts: ${reason}`, calls }, attempts };
+    }
+    const wait = Math.max(retryAfterMs, earliest === Infinity ? 0 : earliest - now);
+    const delay =
+      calls === 0 && earliest !== Infinity
+        ? wait + Math.floor(this.random() * Math.min(1000, this.options.backoff.baseMs))
+        : retryDelayMs(Math.max(1, total), { ...this.options.backoff, random: this.random, retryAfterMs: wait > 0 ? wait : null });
+    return { result: { messageId: job.id, end: "retry", runAt: new Date(now + delay), reason, calls }, attempts };
+  }
+
+  private async record(delivered: { result: JobResult; attempts: AttemptRecord[] }[]): Promise<void> {
+    const results = delivered.map((d) => d.result);
+    try {
+      const moved = await recordResults(this.deps.sql, this.holder, delivered.flatMap((d) => d.attempts), results);
+      this.countMoves(moved);
+      const sent = results.filter((r) => r.end === "sent").length;
+      if (sent > 0) this.deps.metrics.workerProcessed.inc(sent);
+      for (const r of results) {
+        if (r.end === "failed") this.deps.logger.info({ message_id: r.messageId, reason: r.reason }, "message failed");
+      }
+    } catch (err) {
+      // The provider calls happened; their results are lost with this transaction. The jobs stay leased and
+      // are retried when the lease runs out, with the same idempotency keys (counted as uncertain then).
+      this.deps.logger.error({ err, jobs: results.length }, "writing delivery results failed; the jobs are retried when their lease runs out");
+    }
+  }
+
+  private countMoves(moved: readonly StatusAdvanced[]): void {
+    for (const m of moved) if (m.moved) this.deps.metrics.messagesStatus.inc({ status: m.status });
+  }
+
+  /** Waits until woken, stopped or `ms` passed; returns at once when a wake-up arrived since the last claim. */
+  private sleep(ms: number): Promise<void> {
+    if (this.woken || this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.sleepers.push(done);
+    });
+  }
+
+  private startSampler(): void {
+    const every = this.options.sampleMs ?? 5000;
+    const sample = () =>
+      queueSample(this.deps.sql).then(
+        (s) => {
+          this.deps.metrics.deliveryQueueDepth.set(s.depth);
+          this.deps.metrics.deliveryOldestDue.set(s.oldestDueSeconds);
+        },
+        (err: unknown) => this.deps.logger.debug({ err }, "delivery queue sample failed"),
+      );
+    const timer = setInterval(sample, every);
+    timer.unref();
+    void sample();
+    this.stopSampler = () => clearInterval(timer);
+  }
+}
+
+/** A rate limit is not a failure of the provider (it answered); everything but an acceptance or a rate limit is. */
+function breakerResult(outcome: ProviderOutcome): BreakerResult {
+  switch (outcome.kind) {
+    case "accepted":
+      return "success";
+    case "rate_limited":
+      return "rate_limited";
+    case "permanent_error":
+      // The provider is up and judged this message; that says nothing against the provider.
+      return "success";
+    case "transient_error":
+      return "failure";
+  }
+}
+
+function describe(outcome: ProviderOutcome): string {
+  switch (outcome.kind) {
+    case "accepted":
+      return `accepted as ${outcome.providerMessageId}`;
+    case "rate_limited":
+      return outcome.retryAfterMs === undefined ? "rate limited" : `rate limited (retry after ${outcome.retryAfterMs} ms)`;
+    case "transient_error":
+    case "permanent_error":
+      return outcome.reason.slice(0, 500);
+  }
+}
