@@ -4,6 +4,7 @@ import { isDatabaseUnavailable, rootCauseMessage } from "./db/availability.ts";
 import { configuredTimeouts, type DatabaseHandle, openDatabase } from "./db/client.ts";
 import { scheduleReceiptPurge } from "./db/write-fence.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
+import { createDelivery } from "./delivery-wiring.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createMetrics } from "./observability/metrics.ts";
@@ -41,7 +42,7 @@ const DATABASE_CLOSE_BOUND_MS = 8000;
 
 /**
  * Starts the whole service: database (embedded ones are migrated here; PostgreSQL must be migrated already
- * unless `autoMigrate`), the HTTP API, and later the delivery workers.
+ * unless `autoMigrate`), the HTTP API and the delivery workers.
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const database = await openDatabase({
@@ -73,12 +74,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   const draining = new AbortController();
   const closing = new AbortController();
+  const delivery = createDelivery(config, database, metrics, logger);
   const app = createApp({
     config,
     database,
     logger,
     metrics,
     version: VERSION,
+    onOutboundCommitted: () => delivery.wake.committed(),
     shutdown: { draining: draining.signal, closing: closing.signal },
   });
   app.listen({
@@ -91,6 +94,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     maxRequestBodySize: RUNTIME_MAX_REQUEST_BODY_SIZE,
   });
   const server = app.server!;
+  await delivery.start();
   const url = new URL(`http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`);
   logger.info({ port: server.port, host: config.host, database: database.describe, version: VERSION }, "messaging listening");
 
@@ -99,6 +103,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     (stopping ??= (async () => {
       logger.info({ reason, timeout_ms: config.shutdownTimeoutMs }, "shutting down: no new connections, finishing in-flight requests");
       draining.abort();
+      // The workers stop claiming now and finish their calls while the requests drain.
+      const deliveryStopped = delivery.stop(config.shutdownTimeoutMs, ANSWER_GRACE_MS).catch((err: unknown) => {
+        logger.warn({ err }, "the delivery workers did not stop cleanly; their jobs are retried when the leases run out");
+      });
       // Bun resolves this once no request is running; idle keep-alive connections do not hold it (they close
       // with the process). Bun 1.3.14 ignores a later stop(true) once stop(false) was called, so closing the
       // connections of slow requests is done by `closing` (see http/body-deadline.ts), not by the server.
@@ -110,6 +118,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           logger.warn({ pending_requests: server.pendingRequests }, "requests still running; closing the database under them");
         }
       }
+      await deliveryStopped;
       stopPurge();
       stopReceiptPurge();
       await afterResponseHooks();

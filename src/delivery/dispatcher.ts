@@ -119,10 +119,10 @@ export class Dispatcher {
 
   /**
    * Stops claiming, lets provider calls in flight finish for up to `timeoutMs`, then aborts the rest, writes
-   * every result it has (an aborted call is due again at once, with the same idempotency key) and gives back
+   * within `graceMs` every result it has (an aborted call is due again at once, with the same idempotency key) and gives back
    * any job it still holds, so a restart delivers at once instead of waiting for leases to run out.
    */
-  async stop(timeoutMs: number): Promise<void> {
+  async stop(timeoutMs: number, graceMs = 1000): Promise<void> {
     if (!this.stopping) {
       this.stopping = true;
       this.stopSampler();
@@ -132,7 +132,7 @@ export class Dispatcher {
     const timer = (ms: number) => new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
     if (!(await Promise.race([finished, timer(timeoutMs)]))) {
       this.stopController.abort();
-      await Promise.race([finished, timer(5000)]);
+      await Promise.race([finished, timer(graceMs)]);
     }
     if (this.held.size > 0) {
       const ids = [...this.held];

@@ -1,0 +1,86 @@
+/**
+ * Puts delivery together for `serve`: the registry of configured providers (all the built-in mock for now),
+ * the mock's stored fault injection read before every claim (so a `PUT /api/provider/mock/config` on any
+ * instance changes the very next dispatch), its delivery reports, the wake-ups from committed sends, and the
+ * dispatcher itself. Lives beside app.ts because it joins a module (the mock's config) to the delivery layer.
+ */
+import type { Config } from "./config/index.ts";
+import type { DatabaseHandle } from "./db/client.ts";
+import { Dispatcher } from "./delivery/dispatcher.ts";
+import { ProviderRegistry, registryConfig } from "./delivery/registry.ts";
+import { reportDelivery } from "./delivery/reports.ts";
+import { DELIVERY_CHANNEL, DeliveryWake } from "./delivery/wake.ts";
+import { type MockSettings, getMockConfig, mockDefaults } from "./modules/provider-mock/service.ts";
+import type { Logger } from "./observability/logger.ts";
+import type { Metrics } from "./observability/metrics.ts";
+import { MockProvider, sqlMockLedger } from "./providers/mock.ts";
+
+export interface Delivery {
+  /** Tell it an outbound message committed. */
+  wake: DeliveryWake;
+  /** The workers of this process; undefined when `MESSAGING_DELIVERY_WORKERS=0`. */
+  dispatcher?: Dispatcher;
+  start(): Promise<void>;
+  /** Stops the workers (see Dispatcher.stop) and stops listening. */
+  stop(timeoutMs: number, graceMs: number): Promise<void>;
+}
+
+export function createDelivery(config: Config, database: DatabaseHandle, metrics: Metrics, logger: Logger): Delivery {
+  const pubsub = database.pubsub;
+  const wake = new DeliveryWake(pubsub ? () => pubsub.notify(DELIVERY_CHANNEL) : undefined);
+  if (config.deliveryWorkers === 0) {
+    return { wake, start: async () => {}, stop: async () => {} };
+  }
+  const defaults = mockDefaults(config);
+  let mockSettings: MockSettings = defaults;
+  const ledger = sqlMockLedger(database.sql);
+  const onDelivered = (providerMessageId: string) => {
+    reportDelivery({ sql: database.sql, metrics }, { providerMessageId, status: "delivered" }).catch((err: unknown) =>
+      logger.warn({ err }, "the mock provider's delivery report could not be recorded"),
+    );
+  };
+  const registry = new ProviderRegistry(
+    registryConfig({ routes: config.deliveryRoutes, timeoutMs: config.providerTimeoutMs, rates: config.providerRates }),
+    (spec) => new MockProvider(spec.name, { config: () => mockSettings, ledger, onDelivered }),
+  );
+  const dispatcher = new Dispatcher(
+    {
+      sql: database.sql,
+      registry,
+      metrics,
+      logger,
+      beforeClaim: async () => {
+        mockSettings = await getMockConfig({ db: database.db, defaults });
+      },
+    },
+    {
+      workers: config.deliveryWorkers,
+      batchSize: config.deliveryBatchSize,
+      pollMs: config.deliveryPollMs,
+      leaseMs: config.deliveryLeaseMs,
+      maxAttempts: config.deliveryMaxAttempts,
+      maxAgeMs: config.deliveryMaxAgeSecs * 1000,
+      backoff: { baseMs: config.deliveryBackoffBaseMs, capMs: config.deliveryBackoffCapMs },
+      breaker: { failureThreshold: config.breakerErrorThreshold, openMs: config.breakerOpenSecs * 1000 },
+    },
+  );
+  wake.attach(() => dispatcher.wake());
+  let unlisten = async () => {};
+  return {
+    wake,
+    dispatcher,
+    start: async () => {
+      if (pubsub) {
+        unlisten = await pubsub.listen(DELIVERY_CHANNEL, () => dispatcher.wake()).catch((err: unknown) => {
+          logger.warn({ err }, "cannot LISTEN for other instances' sends; their messages are found by polling");
+          return async () => {};
+        });
+      }
+      dispatcher.start();
+    },
+    stop: async (timeoutMs, graceMs) => {
+      await unlisten().catch(() => {});
+      await dispatcher.stop(timeoutMs, graceMs);
+    },
+  };
+}
