@@ -125,9 +125,11 @@ describe("GET /openapi.json", () => {
     for (const [method, path] of BODY_MODELS) expect(doc.paths[path][method].requestBody.required).toBe(true);
   });
 
-  test("the mock config body documents its four fields", () => {
+  test("the mock config body documents its four fields and the two newer optional ones", () => {
     const config = doc.components.schemas["providerMock.config"];
-    expect(Object.keys(config.properties).sort()).toEqual(["error_pct", "ratelimit_pct", "seed", "timeout_pct"]);
+    expect(Object.keys(config.properties).sort()).toEqual(["delivery_report_pct", "error_pct", "latency_ms", "ratelimit_pct", "seed", "timeout_pct"]);
+    expect(config.required).not.toContain("latency_ms");
+    expect(config.required).not.toContain("delivery_report_pct");
   });
 });
 

@@ -8,6 +8,15 @@ const percent = z
   .min(0, "must be an integer from 0 to 100")
   .max(100, "must be an integer from 0 to 100");
 
+/**
+ * The fields added after the first four (SPEC §7 "newer optional fields") default to these, which are the mock's
+ * old behaviour: a client that PUTs only the four original fields keeps working, and a config stored before
+ * they existed still parses.
+ */
+export const NEWER_FIELD_DEFAULTS = { latency_ms: 0, delivery_report_pct: 0 } as const;
+
+const LATENCY_MAX_MS = 60_000;
+
 export const mockConfigSchema = z
   .object({
     timeout_pct: percent,
@@ -20,6 +29,16 @@ export const mockConfigSchema = z
       .max(2 ** 31 - 1, "must be at most 2147483647")
       .nullable()
       .meta({ description: "Makes the sequence of outcomes reproducible; null draws at random" }),
+    latency_ms: z
+      .number({ error: `must be an integer from 0 to ${LATENCY_MAX_MS}` })
+      .int(`must be an integer from 0 to ${LATENCY_MAX_MS}`)
+      .min(0, `must be an integer from 0 to ${LATENCY_MAX_MS}`)
+      .max(LATENCY_MAX_MS, `must be an integer from 0 to ${LATENCY_MAX_MS}`)
+      .default(NEWER_FIELD_DEFAULTS.latency_ms)
+      .meta({ description: "How long each call waits before it answers, as a real provider's API would; default 0" }),
+    delivery_report_pct: percent.default(NEWER_FIELD_DEFAULTS.delivery_report_pct).meta({
+      description: "Share of accepted messages the mock later reports as delivered on its own; default 0",
+    }),
   })
   .superRefine((c, ctx) => {
     if (c.timeout_pct + c.error_pct + c.ratelimit_pct > 100) {
@@ -28,7 +47,10 @@ export const mockConfigSchema = z
   })
   .meta({ description: "Fault injection of the mock provider, shared by every instance, read at each dispatch" });
 
-export type MockConfig = z.infer<typeof mockConfigSchema>;
+/** A parsed config: every field present. */
+export type MockConfig = z.output<typeof mockConfigSchema>;
+/** What a client may send, and what the configured defaults give: the newer fields may be missing. */
+export type MockConfigInput = z.input<typeof mockConfigSchema>;
 
 const required = (issue: { input: unknown }) => (issue.input === undefined ? "is required" : "must be a string");
 

@@ -1,22 +1,22 @@
 import type { Database } from "../../db/client.ts";
 import { type MessagesDeps, receiveMessage, type WriteResult } from "../messages/service.ts";
-import { type MockConfig, mockConfigSchema } from "./model.ts";
+import { type MockConfig, type MockConfigInput, mockConfigSchema, NEWER_FIELD_DEFAULTS } from "./model.ts";
 import { readMockConfig, writeMockConfig } from "./repository.ts";
 
 export interface ProviderMockDeps {
   db: Database;
   messages: MessagesDeps;
   /** The configured starting point (API_PROVIDER_*), used until someone PUTs a config. */
-  defaults: MockConfig;
+  defaults: MockConfigInput;
 }
 
 /**
  * The mock provider's fault injection as stored in the database, so every instance and the delivery
  * engine read the same values at each dispatch (the older server's PUT changed nothing).
  */
-export async function getMockConfig(deps: ProviderMockDeps): Promise<MockConfig> {
+export async function getMockConfig(deps: Pick<ProviderMockDeps, "db" | "defaults">): Promise<MockConfig> {
   const stored = mockConfigSchema.safeParse(await readMockConfig(deps.db));
-  return stored.success ? stored.data : deps.defaults;
+  return stored.success ? stored.data : { ...NEWER_FIELD_DEFAULTS, ...deps.defaults };
 }
 
 export async function putMockConfig(deps: ProviderMockDeps, config: MockConfig): Promise<MockConfig> {

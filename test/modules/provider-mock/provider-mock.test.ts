@@ -11,6 +11,8 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const put = (app: TestApp["app"], body: unknown) => request(app, "PUT", "/api/provider/mock/config", { body });
+/** A config of the four original fields as GET answers it: the newer fields at their defaults. */
+const answered = (config: object) => ({ ...config, latency_ms: 0, delivery_report_pct: 0 });
 
 describe("POST /api/provider/mock/inbound", () => {
   test.each([
@@ -86,36 +88,56 @@ describe("GET/PUT /api/provider/mock/config", () => {
   test("GET answers the configured API_PROVIDER_* defaults until a config is PUT", async () => {
     const res = await get(t.app, "/api/provider/mock/config");
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ timeout_pct: 5, error_pct: 7, ratelimit_pct: 3, seed: 42 });
+    expect(res.json).toEqual(answered({ timeout_pct: 5, error_pct: 7, ratelimit_pct: 3, seed: 42 }));
   });
 
   test("another instance without a configured seed answers its own defaults, with seed null, until a PUT", async () => {
     const other = await buildTestApp({ database: t.database, config: { providerErrorPct: 10 } });
-    expect((await get(other.app, "/api/provider/mock/config")).json).toEqual({ timeout_pct: 0, error_pct: 10, ratelimit_pct: 0, seed: null });
+    expect((await get(other.app, "/api/provider/mock/config")).json).toEqual(answered({ timeout_pct: 0, error_pct: 10, ratelimit_pct: 0, seed: null }));
   });
 
   test("PUT replaces the config, answers it, and GET returns it", async () => {
-    const config = { timeout_pct: 10, error_pct: 20, ratelimit_pct: 30, seed: 7 };
+    const config = { timeout_pct: 10, error_pct: 20, ratelimit_pct: 30, seed: 7, latency_ms: 25, delivery_report_pct: 40 };
     const res = await put(t.app, config);
     expect(res.status).toBe(200);
     expect(res.json).toEqual(config);
     expect((await get(t.app, "/api/provider/mock/config")).json).toEqual(config);
   });
 
+  test("a PUT of only the four original fields works, and answers and stores the newer ones at 0", async () => {
+    await put(t.app, { timeout_pct: 1, error_pct: 1, ratelimit_pct: 1, seed: 1, latency_ms: 500, delivery_report_pct: 50 });
+    const config = { timeout_pct: 10, error_pct: 20, ratelimit_pct: 30, seed: 7 };
+    const res = await put(t.app, config);
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual(answered(config));
+    expect((await get(t.app, "/api/provider/mock/config")).json).toEqual(answered(config));
+  });
+
+  test("a config stored before the newer fields existed is read with them at 0", async () => {
+    const old = { timeout_pct: 4, error_pct: 3, ratelimit_pct: 2, seed: 1 };
+    await t.database.sql.query("UPDATE runtime_settings SET value = $1::jsonb WHERE name = 'provider.mock'", [JSON.stringify(old)]);
+    expect((await get(t.app, "/api/provider/mock/config")).json).toEqual(answered(old));
+  });
+
+  test("the newer fields accept their bounds", async () => {
+    const config = { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: null, latency_ms: 60000, delivery_report_pct: 100 };
+    expect((await put(t.app, config)).json).toEqual(config);
+  });
+
   test("a PUT with seed null and a sum of exactly 100 is accepted", async () => {
     const config = { timeout_pct: 50, error_pct: 25, ratelimit_pct: 25, seed: null };
     expect((await put(t.app, config)).status).toBe(200);
-    expect((await get(t.app, "/api/provider/mock/config")).json).toEqual(config);
+    expect((await get(t.app, "/api/provider/mock/config")).json).toEqual(answered(config));
   });
 
   test("the stored config is durable: a new app instance on the same database (other defaults) reads it", async () => {
     const config = { timeout_pct: 1, error_pct: 2, ratelimit_pct: 3, seed: 123 };
     await put(t.app, config);
     const second = await buildTestApp({ database: t.database, config: { providerErrorPct: 99 } });
-    expect((await get(second.app, "/api/provider/mock/config")).json).toEqual(config);
+    expect((await get(second.app, "/api/provider/mock/config")).json).toEqual(answered(config));
     const changed = { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: null };
     expect((await put(second.app, changed)).status).toBe(200);
-    expect((await get(t.app, "/api/provider/mock/config")).json).toEqual(changed);
+    expect((await get(t.app, "/api/provider/mock/config")).json).toEqual(answered(changed));
     expect(await countRows(t.database, "runtime_settings")).toBe(1);
   });
 
@@ -130,6 +152,14 @@ describe("GET/PUT /api/provider/mock/config", () => {
     ["a fractional seed", { seed: 1.5 }, "seed"],
     ["a negative seed", { seed: -1 }, "seed"],
     ["a sum above 100", { timeout_pct: 40, error_pct: 40, ratelimit_pct: 21 }, "root"],
+    ["a negative latency", { latency_ms: -1 }, "latency_ms"],
+    ["a latency above a minute", { latency_ms: 60001 }, "latency_ms"],
+    ["a fractional latency", { latency_ms: 2.5 }, "latency_ms"],
+    ["a latency as a string", { latency_ms: "10" }, "latency_ms"],
+    ["a latency as null", { latency_ms: null }, "latency_ms"],
+    ["a delivery report share above 100", { delivery_report_pct: 101 }, "delivery_report_pct"],
+    ["a negative delivery report share", { delivery_report_pct: -1 }, "delivery_report_pct"],
+    ["a delivery report share as null", { delivery_report_pct: null }, "delivery_report_pct"],
   ])("%s is a 400 validation_failed and changes nothing", async (_case, override, field) => {
     const before = (await get(t.app, "/api/provider/mock/config")).json;
     const res = await put(t.app, { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: null, ...override });
