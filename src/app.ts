@@ -16,6 +16,7 @@ import { ReadinessProbe } from "./modules/health/service.ts";
 import { messagesModule } from "./modules/messages/index.ts";
 import { messagesDeps } from "./modules/messages/service.ts";
 import { providerMockModule } from "./modules/provider-mock/index.ts";
+import { mockDefaults } from "./modules/provider-mock/service.ts";
 import { webhooksModule } from "./modules/webhooks/index.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
@@ -52,13 +53,6 @@ export function createApp(deps: AppDeps) {
     // Embedded PGlite has one connection, so one batch at a time; PostgreSQL gets a few in parallel.
     batch: { maxInFlight: database.kind === "embedded" ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 4)), maxBatch: 256, maxQueued: config.sendQueueLimit },
   });
-  const mockDefaults = {
-    timeout_pct: config.providerTimeoutPct,
-    error_pct: config.providerErrorPct,
-    ratelimit_pct: config.providerRatelimitPct,
-    seed: config.providerSeed ?? null,
-  };
-
   // The error handler needs the final route table (405 vs 404); it is known once the app is assembled.
   let routeTable = (): { method: string; path: string }[] => [];
   const app = new Elysia({ name: "messaging" })
@@ -72,7 +66,7 @@ export function createApp(deps: AppDeps) {
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))
     .use(conversationsModule(conversationsDeps(messages)))
-    .use(providerMockModule({ db: database.db, messages, defaults: mockDefaults }, limits));
+    .use(providerMockModule({ db: database.db, messages, defaults: mockDefaults(config) }, limits));
   routeTable = () => app.routes;
   return app;
 }

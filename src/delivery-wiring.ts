@@ -10,10 +10,10 @@ import { Dispatcher } from "./delivery/dispatcher.ts";
 import { ProviderRegistry, registryConfig } from "./delivery/registry.ts";
 import { reportDelivery } from "./delivery/reports.ts";
 import { DELIVERY_CHANNEL, DeliveryWake } from "./delivery/wake.ts";
-import { type MockSettings, getMockConfig, mockDefaults } from "./modules/provider-mock/service.ts";
+import { getMockConfig, mockDefaults } from "./modules/provider-mock/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
-import { MockProvider, sqlMockLedger } from "./providers/mock.ts";
+import { MockProvider, type MockSettings, sqlMockLedger } from "./providers/mock.ts";
 
 export interface Delivery {
   /** Tell it an outbound message committed. */

@@ -45,3 +45,4 @@ while (sent < total) {
 await Promise.all(pending);
 const elapsed = (performance.now() - started) / 1000;
 console.log(`sent ${sent}, 202: ${ok}, other: ${other}, achieved ${(sent / elapsed).toFixed(0)}/s over ${elapsed.toFixed(1)} s`);
+export {};

@@ -19,6 +19,22 @@ export async function getMockConfig(deps: Pick<ProviderMockDeps, "db" | "default
   return stored.success ? stored.data : { ...NEWER_FIELD_DEFAULTS, ...deps.defaults };
 }
 
+/** The configured starting point of the fault injection (API_PROVIDER_*), in force until someone PUTs a config. */
+export function mockDefaults(config: {
+  providerTimeoutPct: number;
+  providerErrorPct: number;
+  providerRatelimitPct: number;
+  providerSeed?: number | undefined;
+}): MockConfig {
+  return {
+    ...NEWER_FIELD_DEFAULTS,
+    timeout_pct: config.providerTimeoutPct,
+    error_pct: config.providerErrorPct,
+    ratelimit_pct: config.providerRatelimitPct,
+    seed: config.providerSeed ?? null,
+  };
+}
+
 export async function putMockConfig(deps: ProviderMockDeps, config: MockConfig): Promise<MockConfig> {
   await writeMockConfig(deps.db, config);
   return config;
