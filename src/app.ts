@@ -69,7 +69,7 @@ export function createApp(deps: AppDeps) {
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))
     .use(conversationsModule(conversationsDeps(messages)))
-    .use(providerMockModule({ db: database.db, messages, defaults: mockDefaults }, limits));
+    .use(providerMockModule({ db: database.db, sql: database.sql, metrics, messages, defaults: mockDefaults }, limits));
   routeTable = () => app.routes;
   return app;
 }
