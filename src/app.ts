@@ -66,7 +66,7 @@ export function createApp(deps: AppDeps) {
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))
     .use(conversationsModule(conversationsDeps(messages)))
-    .use(providerMockModule({ db: database.db, messages, defaults: mockDefaults(config) }, limits));
+    .use(providerMockModule({ db: database.db, sql: database.sql, metrics, messages, defaults: mockDefaults(config) }, limits));
   routeTable = () => app.routes;
   return app;
 }

@@ -61,6 +61,7 @@ const WRITE_ROUTES: WriteRoute[] = [
   { method: "POST", path: "/api/webhooks/email", valid: (r) => ({ from: email(r), to: email(r), xillio_id: `x-${digits(r, 9)}`, body: "hi", attachments: null, timestamp: TS }) },
   { method: "POST", path: "/api/provider/mock/inbound", valid: (r) => ({ channel: pick(r, ["sms", "email"]), from: phone(r), to: phone(r), body: "hi", timestamp: TS }) },
   { method: "PUT", path: "/api/provider/mock/config", valid: () => ({ timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: null }) },
+  { method: "POST", path: "/api/provider/mock/reports", valid: (r) => ({ message_id: String(int(r, 1, 50)), status: pick(r, ["delivered", "undelivered", "failed"]) }) },
 ];
 
 const READ_PATHS = [

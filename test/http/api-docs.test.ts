@@ -24,6 +24,7 @@ const ROUTES: [string, string][] = [
   ["post", "/api/provider/mock/inbound"],
   ["get", "/api/provider/mock/config"],
   ["put", "/api/provider/mock/config"],
+  ["post", "/api/provider/mock/reports"],
 ];
 
 const WRITES: [string, string][] = [
@@ -104,6 +105,7 @@ describe("GET /openapi.json", () => {
     ["post", "/api/webhooks/email", "webhooks.email"],
     ["post", "/api/provider/mock/inbound", "providerMock.inbound"],
     ["put", "/api/provider/mock/config", "providerMock.config"],
+    ["post", "/api/provider/mock/reports", "providerMock.report"],
   ];
 
   for (const [method, path, model] of BODY_MODELS) {
@@ -130,6 +132,20 @@ describe("GET /openapi.json", () => {
     expect(Object.keys(config.properties).sort()).toEqual(["delivery_report_pct", "error_pct", "latency_ms", "ratelimit_pct", "seed", "timeout_pct"]);
     expect(config.required).not.toContain("latency_ms");
     expect(config.required).not.toContain("delivery_report_pct");
+  });
+
+  test("the mock report route documents its body, its 202 answer and its 404", () => {
+    const route = doc.paths["/api/provider/mock/reports"].post;
+    expect(ref(route.responses["202"])).toBe("#/components/schemas/providerMock.reportAccepted");
+    expect(ref(route.responses["404"])).toBe("#/components/schemas/error");
+    const body = doc.components.schemas["providerMock.report"];
+    expect(Object.keys(body.properties).sort()).toEqual(["error_code", "message_id", "provider_message_id", "status"]);
+    expect(body.required).toEqual(["status"]);
+  });
+
+  test("the message detail documents its delivery fields", () => {
+    const detail = doc.components.schemas["messages.detail"];
+    expect(Object.keys(detail.properties)).toEqual(expect.arrayContaining(["provider", "provider_message_id", "status_reason", "attempts"]));
   });
 });
 

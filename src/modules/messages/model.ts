@@ -126,7 +126,12 @@ export const deliveryAttemptSchema = z.object({
   started_at: z.string(),
 });
 
-export const messageDetailSchema = messageItemSchema.extend({ attempts: z.array(deliveryAttemptSchema) });
+export const messageDetailSchema = messageItemSchema.extend({
+  provider: z.string().nullable().meta({ description: "The provider that accepted an outbound message; null until one did" }),
+  provider_message_id: z.string().nullable().meta({ description: "The id the provider gave the message; null until accepted" }),
+  status_reason: z.string().nullable().meta({ description: "Why the message is failed or undelivered; null otherwise" }),
+  attempts: z.array(deliveryAttemptSchema),
+});
 
 export const messageResponseModels = {
   "messages.accepted": acceptedSchema,

@@ -22,9 +22,10 @@ export function parseId(raw: string): number | null {
  * The one TypeScript step of building a message item: the database renders the rest (repository.ts), the
  * snippet needs grapheme clusters. Completes the item in place, since pages hold up to 50 of them.
  */
-function withSnippet(item: MessageJson, snippetLength: number): MessageItem {
-  (item as MessageItem).snippet = snippet(item.body, snippetLength);
-  return item as MessageItem;
+function withSnippet<T extends MessageJson>(item: T, snippetLength: number): T & { snippet: string } {
+  const completed = item as T & { snippet: string };
+  completed.snippet = snippet(item.body, snippetLength);
+  return completed;
 }
 
 /** One page of a conversation's messages with snippets; undefined when there is no such conversation. */
@@ -41,7 +42,7 @@ export async function readConversationPage(
   return found as MessagePage;
 }
 
-/** One message with its delivery attempts (`GET /api/messages/{id}`). */
+/** One message with its delivery: provider, provider id, failure reason and attempts (`GET /api/messages/{id}`). */
 export async function getMessage(deps: MessagesDeps, rawId: string): Promise<MessageDetail> {
   const id = parseId(rawId);
   const item = id === null ? undefined : await messageById(deps.sql, id);

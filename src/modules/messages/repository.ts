@@ -5,7 +5,7 @@ import { deliveryAttempts } from "../../db/schema.ts";
 import { rfc3339Utc } from "../../db/json-sql.ts";
 import { textArray } from "../../db/sql-arrays.ts";
 import type { Channel, Transport } from "../../domain/channel.ts";
-import type { MessageItem } from "./model.ts";
+import type { MessageDetail, MessageItem } from "./model.ts";
 
 export interface NewMessage {
   direction: "outbound" | "inbound";
@@ -194,11 +194,19 @@ export async function findInbound(sql: SqlRunner, transport: Transport, provider
  * The one SQL builder of a message item (SPEC §6): PostgreSQL renders the row as the item's JSON (everything
  * but the grapheme-aware snippet, which `withSnippet` in read.ts adds), both for list pages and for a single
  * message, so the two cannot drift; test/modules/messages/item-shapes.test.ts holds them to the model.
+ * `extra` appends key/value pairs (with a leading comma) that only the single message shows.
  */
-const messageItemJson = (m: string) => `json_build_object(
+const messageItemJson = (m: string, extra = "") => `json_build_object(
   'id', ${m}.id::text, 'conversation_id', ${m}.conversation_id::text, 'direction', ${m}.direction,
   'channel', ${m}.channel, 'type', ${m}.channel, 'from', ${m}.from_addr, 'to', ${m}.to_addr, 'body', ${m}.body,
-  'attachments', ${m}.attachments, 'status', ${m}.status, 'timestamp', ${rfc3339Utc(`${m}.timestamp`)})`;
+  'attachments', ${m}.attachments, 'status', ${m}.status, 'timestamp', ${rfc3339Utc(`${m}.timestamp`)}${extra})`;
+
+/*
+ * What only GET /api/messages/{id} shows: who carries the message and why it failed. A reason is shown only
+ * with the status it explains, whatever an earlier step left in the column.
+ */
+const DETAIL_FIELDS = `, 'provider', m.provider, 'provider_message_id', m.provider_message_id,
+  'status_reason', CASE WHEN m.status IN ('failed', 'undelivered') THEN m.status_reason END`;
 
 /*
  * One page of a conversation's messages, oldest first (ties by id), as JSON built by PostgreSQL (see
@@ -210,9 +218,10 @@ const CONVERSATION_PAGE = `
             FROM (SELECT * FROM messages WHERE conversation_id = c.id ORDER BY timestamp, id LIMIT $2 OFFSET $3) m) AS items
     FROM conversations c WHERE c.id = $1`;
 
-const MESSAGE_BY_ID = `SELECT ${messageItemJson("m")}::text AS item FROM messages m WHERE m.id = $1`;
+const MESSAGE_BY_ID = `SELECT ${messageItemJson("m", DETAIL_FIELDS)}::text AS item FROM messages m WHERE m.id = $1`;
 
 export type MessageJson = Omit<MessageItem, "snippet">;
+export type MessageDetailJson = Omit<MessageDetail, "snippet" | "attempts">;
 
 export async function conversationMessagesPage(
   sql: SqlRunner,
@@ -224,9 +233,9 @@ export async function conversationMessagesPage(
   return row && { items: JSON.parse(row.items) as MessageJson[], total: row.total };
 }
 
-export async function messageById(sql: SqlRunner, id: number): Promise<MessageJson | undefined> {
+export async function messageById(sql: SqlRunner, id: number): Promise<MessageDetailJson | undefined> {
   const [row] = await sql.query<{ item: string }>(MESSAGE_BY_ID, [id]);
-  return row && (JSON.parse(row.item) as MessageJson);
+  return row && (JSON.parse(row.item) as MessageDetailJson);
 }
 
 export type AttemptRow = typeof deliveryAttempts.$inferSelect;

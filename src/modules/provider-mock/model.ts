@@ -86,3 +86,39 @@ export function mockInboundSchema(limits: MessageLimits) {
     })
     .meta({ description: "An inbound message injected as if a provider had delivered it" });
 }
+
+/** Our message ids as the other routes take them: a positive decimal string; a JSON number is read as one. */
+const messageId = z
+  .union([z.string(), z.number().int().positive()], { error: (issue) => (issue.input === undefined ? "is required" : "must be a message id") })
+  .transform(String)
+  .pipe(z.string().regex(/^[1-9][0-9]{0,15}$/, "must be a message id: a positive decimal integer"));
+
+/** `POST /api/provider/mock/reports`: a delivery report as a provider would send it, naming the message one way. */
+export const mockReportSchema = z
+  .object({
+    message_id: messageId.optional(),
+    provider_message_id: text().refine((s) => s.length >= 1 && s.length <= 255, "must be 1 to 255 characters").optional(),
+    status: z.enum(["delivered", "undelivered", "failed"], {
+      error: (issue) => (issue.input === undefined ? "is required" : "must be delivered, undelivered or failed"),
+    }),
+    error_code: text()
+      .refine((s) => s.length <= 64, "must be at most 64 characters")
+      .nullish()
+      .meta({ description: "The provider's reason, kept as the message's status_reason when it fails" }),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.message_id === undefined) === (r.provider_message_id === undefined)) {
+      ctx.addIssue({ code: "custom", message: "exactly one of message_id and provider_message_id is required" });
+    }
+  })
+  .meta({ description: "A delivery report; status only moves forward, so a late or repeated report changes nothing" });
+
+export type MockReport = z.infer<typeof mockReportSchema>;
+
+export const mockReportAcceptedSchema = z
+  .object({
+    status: z.literal("accepted"),
+    id: z.string().meta({ description: "The reported message's id" }),
+    message_status: z.string().meta({ description: "The message's status after the report (unchanged when the report could not move it)" }),
+  })
+  .meta({ description: "The report is applied, or changed nothing because the message had already moved past it" });

@@ -1,10 +1,17 @@
 import type { Database } from "../../db/client.ts";
+import type { SqlRunner } from "../../db/runner.ts";
+import { reportDelivery } from "../../delivery/reports.ts";
+import { AppError } from "../../http/errors.ts";
+import type { Metrics } from "../../observability/metrics.ts";
 import { type MessagesDeps, receiveMessage, type WriteResult } from "../messages/service.ts";
-import { type MockConfig, type MockConfigInput, mockConfigSchema, NEWER_FIELD_DEFAULTS } from "./model.ts";
+import { type MockConfig, type MockConfigInput, mockConfigSchema, type MockReport, NEWER_FIELD_DEFAULTS } from "./model.ts";
 import { readMockConfig, writeMockConfig } from "./repository.ts";
 
 export interface ProviderMockDeps {
   db: Database;
+  /** Delivery reports go through the one status writer, which speaks SQL. */
+  sql: SqlRunner;
+  metrics: Metrics;
   messages: MessagesDeps;
   /** The configured starting point (API_PROVIDER_*), used until someone PUTs a config. */
   defaults: MockConfigInput;
@@ -63,4 +70,25 @@ export function injectInbound(deps: ProviderMockDeps, m: MockInbound): Promise<W
     timestamp: m.timestamp,
     providerMessageId,
   });
+}
+
+export interface ReportAccepted {
+  status: "accepted";
+  id: string;
+  message_status: string;
+}
+
+/**
+ * Applies a delivery report as the mock provider's webhook would. A report the message has moved past is
+ * still accepted (a provider would only resend a refused one); only an unknown or inbound message is a 404.
+ */
+export async function reportMock(deps: ProviderMockDeps, r: MockReport): Promise<ReportAccepted> {
+  const target = r.message_id !== undefined ? { messageId: r.message_id } : { providerMessageId: r.provider_message_id! };
+  const result = await reportDelivery(deps, { ...target, status: r.status, errorCode: r.error_code ?? null });
+  if (!result.found) {
+    // The provider id is the client's free text, so it is not echoed; a message id is digits by the schema.
+    const named = r.message_id !== undefined ? `message ${r.message_id} is` : "that provider_message_id is";
+    throw new AppError("not_found", `${named} not an outbound message`);
+  }
+  return { status: "accepted", id: result.messageId, message_status: result.status };
 }

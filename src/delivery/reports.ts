@@ -1,0 +1,78 @@
+/**
+ * Delivery reports: a provider telling us what became of a message after it accepted it (SPEC §7). The mock
+ * provider's route calls this today; the webhooks of real providers will call the same function, so every
+ * report goes through one lookup and the one status writer (status.ts), and a late or repeated report is
+ * answered as a no-op instead of moving a message back.
+ */
+import type { SqlRunner } from "../db/runner.ts";
+import { isTerminalStatus, type MessageStatus } from "../domain/message-status.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import { advanceStatuses } from "./status.ts";
+
+/** What a provider can report about a message it accepted. */
+export type ReportedStatus = "sent" | "delivered" | "failed" | "undelivered";
+
+/** A message named by our id or by the id its provider gave it, never both. */
+export type ReportTarget = { messageId: string; providerMessageId?: never } | { providerMessageId: string; messageId?: never };
+
+export type DeliveryReport = ReportTarget & {
+  status: ReportedStatus;
+  /** The provider's error code; kept as the message's status reason when the report fails it. */
+  errorCode?: string | null;
+};
+
+export type ReportResult = { found: false } | { found: true; messageId: string; status: MessageStatus; changed: boolean };
+
+export interface ReportDeps {
+  sql: SqlRunner;
+  metrics?: Metrics;
+}
+
+/*
+ * The lookups lock the row so the status answered for a report that changed nothing is the one it lost to,
+ * not an older read. Only outbound messages have a delivery to report on; the provider-id lookup is the
+ * partial index messages_outbound_provider_idx (hence the repeated IS NOT NULL). Provider ids are not unique
+ * across providers; the first message given one wins, as the id a provider reports names one message.
+ */
+const BY_ID = `SELECT id::text AS id, status FROM messages WHERE id = $1 AND direction = 'outbound' FOR UPDATE`;
+const BY_PROVIDER_ID = `
+  SELECT id::text AS id, status FROM messages
+   WHERE provider_message_id = $1 AND direction = 'outbound' AND provider_message_id IS NOT NULL
+   ORDER BY id LIMIT 1 FOR UPDATE`;
+
+/**
+ * A final status ends delivery: the dispatcher must not retry a message a provider already settled. A job a
+ * worker is claiming right now is skipped rather than waited for: the claim locks the job before the message
+ * and this transaction holds the message, so waiting could deadlock. That worker then finds the message final
+ * when it writes its result, and removes the job itself.
+ */
+const DROP_JOB = `
+  DELETE FROM delivery_jobs
+   WHERE message_id = (SELECT message_id FROM delivery_jobs WHERE message_id = $1 FOR UPDATE SKIP LOCKED)`;
+
+/** Our ids are positive integers below 2^53; anything else names no message (and would not cast to bigint). */
+const isMessageId = (raw: string) => /^[1-9][0-9]{0,15}$/.test(raw) && Number.isSafeInteger(Number(raw));
+
+/**
+ * Applies one delivery report. A report that cannot move the status (a repeat, a late `sent` after
+ * `delivered`, a step back) changes nothing and still answers `found: true` with the current status, since a
+ * provider retries a report it sees refused. A report that settles the message drops its delivery job in the
+ * same transaction.
+ */
+export async function reportDelivery(deps: ReportDeps, report: DeliveryReport): Promise<ReportResult> {
+  if (report.messageId !== undefined && !isMessageId(report.messageId)) return { found: false };
+  const result = await deps.sql.transaction(async (tx): Promise<ReportResult> => {
+    const [message] = report.messageId !== undefined
+      ? await tx.query<{ id: string; status: MessageStatus }>(BY_ID, [report.messageId])
+      : await tx.query<{ id: string; status: MessageStatus }>(BY_PROVIDER_ID, [report.providerMessageId]);
+    if (!message) return { found: false };
+    const fails = report.status === "failed" || report.status === "undelivered";
+    const [advanced] = await advanceStatuses(tx, [{ messageId: message.id, to: report.status, reason: fails ? (report.errorCode ?? null) : null }]);
+    const changed = advanced?.moved === true;
+    const status = advanced?.moved ? advanced.status : message.status;
+    if (changed && isTerminalStatus(status)) await tx.query(DROP_JOB, [message.id]);
+    return { found: true, messageId: message.id, status, changed };
+  });
+  if (result.found && result.changed) deps.metrics?.messagesStatus.inc({ status: result.status });
+  return result;
+}
