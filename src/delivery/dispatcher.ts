@@ -160,7 +160,7 @@ export class Dispatcher {
         }
         const claimed = await claimJobs(this.deps.sql, { holder: this.holder, leaseMs: this.leaseMs, ...plan });
         jobs = claimed.jobs;
-        this.countMoves(claimed.moved);
+        if (claimed.markedSending > 0) this.deps.metrics.messagesStatus.inc({ status: "sending" }, claimed.markedSending);
       } catch (err) {
         this.deps.logger.warn({ err }, "claiming delivery jobs failed; retrying after the poll interval");
         await this.sleep(this.options.pollMs);

@@ -1,6 +1,6 @@
 /**
- * The delivery queue in SQL: claiming due jobs under a lease, and writing a batch of results in one
- * transaction. Both run the same on PostgreSQL and the embedded PGlite.
+ * The delivery queue in SQL: claiming due jobs under a lease, and writing a batch of results, each in one
+ * statement (one round trip, one implicit transaction). Both run the same on PostgreSQL and the embedded PGlite.
  *
  * A job is due when `run_at <= now()`. A claim moves `run_at` to the end of its lease and records the holder,
  * so one index condition finds both new jobs and jobs whose worker crashed or hung (its lease ran out). A
@@ -10,8 +10,7 @@
 import type { SqlRunner } from "../db/runner.ts";
 import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
 import type { Channel } from "../domain/channel.ts";
-import type { MessageStatus } from "../domain/message-status.ts";
-import { advanceStatuses, type StatusAdvanced } from "./status.ts";
+import { advanceStatusSql, changeParams, changesFromParams, type StatusAdvanced } from "./status.ts";
 
 /** A claimed job with the message it delivers. */
 export interface ClaimedJob {
@@ -22,7 +21,6 @@ export interface ClaimedJob {
   createdAt: number;
   /** Claimed before under a lease that ran out without a result: the provider may have it already. */
   uncertain: boolean;
-  status: MessageStatus;
   channel: Channel;
   from: string;
   to: string;
@@ -30,12 +28,17 @@ export interface ClaimedJob {
   attachments: string[];
 }
 
+/*
+ * One statement: pick due jobs (skipping those another worker is claiming), lease the live ones, drop those
+ * whose message is already final (a delivery report overtook the queue), and mark queued messages `sending`
+ * through the one status write. Nothing in it touches a row twice.
+ */
 const claimStatement = (byChannel: boolean) => `
   WITH due AS (
-    SELECT j.message_id, j.locked_by AS previous_holder
-      FROM delivery_jobs j
+    SELECT j.message_id, j.locked_by AS previous_holder, m.status IN ('queued', 'sending') AS live
+      FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
      WHERE j.run_at <= now()
-       ${byChannel ? "AND EXISTS (SELECT 1 FROM messages m WHERE m.id = j.message_id AND m.channel = ANY($4::text[]))" : ""}
+       ${byChannel ? "AND m.channel = ANY($4::text[])" : ""}
      ORDER BY j.run_at
      LIMIT $2
        FOR UPDATE OF j SKIP LOCKED),
@@ -43,10 +46,17 @@ const claimStatement = (byChannel: boolean) => `
     UPDATE delivery_jobs j
        SET locked_by = $1, locked_until = now() + $3::int * interval '1 millisecond', run_at = now() + $3::int * interval '1 millisecond'
       FROM due
-     WHERE j.message_id = due.message_id
-    RETURNING j.message_id, j.attempts, j.created_at, due.previous_holder)
+     WHERE j.message_id = due.message_id AND due.live
+    RETURNING j.message_id, j.attempts, j.created_at, due.previous_holder),
+  dropped AS (
+    DELETE FROM delivery_jobs j USING due WHERE j.message_id = due.message_id AND NOT due.live),
+  change AS (
+    SELECT m.id, 'sending'::text AS status, NULL::text AS provider, NULL::text AS provider_message_id, NULL::text AS reason
+      FROM claimed c JOIN messages m ON m.id = c.message_id AND m.status = 'queued'),
+  moved AS (${advanceStatusSql("change")})
   SELECT c.message_id::text AS id, c.attempts, (extract(epoch FROM c.created_at) * 1000)::float8 AS created_ms,
-         c.previous_holder IS NOT NULL AS uncertain, m.status, m.channel, m.from_addr, m.to_addr, m.body, m.attachments::text AS attachments
+         c.previous_holder IS NOT NULL AS uncertain, m.channel, m.from_addr, m.to_addr, m.body, m.attachments::text AS attachments,
+         coalesce((SELECT moved.moved FROM moved WHERE moved.id = c.message_id::text), false) AS marked_sending
     FROM claimed c JOIN messages m ON m.id = c.message_id`;
 
 const CLAIM_ANY = claimStatement(false);
@@ -57,7 +67,7 @@ interface ClaimRow {
   attempts: number;
   created_ms: number;
   uncertain: boolean;
-  status: MessageStatus;
+  marked_sending: boolean;
   channel: Channel;
   from_addr: string;
   to_addr: string;
@@ -74,35 +84,29 @@ export interface ClaimOptions {
 }
 
 /**
- * Claims up to `limit` due jobs for `holder` and marks their queued messages `sending`, in one transaction.
- * Jobs of messages already final (a delivery report overtook the queue) are dropped, not returned.
+ * Claims up to `limit` due jobs for `holder` and marks their queued messages `sending`, in one statement.
+ * Returns the jobs and how many messages moved to `sending`.
  */
-export async function claimJobs(sql: SqlRunner, options: ClaimOptions): Promise<{ jobs: ClaimedJob[]; moved: StatusAdvanced[] }> {
-  return sql.transaction(async (tx) => {
-    const params: unknown[] = [options.holder, options.limit, options.leaseMs];
-    if (options.channels) params.push(textArray(options.channels));
-    const rows = await tx.query<ClaimRow>(options.channels ? CLAIM_CHANNELS : CLAIM_ANY, params);
-    const live = rows.filter((r) => r.status === "queued" || r.status === "sending");
-    const done = rows.filter((r) => r.status !== "queued" && r.status !== "sending").map((r) => r.id);
-    if (done.length > 0) await tx.query("DELETE FROM delivery_jobs WHERE message_id = ANY($1::bigint[])", [textArray(done)]);
-    const moved = await advanceStatuses(
-      tx,
-      live.filter((r) => r.status === "queued").map((r) => ({ messageId: r.id, to: "sending" as const })),
-    );
-    const jobs = live.map((r) => ({
+export async function claimJobs(sql: SqlRunner, options: ClaimOptions): Promise<{ jobs: ClaimedJob[]; markedSending: number }> {
+  const params: unknown[] = [options.holder, options.limit, options.leaseMs];
+  if (options.channels) params.push(textArray(options.channels));
+  const rows = await sql.query<ClaimRow>(options.channels ? CLAIM_CHANNELS : CLAIM_ANY, params);
+  let markedSending = 0;
+  const jobs = rows.map((r): ClaimedJob => {
+    if (r.marked_sending) markedSending += 1;
+    return {
       id: r.id,
       attempts: r.attempts,
       createdAt: Number(r.created_ms),
       uncertain: r.uncertain,
-      status: r.status,
       channel: r.channel,
       from: r.from_addr,
       to: r.to_addr,
       body: r.body,
       attachments: JSON.parse(r.attachments) as string[],
-    }));
-    return { jobs, moved };
+    };
   });
+  return { jobs, markedSending };
 }
 
 /** One provider call, for the attempt log. */
@@ -123,65 +127,59 @@ export type JobResult =
   | { messageId: string; end: "failed"; reason: string; calls: number }
   | { messageId: string; end: "retry"; runAt: Date; reason: string | null; calls: number };
 
-const INSERT_ATTEMPTS = `
-  INSERT INTO delivery_attempts (message_id, attempt, provider, outcome, status_code, error, duration_ms, started_at)
-  SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[])`;
-
-const RESCHEDULE = `
-  UPDATE delivery_jobs j
-     SET run_at = r.run_at, attempts = j.attempts + r.calls, last_error = coalesce(r.reason, j.last_error),
-         locked_by = NULL, locked_until = NULL
-    FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::text[]) AS r(id, run_at, calls, reason)
-   WHERE j.message_id = r.id AND j.locked_by = $5`;
-
-/**
- * Writes a batch of results in one transaction: the attempt log, the statuses of finished messages (through
- * the one status writer), the removal of their jobs, and the next run of the others. A job whose lease was
- * taken over by another worker keeps that worker's lease: only its holder reschedules it.
+/*
+ * One statement for a batch of results: the attempt log, the final statuses through the one status write,
+ * the removal of finished jobs and the next run of the others. A job whose lease another worker took over
+ * keeps that worker's lease: only its holder reschedules it. A job that is gone (a final delivery report
+ * removed it) is simply not found.
  */
+const RECORD = `
+  WITH attempts AS (
+    INSERT INTO delivery_attempts (message_id, attempt, provider, outcome, status_code, error, duration_ms, started_at)
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[])),
+  change AS (${changesFromParams(9)}),
+  moved AS (${advanceStatusSql("change")}),
+  finished AS (
+    DELETE FROM delivery_jobs WHERE message_id = ANY($9::bigint[])),
+  rescheduled AS (
+    UPDATE delivery_jobs j
+       SET run_at = r.run_at, attempts = j.attempts + r.calls, last_error = coalesce(r.reason, j.last_error),
+           locked_by = NULL, locked_until = NULL
+      FROM unnest($14::bigint[], $15::timestamptz[], $16::int[], $17::text[]) AS r(id, run_at, calls, reason)
+     WHERE j.message_id = r.id AND j.locked_by = $18)
+  SELECT id, status, moved FROM moved`;
+
+/** Writes a batch of results in one statement (one implicit transaction); returns the status moves it made. */
 export async function recordResults(
   sql: SqlRunner,
   holder: string,
   attempts: readonly AttemptRecord[],
   results: readonly JobResult[],
 ): Promise<StatusAdvanced[]> {
-  return sql.transaction(async (tx) => {
-    if (attempts.length > 0) {
-      await tx.query(INSERT_ATTEMPTS, [
-        textArray(attempts.map((a) => a.messageId)),
-        textArray(attempts.map((a) => String(a.attempt))),
-        textArray(attempts.map((a) => a.provider)),
-        textArray(attempts.map((a) => a.outcome)),
-        nullableTextArray(attempts.map((a) => (a.statusCode === null ? null : String(a.statusCode)))),
-        nullableTextArray(attempts.map((a) => a.error)),
-        textArray(attempts.map((a) => String(a.durationMs))),
-        textArray(attempts.map((a) => a.startedAt.toISOString())),
-      ]);
-    }
-    const finished = results.filter((r) => r.end !== "retry");
-    const moved = await advanceStatuses(
-      tx,
+  const finished = results.filter((r) => r.end !== "retry");
+  const retries = results.filter((r): r is Extract<JobResult, { end: "retry" }> => r.end === "retry");
+  return sql.query<StatusAdvanced>(RECORD, [
+    textArray(attempts.map((a) => a.messageId)),
+    textArray(attempts.map((a) => String(a.attempt))),
+    textArray(attempts.map((a) => a.provider)),
+    textArray(attempts.map((a) => a.outcome)),
+    nullableTextArray(attempts.map((a) => (a.statusCode === null ? null : String(a.statusCode)))),
+    nullableTextArray(attempts.map((a) => a.error)),
+    textArray(attempts.map((a) => String(a.durationMs))),
+    textArray(attempts.map((a) => a.startedAt.toISOString())),
+    ...changeParams(
       finished.map((r) =>
         r.end === "sent"
           ? { messageId: r.messageId, to: "sent" as const, provider: r.provider, providerMessageId: r.providerMessageId }
           : { messageId: r.messageId, to: "failed" as const, reason: r.end === "failed" ? r.reason : null },
       ),
-    );
-    if (finished.length > 0) {
-      await tx.query("DELETE FROM delivery_jobs WHERE message_id = ANY($1::bigint[])", [textArray(finished.map((r) => r.messageId))]);
-    }
-    const retries = results.filter((r): r is Extract<JobResult, { end: "retry" }> => r.end === "retry");
-    if (retries.length > 0) {
-      await tx.query(RESCHEDULE, [
-        textArray(retries.map((r) => r.messageId)),
-        textArray(retries.map((r) => r.runAt.toISOString())),
-        textArray(retries.map((r) => String(r.calls))),
-        nullableTextArray(retries.map((r) => r.reason)),
-        holder,
-      ]);
-    }
-    return moved;
-  });
+    ),
+    textArray(retries.map((r) => r.messageId)),
+    textArray(retries.map((r) => r.runAt.toISOString())),
+    textArray(retries.map((r) => String(r.calls))),
+    nullableTextArray(retries.map((r) => r.reason)),
+    holder,
+  ]);
 }
 
 /** Gives back jobs this holder claimed but will not deliver (shutdown): due again at once, not uncertain. */

@@ -27,27 +27,47 @@ const ALLOWED_PAIRS = MESSAGE_STATUSES.flatMap((from) =>
 /** A SQL condition: `fromExpr` may move to `toExpr` (both text expressions). */
 export const statusMayMoveSql = (fromExpr: string, toExpr: string) => `(${fromExpr}, ${toExpr}) IN (VALUES ${ALLOWED_PAIRS})`;
 
-/*
+/**
+ * THE status write: a conditional UPDATE of `messages` from the relation `source` (columns id, status,
+ * provider, provider_message_id, reason), returning the rows it touched (`id` as text, `status`, `moved`).
+ * Statements that change statuses embed it, as a data-modifying CTE or whole, and nothing else writes
+ * `messages.status` of an outbound message.
+ *
  * The provider fields are filled when still empty even if the status does not move, so that an acceptance
  * recorded after a faster `delivered` report still names its provider. A reason is kept only with the move
  * it explains.
  */
-const ADVANCE = `
-  WITH change AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
-             AS c(id, status, provider, provider_message_id, reason)
-  )
+export const advanceStatusSql = (source: string) => `
   UPDATE messages m
-     SET status = CASE WHEN ${statusMayMoveSql("m.status", "change.status")} THEN change.status ELSE m.status END,
-         status_reason = CASE WHEN ${statusMayMoveSql("m.status", "change.status")} THEN coalesce(change.reason, m.status_reason) ELSE m.status_reason END,
-         provider = coalesce(m.provider, change.provider),
-         provider_message_id = coalesce(m.provider_message_id, change.provider_message_id),
+     SET status = CASE WHEN ${statusMayMoveSql("m.status", `${source}.status`)} THEN ${source}.status ELSE m.status END,
+         status_reason = CASE WHEN ${statusMayMoveSql("m.status", `${source}.status`)} THEN coalesce(${source}.reason, m.status_reason) ELSE m.status_reason END,
+         provider = coalesce(m.provider, ${source}.provider),
+         provider_message_id = coalesce(m.provider_message_id, ${source}.provider_message_id),
          updated_at = now()
-    FROM change
-   WHERE m.id = change.id AND m.direction = 'outbound'
-     AND (${statusMayMoveSql("m.status", "change.status")}
-          OR (change.provider_message_id IS NOT NULL AND m.provider_message_id IS NULL))
-  RETURNING m.id::text AS id, m.status, m.status = change.status AS moved`;
+    FROM ${source}
+   WHERE m.id = ${source}.id AND m.direction = 'outbound'
+     AND (${statusMayMoveSql("m.status", `${source}.status`)}
+          OR (${source}.provider_message_id IS NOT NULL AND m.provider_message_id IS NULL))
+  RETURNING m.id::text AS id, m.status, m.status = ${source}.status AS moved`;
+
+/** The columns of a batch of changes as `unnest` parameters $n…$n+4, for `advanceStatusSql`. */
+export const changesFromParams = (first: number) =>
+  `SELECT * FROM unnest($${first}::bigint[], $${first + 1}::text[], $${first + 2}::text[], $${first + 3}::text[], $${first + 4}::text[])
+            AS c(id, status, provider, provider_message_id, reason)`;
+
+/** The parameters `changesFromParams` reads. */
+export function changeParams(changes: readonly StatusChange[]): string[] {
+  const column = (pick: (c: StatusChange) => string | null | undefined) => nullableTextArray(changes.map(pick));
+  return [
+    textArray(changes.map((c) => c.messageId)),
+    textArray(changes.map((c) => c.to)),
+    column((c) => c.provider),
+    column((c) => c.providerMessageId),
+    column((c) => c.reason),
+  ];
+}
+
+const ADVANCE = `WITH change AS (${changesFromParams(1)}) ${advanceStatusSql("change")}`;
 
 /** A message an `advanceStatuses` call touched: `moved` is false when only its provider fields were filled. */
 export interface StatusAdvanced {
@@ -63,12 +83,5 @@ export interface StatusAdvanced {
  */
 export async function advanceStatuses(sql: SqlRunner, changes: readonly StatusChange[]): Promise<StatusAdvanced[]> {
   if (changes.length === 0) return [];
-  const column = (pick: (c: StatusChange) => string | null | undefined) => nullableTextArray(changes.map(pick));
-  return sql.query<StatusAdvanced>(ADVANCE, [
-    textArray(changes.map((c) => c.messageId)),
-    textArray(changes.map((c) => c.to)),
-    column((c) => c.provider),
-    column((c) => c.providerMessageId),
-    column((c) => c.reason),
-  ]);
+  return sql.query<StatusAdvanced>(ADVANCE, changeParams(changes));
 }
