@@ -52,8 +52,10 @@ const WAVE = 20;
 describe("serve killed mid-delivery", () => {
   test(`SIGKILL while ${MESSAGES} sends are delivered: after a restart every message is sent, each accepted by the provider exactly once`, async () => {
     const db = await freshDatabase();
-    // Small batches keep several claims in flight, so the kill lands inside some provider calls.
-    const env = { MESSAGING_DELIVERY_WORKERS: "2", MESSAGING_DELIVERY_BATCH_SIZE: "25" };
+    // Small batches keep several claims in flight, so the kill lands inside some provider calls. The provider
+    // timeout leaves a slow machine's ledger writes room (a timed-out call would be asked again legitimately)
+    // while keeping the lease the restart waits out at 2 × 2 s + 5 s.
+    const env = { MESSAGING_DELIVERY_WORKERS: "2", MESSAGING_DELIVERY_BATCH_SIZE: "25", MESSAGING_PROVIDER_TIMEOUT_MS: "2000", MESSAGING_DELIVERY_LEASE_MS: "9000" };
     const first = await serve(db, env);
     await putMockConfig(first.url, { latency_ms: 30 });
 
@@ -94,7 +96,7 @@ describe("serve killed mid-delivery", () => {
     expect(unsentAtKill).toBeGreaterThan(0); // the kill did land mid-stream
 
     const second = await serve(db, env);
-    // Jobs of the killed process come due when their lease (7 s) runs out.
+    // Jobs of the killed process come due when their lease (9 s) runs out.
     await waitUntil("every job final", async () => (await db.count("delivery_jobs")) === 0, 25_000, 100);
 
     const messages = await db.sql<{ id: string; status: string; provider_message_id: string | null }[]>`

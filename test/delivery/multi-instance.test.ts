@@ -44,8 +44,15 @@ async function seedBacklog(database: DeliveryDatabase): Promise<void> {
 test(`two processes drain a backlog of ${BACKLOG}: each message is handed to the provider once, and both deliver`, async () => {
   db = await deliveryDatabase();
   await prepareDatabase(db, { latency_ms: 20 });
-  // Small batches, so the backlog is many claims that the two processes' four workers compete for.
-  const env = deliveryEnv(db.url, { MESSAGING_DELIVERY_WORKERS: "2", MESSAGING_DELIVERY_BATCH_SIZE: "20", MESSAGING_DELIVERY_POLL_MS: "50" });
+  // Small batches, so the backlog is many claims that the two processes' four workers compete for. The mock's
+  // ledger write counts against the provider timeout; a generous one keeps a slow machine from timing a call out
+  // (a retry would rightly ask the provider twice, which is not what this test is about).
+  const env = deliveryEnv(db.url, {
+    MESSAGING_DELIVERY_WORKERS: "2",
+    MESSAGING_DELIVERY_BATCH_SIZE: "20",
+    MESSAGING_DELIVERY_POLL_MS: "50",
+    MESSAGING_PROVIDER_TIMEOUT_MS: "5000",
+  });
   const [a, b] = await Promise.all([startServe({ env }), startServe({ env })]);
   running.push(a!, b!);
 
