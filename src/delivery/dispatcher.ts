@@ -56,6 +56,14 @@ export interface DispatcherDeps {
 }
 
 const BREAKER_GAUGE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+/** Most results one write carries (its arrays are statement parameters). */
+const RESULTS_PER_WRITE = 1000;
+
+/** A finished delivery: what became of the job, and the calls it made. */
+interface Delivered {
+  result: JobResult;
+  attempts: AttemptRecord[];
+}
 const CHANNELS: readonly Channel[] = ["sms", "mms", "email"];
 
 /** The lease must outlast the slowest call of any provider (plus writing its result), or a slow call would be retried under it. */
@@ -77,6 +85,14 @@ export class Dispatcher {
   private stopSampler = () => {};
   /** Jobs claimed by this process whose results are not written yet, for a clean release at shutdown. */
   private readonly held = new Set<string>();
+  /** Jobs claimed and not yet written back (calls running, results waiting). */
+  private inFlight = 0;
+  private readonly maxInFlight: number;
+  private readonly maxWriters: number;
+  private capacityWaiters: (() => void)[] = [];
+  private results: Delivered[] = [];
+  private flushScheduled = false;
+  private writing = 0;
 
   constructor(
     private readonly deps: DispatcherDeps,
@@ -85,6 +101,8 @@ export class Dispatcher {
     this.holder = options.holder ?? `${hostname()}/${process.pid}/${crypto.randomUUID().slice(0, 8)}`;
     this.leaseMs = effectiveLeaseMs(options.leaseMs, deps.registry);
     this.random = options.random ?? Math.random;
+    this.maxInFlight = Math.max(1, options.workers) * options.batchSize;
+    this.maxWriters = Math.max(1, options.workers);
     for (const { spec } of deps.registry.all()) {
       const guard = new ProviderGuard({
         ...options.breaker,
@@ -127,12 +145,13 @@ export class Dispatcher {
       this.stopping = true;
       this.stopSampler();
       this.wake();
+      for (const wake of this.capacityWaiters.splice(0)) wake();
     }
-    const finished = Promise.all(this.loops).then(() => true);
+    const drained = Promise.all(this.loops).then(() => this.idle());
     const timer = (ms: number) => new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
-    if (!(await Promise.race([finished, timer(timeoutMs)]))) {
+    if (!(await Promise.race([drained.then(() => true), timer(timeoutMs)]))) {
       this.stopController.abort();
-      await Promise.race([finished, timer(graceMs)]);
+      await Promise.race([drained, timer(graceMs)]);
     }
     if (this.held.size > 0) {
       const ids = [...this.held];
@@ -142,14 +161,29 @@ export class Dispatcher {
     }
   }
 
+  /** Resolves once nothing is in flight: every claimed job's result written (or its write failed). */
+  private async idle(): Promise<void> {
+    while (this.inFlight > 0) await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
+  }
+
   /** The breaker state of a provider in this process (for tests and diagnostics). */
   breakerState(provider: string): BreakerState | undefined {
     return this.guards.get(provider)?.state;
   }
 
+  /**
+   * One claim loop. Claims are pipelined: a loop claims again as soon as it has capacity, without waiting for
+   * the calls of its earlier batches, so one slow call never holds back the messages behind it. At most
+   * `workers × batchSize` jobs are in flight in the process; an idle loop sleeps until woken or the poll.
+   */
   private async loop(): Promise<void> {
     while (!this.stopping) {
+      if (this.inFlight >= this.maxInFlight) {
+        await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
+        continue;
+      }
       let jobs: ClaimedJob[];
+      let limit: number;
       try {
         this.woken = false;
         await this.deps.beforeClaim?.();
@@ -158,7 +192,8 @@ export class Dispatcher {
           await this.sleep(plan.waitMs);
           continue;
         }
-        const claimed = await claimJobs(this.deps.sql, { holder: this.holder, leaseMs: this.leaseMs, ...plan });
+        limit = Math.min(plan.limit, this.maxInFlight - this.inFlight);
+        const claimed = await claimJobs(this.deps.sql, { holder: this.holder, leaseMs: this.leaseMs, ...plan, limit });
         jobs = claimed.jobs;
         if (claimed.markedSending > 0) this.deps.metrics.messagesStatus.inc({ status: "sending" }, claimed.markedSending);
       } catch (err) {
@@ -166,14 +201,47 @@ export class Dispatcher {
         await this.sleep(this.options.pollMs);
         continue;
       }
-      if (jobs.length === 0) {
-        await this.sleep(this.options.pollMs);
-        continue;
+      this.inFlight += jobs.length;
+      for (const job of jobs) {
+        this.held.add(job.id);
+        void this.deliver(job)
+          .catch((err: unknown): Delivered => {
+            this.deps.logger.error({ err, message_id: job.id }, "delivery failed unexpectedly; retrying the message");
+            const runAt = new Date(Date.now() + this.options.backoff.baseMs);
+            return { result: { messageId: job.id, end: "retry", runAt, reason: "internal error", calls: 0 }, attempts: [] };
+          })
+          .then((delivered) => this.enqueueResult(delivered));
       }
-      for (const job of jobs) this.held.add(job.id);
-      const delivered = await Promise.all(jobs.map((job) => this.deliver(job)));
-      await this.record(delivered);
-      for (const job of jobs) this.held.delete(job.id);
+      // A short claim means nothing more is due right now.
+      if (jobs.length < limit) await this.sleep(this.options.pollMs);
+    }
+  }
+
+  /** Results finished in the same turn of the event loop are written together. */
+  private enqueueResult(delivered: Delivered): void {
+    this.results.push(delivered);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Writes pending results, at most `workers` writes at a time; results arriving meanwhile join the next one. */
+  private flush(): void {
+    while (this.writing < this.maxWriters && this.results.length > 0) {
+      const batch = this.results.splice(0, RESULTS_PER_WRITE);
+      this.writing += 1;
+      void this.record(batch).finally(() => {
+        this.writing -= 1;
+        this.inFlight -= batch.length;
+        for (const d of batch) this.held.delete(d.result.messageId);
+        const waiting = this.capacityWaiters;
+        this.capacityWaiters = [];
+        for (const wake of waiting) wake();
+        this.flush();
+      });
     }
   }
 
@@ -196,7 +264,7 @@ export class Dispatcher {
   }
 
   /** Walks one message along its chain: the first provider that accepts it takes it; a permanent error ends it. */
-  private async deliver(job: ClaimedJob): Promise<{ result: JobResult; attempts: AttemptRecord[] }> {
+  private async deliver(job: ClaimedJob): Promise<Delivered> {
     const attempts: AttemptRecord[] = [];
     const startedAt = Date.now();
     if (job.uncertain) {
@@ -274,7 +342,7 @@ export class Dispatcher {
     return { result: { messageId: job.id, end: "retry", runAt: new Date(now + delay), reason, calls }, attempts };
   }
 
-  private async record(delivered: { result: JobResult; attempts: AttemptRecord[] }[]): Promise<void> {
+  private async record(delivered: Delivered[]): Promise<void> {
     const results = delivered.map((d) => d.result);
     try {
       const moved = await recordResults(this.deps.sql, this.holder, delivered.flatMap((d) => d.attempts), results);
