@@ -136,9 +136,13 @@ async function statusCounts(sql: postgres.Sql): Promise<Record<string, number>> 
   return Object.fromEntries(rows.map((r) => [r.status, r.n]));
 }
 
-/** Waits until all `n` outbound messages have `status`. */
-function allReach(server: Server, status: string, n: number, ms: number): Promise<true> {
-  return waitFor(`${n} messages ${status}`, async () => ((await statusCounts(server.sql))[status] === n ? true : undefined), ms);
+/** Waits until all `n` outbound messages have `status`; a timeout names the statuses they have instead. */
+async function allReach(server: Server, status: string, n: number, ms: number): Promise<void> {
+  try {
+    await waitFor(`${n} messages ${status}`, async () => ((await statusCounts(server.sql))[status] === n ? true : undefined), ms);
+  } catch (err) {
+    throw new Error(`${err instanceof Error ? err.message : String(err)}; statuses: ${JSON.stringify(await statusCounts(server.sql))}`);
+  }
 }
 
 /** Every provider call the server made to `provider`, by /metrics. */
@@ -379,4 +383,42 @@ describe("one server: runtime config, delivery reports", () => {
     );
     expect(processed).toBe(total);
   }, 15_000);
+});
+
+describe("delivery reports while a batch waits on a hung call", () => {
+  const TIMEOUT_MS = 1000;
+  let server: Server;
+
+  beforeAll(async () => {
+    server = await startServer({
+      API_BREAKER_ERROR_THRESHOLD: "1000",
+      MESSAGING_DELIVERY_MAX_ATTEMPTS: "50",
+      MESSAGING_PROVIDER_TIMEOUT_MS: String(TIMEOUT_MS),
+    });
+  }, 30_000);
+  afterAll(() => server?.stop());
+
+  // A batch's results are written together, after its slowest call; the mock reports 200 ms after accepting.
+  // A report that arrives before the acceptance is written must not be lost: a provider retries a webhook we
+  // could not match, and so must the mock.
+  test("every accepted message is reported delivered even when its batch is held up by a timeout", async () => {
+    await server.putConfig({ error_pct: 100 });
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await server.send(`slow batch ${i}`));
+    await waitFor(
+      "every message to have failed once",
+      async () => {
+        const [row] = await server.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM delivery_jobs WHERE attempts >= 1`;
+        return row!.n === ids.length ? true : undefined;
+      },
+      5_000,
+    );
+    // Hold the workers, then let one claim take every message: half of the calls hang until the timeout.
+    await server.putConfig({ timeout_pct: 50, seed: 7, delivery_report_pct: 100 });
+    await allReach(server, "delivered", ids.length, 6 * TIMEOUT_MS + 3_000);
+    // The hang really happened: without one, every batch would be written before its reports arrive.
+    const [timeouts] = await server.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM delivery_attempts WHERE error = ${`no answer within ${TIMEOUT_MS} ms`}`;
+    expect(timeouts!.n).toBeGreaterThan(0);
+  }, 20_000);
 });
