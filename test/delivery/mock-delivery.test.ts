@@ -317,8 +317,9 @@ describe("one server: runtime config, delivery reports", () => {
     await server.putConfig(HEALTHY);
     const healedAt = Date.now();
     await allReach(server, "sent", ids.length, 5_000);
-    // Backoff cap (100 ms) + poll (50 ms) + one claim and write; generous for a loaded machine, far below a restart.
-    expect(Date.now() - healedAt).toBeLessThan(2_000);
+    // Backoff cap (100 ms) + poll (50 ms) + one claim and write: a config cached for seconds would miss this,
+    // and the margin is for a loaded machine (about 1 s seen with both cores busy).
+    expect(Date.now() - healedAt).toBeLessThan(2_500);
     for (const id of ids) {
       const m = await server.message(id);
       expect(m.status).toBe("sent");
