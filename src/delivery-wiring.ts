@@ -6,9 +6,9 @@
  */
 import type { Config } from "./config/index.ts";
 import type { DatabaseHandle } from "./db/client.ts";
-import { Dispatcher } from "./delivery/dispatcher.ts";
+import { Dispatcher, effectiveLeaseMs } from "./delivery/dispatcher.ts";
 import { ProviderRegistry, registryConfig } from "./delivery/registry.ts";
-import { reportDelivery } from "./delivery/reports.ts";
+import { type ReportDeps, reportDelivery } from "./delivery/reports.ts";
 import { DELIVERY_CHANNEL, DeliveryWake } from "./delivery/wake.ts";
 import { getMockConfig, mockDefaults } from "./modules/provider-mock/service.ts";
 import type { Logger } from "./observability/logger.ts";
@@ -34,15 +34,15 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
   const defaults = mockDefaults(config);
   let mockSettings: MockSettings = defaults;
   const ledger = sqlMockLedger(database.sql);
-  const onDelivered = (providerMessageId: string) => {
-    reportDelivery({ sql: database.sql, metrics }, { providerMessageId, status: "delivered" }).catch((err: unknown) =>
-      logger.warn({ err }, "the mock provider's delivery report could not be recorded"),
-    );
-  };
+  let retryReportsForMs = 0;
+  const onDelivered = (providerMessageId: string) =>
+    reportMockDelivery({ sql: database.sql, metrics, logger }, providerMessageId, Date.now() + retryReportsForMs, REPORT_RETRY_FIRST_MS);
   const registry = new ProviderRegistry(
     registryConfig({ routes: config.deliveryRoutes, timeoutMs: config.providerTimeoutMs, rates: config.providerRates }),
     (spec) => new MockProvider(spec.name, { config: () => mockSettings, ledger, onDelivered }),
   );
+  // A result is written within a lease; one lost with its write is re-sent and written within the next.
+  retryReportsForMs = 2 * effectiveLeaseMs(config.deliveryLeaseMs, registry);
   const dispatcher = new Dispatcher(
     {
       sql: database.sql,
@@ -83,4 +83,28 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
       await dispatcher.stop(timeoutMs, graceMs);
     },
   };
+}
+
+const REPORT_RETRY_FIRST_MS = 250;
+const REPORT_RETRY_MAX_MS = 10_000;
+
+/**
+ * Records a delivery the mock reports on its own. The mock reports 200 ms after accepting, but the dispatcher
+ * writes a batch's acceptances only once the batch's slowest call has answered (up to the provider timeout), so
+ * the report can arrive before the provider id it names is stored. A real provider retries a webhook we could
+ * not match; so does this, with doubling waits, until `giveUpAt`: a repeat acceptance reports nothing again.
+ */
+function reportMockDelivery(deps: ReportDeps & { logger: Logger }, providerMessageId: string, giveUpAt: number, waitMs: number): void {
+  reportDelivery(deps, { providerMessageId, status: "delivered" }).then(
+    (result) => {
+      if (result.found) return;
+      if (Date.now() + waitMs > giveUpAt) {
+        deps.logger.warn({ provider_message_id: providerMessageId }, "the mock provider's delivery report names no message; dropped");
+        return;
+      }
+      const next = Math.min(waitMs * 2, REPORT_RETRY_MAX_MS);
+      setTimeout(() => reportMockDelivery(deps, providerMessageId, giveUpAt, next), waitMs).unref();
+    },
+    (err: unknown) => deps.logger.warn({ err }, "the mock provider's delivery report could not be recorded"),
+  );
 }
