@@ -50,7 +50,7 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
       metrics,
       logger,
       beforeClaim: async () => {
-        mockSettings = await getMockConfig({ db: database.db, defaults });
+        mockSettings = await getMockConfig({ sql: database.sql, defaults });
       },
     },
     {

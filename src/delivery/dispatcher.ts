@@ -20,7 +20,7 @@ import type { Channel } from "../domain/channel.ts";
 import type { SqlRunner } from "../db/runner.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { type ProviderOutcome, sendWithTimeout } from "../providers/provider.ts";
+import { CallDeadlines, type ProviderOutcome, sendWithTimeout } from "../providers/provider.ts";
 import { ProviderGuard } from "./guard.ts";
 import { type AttemptRecord, type ClaimedJob, claimJobs, type JobResult, queueSample, recordResults, releaseJobs } from "./jobs.ts";
 import type { ProviderRegistry } from "./registry.ts";
@@ -76,6 +76,7 @@ export class Dispatcher {
   readonly holder: string;
   private readonly guards = new Map<string, ProviderGuard>();
   private readonly stopController = new AbortController();
+  private readonly deadlines = new CallDeadlines(this.stopController.signal);
   private readonly leaseMs: number;
   private readonly random: () => number;
   private stopping = false;
@@ -291,7 +292,7 @@ export class Dispatcher {
         provider,
         { id: job.id, channel: job.channel, from: job.from, to: job.to, body: job.body, attachments: job.attachments },
         spec.timeoutMs,
-        this.stopController.signal,
+        this.deadlines,
       );
       const durationMs = performance.now() - t0;
       entry.release(breakerResult(outcome), outcome.kind === "rate_limited" ? outcome.retryAfterMs : undefined);

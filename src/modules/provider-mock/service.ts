@@ -5,7 +5,7 @@ import { AppError } from "../../http/errors.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { type MessagesDeps, receiveMessage, type WriteResult } from "../messages/service.ts";
 import { type MockConfig, type MockConfigInput, mockConfigSchema, type MockReport, NEWER_FIELD_DEFAULTS } from "./model.ts";
-import { readMockConfig, writeMockConfig } from "./repository.ts";
+import { readMockConfigText, writeMockConfig } from "./repository.ts";
 
 export interface ProviderMockDeps {
   db: Database;
@@ -21,10 +21,17 @@ export interface ProviderMockDeps {
  * The mock provider's fault injection as stored in the database, so every instance and the delivery
  * engine read the same values at each dispatch (the older server's PUT changed nothing).
  */
-export async function getMockConfig(deps: Pick<ProviderMockDeps, "db" | "defaults">): Promise<MockConfig> {
-  const stored = mockConfigSchema.safeParse(await readMockConfig(deps.db));
+export async function getMockConfig(deps: Pick<ProviderMockDeps, "sql" | "defaults">): Promise<MockConfig> {
+  const text = await readMockConfigText(deps.sql);
+  if (text === undefined) return { ...NEWER_FIELD_DEFAULTS, ...deps.defaults };
+  if (text === lastParsed.text) return lastParsed.config ?? { ...NEWER_FIELD_DEFAULTS, ...deps.defaults };
+  const stored = mockConfigSchema.safeParse(JSON.parse(text));
+  lastParsed = { text, config: stored.success ? stored.data : undefined };
   return stored.success ? stored.data : { ...NEWER_FIELD_DEFAULTS, ...deps.defaults };
 }
+
+/** The last stored text parsed, so that reading an unchanged config costs one query and no validation. */
+let lastParsed: { text?: string; config: MockConfig | undefined } = { config: undefined };
 
 /** The configured starting point of the fault injection (API_PROVIDER_*), in force until someone PUTs a config. */
 export function mockDefaults(config: {
