@@ -2,10 +2,12 @@
 import m0 from "./0000_init.sql" with { type: "text" };
 import m1 from "./0001_write_receipts.sql" with { type: "text" };
 import m2 from "./0002_delivery.sql" with { type: "text" };
+import m3 from "./0003_hot_updates.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0000_init", sql: m0 },
   { tag: "0001_write_receipts", sql: m1 },
   { tag: "0002_delivery", sql: m2 },
+  { tag: "0003_hot_updates", sql: m3 },
 ];

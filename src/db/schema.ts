@@ -74,8 +74,8 @@ export const messages = pgTable(
 
 /**
  * Outbound messages still to hand to a provider; a row leaves when the message reaches a final state.
- * `run_at` is when the job may next be claimed: a claim moves it to the end of the lease, so one index
- * condition (`run_at <= now()`) finds both new jobs and jobs whose worker vanished (see delivery/jobs.ts).
+ * `run_at` is when the job may next be claimed; `locked_by`/`locked_until` are the lease of the worker that
+ * claimed it (see delivery/jobs.ts).
  */
 export const deliveryJobs = pgTable(
   "delivery_jobs",

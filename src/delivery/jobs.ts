@@ -2,10 +2,11 @@
  * The delivery queue in SQL: claiming due jobs under a lease, and writing a batch of results, each in one
  * statement (one round trip, one implicit transaction). Both run the same on PostgreSQL and the embedded PGlite.
  *
- * A job is due when `run_at <= now()`. A claim moves `run_at` to the end of its lease and records the holder,
- * so one index condition finds both new jobs and jobs whose worker crashed or hung (its lease ran out). A
- * claimed job that still names a holder was claimed before and never got its result written: its provider
- * may already have the message, so it is retried with the same idempotency key and counted as uncertain.
+ * A job is due when `run_at <= now()` and it is not leased (`locked_until` unset or past): jobs whose worker
+ * crashed or hung become claimable again when the lease runs out. A claim sets only the lease columns, which
+ * no index covers, so PostgreSQL can update the row in place (HOT; see migration 0003). A claimed job that
+ * still names a holder was claimed before and never got its result written: its provider may already have
+ * the message, so it is retried with the same idempotency key and counted as uncertain.
  */
 import type { SqlRunner } from "../db/runner.ts";
 import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
@@ -37,14 +38,14 @@ const claimStatement = (byChannel: boolean) => `
   WITH due AS (
     SELECT j.message_id, j.locked_by AS previous_holder, m.status IN ('queued', 'sending') AS live
       FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
-     WHERE j.run_at <= now()
+     WHERE j.run_at <= now() AND (j.locked_until IS NULL OR j.locked_until <= now())
        ${byChannel ? "AND m.channel = ANY($4::text[])" : ""}
      ORDER BY j.run_at
      LIMIT $2
        FOR UPDATE OF j SKIP LOCKED),
   claimed AS (
     UPDATE delivery_jobs j
-       SET locked_by = $1, locked_until = now() + $3::int * interval '1 millisecond', run_at = now() + $3::int * interval '1 millisecond'
+       SET locked_by = $1, locked_until = now() + $3::int * interval '1 millisecond'
       FROM due
      WHERE j.message_id = due.message_id AND due.live
     RETURNING j.message_id, j.attempts, j.created_at, due.previous_holder),
@@ -195,7 +196,8 @@ export async function releaseJobs(sql: SqlRunner, holder: string, ids: readonly 
 export async function queueSample(sql: SqlRunner): Promise<{ depth: number; oldestDueSeconds: number }> {
   const [row] = await sql.query<{ depth: number; oldest: number | null }>(
     `SELECT (SELECT count(*) FROM delivery_jobs)::int AS depth,
-            (SELECT extract(epoch FROM now() - min(run_at)) FROM delivery_jobs WHERE run_at <= now())::float8 AS oldest`,
+            (SELECT extract(epoch FROM now() - min(greatest(run_at, coalesce(locked_until, run_at)))) FROM delivery_jobs
+              WHERE run_at <= now() AND (locked_until IS NULL OR locked_until <= now()))::float8 AS oldest`,
   );
   return { depth: row?.depth ?? 0, oldestDueSeconds: Math.max(0, Number(row?.oldest ?? 0)) };
 }

@@ -3,7 +3,8 @@
 #  1. drain a backlog of N queued messages (seeded with SQL) with 1 and then 2 `serve` processes;
 #  2. at a steady RATE sends/s, the time from the 202 to `sent` (p50, p99), from the rows' timestamps;
 #  3. test/bench/send.sh's wrk send load with delivery on and off, next to pgbench one-row inserts.
-# Usage: test/bench/delivery.sh   (env: BASE_DB_URL, BACKLOG=20000, RATE=500, STEADY_SECONDS=20, DURATION=15s, LOG_LEVEL)
+# Usage: test/bench/delivery.sh   (env: BASE_DB_URL, BACKLOG=20000, RATE=500, STEADY_SECONDS=20, DURATION=15s, LOG_LEVEL,
+#                                  ONLY=drain|steady|load to run one part)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
@@ -75,20 +76,25 @@ drain() { # processes
     sleep 0.2
   done
   psql "$DATABASE_URL" -Atc "
-    SELECT format('%s process(es): %s messages sent in %s s = %s msg/s; attempts %s; processes that delivered: %s',
+    SELECT format('%s process(es): %s messages sent in %s s = %s msg/s; provider calls %s',
       $n, count(*) FILTER (WHERE m.status = 'sent'),
       round(extract(epoch FROM max(m.updated_at) - (SELECT min(started_at) FROM delivery_attempts))::numeric, 2),
       round(count(*) FILTER (WHERE m.status = 'sent') / nullif(extract(epoch FROM max(m.updated_at) - (SELECT min(started_at) FROM delivery_attempts)), 0)),
-      (SELECT count(*) FROM delivery_attempts), '$n')
+      (SELECT count(*) FROM delivery_attempts))
       FROM messages m WHERE m.direction = 'outbound'"
   [ "$queued" = "$BACKLOG" ] || echo "(seeded $queued)"
   stop_all
 }
 
+want() { [ -z "${ONLY:-}" ] || [ "$ONLY" = "$1" ]; }
+
+if want drain; then
 echo "== 1. drain a backlog of $BACKLOG queued messages (LOG_LEVEL=$LOG_LEVEL)"
 drain 1
 drain 2
+fi
 
+if want steady; then
 echo "== 2. steady $RATE sends/s for $STEADY_SECONDS s: time from the 202 to sent"
 fresh_db
 start_serve 18190
@@ -103,7 +109,9 @@ psql "$DATABASE_URL" -Atc "
     count(*) FILTER (WHERE status <> 'sent'))
     FROM (SELECT status, extract(epoch FROM updated_at - created_at) * 1000 AS ms FROM messages WHERE direction = 'outbound') s"
 stop_all
+fi
 
+if want load; then
 echo "== 3. send load (wrk -t2 -c50 -d$DURATION) with delivery on and off, and pgbench on the same server"
 for workers in 2 0; do
   fresh_db
@@ -121,4 +129,5 @@ tps=$(pgbench -n -c 16 -j 2 -T "${DURATION%s}" -f "/tmp/msg-pgbench-$$.sql" "$DA
 rm -f "/tmp/msg-pgbench-$$.sql"
 echo "pgbench one-row inserts: $tps tps"
 awk -v on="$RPS_2" -v off="$RPS_0" -v tps="$tps" 'BEGIN { printf "sends/s / pgbench tps: delivery on %.2f, delivery off %.2f\n", on / tps, off / tps }'
+fi
 rm -f "/tmp/msg-bench-delivery-$$.log"
