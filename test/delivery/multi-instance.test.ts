@@ -2,7 +2,7 @@
 // claim's SKIP LOCKED lease; the provider is handed every message exactly once and both processes do work.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
-import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, keyOf, prepareDatabase, scrapeMetric, waitUntil } from "./binary-fixture.ts";
+import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, keyOf, prepareDatabase, scrapeMetric, sendSms, waitUntil } from "./binary-fixture.ts";
 
 const BACKLOG = 1000;
 const running: ServeProcess[] = [];
@@ -83,4 +83,29 @@ test(`two processes drain a backlog of ${BACKLOG}: each message is handed to the
 
   expect(await a!.stop()).toBe(0);
   expect(await b!.stop()).toBe(0);
+}, 60_000);
+
+test("a send accepted by an API-only instance wakes another instance's workers through NOTIFY, not the poll", async () => {
+  const database = await deliveryDatabase();
+  try {
+    await prepareDatabase(database, { latency_ms: 0 });
+    // The worker instance polls once a minute, so only the notification can make it deliver within seconds.
+    const api = await startServe({ env: deliveryEnv(database.url, { MESSAGING_DELIVERY_WORKERS: "0" }) });
+    running.push(api);
+    const worker = await startServe({ env: deliveryEnv(database.url, { MESSAGING_DELIVERY_WORKERS: "1", MESSAGING_DELIVERY_POLL_MS: "60000" }) });
+    running.push(worker);
+    // Both workers' first claims (at start) found nothing; from now on only a wake-up makes them claim.
+    await Bun.sleep(300);
+    const sentAt = Date.now();
+    const id = await sendSms(api.url);
+    expect(id).toBeDefined();
+    await waitUntil("the message sent", async () => (await database.count(`messages WHERE id = ${id} AND status = 'sent'`)) === 1, 10_000, 20);
+    expect(Date.now() - sentAt).toBeLessThan(5000);
+    expect(await scrapeMetric(worker.url, "messaging_worker_processed_total")).toBe(1);
+    expect(await scrapeMetric(api.url, "messaging_worker_processed_total")).toBe(0);
+    expect(await api.stop()).toBe(0);
+    expect(await worker.stop()).toBe(0);
+  } finally {
+    await database.close();
+  }
 }, 60_000);
