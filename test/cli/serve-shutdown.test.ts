@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
+import { ensureBinary, killAll, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 1500;
@@ -171,13 +171,7 @@ function embeddedTarget(): Target {
 
 beforeAll(ensureBinary, 180_000);
 afterAll(async () => {
-  for (const s of running) {
-    try {
-      process.kill(s.pid, "SIGKILL");
-    } catch {
-      // already exited
-    }
-  }
+  killAll(running);
   await pg?.drop();
   for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
 });

@@ -1,7 +1,7 @@
 // End to end: the compiled `messaging serve` killed while it delivers loses no acknowledged message and has the
 // provider accept none twice; stopped gracefully, it gives its claimed jobs back so a restart delivers at once.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
+import { ensureBinary, killAll, type ServeProcess, startServe } from "../helpers/binary.ts";
 import {
   type DeliveryDatabase,
   deliveryDatabase,
@@ -31,13 +31,7 @@ async function freshDatabase(): Promise<DeliveryDatabase> {
 
 beforeAll(ensureBinary, 180_000);
 afterAll(async () => {
-  for (const s of running) {
-    try {
-      process.kill(s.pid, "SIGKILL");
-    } catch {
-      // already exited
-    }
-  }
+  killAll(running);
   for (const db of databases) await db.close();
 });
 

@@ -1,6 +1,7 @@
 // End to end: the compiled `messaging serve` delivering through the real mock provider (SPEC §7) on fresh
 // PostgreSQL databases. Faults come only from the mock's runtime config, as an operator would inject them;
 // the checks read the API, /metrics and the database the way an operator would.
+import type { MockSettings } from "../../src/providers/mock.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,14 +22,7 @@ const BASE_ENV = {
 };
 
 /** The body of `PUT /api/provider/mock/config`. */
-interface MockConfig {
-  timeout_pct: number;
-  error_pct: number;
-  ratelimit_pct: number;
-  seed: number | null;
-  latency_ms: number;
-  delivery_report_pct: number;
-}
+type MockConfig = MockSettings;
 
 /** No faults: every call is accepted at once. */
 const HEALTHY: MockConfig = { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: null, latency_ms: 0, delivery_report_pct: 0 };

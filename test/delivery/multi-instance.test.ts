@@ -1,7 +1,7 @@
 // End to end: two compiled `messaging serve` processes on one PostgreSQL database share a backlog through the
 // claim's SKIP LOCKED lease; the provider is handed every message exactly once and both processes do work.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
+import { ensureBinary, killAll, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, keyOf, prepareDatabase, scrapeMetric, sendSms, waitUntil } from "./binary-fixture.ts";
 
 const BACKLOG = 1000;
@@ -10,13 +10,7 @@ let db: DeliveryDatabase | undefined;
 
 beforeAll(ensureBinary, 180_000);
 afterAll(async () => {
-  for (const s of running) {
-    try {
-      process.kill(s.pid, "SIGKILL");
-    } catch {
-      // already exited
-    }
-  }
+  killAll(running);
   await db?.close();
 });
 

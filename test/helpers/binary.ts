@@ -147,3 +147,14 @@ function listeningPort(stdout: string): number | undefined {
   }
   return undefined;
 }
+
+/** SIGKILLs every process of `processes` still running (an afterAll's last resort; a test stops its own cleanly). */
+export function killAll(processes: readonly { pid: number }[]): void {
+  for (const p of processes) {
+    try {
+      process.kill(p.pid, "SIGKILL");
+    } catch {
+      // already exited
+    }
+  }
+}
