@@ -1,12 +1,12 @@
 // End to end: the compiled `messaging serve` delivering through the real mock provider (SPEC §7) on fresh
 // PostgreSQL databases. Faults come only from the mock's runtime config, as an operator would inject them;
 // the checks read the API, /metrics and the database the way an operator would.
-import type { MockSettings } from "../../src/providers/mock.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
+import type { MockSettings } from "../../src/providers/mock.ts";
 import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { metricValue } from "../helpers/messaging.ts";
