@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { VERSION } from "../src/version.ts";
 import { checkCommand } from "./commands/check.ts";
+import { keysCommand } from "./commands/keys.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { notBuiltCommands } from "./commands/not-built.ts";
 import { serveCommand } from "./commands/serve.ts";
@@ -18,6 +19,7 @@ const program = new Command("messaging")
 serveCommand(program);
 migrateCommand(program);
 checkCommand(program);
+keysCommand(program);
 notBuiltCommands(program);
 
 await program.parseAsync(process.argv);

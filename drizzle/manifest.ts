@@ -3,6 +3,7 @@ import m0 from "./0000_init.sql" with { type: "text" };
 import m1 from "./0001_write_receipts.sql" with { type: "text" };
 import m2 from "./0002_delivery.sql" with { type: "text" };
 import m3 from "./0003_hot_updates.sql" with { type: "text" };
+import m4 from "./0004_api_keys.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
@@ -10,4 +11,5 @@ export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0001_write_receipts", sql: m1 },
   { tag: "0002_delivery", sql: m2 },
   { tag: "0003_hot_updates", sql: m3 },
+  { tag: "0004_api_keys", sql: m4 },
 ];

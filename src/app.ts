@@ -3,7 +3,7 @@ import type { Config } from "./config/index.ts";
 import type { DatabaseHandle } from "./db/client.ts";
 import { TokenBuckets } from "./domain/token-bucket.ts";
 import { apiDocs, DOCS_PATH } from "./http/api-docs.ts";
-import { auth } from "./http/auth.ts";
+import { auth, isLoopbackHost, routeRequirement } from "./http/auth.ts";
 import { errorHandler } from "./http/error-handler.ts";
 import { jsonBody } from "./http/json-body.ts";
 import { ipRateLimit } from "./http/rate-limit.ts";
@@ -20,6 +20,7 @@ import { mockDefaults } from "./modules/provider-mock/service.ts";
 import { webhooksModule } from "./modules/webhooks/index.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
+import { ApiKeyVerifier } from "./security/api-keys.ts";
 
 export interface AppDeps {
   config: Config;
@@ -34,7 +35,6 @@ export interface AppDeps {
 }
 
 const isApi = (path: string) => path.startsWith("/api/");
-const isWebhook = (path: string) => path.startsWith("/api/webhooks/");
 
 /** The whole HTTP API without a listener: `serve` and the tests both build it here. */
 export function createApp(deps: AppDeps) {
@@ -59,8 +59,16 @@ export function createApp(deps: AppDeps) {
     .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH }))
     .use(errorHandler({ logger, metrics, routes: () => routeTable() }))
     .use(ipRateLimit({ perMinute: config.rateLimitPerIpPerMin, trustedProxies: config.trustedProxies, metrics, applies: isApi }))
+    .use(
+      auth({
+        mode: config.auth,
+        verifier: new ApiKeyVerifier(database.sql, { onTouchError: (err) => logger.warn({ err }, "could not record an API key's last use") }),
+        requirement: routeRequirement(config.opsAuth === "on" || (config.opsAuth === "auto" && !isLoopbackHost(config.host)), DOCS_PATH),
+        clientOf: (request, server) => server?.requestIP(request)?.address ?? "local",
+        onFailure: (reason) => metrics.authFailures.inc({ reason }),
+      }),
+    )
     .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing, skipAccept }))
-    .use(auth({ mode: config.auth, protects: (path) => isApi(path) && !isWebhook(path) }))
     .use(apiDocs({ version: deps.version }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))

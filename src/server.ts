@@ -5,6 +5,7 @@ import { configuredTimeouts, type DatabaseHandle, openDatabase } from "./db/clie
 import { scheduleReceiptPurge } from "./db/write-fence.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
 import { createDelivery } from "./delivery-wiring.ts";
+import { createFirstApiKey } from "./security/api-keys.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createMetrics } from "./observability/metrics.ts";
@@ -61,6 +62,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     throw err;
   }
 
+  await announceAuth(config, database, logger);
   const metrics = createMetrics({ version: VERSION });
   const stopPurge = scheduleIdempotencyPurge(database.sql, (result) => {
     if ("error" in result) logger.warn({ err: result.error }, "idempotency key purge failed");
@@ -130,6 +132,33 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const stopBoundMs = config.shutdownTimeoutMs + ANSWER_GRACE_MS + 500 + DATABASE_CLOSE_BOUND_MS;
 
   return { url, port: server.port!, database, stop, stopBoundMs };
+}
+
+/**
+ * With auth on and no key ever made, makes the first one so that the first run stays one command, and prints
+ * it once to stderr (never to the log). With auth off, says so in the log.
+ */
+async function announceAuth(config: Config, database: DatabaseHandle, logger: Logger): Promise<void> {
+  if (config.auth === "off") {
+    logger.warn("MESSAGING_AUTH=off: /api routes accept requests without an API key; use this only for local development");
+    return;
+  }
+  const first = await createFirstApiKey(database.sql);
+  if (!first) return;
+  logger.info({ key_id: first.id, prefix: first.prefix }, "no API key existed: created the first one (printed once on stderr)");
+  process.stderr.write(
+    [
+      "",
+      "messaging: no API key existed, so one was created with every scope. It is shown this once and never again:",
+      "",
+      `  ${first.key}`,
+      "",
+      "Send it as `Authorization: Bearer <key>`. Make more with `messaging keys create --name NAME`,",
+      "list them with `messaging keys list` and revoke one with `messaging keys revoke ID`.",
+      "",
+      "",
+    ].join("\n"),
+  );
 }
 
 async function prepareSchema(database: DatabaseHandle, autoMigrate: boolean, logger: Logger): Promise<void> {

@@ -126,6 +126,23 @@ export const mockProviderSends = pgTable("mock_provider_sends", {
   createdAt: createdAt(),
 });
 
+/**
+ * API keys (SPEC §8). Only a hash of each key's secret is kept; `prefix` is the public part of the key
+ * (`msg_<prefix>_<secret>`), unique, by which a presented key is looked up.
+ */
+export const apiKeys = pgTable("api_keys", {
+  id: uuid("id").primaryKey(),
+  name: text("name").notNull(),
+  prefix: text("prefix").notNull().unique(),
+  /** SHA-256 of the secret part, hex (see security/api-keys.ts for why a fast hash is right here). */
+  secretHash: text("secret_hash").notNull(),
+  scopes: jsonb("scopes").$type<string[]>().notNull(),
+  createdAt: createdAt(),
+  lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
+  expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }),
+  revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
+});
+
 /** Stored responses of requests that carried an Idempotency-Key, per (API key, route) scope. */
 export const idempotencyKeys = pgTable(
   "idempotency_keys",

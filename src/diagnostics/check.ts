@@ -36,6 +36,8 @@ function insecureSettings(config: Config): CheckResult[] {
   const out: CheckResult[] = [];
   if (config.auth === "off") {
     out.push({ name: "auth", level: "warn", message: "MESSAGING_AUTH=off: /api routes accept requests without an API key" });
+  } else {
+    out.push({ name: "auth", level: "ok", message: "/api routes need an API key (`messaging keys list` shows them)" });
   }
   if (!config.securityHeadersEnabled) {
     out.push({ name: "security-headers", level: "warn", message: "SECURITY_HEADERS_ENABLED=false: responses lack the security headers" });

@@ -1,7 +1,8 @@
 import { Elysia } from "elysia";
+import type { ApiKeyVerifier, Scope } from "../security/api-keys.ts";
 import { AppError } from "./errors.ts";
 
-/** Who is calling; idempotency keys and, later, rate limits and queries are scoped by it. */
+/** Who is calling; idempotency keys are scoped by it (the API key's id, or `anonymous` with auth off). */
 export interface Principal {
   id: string;
 }
@@ -14,20 +15,98 @@ export function principalOf(request: Request): Principal {
   return principals.get(request) ?? ANONYMOUS;
 }
 
+/** Counts failed authentications per client; a client over its limit is refused even with a good key. */
+export interface AuthFailureCounter {
+  check(client: string, nowMs: number): { blocked: boolean; retryAfterSecs: number };
+  recordFailure(client: string, nowMs: number): void;
+}
+
+export interface AuthOptions {
+  mode: "on" | "off";
+  verifier: ApiKeyVerifier;
+  /** The scope a request needs, `"any"` for any valid key, or null when the path is open. */
+  requirement: (method: string, path: string) => Scope | "any" | null;
+  /** The client as the rate limit sees it (socket address, or the trusted proxies' forwarded hop). */
+  clientOf: (request: Request, server: { requestIP(r: Request): { address: string } | null } | null) => string;
+  failures?: AuthFailureCounter;
+  onFailure?: (reason: "missing" | "invalid" | "scope" | "throttled") => void;
+}
+
+/** One message for every kind of bad key, so the answer never tells an attacker which it was. */
+const unauthorized = () =>
+  new AppError("unauthorized", "a valid API key is required: send Authorization: Bearer <key>", {
+    headers: { "www-authenticate": "Bearer" },
+  });
+
+/** Longest Authorization header looked at; a key is 58 characters, anything far longer is not one. */
+const MAX_AUTHORIZATION_LENGTH = 512;
+
 /**
- * The auth slot of SPEC §8. With `MESSAGING_AUTH=off` every caller is anonymous. With `on`, /api routes
- * other than webhooks need `Authorization: Bearer <key>`; the key store (hashed keys, `messaging keys`)
- * arrives with the API-key issue, so until then no key is valid and such requests get 401.
+ * API-key authentication (SPEC §8) in `onRequest`, before anything else reads the request: no body is parsed,
+ * validated or charged to a sender for a caller that has not shown a key, so an unauthenticated request learns
+ * nothing but 401 (not which bodies or routes exist). Missing, malformed, unknown, wrong, expired or revoked
+ * keys all get the same 401 with `WWW-Authenticate: Bearer`; a key without the route's scope gets 403. A client
+ * with too many recent failures gets 429 with `Retry-After`, even with a good key, until its count decays.
  */
-export function auth(options: { mode: "on" | "off"; protects: (path: string) => boolean }) {
-  return new Elysia({ name: "auth" }).onBeforeHandle({ as: "global" }, function authenticate({ request, path }) {
-    if (options.mode === "off" || !options.protects(path)) return;
-    const header = request.headers.get("authorization");
-    if (!header?.toLowerCase().startsWith("bearer ")) {
-      throw new AppError("unauthorized", "missing API key: send Authorization: Bearer <key>", {
-        headers: { "www-authenticate": "Bearer" },
+export function auth(options: AuthOptions) {
+  return new Elysia({ name: "auth" }).onRequest(async function authenticate({ request, server }) {
+    if (options.mode === "off") return;
+    const path = pathOf(request.url);
+    const needed = options.requirement(request.method, path);
+    if (needed === null) return;
+    const client = options.clientOf(request, server);
+    const now = Date.now();
+    const throttle = options.failures?.check(client, now);
+    if (throttle?.blocked) {
+      options.onFailure?.("throttled");
+      throw new AppError("rate_limited", `too many failed authentications from this client; retry in ${throttle.retryAfterSecs} s`, {
+        headers: { "retry-after": String(throttle.retryAfterSecs) },
       });
     }
-    throw new AppError("unauthorized", "invalid API key", { headers: { "www-authenticate": "Bearer" } });
+    const header = request.headers.get("authorization");
+    const presented = header && header.length <= MAX_AUTHORIZATION_LENGTH ? /^Bearer +(\S+) *$/i.exec(header)?.[1] : undefined;
+    const principal = presented ? await options.verifier.verify(presented) : null;
+    if (!principal) {
+      options.failures?.recordFailure(client, now);
+      options.onFailure?.(presented ? "invalid" : "missing");
+      throw unauthorized();
+    }
+    if (needed !== "any" && !principal.scopes.has(needed)) {
+      options.onFailure?.("scope");
+      throw new AppError("forbidden", `this API key lacks the ${needed} scope`);
+    }
+    principals.set(request, { id: principal.id });
   });
+}
+
+/**
+ * What each path needs (SPEC §8): sends need `send`, other GETs under /api `read`, the mock provider's routes
+ * `admin`; webhooks are open (they are signed instead). Any other path under /api, known or not, needs a key,
+ * so an unknown route answers 401 rather than revealing that it does not exist. /metrics and the API reference
+ * need any valid key when `opsNeedKey`, and are open otherwise.
+ */
+export function routeRequirement(opsNeedKey: boolean, docsPath: string) {
+  return (method: string, path: string): Scope | "any" | null => {
+    if (path.startsWith("/api/")) {
+      if (path.startsWith("/api/webhooks/")) return null;
+      if (path.startsWith("/api/provider/")) return "admin";
+      if (method === "POST" && path.startsWith("/api/messages/")) return "send";
+      return method === "GET" || method === "HEAD" ? "read" : "any";
+    }
+    if (path === "/metrics" || path === "/openapi.json" || path === docsPath || path.startsWith(`${docsPath}/`)) {
+      return opsNeedKey ? "any" : null;
+    }
+    return null;
+  };
+}
+
+/** True for a bind address only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const query = url.indexOf("?", start);
+  return query === -1 ? url.slice(start) : url.slice(start, query);
 }

@@ -139,6 +139,12 @@ export function createMetrics(info: { version: string }) {
       labelNames: ["provider", "to"],
       registers: [registry],
     }),
+    authFailures: new Counter({
+      name: "messaging_auth_failures_total",
+      help: "Requests refused by API-key authentication, by reason (missing, invalid, scope, throttled)",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
     messagesStatus: new Counter({
       name: "messaging_messages_status_total",
       help: "Outbound status changes written by this process (delivery and delivery reports), by the status entered",

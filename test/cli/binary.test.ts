@@ -57,7 +57,7 @@ describe("messaging --help and --version", () => {
 });
 
 describe("commands not built yet", () => {
-  test.each(["keys", "creds", "selftest"])("`%s` says it is not built yet and exits 2 instead of pretending", async (command) => {
+  test.each(["creds", "selftest"])("`%s` says it is not built yet and exits 2 instead of pretending", async (command) => {
     const r = await runBinary([command, "list"], { cwd: emptyDir() });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain(`\`${command}\` is not built yet`);
@@ -155,7 +155,8 @@ describe("against PostgreSQL (DATABASE_URL)", () => {
     expect(report.ok).toBe(true);
     expect(report.checks).toContainEqual(expect.objectContaining({ name: "database", level: "ok" }));
     expect(report.checks).toContainEqual(expect.objectContaining({ name: "migrations", level: "ok" }));
-    expect(report.checks).toContainEqual(expect.objectContaining({ name: "auth", level: "warn" }));
+    // Auth is on by default.
+    expect(report.checks).toContainEqual(expect.objectContaining({ name: "auth", level: "ok" }));
     expect(r.stdout).not.toContain("not-needed-by-trust-auth");
   });
 

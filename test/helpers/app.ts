@@ -17,11 +17,12 @@ import { VERSION } from "../../src/version.ts";
 import { createEmbeddedTestDatabase, createTestDatabase } from "./database.ts";
 
 /**
- * A complete, validated Config as `serve` would get it from an empty environment, with logs silenced.
- * Overrides are typed settings (`{ maxBodyBytes: 2048 }`) and go through the same schema as flags do.
+ * A complete, validated Config as `serve` would get it from an empty environment, with logs silenced and
+ * API-key auth off (the auth tests turn it on with `{ auth: "on" }`). Overrides are typed settings
+ * (`{ maxBodyBytes: 2048 }`) and go through the same schema as flags do.
  */
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  return loadConfig({ env: { LOG_LEVEL: "silent" }, flags: overrides as Record<string, unknown> });
+  return loadConfig({ env: { LOG_LEVEL: "silent", MESSAGING_AUTH: "off" }, flags: overrides as Record<string, unknown> });
 }
 
 /** A logger whose JSON lines are kept in memory; `lines()` parses them. */

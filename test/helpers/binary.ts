@@ -89,11 +89,14 @@ export interface ServeProcess {
 
 /**
  * Starts `messaging serve` on 127.0.0.1 and a free port, and resolves once its "messaging listening" log
- * line (which carries the port) appears. Rejects with the output if the process exits first.
+ * line (which carries the port) appears. Rejects with the output if the process exits first. API-key auth is
+ * off unless `env` sets `MESSAGING_AUTH` (the auth tests do); `unset` removes variables the defaults set, to
+ * run with the service's own default.
  */
-export async function startServe(options: RunOptions & { args?: string[] }): Promise<ServeProcess> {
+export async function startServe(options: RunOptions & { args?: string[]; unset?: string[] }): Promise<ServeProcess> {
   const cwd = options.cwd ?? (processEnv().TMPDIR || "/tmp");
-  const env = baseEnv({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", ...options.env }, cwd);
+  const env = baseEnv({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", MESSAGING_AUTH: "off", ...options.env }, cwd);
+  for (const name of options.unset ?? []) delete env[name];
   const proc = Bun.spawn([BINARY, "serve", ...(options.args ?? [])], { cwd, env, stdout: "pipe", stderr: "pipe" });
   let out = "";
   let err = "";
