@@ -33,7 +33,7 @@ export interface IpRateLimitOptions {
 
 /**
  * The socket peer of a request: `"local"` when there is no socket (`app.handle` in tests, which then all
- * share one client). Untrusted peers never reach `X-Forwarded-For`, so "local" is never a proxy.
+ * share one client). "local" is not an IP, so it is never a trusted proxy and its X-Forwarded-For is ignored.
  */
 export function peerAddress(request: Request, server: { requestIP(request: Request): { address: string } | null } | null): string {
   return server?.requestIP(request)?.address ?? "local";
