@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DEFAULT_ROUTES, parseRates, parseRoutes } from "../domain/provider-routes.ts";
+import { parseProxyRange } from "../security/client-address.ts";
 
 /**
  * Every setting of `messaging`, in one table: its key in the typed config, the environment variable
@@ -39,6 +40,15 @@ const list = () =>
     (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : v),
     z.array(z.string().min(1), { error: "must be a comma-separated list" }),
   );
+
+/** Addresses and CIDR ranges; the first unusable entry is named, so the error is one clear line. */
+const proxyRanges = () =>
+  list().superRefine((entries, ctx) => {
+    for (const entry of entries) {
+      const range = parseProxyRange(entry);
+      if (typeof range === "string") return ctx.addIssue({ code: "custom", message: range });
+    }
+  });
 
 const postgresUrl = () =>
   z
@@ -92,7 +102,7 @@ export const SETTINGS = [
   { key: "requestBodyTimeoutMs", env: "MESSAGING_REQUEST_BODY_TIMEOUT_MS", schema: integer(100, 600000), default: 10000, description: "How long a request body may take to arrive in full before the answer is 408 and the connection is closed" },
   { key: "publicUrl", env: "MESSAGING_PUBLIC_URL", schema: absoluteUrl().optional(), description: "Public base URL of the service (an https URL turns HSTS on by default)" },
   { key: "hsts", env: "MESSAGING_HSTS", schema: boolean().optional(), description: "Send Strict-Transport-Security (default: on when the public URL is https)" },
-  { key: "trustedProxies", env: "MESSAGING_TRUSTED_PROXIES", schema: list(), default: [], description: "Peer addresses whose X-Forwarded-For is believed for rate limiting" },
+  { key: "trustedProxies", env: "MESSAGING_TRUSTED_PROXIES", schema: proxyRanges(), default: [], description: "Proxies (addresses or CIDR ranges such as `10.0.0.0/8`, `fd00::/8`) whose X-Forwarded-For is believed: the client is the right-most hop that is not one of them" },
   { key: "idempotencyTtlHours", env: "MESSAGING_IDEMPOTENCY_TTL_HOURS", schema: integer(24, 720), default: 24, description: "How long Idempotency-Key responses are kept" },
   { key: "writeOutcomeTimeoutMs", env: "MESSAGING_WRITE_OUTCOME_TIMEOUT_MS", schema: integer(100, 60000), default: 5000, description: "After a lost database connection, how long a write may spend learning whether it committed before answering 503 outcome_unknown" },
   { key: "sendQueueLimit", env: "MESSAGING_SEND_QUEUE_LIMIT", schema: integer(1, 1_000_000), default: 10000, description: "Unkeyed sends waiting for their group commit; past it a send is refused at once with 503 (backpressure)" },
@@ -102,6 +112,8 @@ export const SETTINGS = [
   { key: "maxAttachments", env: "API_MAX_ATTACHMENTS", schema: integer(0, 100), default: 8, description: "Most attachments on one message" },
   { key: "rateLimitPerIpPerMin", env: "API_RATE_LIMIT_PER_IP_PER_MIN", schema: integer(1, 10_000_000), default: 120, description: "Requests per minute per client IP (token bucket, burst equal to the limit; per process)" },
   { key: "rateLimitPerSenderPerMin", env: "API_RATE_LIMIT_PER_SENDER_PER_MIN", schema: integer(1, 10_000_000), default: 60, description: "Sends per minute per normalized sender address (per process)" },
+  { key: "authFailureLimit", env: "MESSAGING_AUTH_FAILURE_LIMIT", schema: integer(1, 1_000_000), default: 10, description: "Failed authentications from one client IP within the window after which it is answered 429 (even with a correct key) until the window passes (per process)" },
+  { key: "authFailureWindowSecs", env: "MESSAGING_AUTH_FAILURE_WINDOW_SECS", schema: integer(1, 86400), default: 300, description: "Window of the auth-failure limit: remembered failures decay linearly to none over it, and a blocked client waits it out" },
   { key: "deliveryWorkers", env: "MESSAGING_DELIVERY_WORKERS", schema: integer(0, 64), default: 2, description: "Delivery worker loops in this process (each claims a batch, calls providers, writes results); 0 makes an API-only instance" },
   { key: "deliveryBatchSize", env: "MESSAGING_DELIVERY_BATCH_SIZE", schema: integer(1, 1000), default: 200, description: "Most delivery jobs one worker claims at a time" },
   { key: "deliveryPollMs", env: "MESSAGING_DELIVERY_POLL_MS", schema: integer(10, 60000), default: 500, description: "How often an idle worker looks for due jobs when no send woke it" },

@@ -26,7 +26,7 @@ export class TokenBuckets {
   }
 
   take(key: string, nowMs: number): BucketDecision {
-    const bucket = this.buckets.get(key) ?? this.admit(key, nowMs);
+    const bucket = this.touch(key) ?? this.admit(key, nowMs);
     bucket.tokens = Math.min(this.perMinute, bucket.tokens + (nowMs - bucket.at) * this.ratePerMs);
     bucket.at = nowMs;
     const allowed = bucket.tokens >= 1;
@@ -40,18 +40,43 @@ export class TokenBuckets {
     };
   }
 
+  /** Buckets held now; never more than `maxKeys`. */
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /** The key's bucket, moved to the end of the map: iteration order is then least recently used first. */
+  private touch(key: string) {
+    const bucket = this.buckets.get(key);
+    if (bucket) {
+      this.buckets.delete(key);
+      this.buckets.set(key, bucket);
+    }
+    return bucket;
+  }
+
   private admit(key: string, nowMs: number) {
-    if (this.buckets.size >= this.maxKeys) this.forgetFull(nowMs);
+    if (this.buckets.size >= this.maxKeys) this.makeRoom(nowMs);
     const bucket = { tokens: this.perMinute, at: nowMs };
     this.buckets.set(key, bucket);
     return bucket;
   }
 
-  /** A bucket that has refilled completely carries no information; dropping it bounds memory. */
-  private forgetFull(nowMs: number): void {
+  /**
+   * A bucket that has refilled completely carries no information, so those go first. If that frees less
+   * than a tenth of the map (a flood of fresh keys), the least recently used go until a tenth is free:
+   * they are the nearest to full, and the clients still hammering keep their empty buckets, where
+   * clearing the whole map would hand every one of them a full budget. Freeing a tenth at a time keeps
+   * the O(n) scan to once per maxKeys/10 admissions.
+   */
+  private makeRoom(nowMs: number): void {
     for (const [key, b] of this.buckets) {
       if (b.tokens + (nowMs - b.at) * this.ratePerMs >= this.perMinute) this.buckets.delete(key);
     }
-    if (this.buckets.size >= this.maxKeys) this.buckets.clear();
+    const target = this.maxKeys - Math.max(1, Math.floor(this.maxKeys / 10));
+    for (const key of this.buckets.keys()) {
+      if (this.buckets.size <= target) break;
+      this.buckets.delete(key);
+    }
   }
 }

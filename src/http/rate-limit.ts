@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import type { BucketDecision } from "../domain/token-bucket.ts";
 import { TokenBuckets } from "../domain/token-bucket.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { clientAddress, TrustedProxies } from "../security/client-address.ts";
 import { AppError } from "./errors.ts";
 
 /** RateLimit-* headers of the IETF draft, and Retry-After on refusal. */
@@ -23,24 +24,33 @@ export function rateLimited(d: BucketDecision, what: string): AppError {
 
 export interface IpRateLimitOptions {
   perMinute: number;
-  trustedProxies: string[];
+  /** `MESSAGING_TRUSTED_PROXIES`: addresses and CIDR ranges, already validated by the settings schema. */
+  trustedProxies: readonly string[];
   metrics: Metrics;
   /** Which paths are limited (the API; probes and metrics are not). */
   applies: (path: string) => boolean;
 }
 
 /**
- * Per-client-IP token bucket (SPEC §8), keyed by the socket address, or by the first X-Forwarded-For hop
- * when the peer is a configured trusted proxy. Per process: N instances allow N × the limit in total.
+ * The socket peer of a request: `"local"` when there is no socket (`app.handle` in tests, which then all
+ * share one client). "local" is not an IP, so it is never a trusted proxy and its X-Forwarded-For is ignored.
+ */
+export function peerAddress(request: Request, server: { requestIP(request: Request): { address: string } | null } | null): string {
+  return server?.requestIP(request)?.address ?? "local";
+}
+
+/**
+ * Per-client-IP token bucket (SPEC §8), keyed by `clientAddress`: the socket address, or the right-most
+ * untrusted X-Forwarded-For hop when the peer is a trusted proxy. Per process: N instances allow N × the
+ * limit in total.
  */
 export function ipRateLimit(options: IpRateLimitOptions) {
   const buckets = new TokenBuckets(options.perMinute);
-  const trusted = new Set(options.trustedProxies);
+  const trusted = new TrustedProxies(options.trustedProxies);
   return new Elysia({ name: "ip-rate-limit" }).onRequest(function limitByIp({ request, server, set }) {
     const path = pathOf(request.url);
     if (!options.applies(path)) return;
-    const peer = server?.requestIP(request)?.address ?? "local";
-    const client = trusted.has(peer) ? forwardedClient(request, trusted) ?? peer : peer;
+    const client = clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trusted);
     const decision = buckets.take(client, Date.now());
     if (!decision.allowed) {
       options.metrics.rateLimited.inc({ limit: "ip" });
@@ -50,13 +60,6 @@ export function ipRateLimit(options: IpRateLimitOptions) {
     set.headers["ratelimit-remaining"] = String(decision.remaining);
     set.headers["ratelimit-reset"] = String(decision.resetSeconds);
   });
-}
-
-/** The nearest hop that is not one of our proxies: earlier hops are whatever the client chose to write. */
-function forwardedClient(request: Request, trusted: Set<string>): string | undefined {
-  const hops = (request.headers.get("x-forwarded-for") ?? "").split(",").map((h) => h.trim()).filter(Boolean);
-  for (let i = hops.length - 1; i >= 0; i--) if (!trusted.has(hops[i]!)) return hops[i];
-  return undefined;
 }
 
 function pathOf(url: string): string {

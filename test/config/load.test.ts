@@ -112,8 +112,8 @@ describe("config files", () => {
   });
 
   test("file values may also be strings, parsed like environment values", () => {
-    const config = loadConfig({ configFile: configFile("json", { port: "9002", security_headers_enabled: "off", trusted_proxies: "a, b" }) });
-    expect(config).toMatchObject({ port: 9002, securityHeadersEnabled: false, trustedProxies: ["a", "b"] });
+    const config = loadConfig({ configFile: configFile("json", { port: "9002", security_headers_enabled: "off", trusted_proxies: "10.0.0.1, fd00::/8" }) });
+    expect(config).toMatchObject({ port: 9002, securityHeadersEnabled: false, trustedProxies: ["10.0.0.1", "fd00::/8"] });
   });
 
   test.each([

@@ -94,7 +94,7 @@ describe("retryAfter and reset", () => {
 });
 
 describe("memory bound (maxKeys)", () => {
-  const size = (b: TokenBuckets) => (b as unknown as { buckets: Map<string, unknown> }).buckets.size;
+  const size = (b: TokenBuckets) => b.size;
 
   test("at maxKeys, admitting a new key forgets the buckets that have refilled, and keeps the others", () => {
     const b = new TokenBuckets(60, 2);
@@ -108,7 +108,20 @@ describe("memory bound (maxKeys)", () => {
     expect(b.take("drained", 1000).allowed).toBe(false);
   });
 
-  test("never holds more than maxKeys buckets, even when none is full (the map is cleared)", () => {
+  test("when none is full, the least recently used are forgotten and the recently used keep their state", () => {
+    const b = new TokenBuckets(60, 10);
+    for (let i = 0; i < 10; i++) drain(b, `k${i}`, 60, 0);
+    expect(b.take("k0", 0).allowed).toBe(false); // k0 is now the most recently used
+    b.take("new", 0);
+    expect(b.size).toBe(10);
+    // k1 was the least recently used: forgotten, so it starts again with a full bucket.
+    expect(b.take("k1", 0).allowed).toBe(true);
+    expect(b.take("k1", 0).remaining).toBe(58);
+    // k0 kept its empty bucket.
+    expect(b.take("k0", 0).allowed).toBe(false);
+  });
+
+  test("never holds more than maxKeys buckets, even when none is full", () => {
     const b = new TokenBuckets(60, 3);
     for (const key of ["a", "b", "c", "d", "e", "f", "g"]) {
       drain(b, key, 60, 0);
