@@ -5,6 +5,7 @@ import { checkCommand } from "./commands/check.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { notBuiltCommands } from "./commands/not-built.ts";
 import { serveCommand } from "./commands/serve.ts";
+import { webhooksCommand } from "./commands/webhooks.ts";
 import { EXIT } from "./exit.ts";
 
 /** The `messaging` executable: the API server and the admin commands in one program. */
@@ -18,6 +19,7 @@ const program = new Command("messaging")
 serveCommand(program);
 migrateCommand(program);
 checkCommand(program);
+webhooksCommand(program);
 notBuiltCommands(program);
 
 await program.parseAsync(process.argv);

@@ -9,6 +9,7 @@ import { jsonBody } from "./http/json-body.ts";
 import { ipRateLimit } from "./http/rate-limit.ts";
 import { requestContext } from "./http/request-context.ts";
 import { securityHeaders } from "./http/security-headers.ts";
+import { webhookSignature } from "./http/webhook-signature.ts";
 import { conversationsModule } from "./modules/conversations/index.ts";
 import { conversationsDeps } from "./modules/conversations/service.ts";
 import { healthModule } from "./modules/health/index.ts";
@@ -35,6 +36,8 @@ export interface AppDeps {
 
 const isApi = (path: string) => path.startsWith("/api/");
 const isWebhook = (path: string) => path.startsWith("/api/webhooks/");
+/** Where inbound messages enter: the signed routes of SPEC §8 (a trailing slash routes to the same handler). */
+const isSignedInbound = (path: string) => isWebhook(path) || path.replace(/\/+$/, "") === "/api/provider/mock/inbound";
 
 /** The whole HTTP API without a listener: `serve` and the tests both build it here. */
 export function createApp(deps: AppDeps) {
@@ -59,6 +62,7 @@ export function createApp(deps: AppDeps) {
     .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH }))
     .use(errorHandler({ logger, metrics, routes: () => routeTable() }))
     .use(ipRateLimit({ perMinute: config.rateLimitPerIpPerMin, trustedProxies: config.trustedProxies, metrics, applies: isApi }))
+    .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
     .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing, skipAccept }))
     .use(auth({ mode: config.auth, protects: (path) => isApi(path) && !isWebhook(path) }))
     .use(apiDocs({ version: deps.version }))

@@ -37,6 +37,13 @@ function insecureSettings(config: Config): CheckResult[] {
   if (config.auth === "off") {
     out.push({ name: "auth", level: "warn", message: "MESSAGING_AUTH=off: /api routes accept requests without an API key" });
   }
+  if (config.webhookSecrets.length === 0) {
+    out.push({
+      name: "webhook-signatures",
+      level: "warn",
+      message: "MESSAGING_WEBHOOK_SECRETS is not set: /api/webhooks/* and /api/provider/mock/inbound accept unsigned requests",
+    });
+  }
   if (!config.securityHeadersEnabled) {
     out.push({ name: "security-headers", level: "warn", message: "SECURITY_HEADERS_ENABLED=false: responses lack the security headers" });
   }
