@@ -156,7 +156,7 @@ describe("verifyWebhookSignature refuses", () => {
     const flipped = header.slice(0, -1) + (Number.parseInt(lastHexDigit, 16) ^ 1).toString(16);
     expect(verify(flipped)).toEqual({ ok: false, reason: "mismatch" });
     const body = BODY.slice();
-    body[body.length - 2] ^= 1;
+    body[body.length - 2]! ^= 1;
     expect(verify(header, body)).toEqual({ ok: false, reason: "mismatch" });
   });
 
