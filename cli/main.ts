@@ -6,6 +6,7 @@ import { keysCommand } from "./commands/keys.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { notBuiltCommands } from "./commands/not-built.ts";
 import { serveCommand } from "./commands/serve.ts";
+import { webhooksCommand } from "./commands/webhooks.ts";
 import { EXIT } from "./exit.ts";
 
 /** The `messaging` executable: the API server and the admin commands in one program. */
@@ -20,6 +21,7 @@ serveCommand(program);
 migrateCommand(program);
 checkCommand(program);
 keysCommand(program);
+webhooksCommand(program);
 notBuiltCommands(program);
 
 await program.parseAsync(process.argv);

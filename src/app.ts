@@ -6,9 +6,10 @@ import { apiDocs, DOCS_PATH } from "./http/api-docs.ts";
 import { auth, isLoopbackHost, routeRequirement } from "./http/auth.ts";
 import { errorHandler } from "./http/error-handler.ts";
 import { jsonBody } from "./http/json-body.ts";
-import { ipRateLimit } from "./http/rate-limit.ts";
+import { ipRateLimit, peerAddress } from "./http/rate-limit.ts";
 import { requestContext } from "./http/request-context.ts";
 import { securityHeaders } from "./http/security-headers.ts";
+import { webhookSignature } from "./http/webhook-signature.ts";
 import { conversationsModule } from "./modules/conversations/index.ts";
 import { conversationsDeps } from "./modules/conversations/service.ts";
 import { healthModule } from "./modules/health/index.ts";
@@ -21,6 +22,8 @@ import { webhooksModule } from "./modules/webhooks/index.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
 import { ApiKeyVerifier } from "./security/api-keys.ts";
+import { AuthFailures } from "./security/auth-failures.ts";
+import { clientAddress, TrustedProxies } from "./security/client-address.ts";
 
 export interface AppDeps {
   config: Config;
@@ -35,6 +38,9 @@ export interface AppDeps {
 }
 
 const isApi = (path: string) => path.startsWith("/api/");
+const isWebhook = (path: string) => path.startsWith("/api/webhooks/");
+/** Where inbound messages enter: the signed routes of SPEC §8 (a trailing slash routes to the same handler). */
+const isSignedInbound = (path: string) => isWebhook(path) || path.replace(/\/+$/, "") === "/api/provider/mock/inbound";
 
 /** The whole HTTP API without a listener: `serve` and the tests both build it here. */
 export function createApp(deps: AppDeps) {
@@ -42,6 +48,7 @@ export function createApp(deps: AppDeps) {
   const hsts = config.hsts ?? (config.publicUrl?.startsWith("https://") ?? false);
   const skipAccept = (path: string) => path === "/metrics" || path.startsWith(DOCS_PATH) || path === "/openapi.json";
   const limits = { maxAttachments: config.maxAttachments };
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
 
   const messages = messagesDeps(database.db, database.sql, {
     fence: database.fence,
@@ -64,10 +71,12 @@ export function createApp(deps: AppDeps) {
         mode: config.auth,
         verifier: new ApiKeyVerifier(database.sql, { onTouchError: (err) => logger.warn({ err }, "could not record an API key's last use") }),
         requirement: routeRequirement(config.opsAuth === "on" || (config.opsAuth === "auto" && !isLoopbackHost(config.host)), DOCS_PATH),
-        clientOf: (request, server) => server?.requestIP(request)?.address ?? "local",
+        clientOf: (request, server) => clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trustedProxies),
+        failures: new AuthFailures({ limit: config.authFailureLimit, windowSecs: config.authFailureWindowSecs }),
         onFailure: (reason) => metrics.authFailures.inc({ reason }),
       }),
     )
+    .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
     .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing, skipAccept }))
     .use(apiDocs({ version: deps.version }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), draining: deps.shutdown?.draining, metrics }))

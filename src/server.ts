@@ -99,6 +99,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   await delivery.start();
   const url = new URL(`http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`);
   logger.info({ port: server.port, host: config.host, database: database.describe, version: VERSION }, "messaging listening");
+  if (config.webhookSecrets.length === 0) {
+    logger.warn("MESSAGING_WEBHOOK_SECRETS is not set: /api/webhooks/* and /api/provider/mock/inbound accept unsigned requests");
+  }
 
   let stopping: Promise<void> | undefined;
   const stop = (reason = "stop") =>

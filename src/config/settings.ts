@@ -132,6 +132,8 @@ export const SETTINGS = [
   { key: "providerRatelimitPct", env: "API_PROVIDER_RATELIMIT_PCT", schema: integer(0, 100), default: 0, description: "Mock provider: initial share of calls that answer 429" },
   { key: "providerSeed", env: "API_PROVIDER_SEED", schema: integer(0, 2 ** 31 - 1).optional(), description: "Mock provider: seed that makes its outcomes reproducible" },
   { key: "securityHeadersEnabled", env: "SECURITY_HEADERS_ENABLED", schema: boolean(), default: true, description: "Send the security headers of SPEC §8 on every response" },
+  { key: "webhookSecrets", env: "MESSAGING_WEBHOOK_SECRETS", schema: list(), default: [], description: "Secrets of the built-in webhook signature (comma-separated; any one verifies, so list the old and the new one during a rotation); when set, /api/webhooks/* and /api/provider/mock/inbound require X-Messaging-Signature, when empty they accept unsigned requests", secret: true },
+  { key: "webhookToleranceSecs", env: "MESSAGING_WEBHOOK_TOLERANCE_SECS", schema: integer(1, 86400), default: 300, description: "How far (past or future) a signed webhook's timestamp may be from the clock" },
   { key: "ssrfAllowlist", env: "SSRF_ALLOWLIST", schema: list(), default: [], description: "Hosts outbound requests may reach (comma-separated)" },
 ] as const satisfies readonly SettingSpec[];
 

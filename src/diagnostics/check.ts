@@ -39,6 +39,13 @@ function insecureSettings(config: Config): CheckResult[] {
   } else {
     out.push({ name: "auth", level: "ok", message: "/api routes need an API key (`messaging keys list` shows them)" });
   }
+  if (config.webhookSecrets.length === 0) {
+    out.push({
+      name: "webhook-signatures",
+      level: "warn",
+      message: "MESSAGING_WEBHOOK_SECRETS is not set: /api/webhooks/* and /api/provider/mock/inbound accept unsigned requests",
+    });
+  }
   if (!config.securityHeadersEnabled) {
     out.push({ name: "security-headers", level: "warn", message: "SECURITY_HEADERS_ENABLED=false: responses lack the security headers" });
   }

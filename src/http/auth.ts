@@ -18,7 +18,7 @@ export function principalOf(request: Request): Principal {
 /** Counts failed authentications per client; a client over its limit is refused even with a good key. */
 export interface AuthFailureCounter {
   check(client: string, nowMs: number): { blocked: boolean; retryAfterSecs: number };
-  recordFailure(client: string, nowMs: number): void;
+  recordFailure(client: string, nowMs: number): unknown;
 }
 
 export interface AuthOptions {
@@ -76,7 +76,13 @@ export function auth(options: AuthOptions) {
       throw new AppError("forbidden", `this API key lacks the ${needed} scope`);
     }
     principals.set(request, { id: principal.id });
-  });
+  })
+    // Defence in depth: whatever spelling of a path reached a protected route (`//api/…`, an encoded letter),
+    // the matched route pattern decides too, before validation and the handler.
+    .onTransform({ as: "global" }, function authenticatedRoute({ request, route }) {
+      if (options.mode === "off" || principals.has(request)) return;
+      if (options.requirement(request.method, route) !== null) throw unauthorized();
+    });
 }
 
 /**

@@ -28,7 +28,7 @@ export function idempotencyRequest(request: Request, route: string): Idempotency
       details: [{ path: "header.idempotency-key", message: "must be 1 to 255 visible ASCII characters" }],
     });
   }
-  const raw = requestState(request).rawBody ?? "";
+  const raw = requestState(request).rawBody ?? new Uint8Array();
   return { scope: `${principalOf(request).id}:POST ${route}`, key, hash: createHash("sha256").update(raw).digest("hex") };
 }
 

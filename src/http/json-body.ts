@@ -16,7 +16,8 @@ export interface JsonBodyOptions {
 /**
  * Content negotiation for the JSON API (SPEC §2): 406 when Accept rules out JSON, 413 past the body limit,
  * 415 for a body that is not application/json, 400 for malformed JSON, 408 for a body that arrives too slowly.
- * The raw text is kept for fingerprints.
+ * The raw bytes are kept for fingerprints; a request's `rawBodyCheck` (signed webhooks) sees them before they are
+ * decoded.
  */
 export function jsonBody(options: JsonBodyOptions) {
   const closing = options.closing ?? new AbortController().signal;
@@ -25,14 +26,15 @@ export function jsonBody(options: JsonBodyOptions) {
       if (request.method !== "GET" && request.method !== "HEAD") assertDeclaredLength(request, options.maxBodyBytes);
     })
     .onParse({ as: "global" }, async function parseJson({ request, server }) {
-      const { value, raw } = await readWithinDeadline(readJsonBody(request, options.maxBodyBytes), {
+      const state = requestState(request);
+      const { value, raw } = await readWithinDeadline(readJsonBody(request, options.maxBodyBytes, state.rawBodyCheck), {
         timeoutMs: options.bodyTimeoutMs,
         closing,
         // Bun keeps the socket waiting for the rest of the body even after a `Connection: close` answer; this
         // closes it within a few seconds (its timer runs in 4 s steps).
         abandon: () => server?.timeout(request, 1),
       });
-      requestState(request).rawBody = raw;
+      state.rawBody = raw;
       return value;
     })
     .onBeforeHandle({ as: "global" }, function negotiate({ request, path }) {

@@ -45,29 +45,40 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Reads and parses a JSON body within the size limit, refusing text too deeply nested or holding a lone
- * surrogate before it is parsed. Returns the parsed value and the raw text (signatures and idempotency
- * fingerprints are computed over what the client sent).
+ * surrogate before it is parsed. Returns the parsed value and the raw bytes (signatures and idempotency
+ * fingerprints are computed over what the client sent, byte-order mark included).
+ *
+ * `checkRaw`, when given, sees the bytes before anything else does and may throw: a route that authenticates its
+ * body (signed webhooks) refuses an unauthenticated request before saying anything about the body, so even the
+ * media type is judged only after it.
  */
-export async function readJsonBody(request: Request, maxBytes: number): Promise<{ value: unknown; raw: string }> {
-  if (!isJsonContentType(request.headers.get("content-type"))) {
-    throw new AppError("unsupported_media_type", "request body must be application/json");
-  }
+export async function readJsonBody(
+  request: Request,
+  maxBytes: number,
+  checkRaw?: (bytes: Uint8Array) => void,
+): Promise<{ value: unknown; raw: Uint8Array }> {
+  const isJson = isJsonContentType(request.headers.get("content-type"));
+  if (!isJson && !checkRaw) throw unsupportedMediaType();
   const bytes = await readLimited(request, maxBytes);
-  let raw: string;
+  checkRaw?.(bytes);
+  if (!isJson) throw unsupportedMediaType();
+  let text: string;
   try {
-    raw = decoder.decode(bytes);
+    text = decoder.decode(bytes);
   } catch {
     throw new AppError("invalid_json", "request body is not valid UTF-8");
   }
-  if (!raw.trim()) throw new AppError("invalid_json", "request body is empty; a JSON object is expected");
-  const problem = jsonTextProblem(raw);
+  if (!text.trim()) throw new AppError("invalid_json", "request body is empty; a JSON object is expected");
+  const problem = jsonTextProblem(text);
   if (problem) throw new AppError("invalid_json", problem);
   try {
-    return { value: JSON.parse(raw), raw };
+    return { value: JSON.parse(text), raw: bytes };
   } catch (err) {
     throw new AppError("invalid_json", `request body is not valid JSON: ${(err as Error).message}`);
   }
 }
+
+const unsupportedMediaType = () => new AppError("unsupported_media_type", "request body must be application/json");
 
 async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array> {
   if (!request.body) return new Uint8Array();

@@ -151,6 +151,12 @@ export function createMetrics(info: { version: string }) {
       labelNames: ["status"],
       registers: [registry],
     }),
+    webhookSignatureFailures: new Counter({
+      name: "messaging_webhook_signature_failures_total",
+      help: "Webhook requests refused with 401 for their signature, by reason (missing, malformed, stale, mismatch)",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
   };
 }
 

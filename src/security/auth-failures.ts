@@ -75,7 +75,9 @@ export class AuthFailures {
       entry.blockedUntil = 0;
       entry.count = this.remembered(entry, nowMs) + 1;
       entry.at = nowMs;
-      if (entry.count >= this.limit) entry.blockedUntil = nowMs + this.windowMs;
+      // More than limit − 1 remembered: `limit` failures in a burst block even though a little has leaked
+      // between them; a client whose count leaked a whole failure away is below it again.
+      if (entry.count > this.limit - 1) entry.blockedUntil = nowMs + this.windowMs;
     }
     this.clients.set(ip, entry);
     return this.check(ip, nowMs);

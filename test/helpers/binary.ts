@@ -48,6 +48,8 @@ export interface RunOptions {
   cwd?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Bytes written to the binary's stdin (default: none, stdin closed). */
+  stdin?: Uint8Array;
 }
 
 export interface RunResult {
@@ -62,6 +64,7 @@ export async function runBinary(args: string[], options: RunOptions = {}): Promi
   const proc = Bun.spawn([BINARY, ...args], {
     cwd,
     env: baseEnv(options.env ?? {}, cwd),
+    stdin: options.stdin ?? "ignore",
     stdout: "pipe",
     stderr: "pipe",
     timeout: options.timeoutMs ?? 30_000,

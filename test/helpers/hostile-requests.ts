@@ -273,7 +273,45 @@ const makers: Maker[] = [
     ] as const);
     return { name: `raw framing: ${framing[0]} on ${route.path}`, method: route.method, path: route.path, headers: {}, raw: framing[1], runtimeMayAnswer: true };
   },
+  signatureAttack,
 ];
+
+const SIGNED_ROUTES = WRITE_ROUTES.filter((r) => r.path.startsWith("/api/webhooks/") || r.path === "/api/provider/mock/inbound");
+const hex = (rng: Rng, length: number) => Array.from({ length }, () => "0123456789abcdef"[int(rng, 0, 15)]).join("");
+
+/**
+ * Forged, stale, malformed and oversized `X-Messaging-Signature` headers (SPEC §8) on the signed routes. None is a
+ * correct signature: where secrets are configured every one must be a 401 envelope; where none are, the header is
+ * ignored. Timestamps are fixed so a seed replays exactly (a fresh forgery is tried in test/security/).
+ */
+export function signatureAttack(rng: Rng): HostileRequest {
+  const route = pick(rng, SIGNED_ROUTES);
+  const body = JSON.stringify(route.valid(rng));
+  const mac = hex(rng, 64);
+  const [kind, value] = pick(rng, [
+    ["absent", undefined],
+    ["empty", ""],
+    ["garbage", pick(rng, ["garbage", "=", ",,,", "t=", "v1=", "t==1,v1==a", "%00", "t=1;v1=2"])],
+    ["no v1", `t=${pick(rng, ["1700000000", "0", digits(rng, 10)])}`],
+    ["no t", `v1=${mac}`],
+    ["stale", `t=1700000000,v1=${mac}`],
+    ["far future", `t=9999999999,v1=${mac}`],
+    ["absurd t", `t=${pick(rng, ["-1", "1e9", "0x65", "1700000000.5", digits(rng, 40), " "])},v1=${mac}`],
+    ["bad hex", `t=1700000000,v1=${pick(rng, [mac.slice(1), `${mac}0`, mac.replace(/./, "g"), mac.slice(0, 32), "", "é".repeat(64)])}`],
+    ["only v0", `t=1700000000,v0=${mac}`],
+    ["many v1", ["t=1700000000", ...Array.from({ length: int(rng, 11, 60) }, () => `v1=${hex(rng, 64)}`)].join(",")],
+    ["oversized", `t=1700000000,v1=${mac},v0=${"a".repeat(int(rng, 4097, 8000))}`],
+  ] as const);
+  const headers: Record<string, string> = { ...JSON_HEADERS };
+  if (value !== undefined) headers["x-messaging-signature"] = value;
+  return { name: `signature ${kind} on ${route.path}`, method: route.method, path: route.path, headers, body };
+}
+
+/** `count` signature attacks for `seed`, alone (for a suite run with webhook secrets configured). */
+export function signatureAttacks(seed: number, count: number): HostileRequest[] {
+  const rng = seededRandom(seed);
+  return Array.from({ length: count }, () => signatureAttack(rng));
+}
 
 /** Every maker twice a round, the big strings once. */
 const turns = makers.flatMap((maker) => (maker === bigString ? [maker] : [maker, maker]));

@@ -38,9 +38,12 @@ describe("guessing keys from one address", () => {
 
   test("failures spread over the window count together, less what has leaked since", () => {
     const f = failures();
-    // 10 failures 1 s apart: 0.3 has leaked (10 per 300 s), so 9.7 are remembered and an 11th blocks.
-    for (let i = 0; i < LIMIT; i++) expect(f.recordFailure("198.51.100.1", i * 1000).blocked).toBe(false);
-    expect(f.recordFailure("198.51.100.1", LIMIT * 1000).blocked).toBe(true);
+    // 10 failures 1 s apart: 0.3 has leaked (10 per 300 s), so 9.7 are remembered, more than 9: the 10th blocks.
+    for (let i = 0; i < LIMIT - 1; i++) expect(f.recordFailure("198.51.100.1", i * 1000).blocked).toBe(false);
+    expect(f.recordFailure("198.51.100.1", (LIMIT - 1) * 1000).blocked).toBe(true);
+    // 10 failures 31 s apart: more than one whole failure leaks between two, so the count never passes 9.
+    const slow = failures();
+    for (let i = 0; i < LIMIT; i++) expect(slow.recordFailure("198.51.100.2", i * 31_000).blocked).toBe(false);
   });
 
   test("failing again while blocked does not extend the block (blocked requests never reach auth, but if one did)", () => {

@@ -14,7 +14,8 @@ let sendOnly: string;
 let readOnly: string;
 
 beforeAll(async () => {
-  t = await buildTestApp({ config: { ...UNLIMITED, auth: "on", host: "0.0.0.0" } });
+  // The failure throttle has its own test below; here every probe comes from the one in-process client.
+  t = await buildTestApp({ config: { ...UNLIMITED, auth: "on", host: "0.0.0.0", authFailureLimit: 1_000_000 } });
   all = (await createApiKey(t.database.sql, { name: "all", scopes: ["send", "read", "admin"] })).key;
   sendOnly = (await createApiKey(t.database.sql, { name: "send", scopes: ["send"] })).key;
   readOnly = (await createApiKey(t.database.sql, { name: "read", scopes: ["read"] })).key;
@@ -160,5 +161,31 @@ describe("failures are counted", () => {
     for (const reason of ["missing", "invalid", "scope"]) {
       expect(text).toMatch(new RegExp(`messaging_auth_failures_total\\{reason="${reason}"\\} [1-9]`));
     }
+  });
+});
+
+describe("odd spellings of a protected path", () => {
+  test.each(["//api/conversations", "/api//conversations", "/api/conversations/", "/%61pi/conversations", "/api/%63onversations", "/api/./conversations"])(
+    "%s is never answered without a key",
+    async (path) => {
+      const res = await request(t.app, "GET", path);
+      expect([401, 404]).toContain(res.status);
+      const sent = await request(t.app, "POST", path.replace("conversations", "messages/sms"), { body: smsSend() });
+      expect([401, 404, 405]).toContain(sent.status);
+    },
+  );
+});
+
+describe("auth-failure throttling", () => {
+  test("after the limit of failures a client gets 429 with Retry-After, even with a correct key", async () => {
+    const throttled = await buildTestApp({ database: t.database, config: { auth: "on", authFailureLimit: 3, authFailureWindowSecs: 60 } });
+    for (let i = 0; i < 3; i++) expectUnauthorized(await request(throttled.app, "GET", "/api/conversations", { headers: bearer(generateApiKey().key) }));
+    const blocked = await request(throttled.app, "GET", "/api/conversations", { headers: bearer(all) });
+    expect(blocked.status).toBe(429);
+    expect(blocked.json.code).toBe("rate_limited");
+    expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThan(0);
+    // Successes do not count as failures: a fresh app (a fresh counter) lets the good key through.
+    const fresh = await buildTestApp({ database: t.database, config: { auth: "on", authFailureLimit: 3, authFailureWindowSecs: 60 } });
+    expect((await request(fresh.app, "GET", "/api/conversations", { headers: bearer(all) })).status).toBe(200);
   });
 });
