@@ -1,0 +1,117 @@
+/**
+ * The operator's side of API keys, with the compiled binary: the first `serve` makes a key and shows it once
+ * (on stderr, never in the log), `keys create | list | revoke` on PostgreSQL, and `MESSAGING_AUTH=off` warned.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureBinary, killAll, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+
+const KEY = /msg_[a-z2-7]{10}_[A-Za-z0-9_-]{43}/g;
+const running: ServeProcess[] = [];
+const scratch: string[] = [];
+let pg: TestDatabase;
+
+beforeAll(async () => {
+  await ensureBinary();
+  pg = await createTestDatabase();
+  const migrated = await runBinary(["migrate", "up"], { env: { DATABASE_URL: pg.url } });
+  expect(migrated.exitCode).toBe(0);
+}, 180_000);
+afterAll(async () => {
+  killAll(running);
+  await pg?.drop();
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
+
+const get = (url: string, key?: string) => fetch(url, key ? { headers: { authorization: `Bearer ${key}` } } : {});
+
+describe("the first serve", () => {
+  test("with auth on by default and no key, serve makes one, prints it once on stderr and never logs it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "msg-keys-"));
+    scratch.push(dir);
+    const first = await startServe({ cwd: dir, unset: ["MESSAGING_AUTH"] });
+    running.push(first);
+    const printed = first.stderr().match(KEY) ?? [];
+    expect(printed).toHaveLength(1);
+    expect(first.stderr()).toContain("messaging keys create --name NAME");
+    const key = printed[0]!;
+    expect((await get(`${first.url}/api/conversations`)).status).toBe(401);
+    expect((await get(`${first.url}/api/conversations`, key)).status).toBe(200);
+    expect(await first.stop()).toBe(0);
+    expect(first.stdout()).not.toContain(key);
+    expect(first.stdout()).not.toContain(key.split("_")[2]!);
+    // A second start finds the key and prints nothing.
+    const second = await startServe({ cwd: dir, unset: ["MESSAGING_AUTH"] });
+    running.push(second);
+    expect(second.stderr().match(KEY)).toBeNull();
+    expect((await get(`${second.url}/api/conversations`, key)).status).toBe(200);
+    expect(await second.stop()).toBe(0);
+  }, 60_000);
+
+  test("MESSAGING_AUTH=off logs a warning at start and makes no key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "msg-keys-"));
+    scratch.push(dir);
+    const s = await startServe({ cwd: dir, env: { MESSAGING_AUTH: "off" } });
+    running.push(s);
+    expect(s.stdout()).toContain("MESSAGING_AUTH=off");
+    expect(s.stderr().match(KEY)).toBeNull();
+    expect((await get(`${s.url}/api/conversations`)).status).toBe(200);
+    expect(await s.stop()).toBe(0);
+  }, 60_000);
+});
+
+describe("messaging keys on PostgreSQL", () => {
+  const env = () => ({ DATABASE_URL: pg.url });
+
+  test("create --json prints the key once with its id, name, prefix and scopes; list never shows it; revoke ends it", async () => {
+    const created = await runBinary(["keys", "create", "--name", "ci", "--scope", "send,read", "--expires", "90d", "--json"], { env: env() });
+    expect(created.exitCode).toBe(0);
+    const made = JSON.parse(created.stdout) as { id: string; name: string; prefix: string; scopes: string[]; key: string };
+    expect(Object.keys(made).sort()).toEqual(["id", "key", "name", "prefix", "scopes"]);
+    expect(made).toMatchObject({ name: "ci", scopes: ["send", "read"] });
+    expect(made.key.startsWith(`msg_${made.prefix}_`)).toBe(true);
+
+    const listed = await runBinary(["keys", "list", "--json"], { env: env() });
+    expect(listed.exitCode).toBe(0);
+    expect(listed.stdout).not.toContain(made.key.split("_")[2]!);
+    const rows = JSON.parse(listed.stdout) as { id: string; expires_at: string | null; revoked_at: string | null; last_used_at: string | null }[];
+    const row = rows.find((r) => r.id === made.id)!;
+    expect(row.revoked_at).toBeNull();
+    expect(new Date(row.expires_at!).getTime()).toBeGreaterThan(Date.now() + 89 * 86_400_000);
+
+    const s = await startServe({ env: { DATABASE_URL: pg.url, MESSAGING_AUTH: "on" } });
+    running.push(s);
+    expect((await get(`${s.url}/api/conversations`, made.key)).status).toBe(200);
+    const revoked = await runBinary(["keys", "revoke", made.id], { env: env() });
+    expect(revoked.exitCode).toBe(0);
+    // Every instance refuses it within its cache time (5 s).
+    const deadline = Date.now() + 8000;
+    while ((await get(`${s.url}/api/conversations`, made.key)).status !== 401) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await Bun.sleep(200);
+    }
+    expect(await s.stop()).toBe(0);
+    const after = JSON.parse((await runBinary(["keys", "list", "--json"], { env: env() })).stdout) as typeof rows;
+    expect(after.find((r) => r.id === made.id)!.revoked_at).not.toBeNull();
+    expect(after.find((r) => r.id === made.id)!.last_used_at).not.toBeNull();
+  }, 60_000);
+
+  test.each([
+    [["keys", "create", "--name", "x", "--scope", "send,superuser"], "--scope"],
+    [["keys", "create", "--name", "x", "--expires", "forever"], "--expires"],
+    [["keys", "create"], "--name"],
+  ])("%p is refused with exit 2 naming %s", async (args, named) => {
+    const r = await runBinary(args, { env: env() });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(named);
+  });
+
+  test("revoking an unknown key exits 1", async () => {
+    const r = await runBinary(["keys", "revoke", "zzzzzzzzzz"], { env: env() });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("no API key");
+  });
+});
