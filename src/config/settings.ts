@@ -119,7 +119,8 @@ export const SETTINGS = [
   { key: "providerRatelimitPct", env: "API_PROVIDER_RATELIMIT_PCT", schema: integer(0, 100), default: 0, description: "Mock provider: initial share of calls that answer 429" },
   { key: "providerSeed", env: "API_PROVIDER_SEED", schema: integer(0, 2 ** 31 - 1).optional(), description: "Mock provider: seed that makes its outcomes reproducible" },
   { key: "securityHeadersEnabled", env: "SECURITY_HEADERS_ENABLED", schema: boolean(), default: true, description: "Send the security headers of SPEC §8 on every response" },
-  { key: "ssrfAllowlist", env: "SSRF_ALLOWLIST", schema: list(), default: [], description: "Hosts outbound requests may reach (comma-separated)" },
+  { key: "ssrfAllowlist", env: "SSRF_ALLOWLIST", schema: list(), default: [], description: "Hosts outbound requests may reach (comma-separated): exact names, `.suffix` for any subdomain, or IP addresses (an address listed here may be private or loopback)" },
+  { key: "egressAllowHttp", env: "MESSAGING_EGRESS_ALLOW_HTTP", schema: boolean(), default: false, description: "Let outbound requests use plain http (port 80) as well as https" },
 ] as const satisfies readonly SettingSpec[];
 
 type Entry = (typeof SETTINGS)[number];
