@@ -116,6 +116,11 @@ function parseAllowlist(entries: readonly string[]): Allowlist {
   const allow: Allowlist = { names: new Set(), suffixes: [], addresses: new Set() };
   for (const entry of entries.map((e) => e.trim()).filter(Boolean)) {
     const suffix = entry.startsWith(".");
+    const bare = suffix ? undefined : canonicalAddress(entry); // an IPv6 address written without brackets
+    if (bare !== undefined) {
+      allow.addresses.add(bare);
+      continue;
+    }
     const host = URL.parse(`https://${suffix ? entry.slice(1) : entry}/`)?.hostname;
     if (!host) throw new RangeError(`SSRF_ALLOWLIST entry "${entry}" is not a host name, .suffix or IP address`);
     const address = canonicalAddress(host);
