@@ -199,37 +199,45 @@ export function createEgress(options: EgressOptions): Egress {
     return { url, address, family: address.includes(":") ? 6 : 4 };
   }
 
-  /** One HTTP exchange with the checked address, without following redirects. */
-  async function send(target: EgressTarget, init: RequiredRequest, deadline: AbortSignal): Promise<Response> {
+  /**
+   * One HTTP exchange with the checked address, without following redirects. `stop` ends it for good:
+   * cancelling a Bun fetch body leaves the download running, aborting its signal closes the connection.
+   */
+  async function send(target: EgressTarget, init: RequiredRequest, deadline: AbortSignal): Promise<Exchange> {
     const pinned = new URL(target.url);
     pinned.hostname = target.family === 6 ? `[${target.address}]` : target.address;
     const headers = new Headers(init.headers);
     headers.set("host", target.url.host);
     const isName = canonicalAddress(target.url.hostname) === undefined;
-    const connect = new AbortController();
-    const timer = setTimeout(() => connect.abort(), limits.connectTimeoutMs);
+    const exchange = new AbortController();
+    let connectTimedOut = false;
+    const timer = setTimeout(() => {
+      connectTimedOut = true;
+      exchange.abort();
+    }, limits.connectTimeoutMs);
     try {
-      return await fetch(pinned, {
+      const response = await fetch(pinned, {
         method: init.method,
         headers,
         body: init.body ?? null,
         redirect: "manual",
-        signal: AbortSignal.any([deadline, connect.signal]),
+        signal: AbortSignal.any([deadline, exchange.signal]),
         tls: { ...(isName ? { serverName: target.url.hostname } : {}), ...(options.ca ? { ca: options.ca } : {}) },
       });
+      return { response, stop: () => exchange.abort() };
     } catch (error) {
-      if (deadline.aborted || connect.signal.aborted) throw timeoutError();
+      if (deadline.aborted || connectTimedOut) throw timeoutError();
       throw new EgressRefusedError("connection_failed", `connecting to ${target.url.host} failed`, target.address, { cause: error });
     } finally {
       clearTimeout(timer);
     }
   }
 
-  async function readCapped(response: Response, deadline: AbortSignal): Promise<Uint8Array> {
+  async function readCapped({ response, stop }: Exchange, deadline: AbortSignal): Promise<Uint8Array> {
     const max = limits.maxResponseBytes;
     const declared = Number(response.headers.get("content-length") ?? 0);
     if (!response.headers.has("content-encoding") && declared > max) {
-      await response.body?.cancel();
+      stop();
       refuse("response_too_large", `the response declares ${declared} bytes, more than ${max}`);
     }
     if (!response.body) return new Uint8Array();
@@ -245,7 +253,7 @@ export function createEgress(options: EgressOptions): Egress {
         chunks.push(value);
       }
     } catch (error) {
-      await reader.cancel().catch(() => undefined);
+      stop();
       if (error instanceof EgressRefusedError) throw error;
       throw new EgressRefusedError("connection_failed", "the response body was cut off", undefined, { cause: error });
     }
@@ -258,12 +266,13 @@ export function createEgress(options: EgressOptions): Egress {
     let url: string | URL = raw;
     for (let redirects = 0; ; redirects++) {
       const target = await checkTarget(url, deadline);
-      const response = await send(target, next, deadline);
+      const exchange = await send(target, next, deadline);
+      const { response } = exchange;
       const location = REDIRECTS.has(response.status) ? response.headers.get("location") : null;
       if (location === null) {
-        return { status: response.status, headers: response.headers, body: await readCapped(response, deadline), url: target.url.href };
+        return { status: response.status, headers: response.headers, body: await readCapped(exchange, deadline), url: target.url.href };
       }
-      await response.body?.cancel();
+      exchange.stop();
       if (redirects >= limits.maxRedirects) {
         refuse("too_many_redirects", `more than ${limits.maxRedirects} redirects`, target.url.href);
       }
@@ -276,6 +285,11 @@ export function createEgress(options: EgressOptions): Egress {
     request,
     check: (url) => checkTarget(url, AbortSignal.timeout(limits.timeoutMs)),
   };
+}
+
+interface Exchange {
+  response: Response;
+  stop: () => void;
 }
 
 interface RequiredRequest {
