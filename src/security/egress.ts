@@ -179,7 +179,7 @@ export function createEgress(options: EgressOptions): Egress {
     const url = checkUrl(raw);
     const literal = canonicalAddress(url.hostname);
     if (literal !== undefined) return { url, address: literal, family: literal.includes(":") ? 6 : 4 };
-    const answers = await untilAborted(resolve(url.hostname), signal).catch((error: unknown) => {
+    const answers = await untilAborted(Promise.resolve().then(() => resolve(url.hostname)), signal).catch((error: unknown) => {
       if (error instanceof EgressRefusedError) throw error;
       throw new EgressRefusedError("resolve_failed", `${url.hostname} did not resolve`, url.hostname, { cause: error });
     });

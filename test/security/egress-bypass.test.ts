@@ -180,6 +180,7 @@ describe("DNS answers: an allowed name that resolves inside is refused", () => {
     ["no answer", resolvingTo()],
     ["an answer that is not an address", async () => [{ address: "evil.test", family: 4 }]],
     ["a resolver error", async () => Promise.reject(new Error("ENOTFOUND"))],
+    ["a resolver that throws before it returns a promise", () => { throw new Error("EAI_FAIL"); }],
   ])("%s → resolve_failed", async (_name, resolve) => {
     expect((await refusal(guard({ resolve }).check("https://allowed.test/"))).reason).toBe("resolve_failed");
   });

@@ -52,6 +52,18 @@ describe("DNS rebinding: the name is resolved once and the connection pinned to 
     expect(resolve.calls).toEqual(["localhost"]);
   });
 
+  test("an IPv6 answer is connected to as a bracketed literal, however the resolver spelled it", async () => {
+    const v6 = Bun.serve({ hostname: "::1", port: 0, fetch: (req) => new Response(`v6 ${req.headers.get("host")}`) });
+    try {
+      const resolve = resolvingTo("0:0:0:0:0:0:0:1");
+      const egress = createEgress({ allowlist: ["six.test", "::1"], allowHttp: true, ports: [v6.port!], resolve });
+      expect(text((await egress.request(`http://six.test:${v6.port}/`)).body)).toBe(`v6 six.test:${v6.port}`);
+      expect(text((await egress.request(`http://[::1]:${v6.port}/`)).body)).toBe(`v6 [::1]:${v6.port}`);
+    } finally {
+      v6.stop(true);
+    }
+  });
+
   test("the Host header is the URL's, whatever the caller sets", async () => {
     const egress = createEgress({ allowlist: ["allowed.test", "127.0.0.2"], allowHttp: true, ports: [PORT], resolve: resolvingTo("127.0.0.2") });
     const response = await egress.request(`http://allowed.test:${PORT}/`, { headers: { Host: "internal.test" } });
