@@ -134,7 +134,8 @@ export const SETTINGS = [
   { key: "securityHeadersEnabled", env: "SECURITY_HEADERS_ENABLED", schema: boolean(), default: true, description: "Send the security headers of SPEC §8 on every response" },
   { key: "webhookSecrets", env: "MESSAGING_WEBHOOK_SECRETS", schema: list(), default: [], description: "Secrets of the built-in webhook signature (comma-separated; any one verifies, so list the old and the new one during a rotation); when set, /api/webhooks/* and /api/provider/mock/inbound require X-Messaging-Signature, when empty they accept unsigned requests", secret: true },
   { key: "webhookToleranceSecs", env: "MESSAGING_WEBHOOK_TOLERANCE_SECS", schema: integer(1, 86400), default: 300, description: "How far (past or future) a signed webhook's timestamp may be from the clock" },
-  { key: "ssrfAllowlist", env: "SSRF_ALLOWLIST", schema: list(), default: [], description: "Hosts outbound requests may reach (comma-separated)" },
+  { key: "ssrfAllowlist", env: "SSRF_ALLOWLIST", schema: list(), default: [], description: "Hosts outbound requests may reach (comma-separated): exact names, `.suffix` for any subdomain, or IP addresses (an address listed here may be private or loopback)" },
+  { key: "egressAllowHttp", env: "MESSAGING_EGRESS_ALLOW_HTTP", schema: boolean(), default: false, description: "Let outbound requests use plain http (port 80) as well as https" },
 ] as const satisfies readonly SettingSpec[];
 
 type Entry = (typeof SETTINGS)[number];
