@@ -4,6 +4,7 @@ import m1 from "./0001_write_receipts.sql" with { type: "text" };
 import m2 from "./0002_delivery.sql" with { type: "text" };
 import m3 from "./0003_hot_updates.sql" with { type: "text" };
 import m4 from "./0004_api_keys.sql" with { type: "text" };
+import m5 from "./0005_counters.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
@@ -12,4 +13,5 @@ export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0002_delivery", sql: m2 },
   { tag: "0003_hot_updates", sql: m3 },
   { tag: "0004_api_keys", sql: m4 },
+  { tag: "0005_counters", sql: m5 },
 ];

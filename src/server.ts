@@ -7,6 +7,7 @@ import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/mi
 import { createDelivery } from "./delivery-wiring.ts";
 import { createFirstApiKey } from "./security/api-keys.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
+import { retentionReporter, scheduleRetention } from "./modules/retention/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createMetrics } from "./observability/metrics.ts";
 import { VERSION } from "./version.ts";
@@ -74,6 +75,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const stopReceiptPurge = scheduleReceiptPurge(database.sql, (result) => {
     if ("error" in result) logger.warn({ err: result.error }, "write receipt purge failed");
   });
+  const stopRetention =
+    config.retentionDays === 0
+      ? () => {}
+      : scheduleRetention(database.sql, config.retentionDays, retentionReporter(metrics, logger, config.retentionDays));
   const draining = new AbortController();
   const closing = new AbortController();
   const delivery = createDelivery(config, database, metrics, logger);
@@ -126,6 +131,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await deliveryStopped;
       stopPurge();
       stopReceiptPurge();
+      stopRetention();
       await afterResponseHooks();
       if (!(await settlesWithin(database.close().then(() => true), DATABASE_CLOSE_BOUND_MS))) {
         throw new Error(`the database did not close within ${DATABASE_CLOSE_BOUND_MS} ms`);

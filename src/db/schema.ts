@@ -7,6 +7,7 @@ import {
   jsonb,
   pgTable,
   primaryKey,
+  smallint,
   text,
   timestamp,
   uniqueIndex,
@@ -35,6 +36,18 @@ export const conversations = pgTable(
   ],
 );
 
+/**
+ * The number of conversations, kept by every statement that creates or deletes one, in the same statement
+ * (see messages/repository.ts): `meta.total` is the sum of these rows, read in constant time instead of a
+ * count(*) that grows with the table. Writers spread over the stripes (by backend) so that concurrent
+ * transactions creating conversations do not queue on one row; a stripe alone means nothing and may go
+ * negative (a deletion decrements whichever stripe its session hashes to).
+ */
+export const conversationCounters = pgTable("conversation_counters", {
+  stripe: smallint("stripe").primaryKey(),
+  conversations: bigint("conversations", { mode: "number" }).notNull().default(0),
+});
+
 /** Every message, outbound and inbound. Bodies are plain text with no index on them. */
 export const messages = pgTable(
   "messages",
@@ -61,6 +74,8 @@ export const messages = pgTable(
   },
   (t) => [
     index("messages_conversation_time_idx").on(t.conversationId, t.timestamp, t.id),
+    // Retention takes the oldest messages first, a batch at a time (modules/retention).
+    index("messages_timestamp_idx").on(t.timestamp),
     // A provider may deliver the same webhook twice; the first one wins.
     uniqueIndex("messages_inbound_provider_uq")
       .on(t.transport, t.providerMessageId)

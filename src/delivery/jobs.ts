@@ -132,12 +132,16 @@ export type JobResult =
  * One statement for a batch of results: the attempt log, the final statuses through the one status write,
  * the removal of finished jobs and the next run of the others. A job whose lease another worker took over
  * keeps that worker's lease: only its holder reschedules it. A job that is gone (a final delivery report
- * removed it) is simply not found.
+ * removed it) is simply not found. So is a message deleted during its call (DELETE /api/conversations/{id},
+ * retention): its attempt is dropped, where the foreign key would have failed the whole batch; the lock
+ * waits for a delete in progress and then skips the row.
  */
 const RECORD = `
   WITH attempts AS (
     INSERT INTO delivery_attempts (message_id, attempt, provider, outcome, status_code, error, duration_ms, started_at)
-    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[])),
+    SELECT a.* FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[])
+                    AS a(message_id, attempt, provider, outcome, status_code, error, duration_ms, started_at)
+      JOIN messages m ON m.id = a.message_id FOR KEY SHARE OF m),
   change AS (${changesFromParams(9)}),
   moved AS (${advanceStatusSql("change")}),
   finished AS (

@@ -87,8 +87,8 @@ export function auth(options: AuthOptions) {
 
 /**
  * What each path needs (SPEC §8): sends need `send`, other GETs under /api `read`, the mock provider's routes
- * `admin`; webhooks are open (they are signed instead). Any other path under /api, known or not, needs a key,
- * so an unknown route answers 401 rather than revealing that it does not exist. /metrics and the API reference
+ * and deleting a conversation `admin`; webhooks are open (they are signed instead). Any other path under /api,
+ * known or not, needs a key, so an unknown route answers 401 rather than revealing that it does not exist. /metrics and the API reference
  * need any valid key when `opsNeedKey`, and are open otherwise.
  */
 export function routeRequirement(opsNeedKey: boolean, docsPath: string) {
@@ -97,6 +97,7 @@ export function routeRequirement(opsNeedKey: boolean, docsPath: string) {
       if (path.startsWith("/api/webhooks/")) return null;
       if (path.startsWith("/api/provider/")) return "admin";
       if (method === "POST" && path.startsWith("/api/messages/")) return "send";
+      if (method === "DELETE" && path.startsWith("/api/conversations/")) return "admin";
       return method === "GET" || method === "HEAD" ? "read" : "any";
     }
     if (path === "/metrics" || path === "/openapi.json" || path === docsPath || path.startsWith(`${docsPath}/`)) {

@@ -72,6 +72,12 @@ export function createMetrics(info: { version: string }) {
       help: "Expired Idempotency-Key responses deleted",
       registers: [registry],
     }),
+    retentionPurged: new Counter({
+      name: "messaging_retention_purged_total",
+      help: "Rows deleted by retention (MESSAGING_RETENTION_DAYS), by what: messages or conversations",
+      labelNames: ["what"],
+      registers: [registry],
+    }),
     databaseUnavailable: new Counter({
       name: "messaging_database_unavailable_total",
       help: "Requests answered 503 because the database could not be reached",

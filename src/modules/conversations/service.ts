@@ -2,7 +2,7 @@ import { coalesceSameTurn } from "../../db/coalesce.ts";
 import { AppError } from "../../http/errors.ts";
 import type { Pagination } from "../../http/pagination.ts";
 import { listConversationMessages, type MessagesDeps, parseId } from "../messages/service.ts";
-import { conversationsPage } from "./repository.ts";
+import { conversationsPage, deleteConversation } from "./repository.ts";
 
 export interface ConversationsDeps {
   messages: MessagesDeps;
@@ -38,4 +38,16 @@ export async function listMessagesOf(deps: ConversationsDeps, rawId: string, p: 
   const page = id === null ? undefined : await listConversationMessages(deps.messages, id, p);
   if (!page) throw new AppError("not_found", `conversation ${rawId} does not exist`);
   return { items: page.items, meta: meta(p, page.total) };
+}
+
+/**
+ * Deletes a conversation with its messages, their delivery attempts and jobs (an operator answering a privacy
+ * request). Stored Idempotency-Key responses stay: they hold ids, not content, and expire on their own. An id
+ * that is not a conversation's, well formed or not, is a 404 like GET's.
+ */
+export async function deleteConversationById(deps: ConversationsDeps, rawId: string): Promise<void> {
+  const id = parseId(rawId);
+  if (id === null || !(await deleteConversation(deps.messages.sql, id))) {
+    throw new AppError("not_found", `conversation ${rawId} does not exist`);
+  }
 }

@@ -29,6 +29,26 @@ export interface StoredIds {
 }
 
 /*
+ * Whether an `INSERT … ON CONFLICT DO UPDATE` row was inserted (true) or updated (false): a row the statement
+ * inserted has no deleting or locking transaction yet (xmax 0), while the conflict branch locks the row it
+ * updates, which sets xmax. test/modules/conversations/counters.test.ts holds both databases to it.
+ */
+const INSERTED = "(c.xmax = 0) AS inserted";
+
+/*
+ * Adds the conversations the `ins` CTE really inserted to one counter stripe (schema.ts), in the statement
+ * that inserts them, so the total commits or rolls back with them. The stripe follows the session, so
+ * concurrent writers on different connections rarely meet on a row; a statement that inserted no
+ * conversation (the usual case) locks none. The counter is written after every conversation lock of the
+ * statement was taken (its value reads `ins` to the end), so it is always the last lock and cannot deadlock.
+ */
+const COUNT_NEW_CONVERSATIONS = `
+  counted AS (
+    UPDATE conversation_counters k SET conversations = k.conversations + n.inserted
+      FROM (SELECT count(*) FILTER (WHERE inserted) AS inserted FROM ins) n
+     WHERE k.stripe = pg_backend_pid() % 16 AND n.inserted > 0)`;
+
+/*
  * The write path is ONE statement: the conversation upsert (creating the pair or bumping its count and
  * last activity), the message insert and, for outbound messages, the delivery job, chained through
  * data-modifying CTEs. One statement is one implicit transaction and one round trip, so a 202 follows a
@@ -51,7 +71,8 @@ const UPSERT_CONVERSATION = `
     ON CONFLICT (key) DO UPDATE
       SET message_count = c.message_count + 1,
           last_activity_at = GREATEST(c.last_activity_at, EXCLUDED.last_activity_at)
-    RETURNING c.id),
+    RETURNING c.id, ${INSERTED}),
+  ${COUNT_NEW_CONVERSATIONS},
   conv AS (SELECT id FROM upd UNION ALL SELECT id FROM ins)`;
 
 const INSERT_MESSAGE = `
@@ -138,8 +159,9 @@ const INSERT_OUTBOUND_BATCH = `
     ON CONFLICT (key) DO UPDATE
       SET message_count = c.message_count + EXCLUDED.message_count,
           last_activity_at = GREATEST(c.last_activity_at, EXCLUDED.last_activity_at)
-    RETURNING c.id, c.key
+    RETURNING c.id, c.key, ${INSERTED}
   ),
+  ${COUNT_NEW_CONVERSATIONS},
   conv AS (SELECT id, key FROM upd UNION ALL SELECT id, key FROM ins),
   msg AS (
     INSERT INTO messages (id, conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, timestamp)
