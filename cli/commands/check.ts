@@ -9,10 +9,11 @@ const MARK = { ok: "ok  ", warn: "WARN", error: "FAIL" } as const;
 /** `messaging check`: validate the configuration and the environment; exit 0 when nothing is in error. */
 export function checkCommand(program: Command): void {
   withDatabaseFlags(
-    program.command("check").description("validate configuration and environment (database, migrations, insecure settings)"),
+    program.command("check").description("validate configuration and environment (database, migrations, counters, insecure settings)"),
   )
     .option("--json", "machine-readable output")
-    .action(async (options: { json?: boolean }, command: Command) => {
+    .option("--repair-counters", "recompute the conversation total and every message_count from the rows (locks writes briefly)")
+    .action(async (options: { json?: boolean; repairCounters?: boolean }, command: Command) => {
       try {
         let config;
         try {
@@ -22,7 +23,7 @@ export function checkCommand(program: Command): void {
           console.log(JSON.stringify({ ok: false, checks: [{ name: "config", level: "error", message: err.message }] }));
           process.exit(EXIT.usage);
         }
-        const report = await runChecks(config);
+        const report = await runChecks(config, { repairCounters: options.repairCounters });
         if (options.json) console.log(JSON.stringify(report, null, 2));
         else {
           for (const c of report.checks) console.log(`${MARK[c.level]}  ${c.name}: ${c.message}`);

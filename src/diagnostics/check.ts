@@ -5,6 +5,8 @@ import { type Config, describeConfig } from "../config/index.ts";
 import { openDatabase } from "../db/client.ts";
 import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { migrationStatus } from "../db/migrate.ts";
+import type { SqlRunner } from "../db/runner.ts";
+import { type CounterDrift, counterDrift, isExact, repairCounters } from "./counters.ts";
 
 export type CheckLevel = "ok" | "warn" | "error";
 
@@ -20,15 +22,20 @@ export interface CheckReport {
   config: Record<string, unknown>;
 }
 
+export interface CheckOptions {
+  /** Recompute the conversation counters from the rows (`--repair-counters`) instead of only comparing them. */
+  repairCounters?: boolean;
+}
+
 /**
  * What `messaging check` verifies: the configuration (already parsed by the caller), the database
- * (reachable, migrations current and unedited) and settings that are legal but insecure.
- * Errors make the report fail; warnings do not.
+ * (reachable, migrations current and unedited, counters equal to the rows) and settings that are legal but
+ * insecure. Errors make the report fail; warnings do not.
  */
-export async function runChecks(config: Config): Promise<CheckReport> {
+export async function runChecks(config: Config, options: CheckOptions = {}): Promise<CheckReport> {
   const checks: CheckResult[] = [{ name: "config", level: "ok", message: "configuration is valid" }];
   checks.push(...insecureSettings(config));
-  checks.push(...(await databaseChecks(config)));
+  checks.push(...(await databaseChecks(config, options)));
   return { ok: checks.every((c) => c.level !== "error"), checks, config: describeConfig(config) };
 }
 
@@ -55,7 +62,7 @@ function insecureSettings(config: Config): CheckResult[] {
   return out;
 }
 
-async function databaseChecks(config: Config): Promise<CheckResult[]> {
+async function databaseChecks(config: Config, options: CheckOptions): Promise<CheckResult[]> {
   if (!config.databaseUrl && !existsSync(config.dataDir)) {
     // Checking must not create the embedded database (initdb takes seconds and leaves a directory behind).
     return [{ name: "database", level: "warn", message: `no embedded database in ${config.dataDir} yet; \`messaging serve\` creates and migrates it` }];
@@ -85,11 +92,36 @@ async function databaseChecks(config: Config): Promise<CheckResult[]> {
       out.push({ name: "migrations", level, message: `${pending.length} pending: ${pending.join(", ")}; run \`messaging migrate up\`` });
     } else {
       out.push({ name: "migrations", level: "ok", message: `all ${status.length} migration(s) applied` });
+      out.push(await countersCheck(database.sql, options.repairCounters ?? false));
     }
     return out;
   } catch (err) {
     return [{ name: "migrations", level: "error", message: `cannot read migration status: ${rootCauseMessage(err)}` }];
   } finally {
     await database.close();
+  }
+}
+
+const describeDrift = (d: CounterDrift) =>
+  `the counters say ${d.counted} conversation(s), the table holds ${d.conversations}; ${d.messageCountsOff} message_count(s) off`;
+
+/**
+ * The counters behind `meta.total` and `message_count` against the rows (a full count: about 0.2 s per
+ * million conversations). Drift is an error, because the API would answer wrong totals; `--repair-counters`
+ * recomputes them and says what it changed.
+ */
+async function countersCheck(sql: SqlRunner, repair: boolean): Promise<CheckResult> {
+  try {
+    if (repair) {
+      const { before, after } = await repairCounters(sql);
+      if (!isExact(after)) return { name: "counters", level: "error", message: `still off after the repair: ${describeDrift(after)}` };
+      if (isExact(before)) return { name: "counters", level: "ok", message: `exact (${after.conversations} conversations); nothing to repair` };
+      return { name: "counters", level: "ok", message: `repaired: ${describeDrift(before)}; now exact (${after.conversations} conversations)` };
+    }
+    const drift = await counterDrift(sql);
+    if (isExact(drift)) return { name: "counters", level: "ok", message: `exact (${drift.conversations} conversations)` };
+    return { name: "counters", level: "error", message: `${describeDrift(drift)}; run \`messaging check --repair-counters\`` };
+  } catch (err) {
+    return { name: "counters", level: "error", message: `cannot read the counters: ${rootCauseMessage(err)}` };
   }
 }

@@ -26,6 +26,8 @@ export function jsonBody(options: JsonBodyOptions) {
       if (request.method !== "GET" && request.method !== "HEAD") assertDeclaredLength(request, options.maxBodyBytes);
     })
     .onParse({ as: "global" }, async function parseJson({ request, server }) {
+      // DELETE takes no body (the API's one DELETE names its target in the path), so none is required of it.
+      if (request.method === "DELETE" && !hasBody(request)) return;
       const state = requestState(request);
       const { value, raw } = await readWithinDeadline(readJsonBody(request, options.maxBodyBytes, state.rawBodyCheck), {
         timeoutMs: options.bodyTimeoutMs,
@@ -40,4 +42,9 @@ export function jsonBody(options: JsonBodyOptions) {
     .onBeforeHandle({ as: "global" }, function negotiate({ request, path }) {
       if (!options.skipAccept(path)) assertAcceptsJson(request);
     });
+}
+
+function hasBody(request: Request): boolean {
+  const length = request.headers.get("content-length");
+  return request.headers.has("transfer-encoding") || (length !== null && length.trim() !== "0");
 }

@@ -133,6 +133,20 @@ describe("scopes", () => {
     expect((await request(t.app, "GET", "/api/provider/mock/config", { headers: bearer(all) })).status).toBe(200);
     expect((await request(t.app, "POST", "/api/provider/mock/reports", { headers: bearer(readOnly), body: { message_id: "1", status: "delivered" } })).status).toBe(403);
   });
+
+  test("admin: deleting a conversation; read and send keys are refused and the conversation stays", async () => {
+    const sent = await request(t.app, "POST", "/api/messages/sms", { body: smsSend(), headers: bearer(sendOnly) });
+    const path = `/api/conversations/${sent.json.conversation_id}`;
+    expectUnauthorized(await request(t.app, "DELETE", path));
+    for (const key of [readOnly, sendOnly]) {
+      const refused = await request(t.app, "DELETE", path, { headers: bearer(key) });
+      expect(refused.status).toBe(403);
+      expect(refused.json).toMatchObject({ code: "forbidden", message: "this API key lacks the admin scope" });
+    }
+    expect(await countRows(t.database, "conversations", "id = $1", [sent.json.conversation_id])).toBe(1);
+    expect((await request(t.app, "DELETE", path, { headers: bearer(all) })).status).toBe(204);
+    expect(await countRows(t.database, "conversations", "id = $1", [sent.json.conversation_id])).toBe(0);
+  });
 });
 
 describe("idempotency is scoped to the API key", () => {

@@ -33,7 +33,7 @@ export interface StoredIds {
  * inserted has no deleting or locking transaction yet (xmax 0), while the conflict branch locks the row it
  * updates, which sets xmax. test/modules/conversations/counters.test.ts holds both databases to it.
  */
-const INSERTED = "(c.xmax = 0) AS inserted";
+export const INSERTED = "(c.xmax = 0) AS inserted";
 
 /*
  * Adds the conversations the `ins` CTE really inserted to one counter stripe (schema.ts), in the statement
