@@ -133,15 +133,19 @@ export type JobResult =
  * the removal of finished jobs and the next run of the others. A job whose lease another worker took over
  * keeps that worker's lease: only its holder reschedules it. A job that is gone (a final delivery report
  * removed it) is simply not found. So is a message deleted during its call (DELETE /api/conversations/{id},
- * retention): its attempt is dropped, where the foreign key would have failed the whole batch; the lock
- * waits for a delete in progress and then skips the row.
+ * retention): its attempt is dropped, where the foreign key would have failed the whole batch. A delete that
+ * commits after the statement's snapshot but before its foreign-key check still fails it; recordResults then
+ * runs it again, when the new snapshot no longer shows the message. (Locking the messages here instead would
+ * not do: a row lock skips the rows `moved` updates in the same statement.)
  */
 const RECORD = `
   WITH attempts AS (
     INSERT INTO delivery_attempts (message_id, attempt, provider, outcome, status_code, error, duration_ms, started_at)
-    SELECT a.* FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[])
-                    AS a(message_id, attempt, provider, outcome, status_code, error, duration_ms, started_at)
-      JOIN messages m ON m.id = a.message_id FOR KEY SHARE OF m),
+    SELECT a.message_id, a.attempt, a.provider, a.outcome, a.status_code, a.error, a.duration_ms, a.started_at
+      FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[])
+           WITH ORDINALITY AS a(message_id, attempt, provider, outcome, status_code, error, duration_ms, started_at, ord)
+     WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id)
+     ORDER BY a.ord),
   change AS (${changesFromParams(9)}),
   moved AS (${advanceStatusSql("change")}),
   finished AS (
@@ -163,7 +167,7 @@ export async function recordResults(
 ): Promise<StatusAdvanced[]> {
   const finished = results.filter((r) => r.end !== "retry");
   const retries = results.filter((r): r is Extract<JobResult, { end: "retry" }> => r.end === "retry");
-  return sql.query<StatusAdvanced>(RECORD, [
+  const params = [
     textArray(attempts.map((a) => a.messageId)),
     textArray(attempts.map((a) => String(a.attempt))),
     textArray(attempts.map((a) => a.provider)),
@@ -184,7 +188,22 @@ export async function recordResults(
     textArray(retries.map((r) => String(r.calls))),
     nullableTextArray(retries.map((r) => r.reason)),
     holder,
-  ]);
+  ];
+  for (let tries = 1; ; tries++) {
+    try {
+      return await sql.query<StatusAdvanced>(RECORD, params);
+    } catch (err) {
+      if (tries >= RECORD_TRIES || !isForeignKeyViolation(err)) throw err;
+    }
+  }
+}
+
+/** A message deleted under RECORD twice in a row is already unlikely; a third time is a real fault. */
+const RECORD_TRIES = 3;
+
+/** SQLSTATE 23503, as both drivers (postgres.js and PGlite) report it. */
+function isForeignKeyViolation(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === "23503";
 }
 
 /** Gives back jobs this holder claimed but will not deliver (shutdown): due again at once, not uncertain. */

@@ -60,6 +60,19 @@ describe.each(["postgres", "embedded"] as const)("DELETE /api/conversations/{id}
     expect(await countRows(t.database, "conversations")).toBe(before);
   });
 
+  test("the route is documented in the OpenAPI schema with its 204 and 404", async () => {
+    const doc = (await get(t.app, "/openapi.json")).json;
+    const op = doc.paths["/api/conversations/{id}"].delete;
+    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["204", "404", "401", "403"]));
+    expect(op.summary).toContain("admin scope");
+  });
+
+  test("GET on a conversation's own path is 405, naming DELETE in Allow", async () => {
+    const res = await get(t.app, "/api/conversations/1");
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toContain("DELETE");
+  });
+
   test("deleting twice: the second is 404", async () => {
     const sent = await post(t.app, "/api/messages/sms", smsSend());
     const path = `/api/conversations/${sent.json.conversation_id}`;
