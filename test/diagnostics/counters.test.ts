@@ -4,12 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { runChecks } from "../../src/diagnostics/check.ts";
-import { counterDrift } from "../../src/diagnostics/counters.ts";
+import { counterDrift, repairCounters } from "../../src/diagnostics/counters.ts";
 import { buildTestApp, type TestApp, testConfig } from "../helpers/app.ts";
 import { ensureBinary, runBinary } from "../helpers/binary.ts";
 import { expectCountersExact } from "../helpers/counters.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
-import { post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
+import { concurrently, post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
 import { openPostgres } from "../../src/db/client.ts";
 
 let pg: TestDatabase;
@@ -64,16 +64,27 @@ describe("check and --repair-counters", () => {
     expect(countersCheck(again)?.message).toBe("exact (4 conversations); nothing to repair");
   });
 
+  test("a repair while new conversations are being created leaves the counters exact", async () => {
+    await corrupt();
+    const [sends] = await Promise.all([
+      concurrently(100, () => post(t.app, "/api/messages/sms", smsSend())),
+      Bun.sleep(5).then(() => repairCounters(t.database.sql)),
+    ]);
+    expect(sends.every((r) => r.status === 202)).toBe(true);
+    await expectCountersExact(t.database);
+  });
+
   test("through the binary: check exits 1 on drift, --repair-counters fixes it and exits 0", async () => {
     await ensureBinary();
     await corrupt();
     const env = { DATABASE_URL: pg.url };
     const failed = await runBinary(["check"], { env });
     expect(failed.exitCode).toBe(1);
-    expect(failed.stdout).toContain("FAIL  counters: the counters say 9 conversation(s), the table holds 4");
+    const [counts] = await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM conversations");
+    expect(failed.stdout).toContain(`FAIL  counters: the counters say ${counts!.n + 5} conversation(s), the table holds ${counts!.n}`);
     const repaired = await runBinary(["check", "--repair-counters"], { env });
     expect(repaired.stdout).toContain("ok    counters: repaired:");
     expect(repaired.exitCode).toBe(0);
-    expect(await counterDrift(t.database.sql)).toEqual({ counted: 4, conversations: 4, messageCountsOff: 0 });
+    expect(await counterDrift(t.database.sql)).toEqual({ counted: counts!.n, conversations: counts!.n, messageCountsOff: 0 });
   }, 300_000);
 });
