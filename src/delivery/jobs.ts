@@ -10,6 +10,7 @@
  */
 import type { SqlRunner } from "../db/runner.ts";
 import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
+import { hasSqlState, SQLSTATE } from "../db/sql-state.ts";
 import type { Channel } from "../domain/channel.ts";
 import { advanceStatusSql, changeParams, changesFromParams, type StatusAdvanced } from "./status.ts";
 
@@ -193,7 +194,7 @@ export async function recordResults(
     try {
       return await sql.query<StatusAdvanced>(RECORD, params);
     } catch (err) {
-      if (tries >= RECORD_TRIES || !isForeignKeyViolation(err)) throw err;
+      if (tries >= RECORD_TRIES || !hasSqlState(err, SQLSTATE.foreignKeyViolation)) throw err;
     }
   }
 }
@@ -201,10 +202,6 @@ export async function recordResults(
 /** A message deleted under RECORD twice in a row is already unlikely; a third time is a real fault. */
 const RECORD_TRIES = 3;
 
-/** SQLSTATE 23503, as both drivers (postgres.js and PGlite) report it. */
-function isForeignKeyViolation(err: unknown): boolean {
-  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === "23503";
-}
 
 /** Gives back jobs this holder claimed but will not deliver (shutdown): due again at once, not uncertain. */
 export async function releaseJobs(sql: SqlRunner, holder: string, ids: readonly string[]): Promise<void> {

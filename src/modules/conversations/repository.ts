@@ -1,6 +1,7 @@
 import { rfc3339Utc } from "../../db/json-sql.ts";
 import { DELETE_DEPENDENTS, UNCOUNT_REMOVED } from "../../db/conversation-counts.ts";
 import type { SqlRunner } from "../../db/runner.ts";
+import { hasSqlState, SQLSTATE } from "../../db/sql-state.ts";
 
 /*
  * One page, newest activity first (ties by id), as a JSON array built by PostgreSQL, with the total in the
@@ -39,13 +40,22 @@ const DELETE_CONVERSATION = `
  * Deletes a conversation with everything in it; false when there is no such conversation. The row is locked
  * first, in a statement of its own: the delete's snapshot then starts after every send that held the lock
  * committed, so no message it did not see can still point at the conversation (the foreign key would refuse
- * the delete).
+ * the delete). A delivery worker writing a result for one of its messages at that moment locks message and
+ * job rows in an order of its own; should the two deadlock, PostgreSQL ends one and the delete runs again.
  */
 export async function deleteConversation(sql: SqlRunner, id: number): Promise<boolean> {
-  return sql.transaction(async (tx) => {
-    const [found] = await tx.query<{ id: string }>("SELECT id::text AS id FROM conversations WHERE id = $1 FOR UPDATE", [id]);
-    if (!found) return false;
-    await tx.query(DELETE_CONVERSATION, [id]);
-    return true;
-  });
+  for (let tries = 1; ; tries++) {
+    try {
+      return await sql.transaction(async (tx) => {
+        const [found] = await tx.query<{ id: string }>("SELECT id::text AS id FROM conversations WHERE id = $1 FOR UPDATE", [id]);
+        if (!found) return false;
+        await tx.query(DELETE_CONVERSATION, [id]);
+        return true;
+      });
+    } catch (err) {
+      if (tries >= DELETE_TRIES || !hasSqlState(err, SQLSTATE.deadlockDetected)) throw err;
+    }
+  }
 }
+
+const DELETE_TRIES = 3;

@@ -73,6 +73,30 @@ describe.each(["postgres", "embedded"] as const)("DELETE /api/conversations/{id}
     expect(res.headers.get("allow")).toContain("DELETE");
   });
 
+  test("a delete PostgreSQL ends as a deadlock victim runs again and succeeds", async () => {
+    const sent = await post(t.app, "/api/messages/sms", smsSend());
+    // The first delete of this conversation is refused with SQLSTATE 40P01; a sequence counts across rollbacks.
+    await t.database.sql.query("CREATE SEQUENCE deadlock_once");
+    await t.database.sql.query(`
+      CREATE FUNCTION deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF OLD.id = ${Number(sent.json.conversation_id)} AND nextval('deadlock_once') = 1 THEN
+          RAISE EXCEPTION 'deadlock detected (test)' USING ERRCODE = '40P01';
+        END IF;
+        RETURN OLD;
+      END $$`);
+    await t.database.sql.query("CREATE TRIGGER deadlock_once BEFORE DELETE ON conversations FOR EACH ROW EXECUTE FUNCTION deadlock_once()");
+    try {
+      expect((await request(t.app, "DELETE", `/api/conversations/${sent.json.conversation_id}`)).status).toBe(204);
+      const [row] = await t.database.sql.query<{ n: string }>("SELECT last_value::text AS n FROM deadlock_once");
+      expect(row!.n).toBe("2");
+      expect(await countRows(t.database, "conversations", "id = $1", [sent.json.conversation_id])).toBe(0);
+      await expectCountersExact(t.database);
+    } finally {
+      await t.database.sql.query("DROP TRIGGER deadlock_once ON conversations");
+    }
+  });
+
   test("deleting twice: the second is 404", async () => {
     const sent = await post(t.app, "/api/messages/sms", smsSend());
     const path = `/api/conversations/${sent.json.conversation_id}`;

@@ -57,6 +57,17 @@ describe.each(["postgres", "embedded"] as const)("retention on %s", (database) =
     expect(await purgeOldMessages(t.database.sql, 30)).toEqual({ messages: 0, conversations: 0 });
   });
 
+  test("a message whose delivery a worker holds stays until the lease ends", async () => {
+    const held = await send(smsSend({ timestamp: daysAgo(50) }));
+    await t.database.sql.query("UPDATE delivery_jobs SET locked_by = 'worker-1', locked_until = now() + interval '1 hour' WHERE message_id = $1", [held.id]);
+    await purgeOldMessages(t.database.sql, 30);
+    expect((await get(t.app, `/api/messages/${held.id}`)).status).toBe(200);
+    await t.database.sql.query("UPDATE delivery_jobs SET locked_by = NULL, locked_until = NULL WHERE message_id = $1", [held.id]);
+    expect(await purgeOldMessages(t.database.sql, 30)).toEqual({ messages: 1, conversations: 1 });
+    expect(await rowsOfMessages(t.database, "delivery_jobs", [held.id])).toBe(0);
+    await expectCountersExact(t.database);
+  });
+
   test("a message exactly inside the window stays", async () => {
     const kept = await send(smsSend({ timestamp: daysAgo(6.9) }));
     await purgeOldMessages(t.database.sql, 7);
