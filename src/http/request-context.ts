@@ -36,14 +36,11 @@ export function requestContext(options: RequestContextOptions) {
       const state = requestState(request);
       const seconds = (performance.now() - state.startedAt) / 1000;
       const status = typeof set.status === "number" ? set.status : Number(set.status) || 200;
-      const labels = { method: request.method, route: route || "unmatched", status: String(status) };
-      metrics.httpRequests.inc(labels);
-      metrics.httpDuration.observe(labels, seconds);
+      const method = request.method;
+      const pattern = route || "unmatched";
+      metrics.recordRequest(method, pattern, status, seconds);
       if (logger.isLevelEnabled("info")) {
-        logger.info(
-          { request_id: state.id, method: request.method, route: labels.route, status, duration_ms: Math.round(seconds * 1e4) / 10 },
-          "request",
-        );
+        logger.info({ request_id: state.id, method, route: pattern, status, duration_ms: Math.round(seconds * 1e4) / 10 }, "request");
       }
     });
 }
