@@ -141,6 +141,22 @@ function paramListings(error: unknown): string[] {
   return listings;
 }
 
+let timeMs = Number.NaN;
+let timeField = "";
+
+/**
+ * pino's `isoTime`, formatted once per millisecond: a busy server writes dozens of lines in one, and
+ * `toISOString` was a tenth of the cost of a request line.
+ */
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== timeMs) {
+    timeMs = now;
+    timeField = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return timeField;
+}
+
 /** Longest a line waits in the buffer of the stdout writer on a quiet server. */
 const FLUSH_INTERVAL_MS = 1000;
 
@@ -154,7 +170,7 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       level: options.level,
       base: { service: "messaging" },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }), log: redactLogObject },
       serializers: { err: serializeError },
     },
