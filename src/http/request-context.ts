@@ -22,12 +22,13 @@ export interface RequestContextOptions {
 export function requestContext(options: RequestContextOptions) {
   const { logger, metrics, headers, docsPath } = options;
   const headerEntries = Object.entries(headers);
+  const docsPolicy = Boolean(headers["content-security-policy"]);
   return new Elysia({ name: "request-context" })
     .onRequest(function assignRequestId({ request, set }) {
       const state = beginRequest(request);
       for (const [name, value] of headerEntries) set.headers[name] = value;
       set.headers["x-request-id"] = state.id;
-      if (headers["content-security-policy"] && requestPath(request.url)?.startsWith(docsPath)) {
+      if (docsPolicy && isDocsRequest(request.url, docsPath)) {
         set.headers["content-security-policy"] = DOCS_CSP;
         set.headers["cache-control"] = "no-cache";
       }
@@ -44,3 +45,6 @@ export function requestContext(options: RequestContextOptions) {
       }
     });
 }
+
+/** Whether the target is under the API reference; the substring test spares most requests the parse. */
+const isDocsRequest = (url: string, docsPath: string) => url.includes(docsPath) && requestPath(url)?.startsWith(docsPath) === true;
