@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
+import { signWebhook } from "../../src/security/webhook-signature.ts";
+import { ensureBinary, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { buildTestApp, captureLogger, request, type TestApp } from "../helpers/app.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.ts";
@@ -8,7 +9,8 @@ import { email, phone, smsSend, smsWebhook, emailSend, emailWebhook } from "../h
 
 // A whole run's logs, read as an attacker with access to them would: the compiled binary at LOG_LEVEL=debug
 // (sends, webhooks, keyed retries, a malformed send, delivery by the workers, a database outage), a second
-// instance with MESSAGING_AUTH=on (every /api request refused 401), and the in-process app for the one thing a
+// instance with MESSAGING_AUTH=on and webhook secrets (a real key made by `keys create` and used, forged keys and
+// signatures refused), and the in-process app for the one thing a
 // binary cannot be made to do (a 500 from a failed query). Every body, address and credential the run used is
 // then searched for in everything written.
 
@@ -122,17 +124,35 @@ describe("the logs of a full run", () => {
     expect(lines.some((l) => l.level === "warn" || l.level === "error")).toBe(true);
   }, 60_000);
 
-  test("an instance with auth on: every /api request with a key refused 401", async () => {
-    guarded = await startServe({ env: { DATABASE_URL: pg.url, LOG_LEVEL: "debug", MESSAGING_AUTH: "on" } });
+  test("an instance with auth on and signed webhooks: a real key used and created, forged keys and signatures refused", async () => {
+    const made = await runBinary(["keys", "create", "--name", "leak-test", "--json"], { env: { DATABASE_URL: pg.url } });
+    expect(made.exitCode).toBe(0);
+    const key = (JSON.parse(made.stdout) as { key: string }).key;
+    secrets.add(key);
+    secrets.add(key.split("_")[2]!);
+    const webhookSecret = `whsec-${crypto.randomUUID()}`;
+    secrets.add(webhookSecret);
+    guarded = await startServe({ env: { DATABASE_URL: pg.url, LOG_LEVEL: "debug", MESSAGING_AUTH: "on", MESSAGING_WEBHOOK_SECRETS: webhookSecret } });
     const base = guarded.url;
+    const real = { authorization: `Bearer ${key}` };
+    expect(await call(base, "POST", "/api/messages/sms", smsSend({ from: address("phone"), to: address("phone"), body: body("with a real key") }), real)).toBe(202);
+    expect(await call(base, "GET", "/api/conversations", undefined, real)).toBe(200);
     expect(await call(base, "POST", "/api/messages/sms", smsSend({ from: address("phone"), to: address("phone"), body: body("unauthorised") }))).toBe(401);
     expect(await call(base, "GET", "/api/conversations")).toBe(401);
     expect(await call(base, "GET", "/api/conversations", undefined, { authorization: `Basic ${btoa(`user:${BEARER}`)}` })).toBe(401);
+    const inbound = JSON.stringify(smsWebhook({ from: address("phone"), to: address("phone"), body: body("signed in") }));
+    const signature = signWebhook(webhookSecret, new TextEncoder().encode(inbound), Math.floor(Date.now() / 1000));
+    secrets.add(signature.split("v1=")[1]!);
+    const signed = await fetch(`${base}/api/webhooks/sms`, { method: "POST", headers: { "content-type": "application/json", "x-messaging-signature": signature }, body: inbound });
+    expect(signed.status).toBe(202);
+    const forged = await fetch(`${base}/api/webhooks/sms`, { method: "POST", headers: { "content-type": "application/json", "x-messaging-signature": SIGNATURE }, body: inbound });
+    expect(forged.status).toBe(401);
     expect(await guarded.stop()).toBe(0);
     const stdout = guarded.stdout();
-    expect(stdout).toContain('"status":401');
-    // stderr is left out: with the key store, a first start with auth on prints its new key there on purpose.
+    for (const status of ['"status":202', '"status":401']) expect(stdout).toContain(status);
     output.push({ name: "auth-on instance stdout", text: stdout });
+    // A key existed before this start, so nothing is printed on stderr either.
+    output.push({ name: "auth-on instance stderr", text: guarded.stderr() });
   }, 60_000);
 
   test("in process: a 500 from a failed query whose parameters are a body and an address", async () => {
@@ -156,7 +176,7 @@ describe("the logs of a full run", () => {
   });
 
   test("no body, address, key, signature, cookie or Authorization value appears anywhere in what was written", () => {
-    expect(output.map((o) => o.name)).toEqual(["open instance stdout", "open instance stderr", "auth-on instance stdout", "in-process logs"]);
+    expect(output.map((o) => o.name)).toEqual(["open instance stdout", "open instance stderr", "auth-on instance stdout", "auth-on instance stderr", "in-process logs"]);
     expect(secrets.size).toBeGreaterThan(60);
     const leaks = output.flatMap(({ name, text }) => [...secrets].filter((s) => text.includes(s)).map((s) => `${name}: ${s}`));
     expect(leaks).toEqual([]);
