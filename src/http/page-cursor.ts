@@ -55,7 +55,9 @@ export function decodeCursor(key: Uint8Array, list: CursorList, cursor: string):
   const [payload, tag] = parts;
   if (parts.length !== 2 || !payload || !tag || !/^[\w-]+$/.test(payload) || !/^[\w-]+$/.test(tag)) return { refused: "is not a cursor" };
   const given = Buffer.from(tag, "base64url");
-  if (given.length !== MAC_BYTES || !timingSafeEqual(given, mac(key, payload))) return { refused: "is not a cursor this service issued" };
+  // Canonical encoding only: base64url's last character has spare bits, and two spellings of one cursor is one too many.
+  const canonical = given.length === MAC_BYTES && given.toString("base64url") === tag;
+  if (!canonical || !timingSafeEqual(given, mac(key, payload))) return { refused: "is not a cursor this service issued" };
   const fields = parseFields(Buffer.from(payload, "base64url").toString());
   if (!fields) return { refused: "is not a cursor" };
   const expected = list.kind === "conversations" ? "c" : "m";
