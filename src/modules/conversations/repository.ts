@@ -12,7 +12,7 @@ import type { RowKey } from "../../http/page-cursor.ts";
  */
 const pageRows = `(
   SELECT p.*, row_number() OVER (ORDER BY p.last_activity_at DESC, p.id DESC) AS n
-    FROM (SELECT * FROM conversations WHERE (last_activity_at, id) < ($3::timestamptz, $4::bigint)
+    FROM (SELECT * FROM conversations WHERE (last_activity_at, id) < ($3::text::timestamptz, $4::text::bigint)
            ORDER BY last_activity_at DESC, id DESC LIMIT $1::int + 1 OFFSET $2) p)`;
 
 /** The key of the page's last row, when a row follows it. */

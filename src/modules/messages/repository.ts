@@ -225,7 +225,7 @@ const CONVERSATION_PAGE = `
              CASE WHEN count(*) > $2 THEN max(CASE WHEN m.n = $2 THEN m.id END)::text END AS next_id
         FROM (SELECT r.*, row_number() OVER (ORDER BY r.timestamp, r.id) AS n
                 FROM (SELECT * FROM messages
-                       WHERE conversation_id = c.id AND (timestamp, id) > ($4::timestamptz, $5::bigint)
+                       WHERE conversation_id = c.id AND (timestamp, id) > ($4::text::timestamptz, $5::text::bigint)
                        ORDER BY timestamp, id LIMIT $2::int + 1 OFFSET $3) r) m) p
    WHERE c.id = $1`;
 
