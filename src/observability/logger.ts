@@ -3,10 +3,10 @@ import pino, { type Logger } from "pino";
 export type { Logger };
 
 /**
- * Keys whose values a log line must never carry in clear: credentials, signatures, message bodies and
- * addresses. Redacted wherever they appear at the top of a line's object or one level down (`{ message: { body } }`),
- * and in any `headers` object up to two levels down (`{ req: { headers: { authorization } } }`).
- * Configured once here so no caller has to remember it.
+ * Keys whose values a log line must never carry in clear: credentials, signatures, message bodies, addresses and
+ * a failed query's parameters (which are bodies and addresses). Matched at any depth, inside arrays, and without
+ * regard to letter case, `_` or `-` (`API_KEY`, `Body`, `x-api-key`). Configured once here so no caller has to
+ * remember it.
  */
 export const REDACTED_KEYS = new Set([
   "password",
@@ -20,42 +20,91 @@ export const REDACTED_KEYS = new Set([
   "from",
   "to",
   "attachments",
+  "params",
 ]);
+/** Header names; redacted as keys anywhere, so in `headers` objects and in a logged `Headers` alike. */
 export const REDACTED_HEADERS = new Set(["authorization", "cookie", "x-messaging-signature", "x-api-key"]);
+/** Words that make any key containing them sensitive: `webhookSecret`, `accessToken`, `proxy-authorization`. */
+const SENSITIVE_WORDS = ["password", "secret", "token", "apikey", "credential", "authorization", "cookie", "signature"];
 const CENSOR = "[redacted]";
+/**
+ * How deep the walk goes. Past it a value is replaced, not written unexamined: a cycle (which would otherwise
+ * never end) or a structure this deep is cut there rather than risk what lies below.
+ */
+const MAX_DEPTH = 12;
+const TOO_DEEP = "[too deep]";
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === "object" && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+const normalizeKey = (key: string) => key.toLowerCase().replaceAll("_", "").replaceAll("-", "");
+const SENSITIVE_KEYS = new Set([...REDACTED_KEYS, ...REDACTED_HEADERS].map(normalizeKey));
 
-/** A copy of `headers` with the sensitive ones censored, or the same object when none is present. */
-function redactHeaders(headers: Record<string, unknown>): Record<string, unknown> {
-  let out: Record<string, unknown> | undefined;
-  for (const name of Object.keys(headers)) {
-    if (REDACTED_HEADERS.has(name.toLowerCase())) (out ??= { ...headers })[name] = CENSOR;
+/**
+ * Verdicts by key, so the hot path (the same few keys on every request line) costs one map lookup per key and
+ * allocates nothing. Bounded, since logged objects may carry keys chosen by a client; past the bound a key is
+ * judged afresh each time.
+ */
+const verdicts = new Map<string, boolean>();
+const MAX_VERDICTS = 4096;
+
+function isSensitiveKey(key: string): boolean {
+  let verdict = verdicts.get(key);
+  if (verdict === undefined) {
+    const normalized = normalizeKey(key);
+    verdict = SENSITIVE_KEYS.has(normalized) || SENSITIVE_WORDS.some((word) => normalized.includes(word));
+    if (verdicts.size < MAX_VERDICTS) verdicts.set(key, verdict);
   }
-  return out ?? headers;
+  return verdict;
 }
 
-/** One level of redaction; `deeper` descends once more. Copies only what it changes. */
-function redactLevel(obj: Record<string, unknown>, deeper: boolean): Record<string, unknown> {
+/**
+ * The value as it will be serialised, with sensitive keys censored at any depth. Copies only what it changes, so
+ * a line without anything to hide is written as given. Primitives (strings included) pass unexamined. Errors
+ * are serialised as the `err` key is (message, stack, their own fields, redacted). An object with `toJSON` is
+ * judged by what that returns (a `Headers` would otherwise write `authorization` in clear). Maps and Sets pass
+ * as they are: JSON writes them as `{}`, so nothing in them reaches the line. Other class instances are walked
+ * like plain objects, since JSON writes their fields.
+ */
+function redactValue(value: unknown, depth: number): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (depth >= MAX_DEPTH) return TOO_DEEP;
+  if (Array.isArray(value)) return redactArray(value, depth + 1);
+  if (value instanceof Error) return serializeError(value, depth + 1);
+  if (value instanceof Map || value instanceof Set) return value;
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === "function") return redactValue(toJSON.call(value), depth + 1);
+  return redactFields(value as Record<string, unknown>, depth + 1);
+}
+
+function redactArray(array: unknown[], depth: number): unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < array.length; i++) {
+    const value = array[i];
+    const next = redactValue(value, depth);
+    if (next !== value) (out ??= array.slice())[i] = next;
+  }
+  return out ?? array;
+}
+
+/** Own enumerable fields, as JSON writes them; for-in rather than Object.keys so a flat line allocates nothing. */
+function redactFields(obj: Record<string, unknown>, depth: number, keepErr = false): Record<string, unknown> {
   let out: Record<string, unknown> | undefined;
-  for (const key of Object.keys(obj)) {
+  for (const key in obj) {
+    if (!Object.hasOwn(obj, key)) continue;
     const value = obj[key];
-    let next = value;
-    if (REDACTED_KEYS.has(key)) next = CENSOR;
-    else if (key === "headers" && isPlainObject(value)) next = redactHeaders(value);
-    else if (deeper && isPlainObject(value)) next = redactLevel(value, false);
+    let next: unknown;
+    if (isSensitiveKey(key)) next = CENSOR;
+    else if (keepErr && key === "err" && value instanceof Error) next = value; // pino's `err` serializer takes it
+    else next = redactValue(value, depth);
     if (next !== value) (out ??= { ...obj })[key] = next;
   }
   return out ?? obj;
 }
 
 /**
- * pino's log formatter: a shallow walk over the few keys a line has. pino's path-based redaction with
- * wildcards (`*.body`) did the same job at three times the cost per line, which on the request log line
- * was about 40% of /healthz throughput.
+ * pino's log formatter. On the request line (a flat object of known keys) it costs a map lookup and a type
+ * check per key; nested objects and arrays are walked to any depth. pino's path-based redaction with
+ * wildcards (`*.body`) cost three times as much per line and still only reached the depths it was told.
  */
-export const redactLogObject = (obj: Record<string, unknown>) => redactLevel(obj, true);
+export const redactLogObject = (obj: Record<string, unknown>) => redactFields(obj, 0, true);
 
 export interface LoggerOptions {
   level: string;
@@ -64,20 +113,48 @@ export interface LoggerOptions {
 }
 
 /**
- * pino's error serializer, minus the query parameters drizzle puts in a failed query's error: its message and
- * stack read "Failed query: …\nparams: <every parameter>" and it carries them again in `params`, so logging
- * such an error would write message bodies and addresses in clear. The query text (placeholders only) stays.
+ * pino's error serializer, redacted like any other value, minus the query parameters drizzle puts in a failed
+ * query's error: its message and stack read "Failed query: …\nparams: <every parameter>" (pino appends the
+ * messages and stacks of causes, so a failed query anywhere in the chain counts) and it carries them again in
+ * `params`, so logging such an error would write message bodies and addresses in clear. The query text
+ * (placeholders only) stays. Message and stack are otherwise written as they are.
  */
-function serializeError(error: unknown): unknown {
+function serializeError(error: unknown, depth = 0): unknown {
   const out = pino.stdSerializers.err(error as Error) as unknown as Record<string, unknown>;
-  const params = (error as { params?: unknown } | null)?.params;
-  if (!out || typeof out !== "object" || params === undefined) return out;
-  const listed = `params: ${String(params)}`;
-  for (const field of ["message", "stack"] as const) {
-    if (typeof out[field] === "string") out[field] = (out[field] as string).replaceAll(listed, "params: [redacted]");
+  if (!out || typeof out !== "object") return out;
+  for (const listed of paramListings(error)) {
+    for (const field of ["message", "stack"] as const) {
+      if (typeof out[field] === "string") out[field] = (out[field] as string).replaceAll(listed, "params: [redacted]");
+    }
   }
-  out.params = "[redacted]";
-  return out;
+  return redactFields(out, depth);
+}
+
+/** The "params: …" text of each failed query along the cause chain (bounded, in case causes loop). */
+function paramListings(error: unknown): string[] {
+  const listings: string[] = [];
+  let current = error as { params?: unknown; cause?: unknown } | null | undefined;
+  for (let i = 0; i < MAX_DEPTH && current !== null && typeof current === "object"; i++) {
+    if (current.params !== undefined) listings.push(`params: ${String(current.params)}`);
+    current = current.cause as typeof current;
+  }
+  return listings;
+}
+
+let timeMs = Number.NaN;
+let timeField = "";
+
+/**
+ * pino's `isoTime`, formatted once per millisecond: a busy server writes dozens of lines in one, and
+ * `toISOString` was a tenth of the cost of a request line.
+ */
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== timeMs) {
+    timeMs = now;
+    timeField = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return timeField;
 }
 
 /** Longest a line waits in the buffer of the stdout writer on a quiet server. */
@@ -93,7 +170,7 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       level: options.level,
       base: { service: "messaging" },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }), log: redactLogObject },
       serializers: { err: serializeError },
     },
@@ -102,12 +179,65 @@ export function createLogger(options: LoggerOptions): Logger {
 }
 
 /**
- * The buffer only writes once it holds 4 KiB, which a quiet server may take minutes to log (its
- * "messaging listening" line sat unseen until shutdown); sonic-boom's periodic flush (an unref'd timer)
- * writes it out at least every FLUSH_INTERVAL_MS.
+ * sonic-boom's buffer only writes once it holds 4 KiB, which a quiet server may take minutes to log (its
+ * "messaging listening" line sat unseen until shutdown); the line buffer in front of it hands everything over
+ * and flushes at least every FLUSH_INTERVAL_MS.
  */
 function bufferedStdout(): pino.DestinationStream {
-  return pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: FLUSH_INTERVAL_MS });
+  return new LineBuffer(pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+}
+
+/** How many characters of lines the line buffer gathers before it hands them to sonic-boom in one write. */
+const CHUNK_CHARS = 16 * 1024;
+
+type SonicBoom = ReturnType<typeof pino.destination>;
+
+/**
+ * Lines gathered into one string before they reach sonic-boom. sonic-boom measures the UTF-8 length of its
+ * whole pending buffer on every write, flattening it each time, which on /healthz at LOG_LEVEL=info cost more
+ * than producing the line; handed chunks, it does that once per chunk, and the writes are fewer and larger.
+ * `flush` and `flushSync` hand over what is gathered first, so `flushLogger` and pino see one stream.
+ */
+class LineBuffer {
+  private pending = "";
+
+  constructor(private readonly out: SonicBoom) {
+    setInterval(() => {
+      if (this.handOver()) this.out.flush();
+    }, FLUSH_INTERVAL_MS).unref();
+    // What pino arranges for its own asynchronous destinations: nothing gathered is lost on exit.
+    process.once("exit", () => {
+      try {
+        this.flushSync();
+      } catch {
+        // stdout closed or not writable: nothing more can be done while exiting
+      }
+    });
+  }
+
+  write(line: string): void {
+    this.pending += line;
+    if (this.pending.length >= CHUNK_CHARS) this.handOver();
+  }
+
+  flush(done?: (err?: Error) => void): void {
+    this.handOver();
+    this.out.flush(done);
+  }
+
+  flushSync(): void {
+    this.handOver();
+    this.out.flushSync();
+  }
+
+  /** True when there was something to hand over. */
+  private handOver(): boolean {
+    if (this.pending === "") return false;
+    const chunk = this.pending;
+    this.pending = "";
+    this.out.write(chunk);
+    return true;
+  }
 }
 
 /**

@@ -193,8 +193,11 @@ const makers: Maker[] = [
   // Hostile query strings on the list routes (and on routes that take none).
   (rng) => {
     const path = pick(rng, ["/api/conversations", "/api/conversations/1/messages", "/api/conversations", pick(rng, READ_PATHS)]);
-    const key = pick(rng, ["page", "pageSize", "page_size"]);
-    const value = pick(rng, ["9999999999", digits(rng, 400), "-99999999999999", "1.5", "abc", "%00", "%F0%9F%98%80", "1e3", "0x10", "", "%ff", "1&page=2"]);
+    const key = pick(rng, ["page", "pageSize", "page_size", "cursor"]);
+    const value =
+      key === "cursor"
+        ? pick(rng, ["garbage", "e30.AAAAAAAAAAAAAAAAAAAAAA", "x".repeat(5000), "%00.%ff", "a.b.c", ".", "", "WyJjIl0.", "abc&page=1", "abc&cursor=def"])
+        : pick(rng, ["9999999999", digits(rng, 400), "-99999999999999", "1.5", "abc", "%00", "%F0%9F%98%80", "1e3", "0x10", "", "%ff", "1&page=2"]);
     return { name: `query ${key}=${value.slice(0, 30)} on ${path}`, method: "GET", path: `${path}?${key}=${value}`, headers: {} };
   },
   // Hostile paths: odd ids, encodings, lengths.

@@ -57,6 +57,18 @@ describe("GET /openapi.json", () => {
     }
   });
 
+  test.each([
+    ["/api/conversations", "conversations.page"],
+    ["/api/conversations/{id}/messages", "conversations.messagesPage"],
+  ])("%s documents the cursor query parameter and meta.next_cursor", (path, model) => {
+    expect(doc.paths[path].get.parameters).toContainEqual(
+      expect.objectContaining({ name: "cursor", in: "query", required: false, schema: expect.objectContaining({ type: "string" }) }),
+    );
+    const meta = doc.components.schemas[model].properties.meta;
+    expect(meta.properties.next_cursor.type).toEqual(["string", "null"]);
+    expect(meta.required).toContain("next_cursor");
+  });
+
   test("the docs' own script asset is not listed as an API path", () => {
     expect(Object.keys(doc.paths).some((p) => p.startsWith("/docs"))).toBe(false);
   });

@@ -11,11 +11,26 @@ describe("paginationQuery", () => {
     [{ page: "+7", pageSize: "3" }, 7, 3, "a leading + is an integer"],
   ])("%p → page %i, size %i (%s)", (query, page, pageSize) => {
     const parsed = paginationQuery.parse(query);
-    expect(parsed).toEqual({ page, pageSize, limit: pageSize, offset: (page - 1) * pageSize });
+    expect(parsed).toEqual({ page, pageSize, limit: pageSize, offset: (page - 1) * pageSize, cursor: undefined });
     expect(Number.isSafeInteger(parsed.offset)).toBe(true);
   });
 
   test.each(["abc", "1.5", "1e3", "", "١", "0x10", " 1"])("page=%p is not an integer: refused", (page) => {
     expect(paginationQuery.safeParse({ page }).success).toBe(false);
+  });
+
+  test("a cursor replaces the offset; pageSize still applies", () => {
+    expect(paginationQuery.parse({ cursor: "abc.def", pageSize: "7" })).toMatchObject({ cursor: "abc.def", limit: 7, offset: 0 });
+  });
+
+  test.each([
+    [{ cursor: "abc.def", page: "1" }, "cursor and page cannot be combined"],
+    [{ cursor: "abc.def", page: "3", pageSize: "5" }, "cursor and page cannot be combined"],
+    [{ cursor: "" }, "cursor must not be empty"],
+    [{ cursor: "x".repeat(257) }, "cursor is not a cursor"],
+  ])("%p is refused at path cursor", (query, message) => {
+    const result = paginationQuery.safeParse(query);
+    expect(result.success).toBe(false);
+    expect(result.error?.issues.map((i) => [i.path.join("."), i.message])).toEqual([["cursor", message]]);
   });
 });

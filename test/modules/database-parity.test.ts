@@ -41,7 +41,7 @@ describe.each(["postgres", "embedded"] as const)("on %s", (kind) => {
       ["earlier reply", "inbound"],
       ["first", "outbound"],
     ]);
-    expect(messages.json.meta).toEqual({ page: 1, page_size: 50, total: 2 });
+    expect(messages.json.meta).toEqual({ page: 1, page_size: 50, total: 2, next_cursor: null });
     expect((await get(t.app, "/api/conversations/999/messages")).status).toBe(404);
   });
 

@@ -39,3 +39,22 @@ describe("log redaction", () => {
     expect(raw()).not.toContain("+12015550100");
   });
 });
+
+describe("log line time", () => {
+  test("every line carries the ISO time it was written at, also when lines share a millisecond", async () => {
+    const { logger, lines } = captureLogger();
+    const before = Date.now();
+    for (let i = 0; i < 50; i++) logger.info({ i }, "line");
+    await Bun.sleep(5);
+    logger.info("later");
+    const after = Date.now();
+    const times = lines().map((l) => l.time as string);
+    expect(times).toHaveLength(51);
+    for (const time of times) {
+      expect(time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(Date.parse(time)).toBeGreaterThanOrEqual(before);
+      expect(Date.parse(time)).toBeLessThanOrEqual(after);
+    }
+    expect(Date.parse(times.at(-1)!)).toBeGreaterThan(Date.parse(times[0]!));
+  });
+});

@@ -1,7 +1,28 @@
-import { rfc3339Utc } from "../../db/json-sql.ts";
+import { randomBytes } from "node:crypto";
 import { DELETE_DEPENDENTS, UNCOUNT_REMOVED } from "../../db/conversation-counts.ts";
+import { cursorTimestamp, rfc3339Utc } from "../../db/json-sql.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { hasSqlState, SQLSTATE } from "../../db/sql-state.ts";
+import type { RowKey } from "../../http/page-cursor.ts";
+
+/*
+ * The page's rows plus one: the extra row only tells whether a next page exists (it is not shown), so the
+ * last page has no next cursor. Rows start after the key ($3, $4) with a row comparison, which PostgreSQL
+ * answers from conversations_recent_idx as an index range scan (last_activity_at is NOT NULL, so the index's
+ * NULLS FIRST never matters); a page-based request passes a key before every row (FIRST_KEY) and skips
+ * OFFSET rows as before.
+ */
+const pageRows = `(
+  SELECT p.*, row_number() OVER (ORDER BY p.last_activity_at DESC, p.id DESC) AS n
+    FROM (SELECT * FROM conversations WHERE (last_activity_at, id) < ($3::text::timestamptz, $4::text::bigint)
+           ORDER BY last_activity_at DESC, id DESC LIMIT $1::int + 1 OFFSET $2) p)`;
+
+/** The key of the page's last row, when a row follows it. */
+const NEXT_KEY = `CASE WHEN count(*) > $1 THEN max(CASE WHEN c.n = $1 THEN ${cursorTimestamp("c.last_activity_at")} END) END AS next_at,
+         CASE WHEN count(*) > $1 THEN max(CASE WHEN c.n = $1 THEN c.id END)::text END AS next_id`;
+
+/** Sorts before every conversation in the list's order (newest first), so the whole list is "after" it. */
+const FIRST_KEY: RowKey = { at: "infinity", id: "9223372036854775807" };
 
 /*
  * One page, newest activity first (ties by id), as a JSON array built by PostgreSQL, with the total in the
@@ -14,13 +35,47 @@ const PAGE = `
            'id', c.id::text, 'key', c.key, 'channel', c.transport,
            'participant_a', c.participant_a, 'participant_b', c.participant_b,
            'message_count', c.message_count, 'last_activity_at', ${rfc3339Utc("c.last_activity_at")}
-         ) ORDER BY c.last_activity_at DESC, c.id DESC), '[]')::text AS items
-    FROM (SELECT * FROM conversations ORDER BY last_activity_at DESC, id DESC LIMIT $1 OFFSET $2) c`;
+         ) ORDER BY c.last_activity_at DESC, c.id DESC) FILTER (WHERE c.n <= $1), '[]')::text AS items,
+         ${NEXT_KEY}
+    FROM ${pageRows} c`;
 
-/** A page of conversations: `items` is the JSON text of the list, ready to be embedded in the response. */
-export async function conversationsPage(sql: SqlRunner, limit: number, offset: number): Promise<{ itemsJson: string; total: number }> {
-  const [row] = await sql.query<{ total: number; items: string }>(PAGE, [limit, offset]);
-  return { itemsJson: row?.items ?? "[]", total: row?.total ?? 0 };
+export interface ConversationsPage {
+  /** The JSON text of the list, ready to be embedded in the response. */
+  itemsJson: string;
+  total: number;
+  /** Where the next page starts; null on the last page. */
+  next: RowKey | null;
+}
+
+/** A page of conversations: the rows after `after` (default: from the top), less the first `offset`. */
+export async function conversationsPage(sql: SqlRunner, limit: number, offset: number, after?: RowKey): Promise<ConversationsPage> {
+  const from = after ?? FIRST_KEY;
+  const [row] = await sql.query<PageRow>(PAGE, [limit, offset, from.at, from.id]);
+  const next = row?.next_at && row.next_id ? { at: row.next_at, id: row.next_id } : null;
+  return { itemsJson: row?.items ?? "[]", total: row?.total ?? 0, next };
+}
+
+interface PageRow {
+  total: number;
+  items: string;
+  next_at: string | null;
+  next_id: string | null;
+}
+
+const CURSOR_SECRET = "cursor.secret";
+
+/**
+ * The secret page cursors are signed with (http/page-cursor.ts), shared by every instance on this database:
+ * the first reader stores a random one (a concurrent first reader's insert does nothing), and all read it back.
+ */
+export async function cursorSecret(sql: SqlRunner): Promise<Uint8Array> {
+  await sql.query(
+    "INSERT INTO runtime_settings (name, value) VALUES ($1, to_jsonb($2::text)) ON CONFLICT (name) DO NOTHING",
+    [CURSOR_SECRET, randomBytes(32).toString("base64url")],
+  );
+  const [row] = await sql.query<{ secret: string }>("SELECT value #>> '{}' AS secret FROM runtime_settings WHERE name = $1", [CURSOR_SECRET]);
+  if (!row?.secret) throw new Error("runtime_settings holds no cursor secret after storing one");
+  return Buffer.from(row.secret, "base64url");
 }
 
 /*

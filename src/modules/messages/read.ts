@@ -2,6 +2,7 @@ import type { SqlRunner } from "../../db/runner.ts";
 import { snippet } from "../../domain/snippet.ts";
 import { formatTimestamp } from "../../domain/timestamp.ts";
 import { AppError } from "../../http/errors.ts";
+import type { RowKey } from "../../http/page-cursor.ts";
 import type { MessageDetail, MessageItem } from "./model.ts";
 import { conversationMessagesPage, type MessageJson, messageById } from "./repository.ts";
 import type { MessagesDeps } from "./service.ts";
@@ -9,6 +10,8 @@ import type { MessagesDeps } from "./service.ts";
 export interface MessagePage {
   items: MessageItem[];
   total: number;
+  /** Where the next page starts; null on the last page. */
+  next: RowKey | null;
 }
 
 /** Parses a path id: positive decimal integers only; anything else names no message. */
@@ -34,9 +37,10 @@ export async function readConversationPage(
   conversationId: number,
   limit: number,
   offset: number,
+  after: RowKey | undefined,
   snippetLength: number,
 ): Promise<MessagePage | undefined> {
-  const found = await conversationMessagesPage(sql, conversationId, limit, offset);
+  const found = await conversationMessagesPage(sql, conversationId, limit, offset, after);
   if (!found) return undefined;
   for (const item of found.items) withSnippet(item, snippetLength);
   return found as MessagePage;
@@ -62,11 +66,15 @@ export async function getMessage(deps: MessagesDeps, rawId: string): Promise<Mes
   };
 }
 
-/** One page of a conversation's messages, oldest first (ties by id); undefined when there is no such conversation. */
+/**
+ * One page of a conversation's messages, oldest first (ties by id): the rows after `after` when given, else
+ * from the start; undefined when there is no such conversation.
+ */
 export function listConversationMessages(
   deps: MessagesDeps,
   conversationId: number,
   page: { limit: number; offset: number },
+  after?: RowKey,
 ): Promise<MessagePage | undefined> {
-  return deps.conversationPage(conversationId, page.limit, page.offset);
+  return deps.conversationPage(conversationId, page.limit, page.offset, after);
 }

@@ -2,9 +2,10 @@ import { asc, eq, sql as dsql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { deliveryAttempts } from "../../db/schema.ts";
-import { rfc3339Utc } from "../../db/json-sql.ts";
+import { cursorTimestamp, rfc3339Utc } from "../../db/json-sql.ts";
 import { textArray } from "../../db/sql-arrays.ts";
 import type { Channel, Transport } from "../../domain/channel.ts";
+import type { RowKey } from "../../http/page-cursor.ts";
 import type { MessageDetail, MessageItem } from "./model.ts";
 
 export interface NewMessage {
@@ -233,26 +234,50 @@ const DETAIL_FIELDS = `, 'provider', m.provider, 'provider_message_id', m.provid
 /*
  * One page of a conversation's messages, oldest first (ties by id), as JSON built by PostgreSQL (see
  * db/json-sql.ts), with the conversation's exact message_count as the total; no row means no such conversation.
+ * The rows start after the key ($4, $5): `(timestamp, id) > (…)` under `conversation_id = $1` is a range scan of
+ * messages_conversation_time_idx, so a cursor page costs the same at any depth. One row beyond the page is read
+ * only to learn whether a next page exists; `next_at`/`next_id` are the last shown row's key when one does.
  */
 const CONVERSATION_PAGE = `
-  SELECT c.message_count AS total,
-         (SELECT coalesce(json_agg(${messageItemJson("m")} ORDER BY m.timestamp, m.id), '[]')::text
-            FROM (SELECT * FROM messages WHERE conversation_id = c.id ORDER BY timestamp, id LIMIT $2 OFFSET $3) m) AS items
-    FROM conversations c WHERE c.id = $1`;
+  SELECT c.message_count AS total, p.items, p.next_at, p.next_id
+    FROM conversations c
+    CROSS JOIN LATERAL (
+      SELECT coalesce(json_agg(${messageItemJson("m")} ORDER BY m.timestamp, m.id) FILTER (WHERE m.n <= $2), '[]')::text AS items,
+             CASE WHEN count(*) > $2 THEN max(CASE WHEN m.n = $2 THEN ${cursorTimestamp("m.timestamp")} END) END AS next_at,
+             CASE WHEN count(*) > $2 THEN max(CASE WHEN m.n = $2 THEN m.id END)::text END AS next_id
+        FROM (SELECT r.*, row_number() OVER (ORDER BY r.timestamp, r.id) AS n
+                FROM (SELECT * FROM messages
+                       WHERE conversation_id = c.id AND (timestamp, id) > ($4::text::timestamptz, $5::text::bigint)
+                       ORDER BY timestamp, id LIMIT $2::int + 1 OFFSET $3) r) m) p
+   WHERE c.id = $1`;
+
+/** Sorts before every message in the list's order (oldest first), so the whole conversation is "after" it. */
+const FIRST_KEY: RowKey = { at: "-infinity", id: "0" };
 
 const MESSAGE_BY_ID = `SELECT ${messageItemJson("m", DETAIL_FIELDS)}::text AS item FROM messages m WHERE m.id = $1`;
 
 export type MessageJson = Omit<MessageItem, "snippet">;
 export type MessageDetailJson = Omit<MessageDetail, "snippet" | "attempts">;
 
+/** A page of a conversation's messages: the rows after `after` (default: from the start), less the first `offset`. */
 export async function conversationMessagesPage(
   sql: SqlRunner,
   conversationId: number,
   limit: number,
   offset: number,
-): Promise<{ items: MessageJson[]; total: number } | undefined> {
-  const [row] = await sql.query<{ total: number; items: string }>(CONVERSATION_PAGE, [conversationId, limit, offset]);
-  return row && { items: JSON.parse(row.items) as MessageJson[], total: row.total };
+  after?: RowKey,
+): Promise<{ items: MessageJson[]; total: number; next: RowKey | null } | undefined> {
+  const from = after ?? FIRST_KEY;
+  const [row] = await sql.query<{ total: number; items: string; next_at: string | null; next_id: string | null }>(CONVERSATION_PAGE, [
+    conversationId,
+    limit,
+    offset,
+    from.at,
+    from.id,
+  ]);
+  if (!row) return undefined;
+  const next = row.next_at && row.next_id ? { at: row.next_at, id: row.next_id } : null;
+  return { items: JSON.parse(row.items) as MessageJson[], total: row.total, next };
 }
 
 export async function messageById(sql: SqlRunner, id: number): Promise<MessageDetailJson | undefined> {

@@ -8,6 +8,7 @@ import { coalesceSameTurn } from "../../db/coalesce.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import type { WriteFence, WriteOutcome } from "../../db/write-fence.ts";
 import type { TokenBuckets } from "../../domain/token-bucket.ts";
+import type { RowKey } from "../../http/page-cursor.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { type MessagePage, readConversationPage } from "./read.ts";
 import { type MessageQueries, messageQueries } from "./repository.ts";
@@ -25,7 +26,7 @@ export interface MessagesDeps {
   /** Counts what those lookups found. */
   onOutcome: (state: WriteOutcome["state"]) => void;
   /** A conversation's page of messages with snippets; identical concurrent requests share the query. */
-  conversationPage: (conversationId: number, limit: number, offset: number) => Promise<MessagePage | undefined>;
+  conversationPage: (conversationId: number, limit: number, offset: number, after?: RowKey) => Promise<MessagePage | undefined>;
   /** Writes unkeyed outbound sends, grouping concurrent ones into one commit. */
   batcher: SendBatcher;
   queries: MessageQueries;
@@ -48,8 +49,9 @@ export function messagesDeps(
   const { metrics, fence } = rest;
   const onOutcome = (state: WriteOutcome["state"]) => metrics.writeOutcomes.inc({ outcome: state });
   const conversationPage = coalesceSameTurn(
-    (conversationId: number, limit: number, offset: number) => readConversationPage(sql, conversationId, limit, offset, rest.snippetLength),
-    (conversationId, limit, offset) => `${conversationId}:${limit}:${offset}`,
+    (conversationId: number, limit: number, offset: number, after?: RowKey) =>
+      readConversationPage(sql, conversationId, limit, offset, after, rest.snippetLength),
+    (conversationId, limit, offset, after) => `${conversationId}:${limit}:${offset}:${after ? `${after.at}/${after.id}` : ""}`,
     (extra) => rest.metrics.coalescedReads.inc({ list: "messages" }, extra),
   );
   const batcher = new SendBatcher(sql, {

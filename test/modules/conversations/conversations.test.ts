@@ -141,7 +141,7 @@ describe("GET /api/conversations", () => {
   test("ids are decimal strings and meta has page, page_size 50 by default, and total counts rows", async () => {
     const res = await get(t.app, "/api/conversations");
     const total = await countRows(t.database, "conversations");
-    expect(res.json.meta).toEqual({ page: 1, page_size: 50, total });
+    expect(res.json.meta).toEqual({ page: 1, page_size: 50, total, next_cursor: total > 50 ? expect.any(String) : null });
     for (const c of res.json.items) expect(c.id).toMatch(/^[1-9]\d*$/);
   });
 
@@ -151,7 +151,7 @@ describe("GET /api/conversations", () => {
     const p2 = await get(t.app, "/api/conversations?pageSize=2&page=2");
     expect(p1.json.items.map((c: { id: string }) => c.id)).toEqual([c3, c2]);
     expect(p2.json.items[0].id).toBe(c1);
-    expect(p2.json.meta).toEqual({ page: 2, page_size: 2, total: await countRows(t.database, "conversations") });
+    expect(p2.json.meta).toEqual({ page: 2, page_size: 2, total: await countRows(t.database, "conversations"), next_cursor: expect.any(String) });
   });
 
   test("page_size is accepted as an alias of pageSize", async () => {
@@ -163,7 +163,7 @@ describe("GET /api/conversations", () => {
   test("a page past the last answers an empty items list with the real total", async () => {
     const res = await get(t.app, "/api/conversations?page=100000&pageSize=50");
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ items: [], meta: { page: 100000, page_size: 50, total: await countRows(t.database, "conversations") } });
+    expect(res.json).toEqual({ items: [], meta: { page: 100000, page_size: 50, total: await countRows(t.database, "conversations"), next_cursor: null } });
   });
 });
 
@@ -187,7 +187,7 @@ describe("GET /api/conversations/{id}/messages", () => {
     expect(res.status).toBe(200);
     expect(res.json.items.map((m: { body: string }) => m.body)).toEqual(["m3", "m1", "m2", "m0"]);
     expect(res.json.items.map((m: { id: string }) => m.id)).toEqual([ids[3], ids[1], ids[2], ids[0]]);
-    expect(res.json.meta).toEqual({ page: 1, page_size: 50, total: 4 });
+    expect(res.json.meta).toEqual({ page: 1, page_size: 50, total: 4, next_cursor: null });
   });
 
   test("a message item has the contract's fields, ids as decimal strings", async () => {
@@ -225,14 +225,14 @@ describe("GET /api/conversations/{id}/messages", () => {
   ])("?%s is read as page %i, page_size %i", async (query, page, pageSize) => {
     const res = await messagesOf(id, `?${query}`);
     expect(res.status).toBe(200);
-    expect(res.json.meta).toEqual({ page, page_size: pageSize, total: 4 });
+    expect(res.json.meta).toEqual({ page, page_size: pageSize, total: 4, next_cursor: page * pageSize < 4 ? expect.any(String) : null });
     expect(res.json.items).toHaveLength(Math.max(0, Math.min(pageSize, 4 - (page - 1) * pageSize)));
   });
 
   test("the second page of size 3 holds the fourth message; the third page is an empty list", async () => {
     expect((await messagesOf(id, "?page=2&pageSize=3")).json.items.map((m: { id: string }) => m.id)).toEqual([ids[0]]);
     const past = await messagesOf(id, "?page=3&pageSize=3");
-    expect(past.json).toEqual({ items: [], meta: { page: 3, page_size: 3, total: 4 } });
+    expect(past.json).toEqual({ items: [], meta: { page: 3, page_size: 3, total: 4, next_cursor: null } });
   });
 
   test.each(["page=abc", "page=1.5", "pageSize=ten", "page_size=2.0", "pageSize=1e3", "page="])(
@@ -260,7 +260,7 @@ describe("GET /api/conversations/{id}/messages", () => {
     for (let i = 0; i < 55; i++) conv = (await send("/api/messages/sms", smsSend({ from: a, to: b, body: `n${i}` }))).conversation_id;
     const capped = await messagesOf(conv, "?pageSize=100");
     expect(capped.json.items).toHaveLength(50);
-    expect(capped.json.meta).toEqual({ page: 1, page_size: 50, total: 55 });
+    expect(capped.json.meta).toEqual({ page: 1, page_size: 50, total: 55, next_cursor: expect.any(String) });
     const second = await messagesOf(conv, "?page=2");
     expect(second.json.items.map((m: { body: string }) => m.body)).toEqual(["n50", "n51", "n52", "n53", "n54"]);
   });
