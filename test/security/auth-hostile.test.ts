@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { processEnv } from "../../src/config/index.ts";
-import { createApiKey, generateApiKey } from "../../src/security/api-keys.ts";
+import { createApiKey, generateApiKey, parseApiKey } from "../../src/security/api-keys.ts";
 import { RUNTIME_MAX_REQUEST_BODY_SIZE } from "../../src/server.ts";
 import { afterResponse, buildTestApp, type TestApp } from "../helpers/app.ts";
 import { countRows, metricValue, smsSend, UNLIMITED } from "../helpers/messaging.ts";
@@ -41,7 +41,7 @@ const ROUTES: [string, string][] = [
 
 /** Authorization values an attacker would try, given a real key to make near-misses of. */
 function attacks(real: string): [string, (r: () => number) => string][] {
-  const [, prefix, secret] = real.split("_") as [string, string, string];
+  const { prefix, secret } = parseApiKey(real)!;
   const pick = <T,>(r: () => number, xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
   const flip = (s: string, r: () => number) => {
     const i = Math.floor(r() * s.length);

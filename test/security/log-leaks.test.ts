@@ -129,7 +129,7 @@ describe("the logs of a full run", () => {
     expect(made.exitCode).toBe(0);
     const key = (JSON.parse(made.stdout) as { key: string }).key;
     secrets.add(key);
-    secrets.add(key.split("_")[2]!);
+    secrets.add(key.slice("msg_".length + 11)); // the secret part alone
     const webhookSecret = `whsec-${crypto.randomUUID()}`;
     secrets.add(webhookSecret);
     guarded = await startServe({ env: { DATABASE_URL: pg.url, LOG_LEVEL: "debug", MESSAGING_AUTH: "on", MESSAGING_WEBHOOK_SECRETS: webhookSecret } });
