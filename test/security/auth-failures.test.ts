@@ -180,10 +180,11 @@ describe("memory bound", () => {
     expect(maxCounted).toBeLessThanOrEqual(CAP);
     // Justifying the bounds (Bun 1.3): one plain Map of 100,000 entries with 39-character keys costs ~18 MB
     // (~190 bytes each for key, slot and value); with the churn of eviction (deleted slots kept until the
-    // Map rehashes) the two capped maps measure ~50 MB. Unbounded, the same flood measures ~90 MB and the
-    // second one adds as much again; bounded, the second flood adds nothing but the collector's noise.
-    expect(grown).toBeLessThan(80);
-    expect(grownAgain).toBeLessThan(8);
+    // Map rehashes) the two capped maps measure 50–80 MB. Unbounded, the same flood measures ~90 MB and the
+    // second one adds as much again; bounded, the second flood adds a fraction of the first (0–13 MB measured:
+    // slots awaiting a rehash, and the collector's noise). The second flood is what tells the two apart.
+    expect(grown).toBeLessThan(100);
+    expect(grownAgain).toBeLessThan(grown / 3);
   }, 60_000);
 });
 
