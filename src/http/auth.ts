@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import type { ApiKeyVerifier, Scope } from "../security/api-keys.ts";
 import { AppError } from "./errors.ts";
+import { requestPath } from "./request-target.ts";
 
 /** Who is calling; idempotency keys are scoped by it (the API key's id, or `anonymous` with auth off). */
 export interface Principal {
@@ -51,7 +52,7 @@ const MAX_AUTHORIZATION_LENGTH = 512;
 export function auth(options: AuthOptions) {
   return new Elysia({ name: "auth" }).onRequest(async function authenticate({ request, server }) {
     if (options.mode === "off") return;
-    const path = pathOf(request.url);
+    const path = requestPath(request.url) ?? "";
     const needed = options.requirement(request.method, path);
     if (needed === null) return;
     const client = options.clientOf(request, server);
@@ -110,10 +111,4 @@ export function routeRequirement(opsNeedKey: boolean, docsPath: string) {
 /** True for a bind address only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  const query = url.indexOf("?", start);
-  return query === -1 ? url.slice(start) : url.slice(start, query);
 }

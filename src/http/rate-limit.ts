@@ -4,6 +4,7 @@ import { TokenBuckets } from "../domain/token-bucket.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { clientAddress, TrustedProxies } from "../security/client-address.ts";
 import { AppError } from "./errors.ts";
+import { requestPath } from "./request-target.ts";
 
 /** RateLimit-* headers of the IETF draft, and Retry-After on refusal. */
 export function rateLimitHeaders(d: BucketDecision): Record<string, string> {
@@ -48,7 +49,7 @@ export function ipRateLimit(options: IpRateLimitOptions) {
   const buckets = new TokenBuckets(options.perMinute);
   const trusted = new TrustedProxies(options.trustedProxies);
   return new Elysia({ name: "ip-rate-limit" }).onRequest(function limitByIp({ request, server, set }) {
-    const path = pathOf(request.url);
+    const path = requestPath(request.url) ?? "";
     if (!options.applies(path)) return;
     const client = clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trusted);
     const decision = buckets.take(client, Date.now());
@@ -60,10 +61,4 @@ export function ipRateLimit(options: IpRateLimitOptions) {
     set.headers["ratelimit-remaining"] = String(decision.remaining);
     set.headers["ratelimit-reset"] = String(decision.resetSeconds);
   });
-}
-
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  const query = url.indexOf("?", start);
-  return query === -1 ? url.slice(start) : url.slice(start, query);
 }
