@@ -124,7 +124,7 @@ export class TwilioProvider implements Provider {
 }
 
 /** The outcome of an answer Twilio gave, whatever its body holds. */
-export function twilioOutcome({ status, headers, body }: Pick<EgressResponse, "status" | "headers" | "body">): ProviderOutcome {
+function twilioOutcome({ status, headers, body }: Pick<EgressResponse, "status" | "headers" | "body">): ProviderOutcome {
   const json = parseJson(body);
   if (status >= 200 && status < 300) {
     const sid = isRecord(json) ? json.sid : undefined;

@@ -108,6 +108,21 @@ describe("a message Twilio accepts", () => {
     ]);
     fake.credentials.set(FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN);
   });
+
+  test("carries no idempotency header: Twilio documents none for creating a Message", async () => {
+    await send(sms);
+    expect(Object.keys(fake.requests[0]!.headers).filter((name) => name.includes("idempotency"))).toEqual([]);
+  });
+
+  test("credentials that cannot be read are a transient error, and nothing is sent", async () => {
+    const outcome = await send(sms, twilio({
+      credentials: () => {
+        throw new Error("credential twilio-main/auth_token: no master key decrypts it");
+      },
+    }));
+    expect(outcome).toEqual({ kind: "transient_error", reason: "twilio request failed: credential twilio-main/auth_token: no master key decrypts it" });
+    expect(fake.requests).toHaveLength(0);
+  });
 });
 
 describe("a message Twilio refuses is a permanent error that keeps Twilio's code and message", () => {
