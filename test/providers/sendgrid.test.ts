@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { deliveryIdempotencyKey, type OutboundMessage, type ProviderOutcome } from "../../src/providers/provider.ts";
+import { deliveryIdempotencyKey, type OutboundMessage, type ProviderOutcome, sendWithTimeout } from "../../src/providers/provider.ts";
 import { looksLikeHtml, MAX_RATE_LIMIT_WAIT_MS, SendGridProvider, type SendGridSettings } from "../../src/providers/sendgrid.ts";
 import { createEgress, type EgressOptions } from "../../src/security/egress.ts";
 import { type FakeSendGrid, startFakeSendGrid } from "./sendgrid-fake.ts";
@@ -279,6 +279,19 @@ describe("the caller's signal", () => {
     await expect(send(message(), provider(), AbortSignal.abort(reason))).rejects.toBe(reason);
     await Bun.sleep(20);
     expect(fake.requests).toHaveLength(0);
+  });
+});
+
+describe("under the dispatcher's sendWithTimeout", () => {
+  test("an accepted send comes back as the same outcome", async () => {
+    expect(await sendWithTimeout(provider(), message(), 2_000)).toEqual({ kind: "accepted", providerMessageId: fake.messageIds[0]! });
+  });
+
+  test("a SendGrid slower than the call's timeout is a transient error at the timeout", async () => {
+    fake.script({ kind: "slow", ms: 2_000 });
+    const started = performance.now();
+    expect(await sendWithTimeout(provider(), message(), 100)).toEqual({ kind: "transient_error", reason: "no answer within 100 ms" });
+    expect(performance.now() - started).toBeLessThan(1_000);
   });
 });
 

@@ -101,3 +101,30 @@ describe("verifySendGridEvent", () => {
     expect(at(NOW + 301)).toBe(false);
   });
 });
+
+/** ASN.1 DER of an ECDSA signature from its raw r ‖ s halves: SEQUENCE { INTEGER r, INTEGER s }, minimal, positive. */
+function derFromRaw(raw: Uint8Array): Buffer {
+  const integer = (half: Uint8Array) => {
+    let bytes = Buffer.from(half);
+    while (bytes.length > 1 && bytes[0] === 0 && bytes[1]! < 0x80) bytes = bytes.subarray(1);
+    if (bytes[0]! >= 0x80) bytes = Buffer.concat([Buffer.from([0]), bytes]);
+    return Buffer.concat([Buffer.from([0x02, bytes.length]), bytes]);
+  };
+  const body = Buffer.concat([integer(raw.subarray(0, 32)), integer(raw.subarray(32))]);
+  return Buffer.concat([Buffer.from([0x30, body.length]), body]);
+}
+
+describe("verifySendGridEvent against Web Crypto, a second implementation", () => {
+  test("signatures made with Web Crypto and encoded to DER by hand verify, twenty in a row", async () => {
+    const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
+    const publicBase64 = Buffer.from(await crypto.subtle.exportKey("spki", pair.publicKey)).toString("base64");
+    // Twenty signatures make a half with its high bit set (DER needs a leading zero) all but certain.
+    for (let i = 0; i < 20; i++) {
+      const timestamp = String(NOW - i);
+      const raw = new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, Buffer.concat([Buffer.from(timestamp), BODY])));
+      expect(verifySendGridEvent(publicBase64, derFromRaw(raw).toString("base64"), timestamp, BODY, NOW)).toBe(true);
+      // The raw r ‖ s form (what Web Crypto answers) is not what SendGrid sends, and is refused.
+      if (i === 0) expect(verifySendGridEvent(publicBase64, Buffer.from(raw).toString("base64"), timestamp, BODY, NOW)).toBe(false);
+    }
+  });
+});
