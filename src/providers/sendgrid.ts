@@ -50,6 +50,8 @@ const MAX_ERRORS = 10;
 const MAX_REASON_LENGTH = 1000;
 /** A message id we can match events by: visible ASCII, no `.` (events append `.suffix` to it), bounded. */
 const MESSAGE_ID = /^[\x21-\x2d\x2f-\x7e]{1,128}$/;
+/** SendGrid keys are visible ASCII (`SG.` and base64url); anything else cannot go in a header as it is. */
+const API_KEY = /^[\x21-\x7e]+$/;
 /** Guard refusals that may pass on their own: the network, DNS, or a garbled answer. Others are configuration. */
 const TRANSIENT_REFUSALS = new Set<EgressRefusal>(["timeout", "connection_failed", "resolve_failed", "response_too_large"]);
 
@@ -84,11 +86,14 @@ export class SendGridProvider implements Provider {
     }
     let apiKey: string;
     try {
-      apiKey = this.#settings.apiKey();
+      // Trimmed: a key saved from `echo … > file` ends in a newline.
+      apiKey = this.#settings.apiKey().trim();
     } catch (err) {
       return transientError(`the SendGrid API key could not be read: ${err instanceof Error ? err.message : String(err)}`);
     }
-    if (apiKey.trim() === "") return permanentError("no SendGrid API key is configured");
+    if (apiKey === "") return permanentError("no SendGrid API key is configured");
+    // Checked here because a header that refuses the value quotes it in its error, which would log the key.
+    if (!API_KEY.test(apiKey)) return permanentError("the SendGrid API key has characters an HTTP header cannot carry");
     let response: EgressResponse;
     try {
       response = await untilAborted(

@@ -111,6 +111,11 @@ describe("SendGrid accepts", () => {
     expect(fake.requests.map((r) => r.headers.authorization)).toEqual(["Bearer SG.revoked", `Bearer ${API_KEY}`]);
   });
 
+  test("a key read with a trailing newline (saved by echo) is sent without it", async () => {
+    expect((await send(message(), provider({ apiKey: () => `${API_KEY}\n` }))).kind).toBe("accepted");
+    expect(fake.requests[0]!.headers.authorization).toBe(`Bearer ${API_KEY}`);
+  });
+
   test("a base URL with a trailing slash still reaches /v3/mail/send", async () => {
     expect((await send(message(), provider({ baseUrl: `${fake.baseUrl}/` }))).kind).toBe("accepted");
     expect(fake.requests[0]!.path).toBe("/v3/mail/send");
@@ -253,6 +258,12 @@ describe("configuration the guard or the adapter refuses: permanent, nothing sen
 
   test("an empty API key", async () => {
     expect(await send(message(), provider({ apiKey: () => " " }))).toEqual({ kind: "permanent_error", reason: "no SendGrid API key is configured" });
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  test("a key with a line break is refused without its value in the reason", async () => {
+    const outcome = await send(message(), provider({ apiKey: () => "SG.secret\r\nX-Injected: 1" }));
+    expect(outcome).toEqual({ kind: "permanent_error", reason: "the SendGrid API key has characters an HTTP header cannot carry" });
     expect(fake.requests).toHaveLength(0);
   });
 
