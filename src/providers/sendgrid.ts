@@ -1,0 +1,189 @@
+/**
+ * The SendGrid adapter: email through SendGrid's v3 Mail Send API (`POST {baseUrl}/v3/mail/send`, JSON,
+ * `Authorization: Bearer <api key>`), mapped onto the four provider outcomes. SendGrid answers 202 with the
+ * message's id in the `X-Message-Id` header; its event webhook later names the message by that id
+ * (sendgrid-events.ts). Every request goes through the egress guard.
+ *
+ * Idempotency: Mail Send takes no idempotency key, so `SendOptions.idempotencyKey` cannot be passed on. A call
+ * whose answer is lost (a timeout or a reset after SendGrid accepted) is retried and may send the email twice:
+ * delivery through SendGrid is at-least-once in that window, as the README describes for providers without keys.
+ *
+ * Sender: SendGrid sends only from a verified sender identity, so `from` in the settings is the address every
+ * email goes out from; the message's own `from` (the address the user wrote) becomes `reply_to`, so answers
+ * reach it.
+ */
+import { snippet } from "../domain/snippet.ts";
+import { type Egress, type EgressRefusal, EgressRefusedError, type EgressResponse } from "../security/egress.ts";
+import {
+  accepted,
+  type OutboundMessage,
+  permanentError,
+  type Provider,
+  type ProviderOutcome,
+  rateLimited,
+  type SendOptions,
+  transientError,
+} from "./provider.ts";
+
+export interface SendGridSettings {
+  /** Read at every call, so a rotated key is used from the next send on. */
+  apiKey: () => string;
+  /** The verified sender identity every email is sent from. */
+  from: string;
+  /** `https://api.sendgrid.com` when not given; the EU region, a proxy or a test fake otherwise. */
+  baseUrl?: string;
+  egress: Egress;
+  /** The subject of a message that has none; the body's first 78 characters when not given. */
+  subjectOf?: (message: OutboundMessage) => string;
+  /** Unix milliseconds, for reading `X-RateLimit-Reset`; `Date.now` when not given. */
+  now?: () => number;
+}
+
+export const SENDGRID_DEFAULT_BASE_URL = "https://api.sendgrid.com";
+/** RFC 5322's recommended line length, and what the send API promises as the default subject (SPEC §3). */
+export const DEFAULT_SUBJECT_LENGTH = 78;
+/** The longest wait a 429 can ask for: a reset further away is more likely a clock problem than a real window. */
+export const MAX_RATE_LIMIT_WAIT_MS = 15 * 60_000;
+
+/** Of SendGrid's error list, how much is kept in the attempt log. */
+const MAX_ERRORS = 10;
+const MAX_REASON_LENGTH = 1000;
+/** A message id we can match events by: visible ASCII, no `.` (events append `.suffix` to it), bounded. */
+const MESSAGE_ID = /^[\x21-\x2d\x2f-\x7e]{1,128}$/;
+/** SendGrid keys are visible ASCII (`SG.` and base64url); anything else cannot go in a header as it is. */
+const API_KEY = /^[\x21-\x7e]+$/;
+/** Guard refusals that may pass on their own: the network, DNS, or a garbled answer. Others are configuration. */
+const TRANSIENT_REFUSALS = new Set<EgressRefusal>(["timeout", "connection_failed", "resolve_failed", "response_too_large"]);
+
+/**
+ * Whether a body is sent as `text/html`: after trimming it starts with `<` and contains a closing tag (`</p>`,
+ * `</html>`, …). A plain-text body that merely starts with `<` (`<3 see you`) or quotes one tag stays plain.
+ */
+export function looksLikeHtml(body: string): boolean {
+  const trimmed = body.trim();
+  return trimmed.startsWith("<") && /<\/[a-z][a-z0-9-]*\s*>/i.test(trimmed);
+}
+
+/** The default subject: the body's snippet cut to 78 characters, or `(no subject)` for a blank body. */
+export const defaultSubject = (message: OutboundMessage): string => snippet(message.body, DEFAULT_SUBJECT_LENGTH) || "(no subject)";
+
+export class SendGridProvider implements Provider {
+  readonly #settings: SendGridSettings;
+  readonly #url: string;
+
+  constructor(
+    readonly name: string,
+    settings: SendGridSettings,
+  ) {
+    this.#settings = settings;
+    this.#url = `${(settings.baseUrl ?? SENDGRID_DEFAULT_BASE_URL).replace(/\/+$/, "")}/v3/mail/send`;
+  }
+
+  async send(message: OutboundMessage, { signal }: SendOptions): Promise<ProviderOutcome> {
+    signal.throwIfAborted();
+    if (message.attachments.length > 0) {
+      return permanentError("the SendGrid adapter does not send attachments yet");
+    }
+    let apiKey: string;
+    try {
+      // Trimmed: a key saved from `echo … > file` ends in a newline.
+      apiKey = this.#settings.apiKey().trim();
+    } catch (err) {
+      return transientError(`the SendGrid API key could not be read: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (apiKey === "") return permanentError("no SendGrid API key is configured");
+    // Checked here because a header that refuses the value quotes it in its error, which would log the key.
+    if (!API_KEY.test(apiKey)) return permanentError("the SendGrid API key has characters an HTTP header cannot carry");
+    let response: EgressResponse;
+    try {
+      response = await untilAborted(
+        this.#settings.egress.request(this.#url, {
+          method: "POST",
+          headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", accept: "application/json" },
+          body: JSON.stringify(this.#mailSendBody(message)),
+        }),
+        signal,
+      );
+    } catch (err) {
+      signal.throwIfAborted();
+      return refusalOutcome(err);
+    }
+    return this.#outcome(response);
+  }
+
+  /** The v3 Mail Send body: one personalization with one recipient, one content part. */
+  #mailSendBody(message: OutboundMessage) {
+    const subject = message.subject?.trim() ? message.subject : (this.#settings.subjectOf ?? defaultSubject)(message);
+    const replyTo = message.from.trim().toLowerCase() === this.#settings.from.trim().toLowerCase() ? {} : { reply_to: { email: message.from } };
+    return {
+      personalizations: [{ to: [{ email: message.to }] }],
+      from: { email: this.#settings.from },
+      ...replyTo,
+      subject,
+      content: [{ type: looksLikeHtml(message.body) ? "text/html" : "text/plain", value: message.body }],
+    };
+  }
+
+  #outcome(response: EgressResponse): ProviderOutcome {
+    const { status, headers } = response;
+    if (status >= 200 && status < 300) {
+      const id = headers.get("x-message-id")?.trim() ?? "";
+      return MESSAGE_ID.test(id) ? accepted(id) : transientError(`SendGrid answered ${status} without a usable X-Message-Id`, status);
+    }
+    if (status === 429) return rateLimited(resetWaitMs(headers.get("x-ratelimit-reset"), (this.#settings.now ?? Date.now)()));
+    const reason = `SendGrid ${status}: ${errorList(response.body) ?? "no error list in the answer"}`;
+    if (status >= 500 || status === 408) return transientError(reason, status);
+    // 400 (a field SendGrid refuses), 401 (a wrong key), 403 (an unverified sender or a key without the
+    // permission), 413 (too large) as SendGrid documents them, and any other 4xx (404 from a wrong base URL):
+    // the same request cannot succeed later.
+    if (status >= 400 && status < 500) return permanentError(reason, status);
+    // 1xx or a 3xx the guard did not follow: not an answer Mail Send gives; try again rather than give up.
+    return transientError(`SendGrid answered an unexpected ${status}`, status);
+  }
+}
+
+/** `X-RateLimit-Reset` (unix seconds) as the wait from now, bounded; undefined when missing or not a number. */
+export function resetWaitMs(header: string | null, nowMs: number): number | undefined {
+  if (header === null || !/^\s*\d{1,12}\s*$/.test(header)) return undefined;
+  return Math.min(Math.max(0, Number(header) * 1000 - nowMs), MAX_RATE_LIMIT_WAIT_MS);
+}
+
+/** SendGrid's `{errors: [{message, field}]}` as one line (`field: message; …`), or null when the body is not that. */
+export function errorList(body: Uint8Array): string | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    return null;
+  }
+  const errors = typeof parsed === "object" && parsed !== null ? (parsed as { errors?: unknown }).errors : undefined;
+  if (!Array.isArray(errors)) return null;
+  const lines = errors.slice(0, MAX_ERRORS).flatMap((e: unknown) => {
+    if (typeof e !== "object" || e === null) return [];
+    const { message, field } = e as { message?: unknown; field?: unknown };
+    if (typeof message !== "string" || message.trim() === "") return [];
+    return [typeof field === "string" && field !== "" ? `${field}: ${message.trim()}` : message.trim()];
+  });
+  return lines.length === 0 ? null : lines.join("; ").slice(0, MAX_REASON_LENGTH);
+}
+
+/** A failed guarded request as an outcome: the network may recover, a refused configuration will not. */
+function refusalOutcome(err: unknown): ProviderOutcome {
+  if (!(err instanceof EgressRefusedError)) {
+    return transientError(`the request to SendGrid failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const reason = `the request to SendGrid failed (${err.reason}): ${err.message}`;
+  return TRANSIENT_REFUSALS.has(err.reason) ? transientError(reason) : permanentError(reason);
+}
+
+/**
+ * Settles with `promise`, or rejects with the signal's reason as soon as it aborts. The guard takes no signal, so
+ * an abandoned request runs on until the guard's own timeout ends it; the caller is answered at once.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
