@@ -11,13 +11,17 @@
  * What an answer means (SMTP reply codes, RFC 5321 §4.2.1):
  * - 2xx: accepted; the provider message id is our Message-ID (below).
  * - 4xx, and a connection that fails, closes or times out: transient, retried later.
- * - 5xx: permanent, with the server's reply text (a recipient that does not exist, a message refused),
- *   except two that are about our session, not the message, and so transient: 503 (bad sequence of
- *   commands: a new connection can succeed) and a failed AUTH (535 and kin). A wrong password is the
- *   operator's mistake, the same for every message: failing each message for good would lose them all
- *   until it is fixed, whereas a transient error retries them, counts against the circuit breaker and
- *   lets the dispatcher fail over to another provider.
+ * - 5xx to the message (MAIL FROM, RCPT TO, DATA: a recipient that does not exist, content refused):
+ *   permanent, with the server's reply text; so is an address or size nodemailer refuses before sending.
+ * - 5xx to the session is transient instead: 503 (bad sequence of commands: a new connection can
+ *   succeed), a failed AUTH (535 and kin) and a STARTTLS the relay refuses while `requireTls` is set.
+ *   These are the operator's configuration or the relay's state, the same for every message: failing each
+ *   message for good would lose them all until it is fixed, whereas a transient error retries them,
+ *   counts against the circuit breaker and lets the dispatcher fail over to another provider.
  * - the relay's address refused by the address rules: permanent (retrying reaches the same address).
+ *
+ * From: always the configured address, never the message's `from`: the relay is authorised to send for
+ * its own domain (SPF, DKIM, DMARC), and an API caller must not be able to put any address in From.
  *
  * Message-ID: derived from the idempotency key alone, so every attempt at one message carries the same
  * Message-ID. SMTP has no idempotency key; a retry after a lost reply sends the message again, and a
@@ -47,6 +51,8 @@ export interface SmtpOptions {
   from: string;
   /** Keep connections open between sends (to one checked address at a time). */
   pool?: boolean;
+  /** Extra trusted certificates (PEM), for a relay behind a private CA. */
+  ca?: string;
   /** Time to connect and to receive the greeting; default 10 s. */
   connectionTimeoutMs?: number;
   /** Resolves the host through the address rules and returns the IP to connect to (see `smtpHostCheck`). */
@@ -114,16 +120,17 @@ export class SmtpProvider implements Provider {
   }
 
   private createTransporter(address: string): SmtpTransporter {
-    const { host, port, secure, requireTls, user, password, pool, connectionTimeoutMs = 10_000 } = this.options;
+    const { host, port, secure, requireTls, user, password, pool, ca, connectionTimeoutMs = 10_000 } = this.options;
     const hostIsName = canonicalAddress(host) === undefined;
+    // The certificate must name the host we were configured with, not the address we connect to.
+    const tls = { ...(hostIsName ? { servername: host } : {}), ...(ca !== undefined ? { ca } : {}) };
     return nodemailer.createTransport({
       host: address,
       port,
       secure,
       requireTLS: requireTls ?? false,
       ...(user !== undefined ? { auth: { user, pass: password?.() ?? "" } } : {}),
-      // The certificate must name the host we were configured with, not the address we connect to.
-      ...(hostIsName ? { tls: { servername: host } } : {}),
+      tls,
       pool: pool ?? false,
       connectionTimeout: connectionTimeoutMs,
       greetingTimeout: connectionTimeoutMs,
@@ -194,22 +201,27 @@ function refusedHost(error: unknown): ProviderOutcome {
 
 interface SmtpError {
   code?: string;
+  command?: string;
   response?: string;
   responseCode?: number;
 }
 
-/** Maps a nodemailer failure onto an outcome by its reply code (see the file comment). */
+/** nodemailer's codes for a failure about this message: its envelope (MAIL FROM, RCPT TO) or its content. */
+const MESSAGE_FAILURES = new Set(["EENVELOPE", "EMESSAGE"]);
+
+/** Maps a nodemailer failure onto an outcome (see the file comment). */
 function smtpFailure(error: unknown): ProviderOutcome {
-  const { code, response, responseCode } = (typeof error === "object" && error !== null ? error : {}) as SmtpError;
+  const { code = "", command, response, responseCode } = (typeof error === "object" && error !== null ? error : {}) as SmtpError;
   const reply = response ?? errorMessage(error);
-  if (responseCode === undefined || responseCode < 400 || responseCode >= 600) {
-    return transientError(`SMTP ${code ?? "error"}: ${reply}`);
-  }
-  if (code === "EAUTH" || AUTH_FAILURE_CODES.has(responseCode)) {
+  if (code === "EAUTH" || (responseCode !== undefined && AUTH_FAILURE_CODES.has(responseCode))) {
     return transientError(`SMTP authentication failed: ${reply}`, responseCode);
   }
-  if (responseCode >= 500 && responseCode !== 503) return permanentError(reply, responseCode);
-  return transientError(reply, responseCode);
+  if (MESSAGE_FAILURES.has(code)) {
+    // Refused by nodemailer before anything was sent (an address it cannot use, a message over SIZE).
+    if (responseCode === undefined && command === "API") return permanentError(`SMTP ${code}: ${reply}`);
+    if (responseCode !== undefined && responseCode >= 500 && responseCode < 600 && responseCode !== 503) return permanentError(reply, responseCode);
+  }
+  return transientError(responseCode === undefined ? `SMTP ${code || "error"}: ${reply}` : reply, responseCode);
 }
 
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));

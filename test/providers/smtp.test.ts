@@ -1,5 +1,9 @@
-import { afterEach, describe, expect, test } from "bun:test";
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { SMTPServer } from "smtp-server";
 import { deliveryIdempotencyKey, type OutboundMessage } from "../../src/providers/provider.ts";
 import { looksLikeHtml, messageIdFor, SmtpProvider, smtpHostCheck, type SmtpOptions } from "../../src/providers/smtp.ts";
@@ -33,6 +37,7 @@ interface LocalSmtp {
   port: number;
   received: Received[];
   connections: number;
+  authAttempts: number;
 }
 
 const closers: (() => Promise<void> | void)[] = [];
@@ -42,7 +47,7 @@ afterEach(async () => {
 
 /** A real SMTP server on 127.0.0.1 (no TLS) that requires AUTH with USER / PASSWORD and records what it received. */
 async function startSmtp(behaviour: ServerBehaviour = {}): Promise<LocalSmtp> {
-  const state: LocalSmtp = { port: 0, received: [], connections: 0 };
+  const state: LocalSmtp = { port: 0, received: [], connections: 0, authAttempts: 0 };
   const server = new SMTPServer({
     authMethods: behaviour.authMethods ?? ["PLAIN", "LOGIN"],
     allowInsecureAuth: true,
@@ -53,6 +58,7 @@ async function startSmtp(behaviour: ServerBehaviour = {}): Promise<LocalSmtp> {
       callback();
     },
     onAuth(auth, _session, callback) {
+      state.authAttempts += 1;
       if (auth.username === USER && auth.password === PASSWORD) callback(null, { user: `${auth.method}:${auth.username}` });
       else callback(smtpReply(535, "5.7.8 Authentication credentials invalid"));
     },
@@ -98,7 +104,7 @@ function parseMessage(raw: string): { headers: Map<string, string>; body: string
 
 /** A TCP server that accepts connections and never says anything (no SMTP greeting). */
 async function startSilent(): Promise<number> {
-  const sockets = new Set<import("node:net").Socket>();
+  const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => sockets.add(socket));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   closers.push(() => {
@@ -108,6 +114,30 @@ async function startSilent(): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
+/**
+ * Implicit TLS in front of a plain local SMTP server, recording the server name (SNI) each client asked
+ * for. (smtp-server's own TLS does not complete a handshake under Bun, so TLS is terminated here.)
+ */
+async function startTlsTerminator(identity: { key: string; cert: string }, smtpPort: number): Promise<{ port: number; serverNames: (string | false | null)[] }> {
+  const serverNames: (string | false | null)[] = [];
+  const sockets = new Set<Socket>();
+  const server = createTlsServer(identity, (socket) => {
+    serverNames.push(socket.servername);
+    const upstream = connect(smtpPort, "127.0.0.1");
+    for (const end of [socket, upstream]) {
+      sockets.add(end);
+      end.on("error", () => {});
+    }
+    socket.pipe(upstream).pipe(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  closers.push(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { port: (server.address() as AddressInfo).port, serverNames };
+}
+
 /** A port nothing listens on: bound, then closed. */
 async function closedPort(): Promise<number> {
   const server = createServer();
@@ -115,6 +145,18 @@ async function closedPort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** A self-signed certificate (its own CA) for `name`, made with openssl for this run. */
+const certDir = mkdtempSync(join(tmpdir(), "smtp-test-"));
+afterAll(() => rmSync(certDir, { recursive: true, force: true }));
+function selfSigned(name: string): { key: string; cert: string } {
+  const key = join(certDir, `${name}.key`);
+  const cert = join(certDir, `${name}.pem`);
+  const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", `/CN=${name}`,
+    "-addext", `subjectAltName=DNS:${name}`, "-keyout", key, "-out", cert]);
+  if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr.toString()}`);
+  return { key: readFileSync(key, "utf8"), cert: readFileSync(cert, "utf8") };
 }
 
 const allowLoopback = smtpHostCheck({ allowAddresses: ["127.0.0.1"] });
@@ -235,6 +277,14 @@ describe("SmtpProvider against a real SMTP server", () => {
     expect(outcome.kind === "permanent_error" && outcome.reason).toContain("Message content rejected");
   });
 
+  test("a recipient nodemailer cannot use is a permanent error, and nothing reaches the server", async () => {
+    const server = await startSmtp();
+    const outcome = await send(provider(server.port), email({ to: "" }));
+    expect(outcome.kind).toBe("permanent_error");
+    expect(outcome.kind === "permanent_error" && outcome.reason).toContain("EENVELOPE");
+    expect(server.received).toHaveLength(0);
+  });
+
   test("a recipient deferred with 451 is a transient error", async () => {
     const server = await startSmtp({ rcpt: () => smtpReply(451, "4.3.0 Try again later") });
     const outcome = await send(provider(server.port));
@@ -305,6 +355,46 @@ describe("SmtpProvider against a real SMTP server", () => {
     const checkHost = smtpHostCheck({ allowAddresses: [], resolve: async () => Promise.reject(new Error("ENOTFOUND")) });
     const outcome = await send(provider(await closedPort(), { host: "relay.invalid", checkHost }));
     expect(outcome.kind).toBe("transient_error");
+  });
+});
+
+describe("SmtpProvider over TLS to a relay named relay.test (checked to 127.0.0.1)", () => {
+  const relay = selfSigned("relay.test");
+  const impostor = selfSigned("other.test");
+  const relayCheck = smtpHostCheck({ allowAddresses: ["127.0.0.1"], resolve: async () => [{ address: "127.0.0.1", family: 4 }] });
+  const overTls = (port: number, options: Partial<SmtpOptions>) => provider(port, { host: "relay.test", checkHost: relayCheck, ca: relay.cert, ...options });
+
+  test("implicit TLS asks for and verifies the host name, though the connection goes to the checked IP", async () => {
+    const server = await startSmtp();
+    const tls = await startTlsTerminator(relay, server.port);
+    expect((await send(overTls(tls.port, { secure: true }))).kind).toBe("accepted");
+    expect(tls.serverNames).toEqual(["relay.test"]);
+    expect(server.received).toHaveLength(1);
+  });
+
+  test("a certificate for another name is refused: transient, and nothing is sent", async () => {
+    const server = await startSmtp();
+    const tls = await startTlsTerminator(impostor, server.port);
+    const outcome = await send(overTls(tls.port, { secure: true, ca: `${relay.cert}${impostor.cert}` }));
+    expect(outcome.kind).toBe("transient_error");
+    expect(server.authAttempts).toBe(0);
+    expect(server.received).toHaveLength(0);
+  });
+
+  test("a certificate from an untrusted issuer is refused: transient, and nothing is sent", async () => {
+    const server = await startSmtp();
+    const tls = await startTlsTerminator(relay, server.port);
+    const outcome = await send(overTls(tls.port, { secure: true, ca: impostor.cert }));
+    expect(outcome.kind).toBe("transient_error");
+    expect(server.received).toHaveLength(0);
+  });
+
+  test("requireTls against a relay without STARTTLS is transient (a relay problem), and the password is never sent", async () => {
+    const server = await startSmtp();
+    const outcome = await send(overTls(server.port, { secure: false, requireTls: true }));
+    expect(outcome.kind).toBe("transient_error");
+    expect(server.authAttempts).toBe(0);
+    expect(server.received).toHaveLength(0);
   });
 });
 
