@@ -45,7 +45,10 @@ export interface SmtpOptions {
   /** Refuse to send unless the server upgrades with STARTTLS (port 587); otherwise STARTTLS is used when offered. */
   requireTls?: boolean;
   user?: string;
-  /** Read at each connection, so a rotated secret is used without a restart. */
+  /**
+   * Read for every send (for every new pool when pooled, and a pool is rebuilt after a failed AUTH), so a
+   * rotated secret is used without a restart.
+   */
   password?: () => string;
   /** The From address (`Name <address>` or a bare address); its domain is the Message-ID's. */
   from: string;
@@ -64,6 +67,7 @@ const SUBJECT_LENGTH = 78;
 
 /** Reply codes of a failed AUTH: a configuration problem, not a judgement on the message (see above). */
 const AUTH_FAILURE_CODES = new Set([530, 534, 535, 538]);
+const AUTH_FAILED = "SMTP authentication failed";
 
 type SmtpTransporter = Transporter<SMTPTransport.SentMessageInfo, SMTPTransport.Options>;
 
@@ -88,18 +92,21 @@ export class SmtpProvider implements Provider {
       if (signal.aborted) throw error;
       return refusedHost(error);
     }
-    const transporter = this.transporterFor(address);
     const mail = { ...mailContent(message), from: this.options.from, to: message.to, messageId: messageIdFor(idempotencyKey, this.domain) };
+    let transporter: SmtpTransporter | undefined;
     try {
-      const info = await untilAborted(transporter.sendMail(mail), signal, () => {
-        if (!this.options.pool) transporter.close();
-      });
+      transporter = this.transporterFor(address);
+      const info = await untilAborted(transporter.sendMail(mail), signal);
       return accepted(info.messageId);
     } catch (error) {
       if (signal.aborted) throw error;
-      return smtpFailure(error);
+      const outcome = smtpFailure(error);
+      // A pool keeps the password it was built with; drop it so the next send reads the current one.
+      if (this.options.pool && outcome.kind === "transient_error" && outcome.reason.startsWith(AUTH_FAILED)) this.close();
+      return outcome;
     } finally {
-      if (!this.options.pool) transporter.close();
+      // Unpooled, the connection is this send's alone; closing it also ends a send the signal gave up on.
+      if (!this.options.pool) transporter?.close();
     }
   }
 
@@ -214,7 +221,7 @@ function smtpFailure(error: unknown): ProviderOutcome {
   const { code = "", command, response, responseCode } = (typeof error === "object" && error !== null ? error : {}) as SmtpError;
   const reply = response ?? errorMessage(error);
   if (code === "EAUTH" || (responseCode !== undefined && AUTH_FAILURE_CODES.has(responseCode))) {
-    return transientError(`SMTP authentication failed: ${reply}`, responseCode);
+    return transientError(`${AUTH_FAILED}: ${reply}`, responseCode);
   }
   if (MESSAGE_FAILURES.has(code)) {
     // Refused by nodemailer before anything was sent (an address it cannot use, a message over SIZE).
@@ -226,13 +233,10 @@ function smtpFailure(error: unknown): ProviderOutcome {
 
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-/** Settles with `promise`, or rejects with the signal's reason (after `onAbort`) as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, onAbort?: () => void): Promise<T> {
+/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const abort = () => {
-      onAbort?.();
-      reject(signal.reason);
-    };
+    const abort = () => reject(signal.reason);
     signal.addEventListener("abort", abort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort));
   });

@@ -309,6 +309,15 @@ describe("SmtpProvider against a real SMTP server", () => {
     expect((await send(smtp)).kind).toBe("accepted");
   });
 
+  test("a pool rebuilt after a failed AUTH uses the rotated password", async () => {
+    const server = await startSmtp();
+    let password = "old";
+    const smtp = provider(server.port, { pool: true, password: () => password });
+    expect((await send(smtp)).kind).toBe("transient_error");
+    password = PASSWORD;
+    expect((await send(smtp)).kind).toBe("accepted");
+  });
+
   test("a refused connection (closed port) is a transient error", async () => {
     const outcome = await send(provider(await closedPort()));
     expect(outcome.kind).toBe("transient_error");
