@@ -36,6 +36,10 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "src/security/address-class.ts": {
     "network module import": "imports isIP from node:net to parse addresses; opens nothing",
   },
+  "src/providers/smtp.ts": {
+    "HTTP client package":
+      "nodemailer speaks SMTP, which fetch cannot; the relay's name is resolved and every address checked by smtpHostCheck with the egress guard's address rules (security/address-class.ts), and nodemailer is given the checked IP",
+  },
   "src/security/client-address.ts": {
     "network module import": "imports BlockList and isIP from node:net to match client addresses against trusted proxies; opens nothing",
   },
