@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import type { Logger } from "../observability/logger.ts";
+import { type Logger, writeRequestLine } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { beginRequest, requestState } from "./request-state.ts";
 import { requestPath } from "./request-target.ts";
@@ -41,7 +41,7 @@ export function requestContext(options: RequestContextOptions) {
       const pattern = route || "unmatched";
       metrics.recordRequest(method, pattern, status, seconds);
       if (logger.isLevelEnabled("info")) {
-        logger.info({ request_id: state.id, method, route: pattern, status, duration_ms: Math.round(seconds * 1e4) / 10 }, "request");
+        writeRequestLine(logger, { request_id: state.id, method, route: pattern, status, duration_ms: Math.round(seconds * 1e4) / 10 });
       }
     });
 }

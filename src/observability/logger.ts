@@ -157,6 +157,30 @@ function isoTime(): string {
   return timeField;
 }
 
+/** The fields of the one line every request writes (http/request-context.ts). */
+export interface RequestLine {
+  request_id: string;
+  method: string;
+  route: string;
+  status: number;
+  duration_ms: number;
+}
+
+/**
+ * Writes the per-request line, byte for byte what `logger.info(fields, "request")` writes, without pino's
+ * generic path (its redaction walk, its serialisation of an arbitrary object): this line is written for every
+ * request and its shape is fixed. Nothing in it needs redacting: the request id is our UUID or a sane inbound
+ * one (request-context.ts), the method a token, the route a pattern (never the raw path), the rest numbers;
+ * strings are JSON-escaped all the same. Callers check `logger.isLevelEnabled("info")` first.
+ */
+export function writeRequestLine(logger: Logger, line: RequestLine): void {
+  const stream = (logger as unknown as Record<symbol, { write(chunk: string): unknown }>)[pino.symbols.streamSym];
+  stream!.write(
+    `{"level":"info"${isoTime()},"service":"messaging","request_id":${JSON.stringify(line.request_id)},"method":${JSON.stringify(line.method)},` +
+      `"route":${JSON.stringify(line.route)},"status":${line.status},"duration_ms":${line.duration_ms},"msg":"request"}\n`,
+  );
+}
+
 /** Longest a line waits in the buffer of the stdout writer on a quiet server. */
 const FLUSH_INTERVAL_MS = 1000;
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { REDACTED_HEADERS, REDACTED_KEYS, redactLogObject } from "../../src/observability/logger.ts";
+import { REDACTED_HEADERS, REDACTED_KEYS, redactLogObject, writeRequestLine } from "../../src/observability/logger.ts";
 import { captureLogger } from "../helpers/app.ts";
 
 describe("log redaction", () => {
@@ -56,5 +56,22 @@ describe("log line time", () => {
       expect(Date.parse(time)).toBeLessThanOrEqual(after);
     }
     expect(Date.parse(times.at(-1)!)).toBeGreaterThan(Date.parse(times[0]!));
+  });
+});
+
+describe("the per-request line", () => {
+  const fields = [
+    { request_id: "0b9e5c1a-2f4d-4c6e-9a8b-7c6d5e4f3a2b", method: "GET", route: "/healthz", status: 200, duration_ms: 0.4 },
+    { request_id: 'odd"id\\with\u0001bytes', method: "POST", route: "/api/messages/sms", status: 503, duration_ms: 12 },
+    { request_id: "r", method: "DELETE", route: "unmatched", status: 404, duration_ms: 1234.5 },
+  ];
+  test.each(fields)("is written byte for byte as pino writes the same fields (%o)", (line) => {
+    const viaPino = captureLogger();
+    const direct = captureLogger();
+    viaPino.logger.info(line, "request");
+    writeRequestLine(direct.logger, line);
+    const withoutTime = (text: string) => text.replace(/"time":"[^"]*"/, '"time":"T"');
+    expect(withoutTime(direct.raw())).toBe(withoutTime(viaPino.raw()));
+    expect(direct.lines()[0]).toMatchObject({ level: "info", service: "messaging", msg: "request", ...line });
   });
 });
