@@ -146,7 +146,7 @@ export function generateMasterKey(id: string): string {
 }
 
 function describeRef(ref: CredentialRef): string {
-  return `${String(ref.provider)}/${String(ref.name)} v${String(ref.version)}`;
+  return `${ref.provider}/${ref.name} v${ref.version}`;
 }
 
 function checkRef(ref: CredentialRef): void {
