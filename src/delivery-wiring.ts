@@ -1,10 +1,12 @@
 /**
- * Puts delivery together for `serve`: the registry of configured providers (all the built-in mock for now),
+ * Puts delivery together for `serve`: the registry of configured providers (each kind's adapter, or the built-in
+ * mock for every route when none are configured),
  * the mock's stored fault injection read before every claim (so a `PUT /api/provider/mock/config` on any
  * instance changes the very next dispatch), its delivery reports, the wake-ups from committed sends, and the
  * dispatcher itself. Lives beside app.ts because it joins a module (the mock's config) to the delivery layer.
  */
-import type { Config } from "./config/index.ts";
+import type { Config, ProviderConfig } from "./config/index.ts";
+import { providerEgress } from "./config/providers.ts";
 import type { DatabaseHandle } from "./db/client.ts";
 import { Dispatcher, effectiveLeaseMs } from "./delivery/dispatcher.ts";
 import { ProviderRegistry, registryConfig } from "./delivery/registry.ts";
@@ -14,6 +16,11 @@ import { getMockConfig, mockDefaults } from "./modules/provider-mock/service.ts"
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
 import { MockProvider, type MockSettings, sqlMockLedger } from "./providers/mock.ts";
+import type { Provider } from "./providers/provider.ts";
+import { SendGridProvider } from "./providers/sendgrid.ts";
+import { SmtpProvider, smtpHostCheck } from "./providers/smtp.ts";
+import { TwilioProvider } from "./providers/twilio.ts";
+import { egressFromConfig } from "./security/egress.ts";
 
 export interface Delivery {
   /** Tell it an outbound message committed. */
@@ -37,9 +44,14 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
   let retryReportsForMs = 0;
   const onDelivered = (providerMessageId: string) =>
     reportMockDelivery({ sql: database.sql, metrics, logger }, providerMessageId, Date.now() + retryReportsForMs, REPORT_RETRY_FIRST_MS);
+  const mock = (name: string) => new MockProvider(name, { config: () => mockSettings, ledger, onDelivered });
+  const configured = new Map(config.providers.map((p) => [p.name, p]));
   const registry = new ProviderRegistry(
-    registryConfig({ routes: config.deliveryRoutes, timeoutMs: config.providerTimeoutMs, rates: config.providerRates }),
-    (spec) => new MockProvider(spec.name, { config: () => mockSettings, ledger, onDelivered }),
+    registryConfig({ routes: config.deliveryRoutes, timeoutMs: config.providerTimeoutMs, rates: config.providerRates, providers: config.providers }),
+    (spec) => {
+      const provider = configured.get(spec.name);
+      return provider === undefined || provider.kind === "mock" ? mock(spec.name) : buildProvider(config, provider, spec.timeoutMs);
+    },
   );
   // A result is written within a lease; one lost with its write is re-sent and written within the next.
   retryReportsForMs = 2 * effectiveLeaseMs(config.deliveryLeaseMs, registry);
@@ -84,6 +96,54 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
     },
   };
 }
+
+/**
+ * The adapter of a configured provider. Secrets are looked up at every call (the adapters take them as
+ * functions), so the credential store can rotate them under a running instance; start-up has already refused a
+ * provider whose secret is missing (assertProvidersReady), so a missing one here is a secret removed since.
+ */
+export function buildProvider(config: Config, provider: Exclude<ProviderConfig, { kind: "mock" }>, timeoutMs: number): Provider {
+  const secret = (name: string) => () => {
+    const value = config.providerSecrets(provider.name, name);
+    if (value === undefined) throw new Error(`provider ${provider.name}: secret ${name} is not set`);
+    return value;
+  };
+  // The guard's own deadline bounds a request the dispatcher's timeout abandoned (see twilio.ts on aborts).
+  const egress = () => egressFromConfig(config, { ...providerEgress(config, provider), timeoutMs });
+  switch (provider.kind) {
+    case "twilio": {
+      const token = provider.apiKeySid === undefined ? secret("auth_token") : secret("api_key_secret");
+      const username = provider.apiKeySid ?? provider.accountSid;
+      return new TwilioProvider(provider.name, {
+        accountSid: provider.accountSid,
+        credentials: () => ({ username, password: token() }),
+        egress: egress(),
+        ...definedOnly({
+          messagingServiceSid: provider.messagingServiceSid,
+          from: provider.from,
+          baseUrl: provider.baseUrl,
+          statusCallbackUrl: config.publicUrl && `${config.publicUrl.replace(/\/+$/, "")}/api/webhooks/twilio/${provider.name}/status`,
+        }),
+      });
+    }
+    case "sendgrid":
+      return new SendGridProvider(provider.name, { apiKey: secret("api_key"), from: provider.from, egress: egress(), ...definedOnly({ baseUrl: provider.baseUrl }) });
+    case "smtp":
+      return new SmtpProvider(provider.name, {
+        host: provider.host,
+        port: provider.port,
+        secure: provider.secure,
+        from: provider.from,
+        // A relay on a private address must be listed in SSRF_ALLOWLIST by its address, as for HTTP providers.
+        checkHost: smtpHostCheck({ allowAddresses: config.ssrfAllowlist }),
+        ...definedOnly({ requireTls: provider.requireTls, user: provider.user, password: provider.user === undefined ? undefined : secret("password") }),
+      });
+  }
+}
+
+/** Drops undefined values: the adapters' options are exact optional properties. */
+const definedOnly = <T extends Record<string, unknown>>(values: T): Partial<{ [K in keyof T]: Exclude<T[K], undefined> }> =>
+  Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<{ [K in keyof T]: Exclude<T[K], undefined> }>;
 
 const REPORT_RETRY_FIRST_MS = 250;
 const REPORT_RETRY_MAX_MS = 10_000;

@@ -1,5 +1,5 @@
 import { createApp } from "./app.ts";
-import type { Config } from "./config/index.ts";
+import { assertProvidersReady, type Config } from "./config/index.ts";
 import { isDatabaseUnavailable, rootCauseMessage } from "./db/availability.ts";
 import { configuredTimeouts, type DatabaseHandle, openDatabase } from "./db/client.ts";
 import { scheduleReceiptPurge } from "./db/write-fence.ts";
@@ -47,6 +47,8 @@ const DATABASE_CLOSE_BOUND_MS = 8000;
  * unless `autoMigrate`), the HTTP API and the delivery workers.
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  // Before the database: a provider that cannot send is the operator's to fix, and says so in one line.
+  assertProvidersReady(config);
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -104,6 +106,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   await delivery.start();
   const url = new URL(`http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`);
   logger.info({ port: server.port, host: config.host, database: database.describe, version: VERSION }, "messaging listening");
+  if (config.providers.length === 0) {
+    logger.warn("no providers are configured: every channel uses the built-in mock and nothing leaves this machine");
+  }
   if (config.webhookSecrets.length === 0) {
     logger.warn("MESSAGING_WEBHOOK_SECRETS is not set: /api/webhooks/* and /api/provider/mock/inbound accept unsigned requests");
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { type Config, SETTINGS, type SettingSpec, fileKey } from "./settings.ts";
+import { envSecrets, parseProviderFile, providersProblem, routesProblem } from "./providers.ts";
+import { type Config, type FlatConfig, SETTINGS, type SettingSpec, fileKey } from "./settings.ts";
 
 /** A setting that could not be accepted; `message` is the one line printed before exiting with code 2. */
 export class ConfigError extends Error {
@@ -23,6 +24,9 @@ export const configSchema = z.object(
   ),
 );
 
+/** The structured keys of the config file (src/config/providers.ts), beside the flat settings. */
+const PROVIDER_FILE_KEYS = ["providers", "routes"];
+
 function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
@@ -39,7 +43,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new ConfigError(`config file ${path}: must hold an object of settings`);
   }
-  const known = new Set(SETTINGS.map((s) => fileKey(s.key)));
+  const known = new Set([...SETTINGS.map((s) => fileKey(s.key)), ...PROVIDER_FILE_KEYS]);
   for (const key of Object.keys(parsed)) {
     if (!known.has(key)) throw new ConfigError(`config file ${path}: unknown setting "${key}"`);
   }
@@ -86,5 +90,25 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     const inPath = inFile.has(key) ? ` (in ${path})` : "";
     throw new ConfigError(`invalid setting ${where}=${shown}${inPath}: ${issue.message}`);
   }
-  return result.data as Config;
+  const flat = result.data as FlatConfig;
+  const section = parseProviderFile(file.providers, file.routes);
+  if (typeof section === "string") throw new ConfigError(`config file ${path}: ${section}`);
+  if (section.routes !== undefined && origin.deliveryRoutes === fileKey("deliveryRoutes")) {
+    throw new ConfigError(`config file ${path}: routes and delivery_routes are both set; keep one`);
+  }
+  // The file's `routes` is the file form of MESSAGING_DELIVERY_ROUTES, so a flag or the environment still wins.
+  const deliveryRoutes = section.routes !== undefined && origin.deliveryRoutes === undefined ? section.routes : flat.deliveryRoutes;
+  const routes = routesProblem(section.providers, deliveryRoutes);
+  if (routes !== undefined) throw new ConfigError(`${origin.deliveryRoutes ?? `config file ${path}`}: ${routes}`);
+  return { ...flat, deliveryRoutes, providers: section.providers, providerSecrets: envSecrets(env) };
+}
+
+/**
+ * Refuses providers that cannot work (a missing secret, an API the egress guard would refuse), with one line.
+ * Kept out of loadConfig so that commands that send nothing (`migrate`, `keys`, and `creds` once it stores the
+ * secrets) run while a provider is still being set up; `serve` and `check` call it.
+ */
+export function assertProvidersReady(config: Config): void {
+  const problem = providersProblem(config);
+  if (problem !== undefined) throw new ConfigError(problem);
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DEFAULT_ROUTES, parseRates, parseRoutes } from "../domain/provider-routes.ts";
 import { parseProxyRange } from "../security/client-address.ts";
+import type { ProviderSection } from "./providers.ts";
 
 /**
  * Every setting of `messaging`, in one table: its key in the typed config, the environment variable
@@ -144,8 +145,11 @@ type ValueOf<E extends Entry> = E extends { default: unknown }
   ? Exclude<z.output<E["schema"]>, undefined>
   : z.output<E["schema"]>;
 
-/** The typed configuration every part of the service receives. */
-export type Config = { [E in Entry as E["key"]]: ValueOf<E> };
+/** The flat settings: one value each, from flags, the environment or the config file. */
+export type FlatConfig = { [E in Entry as E["key"]]: ValueOf<E> };
+
+/** The typed configuration every part of the service receives: the flat settings and the configured providers. */
+export type Config = FlatConfig & ProviderSection;
 
 /** snake_case key of a setting in a config file. */
 export const fileKey = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

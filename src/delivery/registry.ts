@@ -1,13 +1,15 @@
 /**
- * Which providers exist and which ones each channel tries, in order (SPEC §7): data, not code. Today every
- * provider is the built-in mock; the real adapters of a later issue plug in through `ProviderFactory` without
- * the dispatcher changing. The default chain is `sms` and `mms` → `sms-mms`, `email` → `email`.
+ * Which providers exist and which ones each channel tries, in order (SPEC §7): data, not code. The providers
+ * come from the config file's `providers` (src/config/providers.ts); without any, every name a route uses is the
+ * built-in mock. Each kind's adapter is built by the `ProviderFactory`, so the dispatcher never sees kinds. The
+ * default chain is `sms` and `mms` → `sms-mms`, `email` → `email`.
  */
+import type { ProviderConfig, ProviderKind } from "../config/providers.ts";
 import type { Channel } from "../domain/channel.ts";
 import type { Routes } from "../domain/provider-routes.ts";
 import type { Provider } from "../providers/provider.ts";
 
-export type ProviderKind = "mock";
+export type { ProviderKind };
 
 /** One provider as configured. */
 export interface ProviderSpec {
@@ -19,16 +21,26 @@ export interface ProviderSpec {
   maxPerSecond?: number;
 }
 
-/** The registry's data for a configuration: every provider a route names is a mock with the shared timeout. */
-export function registryConfig(options: { routes: Routes; timeoutMs: number; rates?: ReadonlyMap<string, number> }): RegistryConfig {
-  const names = [...new Set(Object.values(options.routes).flat())];
+/**
+ * The registry's data for a configuration: the configured providers, or without any, every provider a route names
+ * as a mock. A provider's own `timeout_ms` and `max_per_second` win over the shared timeout and the rates setting.
+ */
+export function registryConfig(options: {
+  routes: Routes;
+  timeoutMs: number;
+  rates?: ReadonlyMap<string, number>;
+  providers?: readonly ProviderConfig[];
+}): RegistryConfig {
+  const configured: readonly Pick<ProviderConfig, "name" | "kind" | "timeoutMs" | "maxPerSecond">[] =
+    options.providers !== undefined && options.providers.length > 0
+      ? options.providers
+      : [...new Set(Object.values(options.routes).flat())].map((name) => ({ name, kind: "mock" }));
   return {
     routes: options.routes,
-    providers: names.map((name) => {
-      const maxPerSecond = options.rates?.get(name);
-      return maxPerSecond === undefined
-        ? { name, kind: "mock", timeoutMs: options.timeoutMs }
-        : { name, kind: "mock", timeoutMs: options.timeoutMs, maxPerSecond };
+    providers: configured.map((p) => {
+      const spec: ProviderSpec = { name: p.name, kind: p.kind, timeoutMs: p.timeoutMs ?? options.timeoutMs };
+      const maxPerSecond = p.maxPerSecond ?? options.rates?.get(p.name);
+      return maxPerSecond === undefined ? spec : { ...spec, maxPerSecond };
     }),
   };
 }

@@ -1,7 +1,7 @@
 import { rootCauseMessage } from "../db/availability.ts";
 import { existsSync } from "node:fs";
 import { sql } from "drizzle-orm";
-import { type Config, describeConfig } from "../config/index.ts";
+import { type Config, describeConfig, providersProblem } from "../config/index.ts";
 import { openDatabase } from "../db/client.ts";
 import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { migrationStatus } from "../db/migrate.ts";
@@ -34,9 +34,25 @@ export interface CheckOptions {
  */
 export async function runChecks(config: Config, options: CheckOptions = {}): Promise<CheckReport> {
   const checks: CheckResult[] = [{ name: "config", level: "ok", message: "configuration is valid" }];
+  checks.push(providersCheck(config));
   checks.push(...insecureSettings(config));
   checks.push(...(await databaseChecks(config, options)));
   return { ok: checks.every((c) => c.level !== "error"), checks, config: describeConfig(config) };
+}
+
+/**
+ * The providers: none is legal (every channel goes to the built-in mock) but worth a warning, since nothing a
+ * caller sends leaves the machine; one that cannot send (a missing secret, an API the egress guard refuses) is the
+ * error `serve` would refuse to start with.
+ */
+function providersCheck(config: Config): CheckResult {
+  if (config.providers.length === 0) {
+    return { name: "providers", level: "warn", message: "no providers are configured: every channel uses the built-in mock and nothing leaves this machine" };
+  }
+  const problem = providersProblem(config);
+  if (problem !== undefined) return { name: "providers", level: "error", message: problem };
+  const names = config.providers.map((p) => `${p.name} (${p.kind})`);
+  return { name: "providers", level: "ok", message: `${names.join(", ")}; routes: sms → ${config.deliveryRoutes.sms.join(", ")}, mms → ${config.deliveryRoutes.mms.join(", ")}, email → ${config.deliveryRoutes.email.join(", ")}` };
 }
 
 function insecureSettings(config: Config): CheckResult[] {

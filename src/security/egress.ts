@@ -147,6 +147,40 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 const timeoutError = () => new EgressRefusedError("timeout", "the outbound request timed out");
 
+/** The scheme, credentials, host and port of a URL: everything that needs no DNS. */
+function checkUrlAgainst(allow: Allowlist, ports: ReadonlySet<number>, allowHttp: boolean, raw: string | URL): URL {
+  const url = URL.parse(String(raw)) ?? refuse("invalid_url", "not an absolute URL");
+  const scheme = url.protocol;
+  if (scheme !== "https:" && !(scheme === "http:" && allowHttp)) {
+    refuse("scheme", `scheme ${scheme} is not allowed`, scheme);
+  }
+  if (url.username || url.password) refuse("userinfo", "URLs with credentials are refused", url.hostname);
+  const literal = canonicalAddress(url.hostname);
+  const nameAllowed = allow.names.has(url.hostname) || allow.suffixes.some((suffix) => url.hostname.endsWith(suffix));
+  if (literal !== undefined ? !allow.addresses.has(literal) : !nameAllowed) {
+    refuse("host_not_allowed", `host ${url.hostname} is not in SSRF_ALLOWLIST`, url.hostname);
+  }
+  const port = url.port ? Number(url.port) : scheme === "https:" ? 443 : 80;
+  if (!ports.has(port)) refuse("port", `port ${port} is not allowed`, String(port));
+  return url;
+}
+
+/**
+ * Why the guard would refuse `url` before any DNS lookup (scheme, credentials, host, port), or undefined when it
+ * would go on to resolve it. Start-up and `check` use it to refuse a provider whose API the guard would never let
+ * a message reach, instead of failing every message at send time.
+ */
+export function egressUrlProblem(options: Pick<EgressOptions, "allowlist" | "allowHttp" | "ports">, url: string): string | undefined {
+  const ports = new Set(options.ports ?? (options.allowHttp ? [443, 80] : [443]));
+  try {
+    checkUrlAgainst(parseAllowlist(options.allowlist), ports, options.allowHttp, url);
+    return undefined;
+  } catch (error) {
+    if (error instanceof EgressRefusedError) return error.message;
+    throw error;
+  }
+}
+
 /** A guard for the given allowlist and limits. */
 export function createEgress(options: EgressOptions): Egress {
   const allow = parseAllowlist(options.allowlist);
@@ -154,25 +188,7 @@ export function createEgress(options: EgressOptions): Egress {
   const resolve = options.resolve ?? ((host: string) => lookup(host, { all: true }));
   const limits = { ...DEFAULTS, ...definedOnly(options) };
 
-  const hostAllowed = (host: string) =>
-    allow.names.has(host) || allow.suffixes.some((suffix) => host.endsWith(suffix));
-
-  /** The scheme, credentials, host and port of a URL: everything that needs no DNS. */
-  function checkUrl(raw: string | URL): URL {
-    const url = URL.parse(String(raw)) ?? refuse("invalid_url", "not an absolute URL");
-    const scheme = url.protocol;
-    if (scheme !== "https:" && !(scheme === "http:" && options.allowHttp)) {
-      refuse("scheme", `scheme ${scheme} is not allowed`, scheme);
-    }
-    if (url.username || url.password) refuse("userinfo", "URLs with credentials are refused", url.hostname);
-    const literal = canonicalAddress(url.hostname);
-    if (literal !== undefined ? !allow.addresses.has(literal) : !hostAllowed(url.hostname)) {
-      refuse("host_not_allowed", `host ${url.hostname} is not in SSRF_ALLOWLIST`, url.hostname);
-    }
-    const port = url.port ? Number(url.port) : scheme === "https:" ? 443 : 80;
-    if (!ports.has(port)) refuse("port", `port ${port} is not allowed`, String(port));
-    return url;
-  }
+  const checkUrl = (raw: string | URL): URL => checkUrlAgainst(allow, ports, options.allowHttp, raw);
 
   /** The one address this URL may be connected to: resolved once, every answer checked. */
   async function checkTarget(raw: string | URL, signal: AbortSignal): Promise<EgressTarget> {

@@ -1,0 +1,190 @@
+/**
+ * The config file's `providers` and `routes`: each kind read from JSON and TOML, the refusals (each one line
+ * naming the provider and what is wrong), the interim secrets from the environment, and `check`'s verdicts.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { assertProvidersReady, type Config, ConfigError, loadConfig } from "../../src/config/index.ts";
+import { secretEnvName } from "../../src/config/providers.ts";
+import { registryConfig } from "../../src/delivery/registry.ts";
+import { runChecks } from "../../src/diagnostics/check.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "msg-test-providers-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileCount = 0;
+function configFile(ext: "json" | "toml", content: Record<string, unknown> | string): string {
+  const path = join(dir, `config-${++fileCount}.${ext}`);
+  writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
+  return path;
+}
+
+const TWILIO = { name: "twilio-main", kind: "twilio", account_sid: "AC123", from: "+15550001111" };
+const SENDGRID = { name: "sg", kind: "sendgrid", from: "noreply@example.com", event_verification_key: "MFkw" };
+const SMTP = { name: "relay", kind: "smtp", host: "smtp.example.com", port: 587, require_tls: true, user: "mailer", from: "noreply@example.com" };
+const ROUTES = { sms: ["twilio-main"], mms: ["twilio-main"], email: ["sg", "relay"] };
+const SECRETS = {
+  MESSAGING_PROVIDER_TWILIO_MAIN_AUTH_TOKEN: "tok",
+  MESSAGING_PROVIDER_SG_API_KEY: "SG.key",
+  MESSAGING_PROVIDER_RELAY_PASSWORD: "pw",
+  SSRF_ALLOWLIST: "api.twilio.com,api.sendgrid.com",
+};
+
+const TOML = `
+ssrf_allowlist = ["api.twilio.com", "api.sendgrid.com"]
+
+[[providers]]
+name = "twilio-main"
+kind = "twilio"
+account_sid = "AC123"
+from = "+15550001111"
+max_per_second = 1
+
+[[providers]]
+name = "sg"
+kind = "sendgrid"
+from = "noreply@example.com"
+event_verification_key = "MFkw"
+
+[[providers]]
+name = "relay"
+kind = "smtp"
+host = "smtp.example.com"
+port = 587
+require_tls = true
+user = "mailer"
+from = "noreply@example.com"
+timeout_ms = 20000
+
+[routes]
+sms = ["twilio-main"]
+mms = ["twilio-main"]
+email = ["sg", "relay"]
+`;
+
+/** The ConfigError message of loading, then of the start-up check, for a file (fails if neither refuses). */
+function refusal(file: Record<string, unknown>, env: Record<string, string> = SECRETS): string {
+  try {
+    assertProvidersReady(loadConfig({ env, configFile: configFile("json", file) }));
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as Error).message;
+    expect(message).not.toContain("\n");
+    return message;
+  }
+  throw new Error("the configuration was accepted");
+}
+
+describe("reading providers", () => {
+  test("every kind from a JSON file, with routes, kind settings and secrets from the environment", () => {
+    const config = loadConfig({ env: SECRETS, configFile: configFile("json", { providers: [TWILIO, SENDGRID, SMTP], routes: ROUTES }) });
+    expect(config.providers).toEqual([
+      { name: "twilio-main", kind: "twilio", channels: ["sms", "mms"], accountSid: "AC123", from: "+15550001111" },
+      { name: "sg", kind: "sendgrid", channels: ["email"], from: "noreply@example.com", eventVerificationKey: "MFkw" },
+      { name: "relay", kind: "smtp", channels: ["email"], host: "smtp.example.com", port: 587, secure: false, requireTls: true, user: "mailer", from: "noreply@example.com" },
+    ]);
+    expect(config.deliveryRoutes).toEqual(ROUTES);
+    expect(config.providerSecrets("twilio-main", "auth_token")).toBe("tok");
+    expect(config.providerSecrets("sg", "api_key")).toBe("SG.key");
+    expect(() => assertProvidersReady(config)).not.toThrow();
+  });
+
+  test("the same from a TOML file, with per-provider timeout and rate reaching the registry", () => {
+    const config = loadConfig({ env: { ...SECRETS, SSRF_ALLOWLIST: "" }, configFile: configFile("toml", TOML) });
+    expect(config.providers.map((p) => p.kind)).toEqual(["twilio", "sendgrid", "smtp"]);
+    expect(config.deliveryRoutes.email).toEqual(["sg", "relay"]);
+    expect(() => assertProvidersReady(config)).not.toThrow();
+    const registry = registryConfig({ routes: config.deliveryRoutes, timeoutMs: 1234, providers: config.providers });
+    expect(registry.providers).toEqual([
+      { name: "twilio-main", kind: "twilio", timeoutMs: 1234, maxPerSecond: 1 },
+      { name: "sg", kind: "sendgrid", timeoutMs: 1234 },
+      { name: "relay", kind: "smtp", timeoutMs: 20000 },
+    ]);
+  });
+
+  test("without providers, every routed name is a mock, routed by MESSAGING_DELIVERY_ROUTES", () => {
+    const config = loadConfig({ env: { MESSAGING_DELIVERY_ROUTES: "sms=a,b;mms=a;email=c" } });
+    expect(config.providers).toEqual([]);
+    const registry = registryConfig({ routes: config.deliveryRoutes, timeoutMs: 50, providers: config.providers });
+    expect(registry.providers.map((p) => [p.name, p.kind])).toEqual([["a", "mock"], ["b", "mock"], ["c", "mock"]]);
+  });
+
+  test("secret variable names are upper-cased with - as _", () => {
+    expect(secretEnvName("twilio-main", "auth_token")).toBe("MESSAGING_PROVIDER_TWILIO_MAIN_AUTH_TOKEN");
+  });
+
+  test("a Twilio API key needs api_key_secret instead of auth_token", () => {
+    const file = { providers: [{ ...TWILIO, api_key_sid: "SK1" }, { name: "m", kind: "mock" }], routes: { sms: ["twilio-main"], mms: ["twilio-main"], email: ["m"] } };
+    expect(refusal(file)).toBe(
+      "provider twilio-main (twilio): secret api_key_secret is missing (set MESSAGING_PROVIDER_TWILIO_MAIN_API_KEY_SECRET)",
+    );
+    const config = loadConfig({ env: { ...SECRETS, MESSAGING_PROVIDER_TWILIO_MAIN_API_KEY_SECRET: "s" }, configFile: configFile("json", file) });
+    expect(() => assertProvidersReady(config)).not.toThrow();
+  });
+});
+
+describe("refusals, one line each", () => {
+  const all = { providers: [TWILIO, SENDGRID, SMTP], routes: ROUTES };
+  const without = (name: string) => Object.fromEntries(Object.entries(SECRETS).filter(([k]) => k !== name));
+
+  test.each([
+    ["an unknown kind", { providers: [{ name: "x", kind: "carrier-pigeon" }] }, /^config file .*: provider x: unknown kind "carrier-pigeon" \(one of mock, twilio, sendgrid, smtp\)$/],
+    ["a route to an undefined provider", { ...all, routes: { ...ROUTES, sms: ["nexmo"] } }, /: the route of sms names provider nexmo, which is not in providers$/],
+    ["a route to a provider that cannot carry the channel", { ...all, routes: { ...ROUTES, email: ["twilio-main"] } }, /: the route of email names provider twilio-main, which does not carry email$/],
+    ["providers without routes (the default names none of them)", { providers: [TWILIO] }, /: the route of sms names provider sms-mms, which is not in providers$/],
+    ["a Twilio provider without account_sid", { providers: [{ name: "t", kind: "twilio", from: "+1555" }] }, /: provider t \(twilio\): account_sid: /],
+    ["a Twilio provider with neither from nor a messaging service", { providers: [{ name: "t", kind: "twilio", account_sid: "AC1" }] }, /: provider t \(twilio\): needs from or messaging_service_sid$/],
+    ["a misspelt setting", { providers: [{ ...SENDGRID, form: "x" }] }, /: provider sg \(sendgrid\): .*form/],
+    ["a name used twice", { providers: [SENDGRID, SENDGRID] }, /: provider sg is defined twice$/],
+    ["routes and delivery_routes together", { routes: ROUTES, delivery_routes: "sms=a;mms=a;email=a" }, /: routes and delivery_routes are both set; keep one$/],
+  ])("%s", (_what, file, expected) => {
+    expect(refusal(file)).toMatch(expected);
+  });
+
+  test.each([
+    ["Twilio auth_token", "MESSAGING_PROVIDER_TWILIO_MAIN_AUTH_TOKEN", "provider twilio-main (twilio): secret auth_token is missing (set MESSAGING_PROVIDER_TWILIO_MAIN_AUTH_TOKEN)"],
+    ["SendGrid api_key", "MESSAGING_PROVIDER_SG_API_KEY", "provider sg (sendgrid): secret api_key is missing (set MESSAGING_PROVIDER_SG_API_KEY)"],
+    ["SMTP password with a user", "MESSAGING_PROVIDER_RELAY_PASSWORD", "provider relay (smtp): secret password is missing (set MESSAGING_PROVIDER_RELAY_PASSWORD)"],
+  ])("a missing %s", (_what, variable, expected) => {
+    expect(refusal(all, without(variable))).toBe(expected);
+  });
+
+  test("SMTP without a user needs no password", () => {
+    const { user: _user, ...anonymous } = SMTP;
+    const config = loadConfig({ env: without("MESSAGING_PROVIDER_RELAY_PASSWORD"), configFile: configFile("json", { ...all, providers: [TWILIO, SENDGRID, anonymous] }) });
+    expect(() => assertProvidersReady(config)).not.toThrow();
+  });
+
+  test("an API host missing from SSRF_ALLOWLIST is refused, not added silently", () => {
+    expect(refusal(all, { ...SECRETS, SSRF_ALLOWLIST: "api.sendgrid.com" })).toBe(
+      "provider twilio-main (twilio): https://api.twilio.com is refused by the egress guard (host api.twilio.com is not in SSRF_ALLOWLIST)",
+    );
+  });
+
+  test("an http base_url without MESSAGING_EGRESS_ALLOW_HTTP is refused", () => {
+    const file = { ...all, providers: [{ ...TWILIO, base_url: "http://127.0.0.1:9999" }, SENDGRID, SMTP] };
+    expect(refusal(file, { ...SECRETS, SSRF_ALLOWLIST: "127.0.0.1,api.sendgrid.com" })).toMatch(/^provider twilio-main \(twilio\): .*scheme http: is not allowed/);
+  });
+});
+
+describe("check", () => {
+  const checkOf = async (config: Config) => (await runChecks({ ...config, dataDir: join(dir, "no-db") })).checks.find((c) => c.name === "providers");
+
+  test("warns that nothing leaves the machine when no providers are configured", async () => {
+    expect(await checkOf(loadConfig({}))).toEqual({
+      name: "providers",
+      level: "warn",
+      message: "no providers are configured: every channel uses the built-in mock and nothing leaves this machine",
+    });
+  });
+
+  test("fails on a provider that cannot send, and lists them when all can", async () => {
+    const path = configFile("json", { providers: [TWILIO, SENDGRID, SMTP], routes: ROUTES });
+    const missing = await checkOf(loadConfig({ env: { ...SECRETS, MESSAGING_PROVIDER_SG_API_KEY: "" }, configFile: path }));
+    expect(missing).toMatchObject({ level: "error", message: expect.stringContaining("provider sg (sendgrid): secret api_key is missing") });
+    const ready = await checkOf(loadConfig({ env: SECRETS, configFile: path }));
+    expect(ready).toMatchObject({ level: "ok", message: expect.stringContaining("twilio-main (twilio), sg (sendgrid), relay (smtp)") });
+  });
+});
