@@ -1,0 +1,87 @@
+/**
+ * The wiring of `serve` with a configured Twilio provider: a config file whose provider points at the fake
+ * Twilio on loopback (allowed explicitly through SSRF_ALLOWLIST and MESSAGING_EGRESS_ALLOW_HTTP), the secret from
+ * its interim environment variable, and createDelivery's dispatcher delivering a sent SMS to it for real.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { assertProvidersReady, loadConfig } from "../../src/config/index.ts";
+import { createDelivery, type Delivery } from "../../src/delivery-wiring.ts";
+import { createLogger } from "../../src/observability/logger.ts";
+import { createMetrics } from "../../src/observability/metrics.ts";
+import { VERSION } from "../../src/version.ts";
+import { buildTestApp, type TestApp } from "../helpers/app.ts";
+import { post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
+import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
+
+const silent = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
+const dir = mkdtempSync(join(tmpdir(), "msg-test-wiring-"));
+let t: TestApp;
+let fake: FakeTwilio;
+let delivery: Delivery | undefined;
+
+beforeAll(async () => {
+  [t, fake] = await Promise.all([buildTestApp({ config: UNLIMITED }), startFakeTwilio()]);
+});
+afterAll(async () => {
+  await delivery?.stop(1000, 100);
+  await Promise.all([t.close(), fake.close()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("a twilio provider from the config file delivers a sent SMS to the fake Twilio, which gives it its sid", async () => {
+  const configFile = join(dir, "messaging.json");
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      providers: [
+        { name: "twilio-test", kind: "twilio", account_sid: FAKE_ACCOUNT_SID, from: "+15005550006", base_url: fake.baseUrl },
+        { name: "outbox", kind: "mock" },
+      ],
+      routes: { sms: ["twilio-test"], mms: ["twilio-test"], email: ["outbox"] },
+    }),
+  );
+  const config = loadConfig({
+    configFile,
+    env: {
+      SSRF_ALLOWLIST: "127.0.0.1",
+      MESSAGING_EGRESS_ALLOW_HTTP: "true",
+      MESSAGING_PROVIDER_TWILIO_TEST_AUTH_TOKEN: FAKE_AUTH_TOKEN,
+      MESSAGING_PUBLIC_URL: "https://messaging.example.com",
+      MESSAGING_DELIVERY_POLL_MS: "20",
+      LOG_LEVEL: "silent",
+    },
+  });
+  assertProvidersReady(config);
+  delivery = createDelivery(config, t.database, createMetrics({ version: VERSION }), silent);
+
+  const sent = smsSend({ body: "over the wire" });
+  const res = await post(t.app, "/api/messages/sms", sent);
+  expect(res.status).toBe(202);
+  await delivery.start();
+
+  const deadline = Date.now() + 10_000;
+  let row: { status: string; provider: string; provider_message_id: string | null } | undefined;
+  while (Date.now() < deadline) {
+    [row] = await t.database.sql.query<{ status: string; provider: string; provider_message_id: string | null }>(
+      "SELECT status, provider, provider_message_id FROM messages WHERE id = $1",
+      [res.json.id],
+    );
+    if (row?.status === "sent") break;
+    await Bun.sleep(20);
+  }
+  expect(fake.sids).toHaveLength(1);
+  expect(row).toEqual({ status: "sent", provider: "twilio-test", provider_message_id: fake.sids[0]! });
+  const form = Object.fromEntries(fake.requests[0]!.form);
+  expect(form).toMatchObject({
+    To: sent.to,
+    From: "+15005550006",
+    Body: "over the wire",
+    StatusCallback: "https://messaging.example.com/api/webhooks/twilio/twilio-test/status",
+  });
+  const basic = Buffer.from(`${FAKE_ACCOUNT_SID}:${FAKE_AUTH_TOKEN}`).toString("base64");
+  expect(fake.requests[0]!.headers.authorization).toBe(`Basic ${basic}`);
+});
