@@ -3,7 +3,7 @@
  * naming the provider and what is wrong), the interim secrets from the environment, and `check`'s verdicts.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assertProvidersReady, type Config, ConfigError, loadConfig } from "../../src/config/index.ts";
@@ -109,6 +109,16 @@ describe("reading providers", () => {
     expect(config.providers).toEqual([]);
     const registry = registryConfig({ routes: config.deliveryRoutes, timeoutMs: 50, providers: config.providers });
     expect(registry.providers.map((p) => [p.name, p.kind])).toEqual([["a", "mock"], ["b", "mock"], ["c", "mock"]]);
+  });
+
+  test("the README's example file loads, and is ready with the secret variables it lists", () => {
+    const readme = readFileSync(join(import.meta.dir, "..", "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Wiring a provider"));
+    const toml = /```toml\n([\s\S]*?)\n```/.exec(section)![1]!;
+    const variables = /```sh\n([\s\S]*?)\n```/.exec(section)![1]!.split("\n").map((line) => line.split("=")[0]!);
+    const config = loadConfig({ env: Object.fromEntries(variables.map((v) => [v, "x"])), configFile: configFile("toml", toml) });
+    expect(config.providers.map((p) => `${p.name}:${p.kind}`)).toEqual(["twilio-main:twilio", "sendgrid:sendgrid", "relay:smtp"]);
+    expect(() => assertProvidersReady(config)).not.toThrow();
   });
 
   test("secret variable names are upper-cased with - as _", () => {
