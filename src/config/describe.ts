@@ -1,12 +1,13 @@
 import { type Config, fileKey, SETTINGS, type SettingSpec } from "./settings.ts";
 
-/** The configuration as `check` shows it: every setting with its value, secrets redacted. */
+/** The configuration as `check` shows it: every setting with its value, secrets redacted, and the providers (no secrets). */
 export function describeConfig(config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const s of SETTINGS as readonly SettingSpec[]) {
     const value = (config as Record<string, unknown>)[s.key];
     out[s.key] = s.secret && value !== undefined ? redactUrl(String(value)) : value ?? null;
   }
+  out.providers = config.providers;
   return out;
 }
 

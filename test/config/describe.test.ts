@@ -2,9 +2,10 @@ import { describe, expect, test } from "bun:test";
 import { describeConfig, loadConfig, redactUrl, SETTINGS, settingsTable } from "../../src/config/index.ts";
 
 describe("describeConfig (what `check` prints)", () => {
-  test("lists every setting by key, with unset optional ones as null", () => {
+  test("lists every setting by key, with unset optional ones as null, and the providers", () => {
     const described = describeConfig(loadConfig({}));
-    expect(Object.keys(described).sort()).toEqual(SETTINGS.map((s) => s.key).sort());
+    expect(Object.keys(described).sort()).toEqual([...SETTINGS.map((s) => s.key), "providers"].sort());
+    expect(described.providers).toEqual([]);
     expect(described.databaseUrl).toBeNull();
     expect(described.port).toBe(8080);
   });

@@ -1,20 +1,22 @@
 /**
  * The wiring of `serve` with a configured Twilio provider: a config file whose provider points at the fake
  * Twilio on loopback (allowed explicitly through SSRF_ALLOWLIST and MESSAGING_EGRESS_ALLOW_HTTP), the secret from
- * its interim environment variable, and createDelivery's dispatcher delivering a sent SMS to it for real.
+ * its interim environment variable, and createDelivery's dispatcher delivering a sent SMS to it for real; and
+ * what buildProvider gives the SendGrid and SMTP adapters (the key, the sender, the address rules).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { assertProvidersReady, loadConfig } from "../../src/config/index.ts";
-import { createDelivery, type Delivery } from "../../src/delivery-wiring.ts";
+import { assertProvidersReady, loadConfig, type ProviderConfig } from "../../src/config/index.ts";
+import { buildProvider, createDelivery, type Delivery } from "../../src/delivery-wiring.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
 import { VERSION } from "../../src/version.ts";
 import { buildTestApp, type TestApp } from "../helpers/app.ts";
 import { post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
+import { startFakeSendGrid } from "../providers/sendgrid-fake.ts";
 import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
 
 const silent = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
@@ -84,4 +86,42 @@ test("a twilio provider from the config file delivers a sent SMS to the fake Twi
   });
   const basic = Buffer.from(`${FAKE_ACCOUNT_SID}:${FAKE_AUTH_TOKEN}`).toString("base64");
   expect(fake.requests[0]!.headers.authorization).toBe(`Basic ${basic}`);
+});
+
+/** A config file holding exactly these providers (routes to the first), loaded with these variables. */
+function configWith(providers: Record<string, unknown>[], env: Record<string, string>) {
+  const configFile = join(dir, `config-${providers.map((p) => p.name).join("-")}.json`);
+  const first = String(providers[0]!.name);
+  writeFileSync(configFile, JSON.stringify({ providers: [...providers, { name: "m", kind: "mock" }], routes: { sms: ["m"], mms: ["m"], email: [first] } }));
+  const config = loadConfig({ configFile, env });
+  return { config, provider: config.providers[0] as Exclude<ProviderConfig, { kind: "mock" }> };
+}
+
+const email = { id: "7", channel: "email" as const, from: "user@example.com", to: "someone@example.com", body: "hi", attachments: [] };
+const options = () => ({ idempotencyKey: "messaging-msg-7", signal: AbortSignal.timeout(5000) });
+
+test("a sendgrid provider is built with the key from its variable and the configured sender", async () => {
+  const sendgrid = await startFakeSendGrid({ apiKey: "SG.fake-key", verifiedSenders: ["noreply@example.com"] });
+  try {
+    const { config, provider } = configWith([{ name: "sg", kind: "sendgrid", from: "noreply@example.com", base_url: sendgrid.baseUrl }], {
+      SSRF_ALLOWLIST: "127.0.0.1",
+      MESSAGING_EGRESS_ALLOW_HTTP: "true",
+      MESSAGING_PROVIDER_SG_API_KEY: "SG.fake-key",
+    });
+    const outcome = await buildProvider(config, provider, 2000).send(email, options());
+    expect(outcome).toEqual({ kind: "accepted", providerMessageId: sendgrid.messageIds[0]! });
+    expect(sendgrid.requests[0]!.headers.authorization).toBe("Bearer SG.fake-key");
+  } finally {
+    await sendgrid.close();
+  }
+});
+
+test("an smtp provider checks its relay with the egress guard's address rules: loopback only when listed", async () => {
+  const relay = [{ name: "relay", kind: "smtp", host: "127.0.0.1", port: 1, from: "noreply@example.com" }];
+  const { config, provider } = configWith(relay, {});
+  const outcome = await buildProvider(config, provider, 2000).send(email, options());
+  expect(outcome).toMatchObject({ kind: "permanent_error", reason: expect.stringContaining("SMTP relay refused") });
+  // Listed, the address passes the check and the (closed) port is a connection failure instead: transient.
+  const listed = configWith(relay, { SSRF_ALLOWLIST: "127.0.0.1" });
+  expect(await buildProvider(listed.config, listed.provider, 2000).send(email, options())).toMatchObject({ kind: "transient_error" });
 });
