@@ -68,6 +68,11 @@ export const messages = pgTable(
     providerMessageId: text("provider_message_id"),
     /** Why an outbound message ended `failed` or `undelivered`: the last provider error or the report's code. */
     statusReason: text("status_reason"),
+    /** Email only: the sender's subject, or the body's 78-character snippet when none was given. */
+    subject: text("subject"),
+    /** SMS/MMS only: the parts a carrier bills for the body and their encoding (`GSM-7` or `UCS-2`). */
+    segments: smallint("segments"),
+    encoding: text("encoding"),
     timestamp: timestamp("timestamp", { withTimezone: true, mode: "date" }).notNull(),
     createdAt: createdAt(),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),

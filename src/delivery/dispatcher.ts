@@ -297,7 +297,16 @@ export class Dispatcher {
       const t0 = performance.now();
       const outcome = await sendWithTimeout(
         provider,
-        { id: job.id, channel: job.channel, from: job.from, to: job.to, body: job.body, attachments: job.attachments },
+        {
+          id: job.id,
+          channel: job.channel,
+          from: job.from,
+          to: job.to,
+          body: job.body,
+          attachments: job.attachments,
+          // An email stored before subjects were has none: the adapter then falls back on its own default.
+          ...(job.subject !== null && { subject: job.subject }),
+        },
         spec.timeoutMs,
         this.deadlines,
       );

@@ -28,6 +28,8 @@ export interface ClaimedJob {
   to: string;
   body: string;
   attachments: string[];
+  /** Email only: null for sms/mms (and for an email stored before subjects were). */
+  subject: string | null;
 }
 
 /*
@@ -57,7 +59,7 @@ const claimStatement = (byChannel: boolean) => `
       FROM claimed c JOIN messages m ON m.id = c.message_id AND m.status = 'queued'),
   moved AS (${advanceStatusSql("change")})
   SELECT c.message_id::text AS id, c.attempts, (extract(epoch FROM c.created_at) * 1000)::float8 AS created_ms,
-         c.previous_holder IS NOT NULL AS uncertain, m.channel, m.from_addr, m.to_addr, m.body, m.attachments::text AS attachments,
+         c.previous_holder IS NOT NULL AS uncertain, m.channel, m.from_addr, m.to_addr, m.body, m.attachments::text AS attachments, m.subject,
          coalesce((SELECT moved.moved FROM moved WHERE moved.id = c.message_id::text), false) AS marked_sending
     FROM claimed c JOIN messages m ON m.id = c.message_id`;
 
@@ -75,6 +77,7 @@ interface ClaimRow {
   to_addr: string;
   body: string;
   attachments: string;
+  subject: string | null;
 }
 
 export interface ClaimOptions {
@@ -106,6 +109,7 @@ export async function claimJobs(sql: SqlRunner, options: ClaimOptions): Promise<
       to: r.to_addr,
       body: r.body,
       attachments: JSON.parse(r.attachments) as string[],
+      subject: r.subject,
     };
   });
   return { jobs, markedSending };

@@ -265,6 +265,12 @@ export function createMetrics(info: { version: string }) {
       labelNames: ["reason"],
       registers: [registry],
     }),
+    smsSegments: new Counter({
+      name: "messaging_sms_segments_total",
+      help: "Segments of accepted outbound SMS/MMS bodies (what a carrier bills), by encoding (GSM-7 or UCS-2)",
+      labelNames: ["encoding"],
+      registers: [registry],
+    }),
   };
 }
 

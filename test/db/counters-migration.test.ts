@@ -25,7 +25,8 @@ test("an upgraded database with 37 conversations reads a total of 37 at once", a
     `INSERT INTO conversations (transport, participant_a, participant_b, key, message_count, last_activity_at)
      SELECT 'sms', 'a' || i, 'b', 'sms:a' || i || '<->b', 0, now() FROM generate_series(1, 37) AS i`,
   );
-  expect(await migrateUp(handle.db)).toEqual(["0005_counters"]);
+  // Up to 0005 only: later migrations are not what this test is about.
+  expect(await migrateUp(handle.db, embedded.slice(0, before + 1))).toEqual(["0005_counters"]);
   const [row] = await handle.sql.query<{ stripes: number; total: number }>(
     "SELECT count(*)::int AS stripes, sum(conversations)::int AS total FROM conversation_counters",
   );

@@ -11,10 +11,18 @@ import { ProviderRegistry, type ProviderSpec } from "../../src/delivery/registry
 import type { Routes } from "../../src/domain/provider-routes.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
-import { accepted, permanentError, type Provider, type ProviderOutcome, rateLimited, transientError } from "../../src/providers/provider.ts";
+import {
+  accepted,
+  type OutboundMessage,
+  permanentError,
+  type Provider,
+  type ProviderOutcome,
+  rateLimited,
+  transientError,
+} from "../../src/providers/provider.ts";
 import { VERSION } from "../../src/version.ts";
 import { buildTestApp, type TestApp } from "../helpers/app.ts";
-import { countRows, get, metricValue, post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
+import { countRows, emailSend, get, metricValue, post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
 
 const silent = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
 
@@ -129,6 +137,28 @@ for (const database of ["postgres", "embedded"] as const) describe(`delivery on 
     expect(metricValue(text, "messaging_delivery_attempts_total", { provider: "p1", outcome: "accepted" })).toBe(30);
     expect(metricValue(text, "messaging_messages_status_total", { status: "sent" })).toBe(30);
     expect(metricValue(text, "messaging_messages_status_total", { status: "sending" })).toBe(30);
+  });
+
+  test("the provider is handed an email's subject (given or default) and no subject for an sms", async () => {
+    const seen: OutboundMessage[] = [];
+    const provider: Provider = {
+      name: "p-subject",
+      send: async (message) => {
+        seen.push(message);
+        return accepted(`s-${message.id}`);
+      },
+    };
+    const { dispatcher } = startDispatcher([provider], only("p-subject"));
+    const given = await post(t.app, "/api/messages/email", emailSend({ subject: "Your receipt" }));
+    const fallback = await post(t.app, "/api/messages/email", emailSend({ body: "Short note" }));
+    const sms = await post(t.app, "/api/messages/sms", smsSend());
+    const ids = [given.json.id, fallback.json.id, sms.json.id];
+    dispatcher.start();
+    await until(allIn(ids, "sent"));
+    const byId = new Map(seen.map((m) => [m.id, m]));
+    expect(byId.get(given.json.id)?.subject).toBe("Your receipt");
+    expect(byId.get(fallback.json.id)?.subject).toBe("Short note");
+    expect(byId.get(sms.json.id)).not.toHaveProperty("subject");
   });
 
   test("a send wakes an idle worker at once, without waiting for the poll", async () => {

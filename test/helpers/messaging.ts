@@ -7,8 +7,8 @@
  */
 import type { DatabaseHandle } from "../../src/db/client.ts";
 import type { Config } from "../../src/config/index.ts";
-import { conversationKey } from "../../src/domain/conversation-key.ts";
 import type { NewMessage } from "../../src/modules/messages/repository.ts";
+import { newMessage } from "../../src/modules/messages/write.ts";
 import { request, type TestResponse } from "./app.ts";
 
 type Handler = { handle(request: Request): Promise<Response> | Response };
@@ -91,20 +91,5 @@ export function concurrently<T>(n: number, make: (i: number) => Promise<T>): Pro
 
 /** An outbound SMS as the send path hands it to the repository and the batcher (to +18045550000). */
 export function outboundRow(from: string, body: string): NewMessage {
-  const key = conversationKey("sms", from, "+18045550000");
-  return {
-    direction: "outbound",
-    channel: "sms",
-    transport: "sms",
-    from,
-    to: "+18045550000",
-    body,
-    attachments: [],
-    status: "queued",
-    providerMessageId: null,
-    timestamp: new Date(TS),
-    conversationKey: key.key,
-    participantA: key.participantA,
-    participantB: key.participantB,
-  };
+  return newMessage({ channel: "sms", from, to: "+18045550000", body, attachments: [], timestamp: TS }, "outbound", null);
 }

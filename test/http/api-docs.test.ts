@@ -159,6 +159,18 @@ describe("GET /openapi.json", () => {
     const detail = doc.components.schemas["messages.detail"];
     expect(Object.keys(detail.properties)).toEqual(expect.arrayContaining(["provider", "provider_message_id", "status_reason", "attempts"]));
   });
+
+  test("an email's optional subject is documented on the send and webhook bodies, and items show subject, segments and encoding", () => {
+    const schemas = doc.components.schemas;
+    for (const model of ["messages.sendEmail", "webhooks.email", "providerMock.inbound"]) {
+      expect(schemas[model].properties.subject.description).toContain("998");
+      expect(schemas[model].required).not.toContain("subject");
+    }
+    for (const model of ["messages.item", "messages.detail"]) {
+      expect(schemas[model].required).toEqual(expect.arrayContaining(["subject", "segments", "encoding"]));
+      expect(JSON.stringify(schemas[model].properties.encoding)).toContain("UCS-2");
+    }
+  });
 });
 
 describe("GET /docs", () => {

@@ -46,6 +46,10 @@ const rows: Row[] = [
   invalid("attachments as a string", SMS, smsSend({ attachments: "https://x.example.com/a.png" }), "attachments"),
   invalid("type as a number", SMS, smsSend({ type: 1 }), "type"),
   invalid("email body as an array", EMAIL, emailSend({ body: ["hi"] }), "body"),
+  invalid("an email subject as a number", EMAIL, emailSend({ subject: 7 }), "subject"),
+  invalid("an email subject of 999 characters", EMAIL, emailSend({ subject: "s".repeat(999) }), "subject"),
+  invalid("an email subject with a line break", EMAIL, emailSend({ subject: "a\nb" }), "subject"),
+  invalid("a webhook email subject of 999 characters", HOOK_EMAIL, emailWebhook({ subject: "s".repeat(999) }), "subject"),
   // Empty or blank
   invalid("empty from", SMS, smsSend({ from: "" }), "from"),
   invalid("whitespace to", SMS, smsSend({ to: "   " }), "to"),

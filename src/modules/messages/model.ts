@@ -29,6 +29,24 @@ export const phoneAddress = () => nonEmpty().superRefine(ruleOf(phoneAddressProb
 
 export const emailAddress = () => nonEmpty().superRefine(ruleOf(emailAddressProblem));
 
+/**
+ * RFC 5322's line limit: a header line holds at most 998 characters. Counted in characters (code points), not
+ * octets: a provider encodes a non-ASCII subject as encoded words and folds it, so the limit is a sanity bound.
+ */
+export const SUBJECT_MAX = 998;
+
+/**
+ * An email subject: trimmed, one line (a CR or LF could forge a header on the SMTP path), at most SUBJECT_MAX
+ * characters. Blank, null or absent all mean "none": the stored subject is then the body's snippet (write.ts).
+ */
+export const emailSubject = () =>
+  text()
+    .transform((s) => s.trim())
+    .refine((s) => !/[\r\n]/.test(s), "must be a single line: no CR or LF")
+    .refine((s) => s.length <= SUBJECT_MAX || [...s].length <= SUBJECT_MAX, `must be at most ${SUBJECT_MAX} characters`)
+    .nullish()
+    .meta({ description: `At most ${SUBJECT_MAX} characters on one line, trimmed; blank, null or absent: the body's first 78 characters` });
+
 export const smsBody = () =>
   nonEmpty().refine((s) => s.length <= SMS_BODY_MAX || [...s].length <= SMS_BODY_MAX, `must be at most ${SMS_BODY_MAX} characters`);
 
@@ -84,6 +102,7 @@ export function messageModels(limits: MessageLimits) {
       from: emailAddress(),
       to: emailAddress(),
       body: nonEmpty().meta({ description: "Stored verbatim; may contain HTML" }),
+      subject: emailSubject(),
       attachments: attachmentList(limits),
       timestamp: rfc3339(),
     })
@@ -114,6 +133,9 @@ export const messageItemSchema = z.object({
   attachments: z.array(z.string()),
   status: z.string(),
   timestamp: z.string(),
+  subject: z.string().nullable().meta({ description: "Email only: the given subject or the body's first 78 characters; null for sms/mms" }),
+  segments: z.number().int().nullable().meta({ description: "SMS/MMS only: the parts a carrier sends for the body; null for email" }),
+  encoding: z.enum(["GSM-7", "UCS-2"]).nullable().meta({ description: "SMS/MMS only: the body's encoding; null for email" }),
 });
 
 export const deliveryAttemptSchema = z.object({

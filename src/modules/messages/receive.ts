@@ -37,6 +37,6 @@ export async function receiveMessage(
     ([ids]): WriteResult => ({ status: 202, body: accepted(ids!), replayed: false }),
   );
   if (result.body.duplicate && !result.replayed) deps.metrics.webhookDuplicates.inc();
-  else countWrite(deps.metrics, result, input.channel, "inbound");
+  else countWrite(deps.metrics, result, message);
   return result;
 }

@@ -3,8 +3,9 @@ import type { Database } from "../../db/client.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { deliveryAttempts } from "../../db/schema.ts";
 import { cursorTimestamp, rfc3339Utc } from "../../db/json-sql.ts";
-import { textArray } from "../../db/sql-arrays.ts";
+import { nullableTextArray, textArray } from "../../db/sql-arrays.ts";
 import type { Channel, Transport } from "../../domain/channel.ts";
+import type { SmsEncoding } from "../../domain/sms-segments.ts";
 import type { RowKey } from "../../http/page-cursor.ts";
 import type { MessageDetail, MessageItem } from "./model.ts";
 
@@ -15,6 +16,11 @@ export interface NewMessage {
   from: string;
   to: string;
   body: string;
+  /** Email only (null for sms/mms). */
+  subject: string | null;
+  /** SMS/MMS only (null for email). */
+  segments: number | null;
+  encoding: SmsEncoding | null;
   attachments: string[];
   status: "queued" | "received";
   providerMessageId: string | null;
@@ -77,8 +83,9 @@ const UPSERT_CONVERSATION = `
   conv AS (SELECT id FROM upd UNION ALL SELECT id FROM ins)`;
 
 const INSERT_MESSAGE = `
-  INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, provider_message_id, timestamp)
-  SELECT conv.id, $6, $7, $1, $8, $9, $10, $11::jsonb, $12, $13, $5::timestamptz FROM conv
+  INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, provider_message_id, timestamp,
+                        subject, segments, encoding)
+  SELECT conv.id, $6, $7, $1, $8, $9, $10, $11::jsonb, $12, $13, $5::timestamptz, $15, $16::smallint, $17 FROM conv
   RETURNING id, conversation_id`;
 
 /** The write's receipt (see db/write-fence.ts): its token and the ids it returns, committed with it. */
@@ -119,6 +126,9 @@ export async function insertMessage(sql: SqlRunner, m: NewMessage, token: string
     m.status,
     m.providerMessageId,
     token,
+    m.subject,
+    m.segments,
+    m.encoding,
   ]);
   if (!row) throw new Error("message insert returned no row");
   return row;
@@ -133,8 +143,10 @@ export async function insertMessage(sql: SqlRunner, m: NewMessage, token: string
 const INSERT_OUTBOUND_BATCH = `
   WITH input AS MATERIALIZED (
     SELECT t.*, nextval('messages_id_seq'::regclass) AS id
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-           WITH ORDINALITY AS t(transport, participant_a, participant_b, key, ts, channel, from_addr, to_addr, body, attachments, ord)
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                  $12::text[], $13::smallint[], $14::text[])
+           WITH ORDINALITY AS t(transport, participant_a, participant_b, key, ts, channel, from_addr, to_addr, body, attachments,
+                                subject, segments, encoding, ord)
   ),
   agg AS MATERIALIZED (
     SELECT key, min(transport) AS transport, min(participant_a) AS participant_a, min(participant_b) AS participant_b,
@@ -165,9 +177,10 @@ const INSERT_OUTBOUND_BATCH = `
   ${COUNT_NEW_CONVERSATIONS},
   conv AS (SELECT id, key FROM upd UNION ALL SELECT id, key FROM ins),
   msg AS (
-    INSERT INTO messages (id, conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, timestamp)
+    INSERT INTO messages (id, conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, timestamp,
+                          subject, segments, encoding)
     SELECT input.id, conv.id, 'outbound', input.channel, input.transport, input.from_addr, input.to_addr, input.body,
-           input.attachments::jsonb, 'queued', input.ts
+           input.attachments::jsonb, 'queued', input.ts, input.subject, input.segments, input.encoding
       FROM input JOIN conv USING (key)
     RETURNING id
   ),
@@ -179,6 +192,8 @@ const INSERT_OUTBOUND_BATCH = `
 /** Stores many outbound messages in one statement, with one receipt; the result is in the order of `batch`. */
 export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[], token: string): Promise<StoredIds[]> {
   const column = (pick: (m: NewMessage) => string) => textArray(batch.map(pick));
+  // The nullable columns: a batch mixes emails (subject, no segments) with SMS (segments, no subject).
+  const nullable = (pick: (m: NewMessage) => string | null) => nullableTextArray(batch.map(pick));
   const rows = await sql.query<StoredIds>(INSERT_OUTBOUND_BATCH, [
     column((m) => m.transport),
     column((m) => m.participantA),
@@ -191,6 +206,9 @@ export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[], t
     column((m) => m.body),
     column((m) => JSON.stringify(m.attachments)),
     token,
+    nullable((m) => m.subject),
+    nullable((m) => (m.segments === null ? null : String(m.segments))),
+    nullable((m) => m.encoding),
   ]);
   if (rows.length !== batch.length) throw new Error(`batch insert stored ${rows.length} of ${batch.length} messages`);
   return rows;
@@ -222,7 +240,8 @@ export async function findInbound(sql: SqlRunner, transport: Transport, provider
 const messageItemJson = (m: string, extra = "") => `json_build_object(
   'id', ${m}.id::text, 'conversation_id', ${m}.conversation_id::text, 'direction', ${m}.direction,
   'channel', ${m}.channel, 'type', ${m}.channel, 'from', ${m}.from_addr, 'to', ${m}.to_addr, 'body', ${m}.body,
-  'attachments', ${m}.attachments, 'status', ${m}.status, 'timestamp', ${rfc3339Utc(`${m}.timestamp`)}${extra})`;
+  'attachments', ${m}.attachments, 'status', ${m}.status, 'timestamp', ${rfc3339Utc(`${m}.timestamp`)},
+  'subject', ${m}.subject, 'segments', ${m}.segments, 'encoding', ${m}.encoding${extra})`;
 
 /*
  * What only GET /api/messages/{id} shows: who carries the message and why it failed. A reason is shown only

@@ -39,7 +39,7 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
     chargeSender(deps, message);
     result = { status: 202, body: accepted(await deps.batcher.submit(message)), replayed: false };
   }
-  countWrite(deps.metrics, result, input.channel, "outbound");
+  countWrite(deps.metrics, result, message);
   if (!result.replayed) deps.onOutboundCommitted?.();
   return result;
 }

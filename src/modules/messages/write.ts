@@ -2,6 +2,8 @@ import { isConnectionLoss } from "../../db/availability.ts";
 import { newWriteToken, type WriteFence, type WriteOutcome } from "../../db/write-fence.ts";
 import { type Channel, transportOf } from "../../domain/channel.ts";
 import { conversationKey } from "../../domain/conversation-key.ts";
+import { smsSegments } from "../../domain/sms-segments.ts";
+import { snippet } from "../../domain/snippet.ts";
 import { parseRfc3339 } from "../../domain/timestamp.ts";
 import { AppError } from "../../http/errors.ts";
 import type { WriteAnswer } from "../../http/idempotency.ts";
@@ -15,19 +17,29 @@ export interface MessageInput {
   from: string;
   to: string;
   body: string;
+  /** Email only, already trimmed; blank, null or absent takes the default subject. */
+  subject?: string | null | undefined;
   attachments: string[];
   timestamp: string;
 }
+
+/** RFC 5322's recommended header line length: a default subject shows whole in a mail client's list. */
+export const DEFAULT_SUBJECT_LENGTH = 78;
 
 /** The answer of a write: a fresh 202, a replay of a stored response, or a provider's duplicate. */
 export type WriteResult = WriteAnswer<Accepted & { duplicate?: boolean }>;
 
 export const accepted = (ids: StoredIds): Accepted => ({ status: "accepted", id: ids.id, conversation_id: ids.conversation_id });
 
-/** The row a validated input becomes: its transport, conversation key and initial status derived once. */
+/**
+ * The row a validated input becomes: its transport, conversation key and initial status derived once, with
+ * an email's subject (the body's snippet when none was given) or an SMS/MMS body's encoding and segments.
+ */
 export function newMessage(input: MessageInput, direction: NewMessage["direction"], providerMessageId: string | null): NewMessage {
   const transport = transportOf(input.channel);
   const key = conversationKey(transport, input.from, input.to);
+  const email = input.channel === "email";
+  const sms = email ? null : smsSegments(input.body);
   return {
     direction,
     channel: input.channel,
@@ -35,6 +47,9 @@ export function newMessage(input: MessageInput, direction: NewMessage["direction
     from: input.from,
     to: input.to,
     body: input.body,
+    subject: email ? input.subject || snippet(input.body, DEFAULT_SUBJECT_LENGTH) : null,
+    segments: sms?.segments ?? null,
+    encoding: sms?.encoding ?? null,
     attachments: input.attachments,
     status: direction === "outbound" ? "queued" : "received",
     providerMessageId,
@@ -45,10 +60,19 @@ export function newMessage(input: MessageInput, direction: NewMessage["direction
   };
 }
 
-/** A replay is counted as a replay, anything else as an accepted message of its channel and direction. */
-export function countWrite(metrics: Metrics, result: WriteResult, channel: Channel, direction: "outbound" | "inbound"): void {
-  if (result.replayed) metrics.idempotentReplays.inc();
-  else metrics.messagesAccepted.inc({ channel, direction });
+/**
+ * A replay is counted as a replay, anything else as an accepted message of its channel and direction; an
+ * accepted outbound SMS/MMS also adds its segments, what the carriers will bill for it.
+ */
+export function countWrite(metrics: Metrics, result: WriteResult, message: NewMessage): void {
+  if (result.replayed) {
+    metrics.idempotentReplays.inc();
+    return;
+  }
+  metrics.messagesAccepted.inc({ channel: message.channel, direction: message.direction });
+  if (message.direction === "outbound" && message.encoding !== null && message.segments !== null) {
+    metrics.smsSegments.inc({ encoding: message.encoding }, message.segments);
+  }
 }
 
 /** 503 for a write whose commit could not be confirmed or ruled out in time (SPEC §2 `outcome_unknown`). */

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { emailAddressProblem, phoneAddressProblem } from "../../domain/address.ts";
-import { attachmentList, type MessageLimits, rfc3339, SMS_BODY_MAX, text } from "../messages/model.ts";
+import { attachmentList, emailSubject, type MessageLimits, rfc3339, SMS_BODY_MAX, text } from "../messages/model.ts";
 
 const percent = z
   .number({ error: (issue) => (issue.input === undefined ? "is required" : "must be an integer from 0 to 100") })
@@ -65,6 +65,7 @@ export function mockInboundSchema(limits: MessageLimits) {
       from: text(),
       to: text(),
       body: text().refine((s) => s.trim().length > 0, "must not be empty"),
+      subject: emailSubject(),
       attachments: attachmentList(limits),
       timestamp: rfc3339(),
       messaging_provider_id: text().refine((s) => s.length >= 1 && s.length <= 255, "must be 1 to 255 characters").optional(),

@@ -59,6 +59,7 @@ export interface MockInbound {
   from: string;
   to: string;
   body: string;
+  subject?: string | null | undefined;
   attachments: string[];
   timestamp: string;
   messaging_provider_id?: string | undefined;
@@ -73,6 +74,7 @@ export function injectInbound(deps: ProviderMockDeps, m: MockInbound): Promise<W
     from: m.from,
     to: m.to,
     body: m.body,
+    subject: m.subject,
     attachments: m.attachments,
     timestamp: m.timestamp,
     providerMessageId,

@@ -2,6 +2,7 @@ import { z } from "zod";
 import {
   attachmentList,
   emailAddress,
+  emailSubject,
   type MessageLimits,
   messageType,
   nonEmpty,
@@ -39,6 +40,7 @@ export function webhookModels(limits: MessageLimits) {
         to: emailAddress(),
         xillio_id: providerId("xillio_id"),
         body: nonEmpty(),
+        subject: emailSubject(),
         attachments: attachmentList(limits),
         timestamp: rfc3339(),
       })

@@ -205,6 +205,9 @@ describe("GET /api/conversations/{id}/messages", () => {
       attachments: [],
       status: "queued",
       timestamp: "2024-06-01T10:00:00.000Z",
+      subject: null,
+      segments: 1,
+      encoding: "GSM-7",
     });
   });
 

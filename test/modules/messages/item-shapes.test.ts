@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { messageDetailSchema, messageItemSchema } from "../../../src/modules/messages/model.ts";
 import { buildTestApp, type TestApp } from "../../helpers/app.ts";
 import { emailSend, get, post, smsSend, smsWebhook, UNLIMITED } from "../../helpers/messaging.ts";
 
@@ -28,6 +29,9 @@ describe.each(["postgres", "embedded"] as const)("message items on %s", (databas
     const listed = list.json.items.find((m: { id: string }) => m.id === sent.json.id);
     expect(listed).toEqual(item);
     for (const field of ["attempts", "provider", "provider_message_id", "status_reason"]) expect(listed).not.toHaveProperty(field);
+    // Both answers are exactly the documented models: no field missing, none extra, every type as declared.
+    expect(messageItemSchema.strict().safeParse(listed).error).toBeUndefined();
+    expect(messageDetailSchema.strict().safeParse(one.json).error).toBeUndefined();
   });
 
   test("an inbound message reads the same in the list as on its own", async () => {
