@@ -1,20 +1,13 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, type ConfigSources, loadConfig, SETTINGS } from "../../src/config/index.ts";
+import { configFiles } from "../helpers/config-files.ts";
 
 // Created at load time: some test tables below write their files while the tests are being collected.
-const dir = mkdtempSync(join(tmpdir(), "msg-test-config-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let fileCount = 0;
-/** Writes a config file (JSON from an object, or the text as given) and returns its path. */
-function configFile(ext: "json" | "toml", content: Record<string, unknown> | string): string {
-  const path = join(dir, `config-${++fileCount}.${ext}`);
-  writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
-  return path;
-}
+const files = configFiles("msg-test-config-");
+afterAll(files.remove);
+const configFile = files.write;
+const dir = files.dir;
 
 /** The ConfigError message loadConfig throws for these sources (fails the test if it does not throw one). */
 function errorOf(sources: ConfigSources): string {

@@ -3,23 +3,19 @@
  * naming the provider and what is wrong), the interim secrets from the environment, and `check`'s verdicts.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
+
 import { join } from "node:path";
 import { assertProvidersReady, type Config, ConfigError, loadConfig } from "../../src/config/index.ts";
 import { secretEnvName } from "../../src/config/providers.ts";
 import { registryConfig } from "../../src/delivery/registry.ts";
 import { runChecks } from "../../src/diagnostics/check.ts";
+import { configFiles } from "../helpers/config-files.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "msg-test-providers-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let fileCount = 0;
-function configFile(ext: "json" | "toml", content: Record<string, unknown> | string): string {
-  const path = join(dir, `config-${++fileCount}.${ext}`);
-  writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
-  return path;
-}
+const files = configFiles("msg-test-providers-");
+afterAll(files.remove);
+const configFile = files.write;
+const dir = files.dir;
 
 const TWILIO = { name: "twilio-main", kind: "twilio", account_sid: "AC123", from: "+15550001111" };
 const SENDGRID = { name: "sg", kind: "sendgrid", from: "noreply@example.com", event_verification_key: "MFkw" };
