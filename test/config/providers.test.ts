@@ -4,7 +4,6 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-
 import { join } from "node:path";
 import { assertProvidersReady, type Config, ConfigError, loadConfig } from "../../src/config/index.ts";
 import { secretEnvName } from "../../src/config/providers.ts";
