@@ -128,6 +128,19 @@ export async function sendWithTimeout(
   }
 }
 
+/**
+ * Settles with `promise`, or rejects with the signal's reason as soon as it aborts: for adapters whose client
+ * takes no signal (the egress guard, nodemailer). The abandoned work runs on until its own timeout ends it; the
+ * caller is answered at once.
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /** Guards the dispatcher against an adapter bug: only the four outcomes, with fields of the right types, pass. */
 function isOutcome(value: unknown): value is ProviderOutcome {
   if (typeof value !== "object" || value === null) return false;

@@ -12,8 +12,7 @@
  * email goes out from; the message's own `from` (the address the user wrote) becomes `reply_to`, so answers
  * reach it.
  */
-import { snippet } from "../domain/snippet.ts";
-import { type Egress, type EgressRefusal, EgressRefusedError, type EgressResponse } from "../security/egress.ts";
+import { type Egress, EgressRefusedError, type EgressResponse, TRANSIENT_REFUSALS } from "../security/egress.ts";
 import {
   accepted,
   type OutboundMessage,
@@ -23,7 +22,9 @@ import {
   rateLimited,
   type SendOptions,
   transientError,
+  untilAborted,
 } from "./provider.ts";
+import { emailSubject, looksLikeHtml } from "./email-content.ts";
 
 export interface SendGridSettings {
   /** Read at every call, so a rotated key is used from the next send on. */
@@ -40,8 +41,6 @@ export interface SendGridSettings {
 }
 
 export const SENDGRID_DEFAULT_BASE_URL = "https://api.sendgrid.com";
-/** RFC 5322's recommended line length, and what the send API promises as the default subject (SPEC §3). */
-export const DEFAULT_SUBJECT_LENGTH = 78;
 /** The longest wait a 429 can ask for: a reset further away is more likely a clock problem than a real window. */
 export const MAX_RATE_LIMIT_WAIT_MS = 15 * 60_000;
 
@@ -52,20 +51,6 @@ const MAX_REASON_LENGTH = 1000;
 const MESSAGE_ID = /^[\x21-\x2d\x2f-\x7e]{1,128}$/;
 /** SendGrid keys are visible ASCII (`SG.` and base64url); anything else cannot go in a header as it is. */
 const API_KEY = /^[\x21-\x7e]+$/;
-/** Guard refusals that may pass on their own: the network, DNS, or a garbled answer. Others are configuration. */
-const TRANSIENT_REFUSALS = new Set<EgressRefusal>(["timeout", "connection_failed", "resolve_failed", "response_too_large"]);
-
-/**
- * Whether a body is sent as `text/html`: after trimming it starts with `<` and contains a closing tag (`</p>`,
- * `</html>`, …). A plain-text body that merely starts with `<` (`<3 see you`) or quotes one tag stays plain.
- */
-export function looksLikeHtml(body: string): boolean {
-  const trimmed = body.trim();
-  return trimmed.startsWith("<") && /<\/[a-z][a-z0-9-]*\s*>/i.test(trimmed);
-}
-
-/** The default subject: the body's snippet cut to 78 characters, or `(no subject)` for a blank body. */
-export const defaultSubject = (message: OutboundMessage): string => snippet(message.body, DEFAULT_SUBJECT_LENGTH) || "(no subject)";
 
 export class SendGridProvider implements Provider {
   readonly #settings: SendGridSettings;
@@ -113,7 +98,7 @@ export class SendGridProvider implements Provider {
 
   /** The v3 Mail Send body: one personalization with one recipient, one content part. */
   #mailSendBody(message: OutboundMessage) {
-    const subject = message.subject?.trim() ? message.subject : (this.#settings.subjectOf ?? defaultSubject)(message);
+    const subject = emailSubject(message, this.#settings.subjectOf);
     const replyTo = message.from.trim().toLowerCase() === this.#settings.from.trim().toLowerCase() ? {} : { reply_to: { email: message.from } };
     return {
       personalizations: [{ to: [{ email: message.to }] }],
@@ -174,16 +159,4 @@ function refusalOutcome(err: unknown): ProviderOutcome {
   }
   const reason = `the request to SendGrid failed (${err.reason}): ${err.message}`;
   return TRANSIENT_REFUSALS.has(err.reason) ? transientError(reason) : permanentError(reason);
-}
-
-/**
- * Settles with `promise`, or rejects with the signal's reason as soon as it aborts. The guard takes no signal, so
- * an abandoned request runs on until the guard's own timeout ends it; the caller is answered at once.
- */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

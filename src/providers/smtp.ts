@@ -32,10 +32,19 @@ import { createHash } from "node:crypto";
 import nodemailer from "nodemailer";
 import type { Transporter } from "nodemailer";
 import type SMTPTransport from "nodemailer/lib/smtp-transport";
-import { snippet } from "../domain/snippet.ts";
 import { canonicalAddress, classifyAddress } from "../security/address-class.ts";
 import { EgressRefusedError, type Resolver } from "../security/egress.ts";
-import { accepted, permanentError, transientError, type OutboundMessage, type Provider, type ProviderOutcome, type SendOptions } from "./provider.ts";
+import { emailSubject, looksLikeHtml } from "./email-content.ts";
+import {
+  accepted,
+  type OutboundMessage,
+  permanentError,
+  type Provider,
+  type ProviderOutcome,
+  type SendOptions,
+  transientError,
+  untilAborted,
+} from "./provider.ts";
 
 export interface SmtpOptions {
   host: string;
@@ -61,9 +70,6 @@ export interface SmtpOptions {
   /** Resolves the host through the address rules and returns the IP to connect to (see `smtpHostCheck`). */
   checkHost: (host: string) => Promise<string>;
 }
-
-/** Subjects are cut to the length RFC 5322 recommends for a header line. */
-const SUBJECT_LENGTH = 78;
 
 /** Reply codes of a failed AUTH: a configuration problem, not a judgement on the message (see above). */
 const AUTH_FAILURE_CODES = new Set([530, 534, 535, 538]);
@@ -171,17 +177,11 @@ export function smtpHostCheck(options: { allowAddresses: readonly string[]; reso
   };
 }
 
-/**
- * Subject, and the body as `text` or `html`. The rule for HTML is deliberately simple and documented: a body
- * that starts with `<` (after leading whitespace) and contains a closing tag (`</p>`, `</html>`…). A plain
- * text that merely starts with `<` ("<3 see you") has no closing tag and stays text.
- */
+/** Subject, and the body as `text` or `html` (the rules every email adapter shares: email-content.ts). */
 function mailContent(message: OutboundMessage): { subject: string; text: string } | { subject: string; html: string } {
-  const subject = message.subject ?? snippet(message.body, SUBJECT_LENGTH);
+  const subject = emailSubject(message);
   return looksLikeHtml(message.body) ? { subject, html: message.body } : { subject, text: message.body };
 }
-
-export const looksLikeHtml = (body: string): boolean => /^\s*</.test(body) && /<\/[A-Za-z][^>]*>/.test(body);
 
 /**
  * `<key@domain>`: the key as is when it is made of characters a Message-ID may hold unquoted (our keys are,
@@ -232,12 +232,3 @@ function smtpFailure(error: unknown): ProviderOutcome {
 }
 
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
-
-/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(signal.reason);
-    signal.addEventListener("abort", abort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort));
-  });
-}

@@ -25,7 +25,7 @@
  * reason as soon as it aborts, as the Provider contract asks. The abandoned request is still ended by the guard's own
  * deadline (`timeoutMs` of the Egress), which bounds how long an abandoned connection can stay open.
  */
-import { type Egress, EgressRefusedError, type EgressRefusal, type EgressResponse } from "../security/egress.ts";
+import { type Egress, EgressRefusedError, type EgressResponse, TRANSIENT_REFUSALS } from "../security/egress.ts";
 import {
   accepted,
   type OutboundMessage,
@@ -35,6 +35,7 @@ import {
   rateLimited,
   type SendOptions,
   transientError,
+  untilAborted,
 } from "./provider.ts";
 
 export interface TwilioCredentials {
@@ -62,9 +63,6 @@ export const TWILIO_API_BASE_URL = "https://api.twilio.com";
 
 /** Twilio's error code for "too many requests", which it may send with a status other than 429. */
 const TOO_MANY_REQUESTS = 20429;
-
-/** Refusals by the egress guard that a later try may not meet; the rest are configuration errors. */
-const PASSING_REFUSALS = new Set<EgressRefusal>(["timeout", "connection_failed", "resolve_failed", "response_too_large"]);
 
 /** Twilio's error body, `{ code, message, more_info, status }`, as far as it was present and well typed. */
 interface TwilioError {
@@ -147,7 +145,7 @@ function failedExchange(error: unknown): ProviderOutcome {
     return transientError(`twilio request failed: ${error instanceof Error ? error.message : String(error)}`);
   }
   const reason = `twilio request ${error.reason}: ${error.message}`;
-  return PASSING_REFUSALS.has(error.reason) ? transientError(reason) : permanentError(`${reason} (configuration error)`);
+  return TRANSIENT_REFUSALS.has(error.reason) ? transientError(reason) : permanentError(`${reason} (configuration error)`);
 }
 
 function parseJson(body: Uint8Array): unknown {
@@ -177,13 +175,4 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | u
   // An HTTP date always names its weekday; without letters Date.parse would read "1.5" or "-5" as some date.
   const date = /[A-Za-z]/.test(text) ? Date.parse(text) : Number.NaN;
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
-/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

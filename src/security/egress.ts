@@ -35,6 +35,17 @@ export type EgressRefusal =
   | "timeout"
   | "connection_failed";
 
+/**
+ * The refusals that may pass on their own (the network, DNS, an oversized or garbled answer): a caller retries
+ * them. Every other refusal is the configuration (a host, scheme or port the guard will keep refusing).
+ */
+export const TRANSIENT_REFUSALS: ReadonlySet<EgressRefusal> = new Set<EgressRefusal>([
+  "timeout",
+  "connection_failed",
+  "resolve_failed",
+  "response_too_large",
+]);
+
 /** Every way a guarded request fails: a refusal by the guard, a timeout or a failed connection. */
 export class EgressRefusedError extends Error {
   override name = "EgressRefusedError";

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { deliveryIdempotencyKey, type OutboundMessage, type ProviderOutcome, sendWithTimeout } from "../../src/providers/provider.ts";
-import { looksLikeHtml, MAX_RATE_LIMIT_WAIT_MS, SendGridProvider, type SendGridSettings } from "../../src/providers/sendgrid.ts";
+import { looksLikeHtml } from "../../src/providers/email-content.ts";
+import { MAX_RATE_LIMIT_WAIT_MS, SendGridProvider, type SendGridSettings } from "../../src/providers/sendgrid.ts";
 import { createEgress, type EgressOptions } from "../../src/security/egress.ts";
 import { type FakeSendGrid, startFakeSendGrid } from "./sendgrid-fake.ts";
 

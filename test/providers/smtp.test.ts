@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SMTPServer } from "smtp-server";
 import { deliveryIdempotencyKey, type OutboundMessage } from "../../src/providers/provider.ts";
-import { looksLikeHtml, messageIdFor, SmtpProvider, smtpHostCheck, type SmtpOptions } from "../../src/providers/smtp.ts";
+import { looksLikeHtml } from "../../src/providers/email-content.ts";
+import { messageIdFor, SmtpProvider, smtpHostCheck, type SmtpOptions } from "../../src/providers/smtp.ts";
 import { EgressRefusedError } from "../../src/security/egress.ts";
 
 const USER = "relay-user";
