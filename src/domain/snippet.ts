@@ -29,3 +29,9 @@ export function snippet(body: string, length: number): string {
   }
   return flat;
 }
+
+/**
+ * RFC 5322's recommended header line length: a default email subject (a snippet this long) shows whole in a
+ * mail client's list.
+ */
+export const SUBJECT_LENGTH = 78;

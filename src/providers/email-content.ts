@@ -2,11 +2,8 @@
  * What every email adapter (SendGrid, SMTP) sends as subject and content type, decided once so the two cannot
  * drift: a message reads the same whichever provider of the chain took it.
  */
-import { snippet } from "../domain/snippet.ts";
+import { SUBJECT_LENGTH, snippet } from "../domain/snippet.ts";
 import type { OutboundMessage } from "./provider.ts";
-
-/** RFC 5322's recommended line length, and what the send API promises as the default subject (SPEC §3). */
-export const SUBJECT_LENGTH = 78;
 
 /**
  * Whether a body is sent as HTML: after trimming it starts with `<` and contains a closing tag (`</p>`,

@@ -3,7 +3,7 @@ import { newWriteToken, type WriteFence, type WriteOutcome } from "../../db/writ
 import { type Channel, transportOf } from "../../domain/channel.ts";
 import { conversationKey } from "../../domain/conversation-key.ts";
 import { smsSegments } from "../../domain/sms-segments.ts";
-import { snippet } from "../../domain/snippet.ts";
+import { SUBJECT_LENGTH, snippet } from "../../domain/snippet.ts";
 import { parseRfc3339 } from "../../domain/timestamp.ts";
 import { AppError } from "../../http/errors.ts";
 import type { WriteAnswer } from "../../http/idempotency.ts";
@@ -22,9 +22,6 @@ export interface MessageInput {
   attachments: string[];
   timestamp: string;
 }
-
-/** RFC 5322's recommended header line length: a default subject shows whole in a mail client's list. */
-export const DEFAULT_SUBJECT_LENGTH = 78;
 
 /** The answer of a write: a fresh 202, a replay of a stored response, or a provider's duplicate. */
 export type WriteResult = WriteAnswer<Accepted & { duplicate?: boolean }>;
@@ -47,7 +44,7 @@ export function newMessage(input: MessageInput, direction: NewMessage["direction
     from: input.from,
     to: input.to,
     body: input.body,
-    subject: email ? input.subject || snippet(input.body, DEFAULT_SUBJECT_LENGTH) : null,
+    subject: email ? input.subject || snippet(input.body, SUBJECT_LENGTH) : null,
     segments: sms?.segments ?? null,
     encoding: sms?.encoding ?? null,
     attachments: input.attachments,
