@@ -1,4 +1,5 @@
 import { Elysia } from "elysia";
+import { classifyAddress } from "../security/address-class.ts";
 import type { ApiKeyVerifier, Scope } from "../security/api-keys.ts";
 import { AppError } from "./errors.ts";
 import { requestPath } from "./request-target.ts";
@@ -110,5 +111,7 @@ export function routeRequirement(opsNeedKey: boolean, docsPath: string) {
 
 /** True for a bind address only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  const address = host.replace(/^\[(.*)\]$/, "$1");
+  // classifyAddress reads anything that is not an address (a host name) as reserved, never as loopback.
+  return host === "localhost" || classifyAddress(address) === "loopback";
 }
