@@ -44,7 +44,11 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
   let retryReportsForMs = 0;
   const onDelivered = (providerMessageId: string) =>
     reportMockDelivery({ sql: database.sql, metrics, logger }, providerMessageId, Date.now() + retryReportsForMs, REPORT_RETRY_FIRST_MS);
-  const mock = (name: string) => new MockProvider(name, { config: () => mockSettings, ledger, onDelivered });
+  let usesMock = false;
+  const mock = (name: string) => {
+    usesMock = true;
+    return new MockProvider(name, { config: () => mockSettings, ledger, onDelivered });
+  };
   const configured = new Map(config.providers.map((p) => [p.name, p]));
   const registry = new ProviderRegistry(
     registryConfig({ routes: config.deliveryRoutes, timeoutMs: config.providerTimeoutMs, rates: config.providerRates, providers: config.providers }),
@@ -61,9 +65,14 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
       registry,
       metrics,
       logger,
-      beforeClaim: async () => {
-        mockSettings = await getMockConfig({ sql: database.sql, defaults });
-      },
+      // Only a mock reads the stored config; a registry of real providers spares every claim the query.
+      ...(usesMock
+        ? {
+            beforeClaim: async () => {
+              mockSettings = await getMockConfig({ sql: database.sql, defaults });
+            },
+          }
+        : {}),
     },
     {
       workers: config.deliveryWorkers,
