@@ -3,7 +3,7 @@ import type { SqlRunner } from "../../db/runner.ts";
 import { reportDelivery } from "../../delivery/reports.ts";
 import { AppError } from "../../http/errors.ts";
 import type { Metrics } from "../../observability/metrics.ts";
-import { type MessagesDeps, receiveMessage, type WriteResult } from "../messages/service.ts";
+import { type MessageInput, type MessagesDeps, receiveMessage, type WriteResult } from "../messages/service.ts";
 import { type MockConfig, type MockConfigInput, mockConfigSchema, type MockReport, NEWER_FIELD_DEFAULTS } from "./model.ts";
 import { readMockConfigText, writeMockConfig } from "./repository.ts";
 
@@ -54,14 +54,8 @@ export async function putMockConfig(deps: ProviderMockDeps, config: MockConfig):
   return config;
 }
 
-export interface MockInbound {
-  channel: "sms" | "mms" | "email";
-  from: string;
-  to: string;
-  body: string;
-  subject?: string | null | undefined;
-  attachments: string[];
-  timestamp: string;
+/** An injected inbound message: a message as any write takes it, plus the provider id of its channel's webhook. */
+export interface MockInbound extends MessageInput {
   messaging_provider_id?: string | undefined;
   xillio_id?: string | undefined;
 }
