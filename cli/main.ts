@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { VERSION } from "../src/version.ts";
 import { checkCommand } from "./commands/check.ts";
+import { completionCommand } from "./commands/completion.ts";
 import { keysCommand } from "./commands/keys.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { notBuiltCommands } from "./commands/not-built.ts";
@@ -23,5 +24,6 @@ checkCommand(program);
 keysCommand(program);
 webhooksCommand(program);
 notBuiltCommands(program);
+completionCommand(program);
 
 await program.parseAsync(process.argv);

@@ -1,32 +1,106 @@
 /**
- * Builds the self-contained `messaging` executable(s) with `bun build --compile` and prints their sha256.
- *   bun run build                         → dist/messaging for this machine
- *   bun packaging/build.ts --target linux-arm64 [--target linux-x64]
- *                                         → dist/messaging-<target> for each
+ * Builds the self-contained `messaging` executable(s) with `bun build --compile`, the CycloneDX SBOM of what they
+ * bundle, and the license check that fails the build when a bundled package's license is not on
+ * packaging/license-allowlist.json.
+ *
+ *   bun run build                  → dist/messaging for this machine, dist/sbom.cdx.json; license check
+ *   bun run build --release        → dist/release/: messaging-linux-x64, messaging-linux-x64-baseline (CPUs
+ *                                    without AVX2), messaging-linux-arm64, SHA256SUMS, sbom.cdx.json, licenses.txt
+ *   bun run build --target linux-arm64 [--target …]   → the same release layout with only those targets
+ *   --allowlist FILE               → judge licenses by another policy file
+ *
+ * Everything is built in a scratch directory under dist/ and moved into place only once the license check
+ * passed, so a refused build leaves no binary behind. Bun fetches the runtime of a foreign target from the npm
+ * registry on first use and caches it.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
+import { checkLicenses, licenseReport, readAllowlist } from "./licenses.ts";
+import { bundledPackages, cycloneDx, type Metafile } from "./sbom.ts";
 
+const RELEASE_TARGETS = ["linux-x64", "linux-x64-baseline", "linux-arm64"] as const;
 const root = join(import.meta.dir, "..");
-const { values } = parseArgs({ options: { target: { type: "string", multiple: true } }, strict: true });
-const targets = values.target ?? [];
 
-mkdirSync(join(root, "dist"), { recursive: true });
-const builds = targets.length === 0 ? [{ target: undefined, outfile: "dist/messaging" }] : targets.map((t) => ({ target: t, outfile: `dist/messaging-${t}` }));
+class BuildError extends Error {}
 
-for (const { target, outfile } of builds) {
-  const args = ["build", "--compile", "--minify", "--sourcemap", "cli/main.ts", "--outfile", outfile];
+/** One `bun build --compile` into `outfile`; returns the bundler's metafile. */
+function compile(target: string | undefined, outfile: string, metafile: string): Metafile {
+  const args = ["build", "--compile", "--minify", "--sourcemap", "cli/main.ts", "--outfile", outfile, `--metafile=${metafile}`];
   if (target) args.push(`--target=bun-${target}`);
-  const started = performance.now();
   const proc = Bun.spawnSync(["bun", ...args], { cwd: root, stdout: "inherit", stderr: "inherit" });
-  if (proc.exitCode !== 0) {
-    console.error(`build failed for ${target ?? "this machine"}`);
-    process.exit(proc.exitCode ?? 1);
+  if (proc.exitCode !== 0) throw new BuildError(`bun build failed for ${target ?? "this machine"}`);
+  return JSON.parse(readFileSync(metafile, "utf8")) as Metafile;
+}
+
+function sbomTimestamp(): string {
+  // SOURCE_DATE_EPOCH (reproducible-builds.org) pins the time for reproducible output.
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  return (epoch ? new Date(Number(epoch) * 1000) : new Date()).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function build(scratch: string, targets: string[], allowlistPath: string): void {
+  const outDir = join(root, "dist", targets.length > 0 ? "release" : "");
+  const builds = targets.length === 0 ? [{ target: undefined, file: "messaging" }] : targets.map((t) => ({ target: t, file: `messaging-${t}` }));
+  const inputs: Metafile["inputs"] = {};
+  const sums: string[] = [];
+  for (const { target, file } of builds) {
+    const started = performance.now();
+    const path = join(scratch, file);
+    Object.assign(inputs, compile(target, path, join(scratch, `${file}.meta.json`)).inputs);
+    const sha = createHash("sha256").update(readFileSync(path)).digest("hex");
+    sums.push(`${sha}  ${file}\n`);
+    const mb = (statSync(path).size / 1024 / 1024).toFixed(1);
+    console.log(`${sha}  ${relative(root, join(outDir, file))}  (${mb} MiB, ${Math.round(performance.now() - started)} ms)`);
   }
-  const path = join(root, outfile);
-  const sha = createHash("sha256").update(readFileSync(path)).digest("hex");
-  const mb = (statSync(path).size / 1024 / 1024).toFixed(1);
-  console.log(`${sha}  ${outfile}  (${mb} MiB, ${Math.round(performance.now() - started)} ms)`);
+
+  const packages = bundledPackages(root, { inputs });
+  const verdicts = checkLicenses(packages, readAllowlist(allowlistPath));
+  const report = licenseReport(verdicts);
+  const refused = verdicts.filter((v) => !v.allowed);
+  if (refused.length > 0) {
+    process.stderr.write(report);
+    throw new BuildError(`license policy: ${refused.map((v) => `${v.pkg.name}@${v.pkg.version} (${v.reason})`).join("; ")} — see ${relative(root, allowlistPath)}`);
+  }
+
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { name: string; version: string; dependencies: Record<string, string> };
+  const sbom = cycloneDx({ name: pkg.name, version: pkg.version, bunVersion: Bun.version, directDependencies: Object.keys(pkg.dependencies), timestamp: sbomTimestamp() }, packages);
+  // A release directory holds one build's files only: SHA256SUMS must not sit beside a stale binary it omits.
+  if (targets.length > 0) rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  for (const { file } of builds) renameSync(join(scratch, file), join(outDir, file));
+  writeFileSync(join(outDir, "sbom.cdx.json"), `${JSON.stringify(sbom, null, 2)}\n`);
+  if (targets.length > 0) {
+    writeFileSync(join(outDir, "licenses.txt"), report);
+    writeFileSync(join(outDir, "SHA256SUMS"), sums.join(""));
+  }
+  console.log(`sbom: ${packages.length} bundled packages in ${relative(root, join(outDir, "sbom.cdx.json"))}; licenses all allowed`);
+}
+
+const { values } = parseArgs({
+  options: {
+    release: { type: "boolean", default: false },
+    target: { type: "string", multiple: true },
+    allowlist: { type: "string", default: join(import.meta.dir, "license-allowlist.json") },
+  },
+  strict: true,
+});
+const targets = values.release ? [...RELEASE_TARGETS] : (values.target ?? []);
+const unknown = targets.filter((t) => !(RELEASE_TARGETS as readonly string[]).includes(t));
+if (unknown.length > 0) {
+  console.error(`build: unknown target ${unknown.join(", ")} (known: ${RELEASE_TARGETS.join(", ")})`);
+  process.exit(2);
+}
+mkdirSync(join(root, "dist"), { recursive: true });
+// Under dist/, so the finished files are renamed into place on the same file system.
+const scratch = mkdtempSync(join(root, "dist", ".build-"));
+try {
+  build(scratch, targets, values.allowlist);
+} catch (err) {
+  if (!(err instanceof BuildError)) throw err;
+  console.error(`build: ${err.message}`);
+  process.exitCode = 1;
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
 }
