@@ -1,7 +1,8 @@
+import type { SqlRunner } from "../../db/runner.ts";
 import type { IdempotencyRequest } from "../../http/idempotency.ts";
 import { claimIdempotencyKey, rememberResponse } from "../idempotency/service.ts";
 import type { Accepted } from "./model.ts";
-import { findInbound, insertMessage, lockInboundProviderId } from "./repository.ts";
+import { findInbound, insertMessage, lockInboundProviderId, type NewMessage, type StoredIds } from "./repository.ts";
 import type { MessagesDeps } from "./service.ts";
 import { accepted, countWrite, type MessageInput, newMessage, type WriteResult, writeOnce } from "./write.ts";
 
@@ -29,7 +30,7 @@ export async function receiveMessage(
         const first = await findInbound(tx, message.transport, input.providerMessageId);
         const answer: WriteResult = first
           ? { status: 202, body: { ...accepted(first), duplicate: true }, replayed: false }
-          : { status: 202, body: accepted(await insertMessage(tx, message, token)), replayed: false };
+          : { status: 202, body: accepted(await storeInbound(tx, message, token)), replayed: false };
         if (idem) await rememberResponse(tx, idem, { status: answer.status, body: answer.body }, deps.idempotencyTtlHours);
         return answer;
       }),
@@ -39,4 +40,12 @@ export async function receiveMessage(
   if (result.body.duplicate && !result.replayed) deps.metrics.webhookDuplicates.inc();
   else countWrite(deps.metrics, result, message);
   return result;
+}
+
+/** Inserts an inbound message in the caller's transaction. */
+async function storeInbound(tx: SqlRunner, message: NewMessage, token: string): Promise<StoredIds> {
+  const ids = await insertMessage(tx, message, token);
+  // Only an outbound send is ever refused; an inbound insert always answers its ids.
+  if (!ids) throw new Error("inbound insert stored nothing");
+  return ids;
 }
