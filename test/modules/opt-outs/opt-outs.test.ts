@@ -59,6 +59,15 @@ describe.each(["postgres", "embedded"] as const)("opt-outs on %s", (database) =>
     expect(refused.json.code).toBe("recipient_opted_out");
   });
 
+  test("a STOP injected through the mock provider's inbound route opts out like a webhook", async () => {
+    const us = phone();
+    const them = phone();
+    const res = await post(t.app, "/api/provider/mock/inbound", { channel: "sms", from: them, to: us, body: "stop", timestamp: TS });
+    expect(res.status).toBe(202);
+    expect(await optOutRows(us)).toEqual([{ from_addr: us, to_addr: them, source: "inbound", reason: "STOP", message_id: res.json.id }]);
+    expect((await send(us, them)).status).toBe(422);
+  });
+
   test("the keyword message itself is stored as usual", async () => {
     const us = phone();
     const them = phone();
