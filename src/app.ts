@@ -16,6 +16,7 @@ import { healthModule } from "./modules/health/index.ts";
 import { ReadinessProbe } from "./modules/health/service.ts";
 import { messagesModule } from "./modules/messages/index.ts";
 import { messagesDeps } from "./modules/messages/service.ts";
+import { optOutsModule } from "./modules/opt-outs/index.ts";
 import { providerMockModule } from "./modules/provider-mock/index.ts";
 import { mockDefaults } from "./modules/provider-mock/service.ts";
 import { webhooksModule } from "./modules/webhooks/index.ts";
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps) {
     // Embedded PGlite has one connection, so one batch at a time; PostgreSQL gets a few in parallel.
     batch: { maxInFlight: database.kind === "embedded" ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 4)), maxBatch: 256, maxQueued: config.sendQueueLimit },
   });
+  const conversations = conversationsDeps(messages);
   // The error handler needs the final route table (405 vs 404); it is known once the app is assembled.
   let routeTable = (): { method: string; path: string }[] => [];
   const app = new Elysia({ name: "messaging" })
@@ -82,7 +84,8 @@ export function createApp(deps: AppDeps) {
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))
-    .use(conversationsModule(conversationsDeps(messages)))
+    .use(conversationsModule(conversations))
+    .use(optOutsModule({ sql: database.sql, cursorKey: conversations.cursorKey }))
     .use(providerMockModule({ db: database.db, sql: database.sql, metrics, messages, defaults: mockDefaults(config) }, limits));
   routeTable = () => app.routes;
   return app;

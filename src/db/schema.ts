@@ -196,3 +196,30 @@ export const writeReceipts = pgTable("write_receipts", {
   result: jsonb("result"),
   createdAt: createdAt(),
 });
+
+/**
+ * Who asked not to be texted by whom (carrier opt-out rules): sends from `from_addr` (our number) to `to_addr`
+ * (the person, who texted STOP to our number, or whom the provider reports as unsubscribed) are refused while
+ * the row exists; an opt-in keyword deletes it. Both addresses are normalized phone numbers (domain/address.ts).
+ * `source` is `inbound` (a keyword message, `message_id` its id) or `provider` (an answer such as Twilio's
+ * 21610, `message_id` the outbound message it refused); `reason` is the keyword or the provider's code.
+ * `message_id` has no foreign key: the opt-out outlives the message (retention, conversation deletion).
+ */
+export const optOuts = pgTable(
+  "opt_outs",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    fromAddr: text("from_addr").notNull(),
+    toAddr: text("to_addr").notNull(),
+    source: text("source").notNull(),
+    reason: text("reason").notNull(),
+    messageId: bigint("message_id", { mode: "number" }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    // The send path's check, and the one row per pair that a repeated STOP finds already there.
+    uniqueIndex("opt_outs_pair_uq").on(t.fromAddr, t.toAddr),
+    // GET /api/opt-outs, newest first.
+    index("opt_outs_recent_idx").on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+  ],
+);

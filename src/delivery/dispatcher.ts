@@ -17,6 +17,7 @@ import { hostname } from "node:os";
 import { retryDelayMs } from "../domain/backoff.ts";
 import type { BreakerOptions, BreakerResult, BreakerState } from "../domain/circuit-breaker.ts";
 import type { Channel } from "../domain/channel.ts";
+import { sendPair } from "../domain/opt-out.ts";
 import type { SqlRunner } from "../db/runner.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -330,8 +331,14 @@ export class Dispatcher {
             result: { messageId: job.id, end: "sent", provider: spec.name, providerMessageId: outcome.providerMessageId, calls: attempts.length },
             attempts,
           };
-        case "permanent_error":
-          return { result: { messageId: job.id, end: "failed", reason: describe(outcome), calls: attempts.length }, attempts };
+        case "permanent_error": {
+          const failed: JobResult = { messageId: job.id, end: "failed", reason: describe(outcome), calls: attempts.length };
+          // Only a text has a sender a person can opt out of; an email adapter's flag would name no such pair.
+          if (outcome.recipientOptedOut && job.channel !== "email") {
+            failed.optOut = { pair: sendPair(job.from, job.to), reason: describe(outcome).slice(0, 200) };
+          }
+          return { result: failed, attempts };
+        }
         case "rate_limited":
           retryAfterMs = Math.max(retryAfterMs, outcome.retryAfterMs ?? 1000);
           reason = describe(outcome);
@@ -367,7 +374,12 @@ export class Dispatcher {
       const sent = results.filter((r) => r.end === "sent").length;
       if (sent > 0) this.deps.metrics.workerProcessed.inc(sent);
       for (const r of results) {
-        if (r.end === "failed") this.deps.logger.info({ message_id: r.messageId, reason: r.reason }, "message failed");
+        if (r.end !== "failed") continue;
+        this.deps.logger.info({ message_id: r.messageId, reason: r.reason }, "message failed");
+        if (r.optOut) {
+          this.deps.metrics.optOuts.inc({ action: "stop", source: "provider" });
+          this.deps.logger.info({ message_id: r.messageId }, "the provider reports the recipient unsubscribed: opt-out recorded");
+        }
       }
     } catch (err) {
       // The provider calls happened; their results are lost with this transaction. The jobs stay leased and

@@ -12,6 +12,7 @@ import type { SqlRunner } from "../db/runner.ts";
 import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
 import { hasSqlState, SQLSTATE } from "../db/sql-state.ts";
 import type { Channel } from "../domain/channel.ts";
+import type { OptOutPair } from "../domain/opt-out.ts";
 import { advanceStatusSql, changeParams, changesFromParams, type StatusAdvanced } from "./status.ts";
 
 /** A claimed job with the message it delivers. */
@@ -127,10 +128,17 @@ export interface AttemptRecord {
   startedAt: Date;
 }
 
+/** A provider's report that the recipient unsubscribed from the sender (Twilio 21610), to record as an opt-out. */
+export interface ProviderOptOut {
+  pair: OptOutPair;
+  /** What the provider said, kept as the opt-out's reason. */
+  reason: string;
+}
+
 /** What became of one claimed job. */
 export type JobResult =
   | { messageId: string; end: "sent"; provider: string; providerMessageId: string; calls: number }
-  | { messageId: string; end: "failed"; reason: string; calls: number }
+  | { messageId: string; end: "failed"; reason: string; calls: number; optOut?: ProviderOptOut }
   | { messageId: string; end: "retry"; runAt: Date; reason: string | null; calls: number };
 
 /*
@@ -141,7 +149,8 @@ export type JobResult =
  * retention): its attempt is dropped, where the foreign key would have failed the whole batch. A delete that
  * commits after the statement's snapshot but before its foreign-key check still fails it; recordResults then
  * runs it again, when the new snapshot no longer shows the message. (Locking the messages here instead would
- * not do: a row lock skips the rows `moved` updates in the same statement.)
+ * not do: a row lock skips the rows `moved` updates in the same statement.) A message the provider refused
+ * because its recipient unsubscribed records the opt-out ($19–$22), keeping an opt-out already there.
  */
 const RECORD = `
   WITH attempts AS (
@@ -160,7 +169,12 @@ const RECORD = `
        SET run_at = r.run_at, attempts = j.attempts + r.calls, last_error = coalesce(r.reason, j.last_error),
            locked_by = NULL, locked_until = NULL
       FROM unnest($14::bigint[], $15::timestamptz[], $16::int[], $17::text[]) AS r(id, run_at, calls, reason)
-     WHERE j.message_id = r.id AND j.locked_by = $18)
+     WHERE j.message_id = r.id AND j.locked_by = $18),
+  opted_out AS (
+    INSERT INTO opt_outs (from_addr, to_addr, source, reason, message_id)
+    SELECT DISTINCT ON (o.from_addr, o.to_addr) o.from_addr, o.to_addr, 'provider', o.reason, o.message_id
+      FROM unnest($19::text[], $20::text[], $21::text[], $22::bigint[]) AS o(from_addr, to_addr, reason, message_id)
+    ON CONFLICT (from_addr, to_addr) DO NOTHING)
   SELECT id, status, moved FROM moved`;
 
 /** Writes a batch of results in one statement (one implicit transaction); returns the status moves it made. */
@@ -172,6 +186,7 @@ export async function recordResults(
 ): Promise<StatusAdvanced[]> {
   const finished = results.filter((r) => r.end !== "retry");
   const retries = results.filter((r): r is Extract<JobResult, { end: "retry" }> => r.end === "retry");
+  const optOuts = results.flatMap((r) => (r.end === "failed" && r.optOut ? [{ ...r.optOut, messageId: r.messageId }] : []));
   const params = [
     textArray(attempts.map((a) => a.messageId)),
     textArray(attempts.map((a) => String(a.attempt))),
@@ -193,6 +208,10 @@ export async function recordResults(
     textArray(retries.map((r) => String(r.calls))),
     nullableTextArray(retries.map((r) => r.reason)),
     holder,
+    textArray(optOuts.map((o) => o.pair.from)),
+    textArray(optOuts.map((o) => o.pair.to)),
+    textArray(optOuts.map((o) => o.reason)),
+    textArray(optOuts.map((o) => o.messageId)),
   ];
   for (let tries = 1; ; tries++) {
     try {

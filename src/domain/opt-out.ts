@@ -1,4 +1,7 @@
-// Opt-out keywords: the replies that US carriers and Twilio treat as "stop texting me" and "start again".
+// Opt-out keywords: the replies that US carriers and Twilio treat as "stop texting me" and "start again",
+// and the pair of numbers an opt-out names.
+
+import { normalizePhone } from "./address";
 
 export type OptOutKeyword = "stop" | "start";
 
@@ -27,4 +30,23 @@ export function optOutKeyword(body: string): OptOutKeyword | null {
   const word = body.trim();
   if (!ASCII_WORD.test(word)) return null;
   return KEYWORDS.get(word.toUpperCase()) ?? null;
+}
+
+/** What an opt-out names: messages from `from` (our number) to `to` (the person), both normalized. */
+export interface OptOutPair {
+  from: string;
+  to: string;
+}
+
+/** The opt-out that would refuse an outbound SMS/MMS from `from` to `to`. */
+export function sendPair(from: string, to: string): OptOutPair {
+  return { from: normalizePhone(from), to: normalizePhone(to) };
+}
+
+/**
+ * The opt-out a keyword texted from `from` to `to` sets or clears: the person who wrote it (`from`) stops
+ * receiving messages from the number they wrote to (`to`), and from no other of our numbers.
+ */
+export function replyPair(from: string, to: string): OptOutPair {
+  return sendPair(to, from);
 }

@@ -3,7 +3,8 @@
  * right after it (`WHERE (key) > (cursor)`, an index range scan) instead of skipping `OFFSET` rows.
  *
  * Format: `base64url(JSON payload) "." base64url(HMAC-SHA256(key, payload))[0..16 bytes]`. The payload is
- * `["c", at, id]` for the conversations list or `["m", conversationId, at, id]` for one conversation's messages;
+ * `["c", at, id]` for the conversations list, `["o", at, id]` for the opt-outs list or
+ * `["m", conversationId, at, id]` for one conversation's messages;
  * `at` is the row's timestamp as PostgreSQL renders it at microsecond precision (never through a JS Date, which
  * keeps milliseconds and would skip or repeat rows that share one), `id` the row's id as decimal text.
  *
@@ -22,8 +23,11 @@ export interface RowKey {
   id: string;
 }
 
-/** Which list a cursor walks: all conversations, or the messages of one. */
-export type CursorList = { kind: "conversations" } | { kind: "messages"; conversationId: string };
+/** Which list a cursor walks: all conversations, the messages of one, or the opt-outs. */
+export type CursorList = { kind: "conversations" } | { kind: "opt-outs" } | { kind: "messages"; conversationId: string };
+
+/** The payload's first field, naming the list. */
+const TAG = { conversations: "c", "opt-outs": "o", messages: "m" } as const;
 
 const MAC_BYTES = 16;
 /** Far above any cursor we issue (about 120 characters): a longer one is refused before any work. */
@@ -40,7 +44,7 @@ const isId = (value: unknown): value is string => typeof value === "string" && I
 
 /** The cursor pointing just past `row` of `list`. */
 export function encodeCursor(key: Uint8Array, list: CursorList, row: RowKey): string {
-  const fields = list.kind === "conversations" ? ["c", row.at, row.id] : ["m", list.conversationId, row.at, row.id];
+  const fields = list.kind === "messages" ? [TAG.messages, list.conversationId, row.at, row.id] : [TAG[list.kind], row.at, row.id];
   const payload = Buffer.from(JSON.stringify(fields)).toString("base64url");
   return `${payload}.${mac(key, payload).toString("base64url")}`;
 }
@@ -60,8 +64,7 @@ export function decodeCursor(key: Uint8Array, list: CursorList, cursor: string):
   if (!canonical || !timingSafeEqual(given, mac(key, payload))) return { refused: "is not a cursor this service issued" };
   const fields = parseFields(Buffer.from(payload, "base64url").toString());
   if (!fields) return { refused: "is not a cursor" };
-  const expected = list.kind === "conversations" ? "c" : "m";
-  if (fields[0] !== expected) return { refused: `belongs to another list than ${list.kind}` };
+  if (fields[0] !== TAG[list.kind]) return { refused: `belongs to another list than ${list.kind}` };
   if (list.kind === "messages" && fields[1] !== list.conversationId) return { refused: "belongs to another conversation" };
   const [at, id] = fields.slice(-2);
   if (typeof at !== "string" || !AT.test(at) || !isId(id)) return { refused: "is not a cursor" };
@@ -77,7 +80,7 @@ function parseFields(text: string): unknown[] | undefined {
     return undefined;
   }
   if (!Array.isArray(fields)) return undefined;
-  if (fields[0] === "c" && fields.length === 3) return fields;
-  if (fields[0] === "m" && fields.length === 4 && isId(fields[1])) return fields;
+  if ((fields[0] === TAG.conversations || fields[0] === TAG["opt-outs"]) && fields.length === 3) return fields;
+  if (fields[0] === TAG.messages && fields.length === 4 && isId(fields[1])) return fields;
   return undefined;
 }

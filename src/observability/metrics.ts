@@ -271,6 +271,18 @@ export function createMetrics(info: { version: string }) {
       labelNames: ["encoding"],
       registers: [registry],
     }),
+    optOuts: new Counter({
+      name: "messaging_opt_outs_total",
+      help: "Opt-out requests recorded, by action (stop: opted out, start: opted back in) and source (inbound: a keyword text, provider: e.g. Twilio 21610)",
+      labelNames: ["action", "source"],
+      registers: [registry],
+    }),
+    sendsRefused: new Counter({
+      name: "messaging_sends_refused_total",
+      help: "Sends refused after validation without storing anything, by reason (recipient_opted_out: 422)",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
   };
 }
 

@@ -25,12 +25,16 @@ export interface SendOptions {
   signal: AbortSignal;
 }
 
-/** What became of one provider call. */
+/**
+ * What became of one provider call. A permanent error with `recipientOptedOut` says the provider refused the
+ * message because the recipient unsubscribed from its sender (Twilio's 21610): the delivery workers record the
+ * opt-out, so later sends to them are refused before anything is queued.
+ */
 export type ProviderOutcome =
   | { kind: "accepted"; providerMessageId: string }
   | { kind: "rate_limited"; retryAfterMs?: number }
   | { kind: "transient_error"; reason: string; status?: number }
-  | { kind: "permanent_error"; reason: string; status?: number };
+  | { kind: "permanent_error"; reason: string; status?: number; recipientOptedOut?: boolean };
 
 export interface Provider {
   /** The provider's name in the registry and in the attempt log (`sms-mms`, `email`, `twilio-main`, …). */
@@ -50,6 +54,10 @@ export const transientError = (reason: string, status?: number): ProviderOutcome
 
 export const permanentError = (reason: string, status?: number): ProviderOutcome =>
   status === undefined ? { kind: "permanent_error", reason } : { kind: "permanent_error", reason, status };
+
+/** The provider refused the message because its recipient unsubscribed from the sender. */
+export const recipientOptedOut = (reason: string, status?: number): ProviderOutcome =>
+  status === undefined ? { kind: "permanent_error", reason, recipientOptedOut: true } : { kind: "permanent_error", reason, status, recipientOptedOut: true };
 
 /**
  * The idempotency key of every provider call about one message: derived from the message id alone, so a call
@@ -152,8 +160,9 @@ function isOutcome(value: unknown): value is ProviderOutcome {
     case "rate_limited":
       return optionalNumber(o.retryAfterMs);
     case "transient_error":
-    case "permanent_error":
       return typeof o.reason === "string" && optionalNumber(o.status);
+    case "permanent_error":
+      return typeof o.reason === "string" && optionalNumber(o.status) && (o.recipientOptedOut === undefined || typeof o.recipientOptedOut === "boolean");
     default:
       return false;
   }

@@ -8,7 +8,8 @@
  *   Twilio documents that a request answered 429 was not processed, so a retry cannot send twice.
  * - 5xx → transient, with Twilio's code and message when the body has them.
  * - any other 4xx → permanent, reason `twilio <code>: <message>` (21211 invalid `To`, 21610 unsubscribed recipient,
- *   20003 bad credentials, …) and the status, so the attempt log keeps what Twilio said.
+ *   20003 bad credentials, …) and the status, so the attempt log keeps what Twilio said. 21610 is also flagged
+ *   `recipientOptedOut`: the recipient texted STOP to this sender at Twilio, which the service then records too.
  * - a 2xx without a usable `sid` (not JSON, no sid, an empty one) → transient: Twilio may or may not have created
  *   the message, and losing a message is worse than the small chance of a repeat. A 4xx body that is not Twilio's
  *   error JSON is still permanent (the status alone says the request was refused); a 5xx one still transient.
@@ -33,6 +34,7 @@ import {
   type Provider,
   type ProviderOutcome,
   rateLimited,
+  recipientOptedOut,
   type SendOptions,
   transientError,
   untilAborted,
@@ -63,6 +65,8 @@ export const TWILIO_API_BASE_URL = "https://api.twilio.com";
 
 /** Twilio's error code for "too many requests", which it may send with a status other than 429. */
 const TOO_MANY_REQUESTS = 20429;
+/** Twilio's error code for "Attempt to send to unsubscribed recipient": the recipient opted out of this sender. */
+const UNSUBSCRIBED_RECIPIENT = 21610;
 
 /** Twilio's error body, `{ code, message, more_info, status }`, as far as it was present and well typed. */
 interface TwilioError {
@@ -135,7 +139,7 @@ function twilioOutcome({ status, headers, body }: Pick<EgressResponse, "status" 
   const reason = error.code !== undefined || error.message !== undefined
     ? `twilio ${error.code ?? "?"}: ${error.message ?? "(no message)"}`
     : `twilio answered ${status} without an error body`;
-  if (status >= 400 && status < 500) return permanentError(reason, status);
+  if (status >= 400 && status < 500) return error.code === UNSUBSCRIBED_RECIPIENT ? recipientOptedOut(reason, status) : permanentError(reason, status);
   return transientError(reason, status);
 }
 

@@ -53,7 +53,7 @@ describe("durable commits on the embedded database", () => {
     const ids = await Promise.all(Array.from({ length: sends }, (_, i) => batcher.submit(outbound(i))));
     events.push("all answered");
 
-    expect(new Set(ids.map((r) => r.id)).size).toBe(sends);
+    expect(new Set(ids.map((r) => r!.id)).size).toBe(sends);
     expect(batches).toBeLessThan(sends);
     const walSyncs = events.filter(isWalSync).length;
     // Every batch's commit was synced before it was answered, and the sends of a batch shared that sync.

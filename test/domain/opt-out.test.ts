@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { optOutKeyword, type OptOutKeyword } from "../../src/domain/opt-out";
+import { optOutKeyword, type OptOutKeyword, replyPair, sendPair } from "../../src/domain/opt-out";
 
 describe("optOutKeyword", () => {
   test.each(["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"])("%s opts out", (word) => {
@@ -40,5 +40,20 @@ describe("optOutKeyword", () => {
     ["only spaces", "   ", null],
   ])("%s: %j", (_name, body, expected) => {
     expect(optOutKeyword(body)).toBe(expected);
+  });
+});
+
+describe("the pair an opt-out names", () => {
+  test.each([
+    ["+12015550100", "+12015550101", { from: "+12015550100", to: "+12015550101" }],
+    ["+1 (201) 555-0100", " +1.201.555.0101 ", { from: "+12015550100", to: "+12015550101" }],
+    ["12345", "201-555-0101", { from: "12345", to: "2015550101" }],
+  ])("a send from %j to %j is checked against %j", (from, to, pair) => {
+    expect(sendPair(from, to)).toEqual(pair);
+  });
+
+  test("a keyword texted from the person to our number names (our number, the person): the send's pair", () => {
+    expect(replyPair("+1 201 555 0101", "+12015550100")).toEqual({ from: "+12015550100", to: "+12015550101" });
+    expect(replyPair("+12015550101", "+12015550100")).toEqual(sendPair("+12015550100", "+12015550101"));
   });
 });

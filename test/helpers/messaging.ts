@@ -60,7 +60,7 @@ export function get(app: Handler, path: string, headers: Record<string, string> 
   return request(app, "GET", path, { headers });
 }
 
-const TABLES = new Set(["messages", "conversations", "delivery_jobs", "idempotency_keys", "runtime_settings"]);
+const TABLES = new Set(["messages", "conversations", "delivery_jobs", "idempotency_keys", "runtime_settings", "opt_outs"]);
 
 /** Rows of a table, optionally filtered by a parameterized `where` clause (`"conversation_id = $1"`). */
 export async function countRows(database: DatabaseHandle, table: string, where = "true", params: unknown[] = []): Promise<number> {

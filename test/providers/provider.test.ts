@@ -7,6 +7,7 @@ import {
   type Provider,
   type ProviderOutcome,
   rateLimited,
+  recipientOptedOut,
   type SendOptions,
   sendWithTimeout,
   transientError,
@@ -33,6 +34,8 @@ describe("provider outcomes", () => {
     expect(transientError("bad gateway", 502)).toEqual({ kind: "transient_error", reason: "bad gateway", status: 502 });
     expect(transientError("reset")).toEqual({ kind: "transient_error", reason: "reset" });
     expect(permanentError("invalid number", 400)).toEqual({ kind: "permanent_error", reason: "invalid number", status: 400 });
+    expect(recipientOptedOut("unsubscribed", 400)).toEqual({ kind: "permanent_error", reason: "unsubscribed", status: 400, recipientOptedOut: true });
+    expect(recipientOptedOut("unsubscribed")).toEqual({ kind: "permanent_error", reason: "unsubscribed", recipientOptedOut: true });
   });
 
   test.each([
@@ -76,6 +79,16 @@ describe("sendWithTimeout", () => {
     expect(await sendWithTimeout(provider, message, 1000)).toEqual({
       kind: "transient_error",
       reason: "the provider adapter failed: Unexpected token < in JSON",
+    });
+  });
+
+  test("a permanent error's opt-out flag passes when it is a boolean; anything else there makes the answer garbage", async () => {
+    const flagged = recipientOptedOut("unsubscribed", 400);
+    expect(await sendWithTimeout(scripted(async () => flagged), message, 1000)).toEqual(flagged);
+    const garbage = { kind: "permanent_error", reason: "unsubscribed", recipientOptedOut: "yes" } as unknown as ProviderOutcome;
+    expect(await sendWithTimeout(scripted(async () => garbage), message, 1000)).toEqual({
+      kind: "transient_error",
+      reason: "the provider adapter answered something that is not an outcome",
     });
   });
 

@@ -134,12 +134,13 @@ describe("a message Twilio refuses is a permanent error that keeps Twilio's code
     });
   });
 
-  test("21610: the recipient replied STOP", async () => {
+  test("21610: the recipient replied STOP, flagged as an opt-out (no other error is)", async () => {
     fake.unsubscribed.add("+14155550177");
     expect(await send({ ...sms, to: "+14155550177" })).toEqual({
       kind: "permanent_error",
       reason: "twilio 21610: Attempt to send to unsubscribed recipient",
       status: 400,
+      recipientOptedOut: true,
     });
   });
 

@@ -5,6 +5,7 @@ import { deliveryAttempts } from "../../db/schema.ts";
 import { cursorTimestamp, rfc3339Utc } from "../../db/json-sql.ts";
 import { nullableTextArray, textArray } from "../../db/sql-arrays.ts";
 import type { Channel, Transport } from "../../domain/channel.ts";
+import type { OptOutPair } from "../../domain/opt-out.ts";
 import type { SmsEncoding } from "../../domain/sms-segments.ts";
 import type { RowKey } from "../../http/page-cursor.ts";
 import type { MessageDetail, MessageItem } from "./model.ts";
@@ -28,6 +29,11 @@ export interface NewMessage {
   conversationKey: string;
   participantA: string;
   participantB: string;
+  /**
+   * SMS/MMS only (null for email): the opt-out that concerns this message, `(from, to)` normalized for an outbound
+   * one (it refuses the send), `(to, from)` for an inbound one (a keyword in it sets or clears it).
+   */
+  optOutPair: OptOutPair | null;
 }
 
 export interface StoredIds {
@@ -63,18 +69,19 @@ const COUNT_NEW_CONVERSATIONS = `
  *
  * The upsert updates first and inserts only a missing pair: an INSERT … ON CONFLICT that finds its row would
  * still draw (and waste) a conversation id. Two first messages racing for a new pair both reach the INSERT;
- * the loser's ON CONFLICT counts it, drawing one id only in that race.
+ * the loser's ON CONFLICT counts it, drawing one id only in that race. Nothing is written unless `allowed`
+ * holds (the send's opt-out check), and without a conversation row no message follows.
  */
-const UPSERT_CONVERSATION = `
+const upsertConversation = (allowed = "true") => `
   upd AS (
     UPDATE conversations c
        SET message_count = c.message_count + 1,
            last_activity_at = GREATEST(c.last_activity_at, $5::timestamptz)
-     WHERE c.key = $4
+     WHERE c.key = $4 AND ${allowed}
     RETURNING c.id),
   ins AS (
     INSERT INTO conversations AS c (transport, participant_a, participant_b, key, message_count, last_activity_at)
-    SELECT $1, $2, $3, $4, 1, $5::timestamptz WHERE NOT EXISTS (SELECT 1 FROM upd)
+    SELECT $1, $2, $3, $4, 1, $5::timestamptz WHERE NOT EXISTS (SELECT 1 FROM upd) AND ${allowed}
     ON CONFLICT (key) DO UPDATE
       SET message_count = c.message_count + 1,
           last_activity_at = GREATEST(c.last_activity_at, EXCLUDED.last_activity_at)
@@ -88,30 +95,47 @@ const INSERT_MESSAGE = `
   SELECT conv.id, $6, $7, $1, $8, $9, $10, $11::jsonb, $12, $13, $5::timestamptz, $15, $16::smallint, $17 FROM conv
   RETURNING id, conversation_id`;
 
-/** The write's receipt (see db/write-fence.ts): its token and the ids it returns, committed with it. */
+/**
+ * The write's receipt (see db/write-fence.ts): its token and the ids it returns, committed with it. A write that
+ * stored nothing (a send refused for an opt-out) leaves none, so a lost connection then reads as "not stored".
+ * A refused message of a batch is a `[null, null]` pair among the others.
+ */
 const RECEIPT = (token: string, rows: string, order = "") => `
   receipt AS (INSERT INTO write_receipts (token, result)
-              SELECT ${token}::uuid, jsonb_agg(jsonb_build_array(id::text, conversation_id::text)${order}) FROM ${rows})`;
+              SELECT ${token}::uuid, jsonb_agg(jsonb_build_array(id::text, conversation_id::text)${order}) FROM ${rows}
+              HAVING count(*) > 0)`;
+
+/*
+ * An outbound SMS/MMS whose recipient opted out of its sender ($18, $19: the normalized pair; NULL for an email,
+ * which matches nothing) stores nothing: the conversation is neither created nor bumped, so no message or job
+ * follows, and the statement answers one row of NULLs. The check reads the same snapshot as the writes, in the
+ * same statement, so a send and an opt-out race only when they commit at the same moment.
+ */
+const OPTED_OUT = `opted_out AS (SELECT 1 FROM opt_outs WHERE from_addr = $18 AND to_addr = $19)`;
+const NOT_OPTED_OUT = "NOT EXISTS (SELECT 1 FROM opted_out)";
 
 const INSERT_OUTBOUND = `
-  WITH ${UPSERT_CONVERSATION},
+  WITH ${OPTED_OUT},
+  ${upsertConversation(NOT_OPTED_OUT)},
   msg AS (${INSERT_MESSAGE}),
   job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg),
   ${RECEIPT("$14", "msg")}
-  SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
+  SELECT msg.id::text AS id, msg.conversation_id::text AS conversation_id FROM (SELECT 1) one LEFT JOIN msg ON true`;
 
 const INSERT_INBOUND = `
-  WITH ${UPSERT_CONVERSATION},
+  WITH ${upsertConversation()},
   msg AS (${INSERT_MESSAGE}),
   ${RECEIPT("$14", "msg")}
   SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
 
 /**
  * Stores a message with its conversation update (and delivery job when outbound) in one statement, with a
- * receipt under `token` so that its outcome can be learned after a lost connection.
+ * receipt under `token` so that its outcome can be learned after a lost connection. Null: an outbound SMS/MMS
+ * whose recipient opted out of its sender; nothing was stored.
  */
-export async function insertMessage(sql: SqlRunner, m: NewMessage, token: string): Promise<StoredIds> {
-  const [row] = await sql.query<StoredIds>(m.direction === "outbound" ? INSERT_OUTBOUND : INSERT_INBOUND, [
+export async function insertMessage(sql: SqlRunner, m: NewMessage, token: string): Promise<StoredIds | null> {
+  const outbound = m.direction === "outbound";
+  const params = [
     m.transport,
     m.participantA,
     m.participantB,
@@ -129,9 +153,11 @@ export async function insertMessage(sql: SqlRunner, m: NewMessage, token: string
     m.subject,
     m.segments,
     m.encoding,
-  ]);
+  ];
+  if (outbound) params.push(m.optOutPair?.from ?? null, m.optOutPair?.to ?? null);
+  const [row] = await sql.query<{ id: string | null; conversation_id: string | null }>(outbound ? INSERT_OUTBOUND : INSERT_INBOUND, params);
   if (!row) throw new Error("message insert returned no row");
-  return row;
+  return row.id === null || row.conversation_id === null ? null : { id: row.id, conversation_id: row.conversation_id };
 }
 
 /*
@@ -139,14 +165,19 @@ export async function insertMessage(sql: SqlRunner, m: NewMessage, token: string
  * touched once with the batch's count and latest timestamp. Existing rows are locked in key order first
  * (`FOR UPDATE` above a sort) and missing ones inserted in key order, so concurrent batches take their locks
  * in one order and cannot deadlock. Message ids are drawn up front so each caller learns its own by position.
+ * A message whose recipient opted out of its sender ($15, $16: the normalized pairs, NULL for emails) is left
+ * out of every write and answered as a row of NULLs in its place, as the single send does.
  */
 const INSERT_OUTBOUND_BATCH = `
-  WITH input AS MATERIALIZED (
-    SELECT t.*, nextval('messages_id_seq'::regclass) AS id
+  WITH checked AS MATERIALIZED (
+    SELECT t.*, EXISTS (SELECT 1 FROM opt_outs o WHERE o.from_addr = t.opt_from AND o.to_addr = t.opt_to) AS opted_out
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                  $12::text[], $13::smallint[], $14::text[])
+                  $12::text[], $13::smallint[], $14::text[], $15::text[], $16::text[])
            WITH ORDINALITY AS t(transport, participant_a, participant_b, key, ts, channel, from_addr, to_addr, body, attachments,
-                                subject, segments, encoding, ord)
+                                subject, segments, encoding, opt_from, opt_to, ord)
+  ),
+  input AS MATERIALIZED (
+    SELECT checked.*, nextval('messages_id_seq'::regclass) AS id FROM checked WHERE NOT opted_out
   ),
   agg AS MATERIALIZED (
     SELECT key, min(transport) AS transport, min(participant_a) AS participant_a, min(participant_b) AS participant_b,
@@ -186,15 +217,19 @@ const INSERT_OUTBOUND_BATCH = `
   ),
   job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg),
   stored AS (SELECT input.ord, input.id, conv.id AS conversation_id FROM input JOIN conv USING (key)),
-  ${RECEIPT("$11", "stored", " ORDER BY ord")}
-  SELECT id::text AS id, conversation_id::text AS conversation_id FROM stored ORDER BY ord`;
+  answer AS (SELECT checked.ord, stored.id, stored.conversation_id FROM checked LEFT JOIN stored USING (ord)),
+  ${RECEIPT("$11", "answer", " ORDER BY ord")}
+  SELECT id::text AS id, conversation_id::text AS conversation_id FROM answer ORDER BY ord`;
 
-/** Stores many outbound messages in one statement, with one receipt; the result is in the order of `batch`. */
-export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[], token: string): Promise<StoredIds[]> {
+/**
+ * Stores many outbound messages in one statement, with one receipt; the result is in the order of `batch`,
+ * null for each message whose recipient opted out of its sender (nothing of it stored).
+ */
+export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[], token: string): Promise<(StoredIds | null)[]> {
   const column = (pick: (m: NewMessage) => string) => textArray(batch.map(pick));
   // The nullable columns: a batch mixes emails (subject, no segments) with SMS (segments, no subject).
   const nullable = (pick: (m: NewMessage) => string | null) => nullableTextArray(batch.map(pick));
-  const rows = await sql.query<StoredIds>(INSERT_OUTBOUND_BATCH, [
+  const rows = await sql.query<{ id: string | null; conversation_id: string | null }>(INSERT_OUTBOUND_BATCH, [
     column((m) => m.transport),
     column((m) => m.participantA),
     column((m) => m.participantB),
@@ -209,9 +244,11 @@ export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[], t
     nullable((m) => m.subject),
     nullable((m) => (m.segments === null ? null : String(m.segments))),
     nullable((m) => m.encoding),
+    nullable((m) => m.optOutPair?.from ?? null),
+    nullable((m) => m.optOutPair?.to ?? null),
   ]);
-  if (rows.length !== batch.length) throw new Error(`batch insert stored ${rows.length} of ${batch.length} messages`);
-  return rows;
+  if (rows.length !== batch.length) throw new Error(`batch insert answered ${rows.length} of ${batch.length} messages`);
+  return rows.map((r) => (r.id === null || r.conversation_id === null ? null : { id: r.id, conversation_id: r.conversation_id }));
 }
 
 /**

@@ -23,9 +23,12 @@ export interface SendBatcherOptions {
   };
 }
 
+/** A stored send's ids, or null for a send refused because its recipient opted out (nothing stored). */
+type Written = StoredIds | null;
+
 interface Pending {
   message: NewMessage;
-  resolve(ids: StoredIds): void;
+  resolve(ids: Written): void;
   reject(err: unknown): void;
 }
 
@@ -44,6 +47,8 @@ export const sendQueueFull = () =>
  * Only when PostgreSQL itself refused the statement (a SQLSTATE, so nothing of it committed) are its sends
  * retried one by one, so that one bad message cannot fail its neighbours. The queue is bounded: past
  * `maxQueued` waiting sends a send is refused at once rather than left to wait out its client's timeout.
+ * A send whose recipient opted out of its sender is answered null by the statement that checks it, while its
+ * neighbours are stored.
  */
 export class SendBatcher {
   private queue: Pending[] = [];
@@ -57,7 +62,7 @@ export class SendBatcher {
     this.fence = options.fence ?? inProcessWriteFence;
   }
 
-  submit(message: NewMessage): Promise<StoredIds> {
+  submit(message: NewMessage): Promise<Written> {
     if (this.queue.length >= (this.options.maxQueued ?? Number.POSITIVE_INFINITY)) {
       this.options.observe?.refused?.();
       return Promise.reject(sendQueueFull());
@@ -84,17 +89,17 @@ export class SendBatcher {
   private async write(batch: Pending[]): Promise<void> {
     try {
       const ids = await this.writeOnce(batch.map((p) => p.message));
-      batch.forEach((p, i) => p.resolve(ids[i]!));
+      batch.forEach((p, i) => p.resolve(ids[i] ?? null));
     } catch (err) {
       if (batch.length > 1 && isServerError(err) && !isDatabaseUnavailable(err)) {
-        await Promise.all(batch.map((p) => this.writeOnce([p.message]).then((ids) => p.resolve(ids[0]!), p.reject)));
+        await Promise.all(batch.map((p) => this.writeOnce([p.message]).then((ids) => p.resolve(ids[0] ?? null), p.reject)));
         return;
       }
       for (const p of batch) p.reject(err);
     }
   }
 
-  private writeOnce(messages: NewMessage[]): Promise<StoredIds[]> {
+  private writeOnce(messages: NewMessage[]): Promise<Written[]> {
     return writeOnce(
       this.fence,
       (state) => this.options.observe?.outcome?.(state),

@@ -1,9 +1,10 @@
 import { normalizeAddress } from "../../domain/channel.ts";
 import type { IdempotencyRequest } from "../../http/idempotency.ts";
+import { AppError } from "../../http/errors.ts";
 import { rateLimited } from "../../http/rate-limit.ts";
 import { claimIdempotencyKey, rememberResponse } from "../idempotency/service.ts";
 import type { Accepted } from "./model.ts";
-import { insertMessage, type NewMessage } from "./repository.ts";
+import { insertMessage, type NewMessage, type StoredIds } from "./repository.ts";
 import type { MessagesDeps } from "./service.ts";
 import { accepted, countWrite, type MessageInput, newMessage, type WriteResult, writeOnce } from "./write.ts";
 
@@ -12,7 +13,10 @@ import { accepted, countWrite, type MessageInput, newMessage, type WriteResult, 
  * conversation update and its delivery job (grouped with concurrent sends by the batcher). With an
  * Idempotency-Key one transaction claims the key, charges the sender, writes and stores the response,
  * so a replay can never send twice and is never charged. Either way the answer matches the database when the
- * connection is lost mid-write (see `writeOnce`).
+ * connection is lost mid-write (see `writeOnce`). An SMS/MMS to a recipient who opted out of its sender is
+ * refused (422 `recipient_opted_out`) by the statement that would have stored it: nothing is stored or queued,
+ * and an Idempotency-Key is not consumed (its transaction rolls back), so the same key may be sent again after
+ * the recipient opts back in.
  */
 export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?: IdempotencyRequest): Promise<WriteResult> {
   const message = newMessage(input, "outbound", null);
@@ -28,20 +32,32 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
           // transaction back, so a rate-limited request does not consume its key.
           if (stored) return { status: stored.status, body: stored.body as Accepted, replayed: true };
           chargeSender(deps, message);
-          const body = accepted(await insertMessage(tx, message, token));
+          const body = accepted(storedOrRefused(deps, await insertMessage(tx, message, token)));
           await rememberResponse(tx, idem, { status: 202, body }, deps.idempotencyTtlHours);
           return { status: 202, body, replayed: false };
         }),
       // The receipt committed with the stored response, which holds exactly this answer.
-      ([ids]) => ({ status: 202, body: accepted(ids!), replayed: false }),
+      // (A refused send writes no receipt, so it never reads as committed.)
+      ([ids]) => ({ status: 202, body: accepted(storedOrRefused(deps, ids ?? null)), replayed: false }),
     );
   } else {
     chargeSender(deps, message);
-    result = { status: 202, body: accepted(await deps.batcher.submit(message)), replayed: false };
+    result = { status: 202, body: accepted(storedOrRefused(deps, await deps.batcher.submit(message))), replayed: false };
   }
   countWrite(deps.metrics, result, message);
   if (!result.replayed) deps.onOutboundCommitted?.();
   return result;
+}
+
+/** The ids of a stored send; a send the statement refused for an opt-out becomes its 422. */
+function storedOrRefused(deps: MessagesDeps, ids: StoredIds | null): StoredIds {
+  if (ids) return ids;
+  deps.metrics.sendsRefused.inc({ reason: "recipient_opted_out" });
+  throw new AppError(
+    "recipient_opted_out",
+    "the recipient opted out of messages from this sender (they texted STOP, or the provider reported them unsubscribed); nothing was stored or sent",
+    { details: [{ path: "to", message: "has opted out of messages from this sender" }] },
+  );
 }
 
 /** The per-sender limit of SPEC §3: a token bucket per normalized `from` on its transport. */

@@ -2,6 +2,7 @@ import { isConnectionLoss } from "../../db/availability.ts";
 import { newWriteToken, type WriteFence, type WriteOutcome } from "../../db/write-fence.ts";
 import { type Channel, transportOf } from "../../domain/channel.ts";
 import { conversationKey } from "../../domain/conversation-key.ts";
+import { replyPair, sendPair } from "../../domain/opt-out.ts";
 import { smsSegments } from "../../domain/sms-segments.ts";
 import { SUBJECT_LENGTH, snippet } from "../../domain/snippet.ts";
 import { parseRfc3339 } from "../../domain/timestamp.ts";
@@ -30,7 +31,8 @@ export const accepted = (ids: StoredIds): Accepted => ({ status: "accepted", id:
 
 /**
  * The row a validated input becomes: its transport, conversation key and initial status derived once, with
- * an email's subject (the body's snippet when none was given) or an SMS/MMS body's encoding and segments.
+ * an email's subject (the body's snippet when none was given) or an SMS/MMS body's encoding, segments and the
+ * opt-out pair it concerns.
  */
 export function newMessage(input: MessageInput, direction: NewMessage["direction"], providerMessageId: string | null): NewMessage {
   const transport = transportOf(input.channel);
@@ -54,6 +56,7 @@ export function newMessage(input: MessageInput, direction: NewMessage["direction
     conversationKey: key.key,
     participantA: key.participantA,
     participantB: key.participantB,
+    optOutPair: email ? null : direction === "outbound" ? sendPair(input.from, input.to) : replyPair(input.from, input.to),
   };
 }
 
@@ -90,7 +93,7 @@ export async function writeOnce<T>(
   fence: WriteFence,
   onOutcome: (outcome: WriteOutcome["state"]) => void,
   write: (token: string) => Promise<T>,
-  fromReceipt: (ids: StoredIds[]) => T,
+  fromReceipt: (ids: (StoredIds | null)[]) => T,
 ): Promise<T> {
   const token = newWriteToken();
   try {
@@ -105,8 +108,11 @@ export async function writeOnce<T>(
   }
 }
 
-/** A receipt's result is the statement's `[id, conversation_id]` pairs, in the order the statement returned them. */
-function receiptIds(result: unknown): StoredIds[] {
-  const pairs = (typeof result === "string" ? JSON.parse(result) : result) as [string, string][];
-  return pairs.map(([id, conversation_id]) => ({ id, conversation_id }));
+/**
+ * A receipt's result is the statement's `[id, conversation_id]` pairs, in the order the statement returned them;
+ * `[null, null]` is a message of a batch refused for an opt-out.
+ */
+function receiptIds(result: unknown): (StoredIds | null)[] {
+  const pairs = (typeof result === "string" ? JSON.parse(result) : result) as [string | null, string | null][];
+  return pairs.map(([id, conversation_id]) => (id === null || conversation_id === null ? null : { id, conversation_id }));
 }

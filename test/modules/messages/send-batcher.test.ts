@@ -17,7 +17,7 @@ describe.each(["postgres", "embedded"] as const)("SendBatcher on %s", (database)
     const sent = Array.from({ length: 90 }, (_, i) => ({ from: senders[i % 3]!, body: `batched ${i}` }));
     const ids = await Promise.all(sent.map((m) => batcher.submit(outbound(m.from, m.body))));
 
-    expect(new Set(ids.map((r) => r.id)).size).toBe(90);
+    expect(new Set(ids.map((r) => r!.id)).size).toBe(90);
     const rows = await t.database.sql.query<{ id: string; body: string; conversation_id: string; from_addr: string }>(
       "SELECT id::text AS id, body, conversation_id::text AS conversation_id, from_addr FROM messages WHERE body LIKE 'batched %'",
     );

@@ -76,6 +76,23 @@ describe("a connection cut after the write committed", () => {
     expect(await countRows(direct, "messages", "body LIKE 'committed-batch-%'")).toBe(24);
   });
 
+  test("a group commit with sends refused for an opt-out answers them 422 and the others 202, from the receipt", async () => {
+    const us = "+12015550777";
+    const blocked = "+12015550778";
+    await direct.sql.query("INSERT INTO opt_outs (from_addr, to_addr, source, reason) VALUES ($1, $2, 'provider', 'twilio 21610')", [us, blocked]);
+    const cut = proxy.cutAfterCommit({ match: BATCH });
+    const responses = await concurrently(24, (i) =>
+      request(t.app, "POST", "/api/messages/sms", { body: smsSend({ from: us, to: i % 3 === 0 ? blocked : smsSend().to, body: `optout-batch-${i}` }) }),
+    );
+    expect((await cut)?.committed).toBe(true);
+    expect(responses.map((r) => r.status)).toEqual(Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? 422 : 202)));
+    for (const [i, r] of responses.entries()) {
+      if (i % 3 === 0) expect(r.json.code).toBe("recipient_opted_out");
+      else expect((await storedIds(r.json.id))?.body).toBe(`optout-batch-${i}`);
+    }
+    expect(await countRows(direct, "messages", "body LIKE 'optout-batch-%'")).toBe(16);
+  });
+
   test("a keyed send answers 202, and its retry is a replay of that answer", async () => {
     const body = smsSend({ body: "committed-keyed" });
     const cut = proxy.cutAfterCommit({ match: INSERT });
