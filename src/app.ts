@@ -17,6 +17,7 @@ import { ReadinessProbe } from "./modules/health/service.ts";
 import { messagesModule } from "./modules/messages/index.ts";
 import { messagesDeps } from "./modules/messages/service.ts";
 import { providerMockModule } from "./modules/provider-mock/index.ts";
+import { isProviderWebhook, providerWebhooksModule } from "./modules/provider-webhooks/index.ts";
 import { mockDefaults } from "./modules/provider-mock/service.ts";
 import { webhooksModule } from "./modules/webhooks/index.ts";
 import type { Logger } from "./observability/logger.ts";
@@ -24,6 +25,7 @@ import type { Metrics } from "./observability/metrics.ts";
 import { ApiKeyVerifier } from "./security/api-keys.ts";
 import { AuthFailures } from "./security/auth-failures.ts";
 import { clientAddress, TrustedProxies } from "./security/client-address.ts";
+import type { CredentialLookup } from "./security/credential-lookup.ts";
 
 export interface AppDeps {
   config: Config;
@@ -31,6 +33,8 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   version: string;
+  /** Provider secrets as the webhooks verify them (every value still in its rotation overlap). */
+  credentials: CredentialLookup;
   /** Told when outbound messages commit (wakes the delivery workers, here and in other instances). */
   onOutboundCommitted?: () => void;
   /** Set by `startServer`: `draining` when shutdown begins, `closing` when its timeout has run out. */
@@ -39,14 +43,20 @@ export interface AppDeps {
 
 const isApi = (path: string) => path.startsWith("/api/");
 const isWebhook = (path: string) => path.startsWith("/api/webhooks/");
-/** Where inbound messages enter: the signed routes of SPEC §8 (a trailing slash routes to the same handler). */
-const isSignedInbound = (path: string) => isWebhook(path) || path.replace(/\/+$/, "") === "/api/provider/mock/inbound";
+/**
+ * Where inbound messages enter: the signed routes of SPEC §8 (a trailing slash routes to the same handler). The
+ * Twilio and SendGrid webhooks are not among them: they carry their provider's own proof instead.
+ */
+const isSignedInbound = (path: string) =>
+  (isWebhook(path) && !isProviderWebhook(path)) || path.replace(/\/+$/, "") === "/api/provider/mock/inbound";
 
 /** The whole HTTP API without a listener: `serve` and the tests both build it here. */
 export function createApp(deps: AppDeps) {
   const { config, database, logger, metrics } = deps;
   const hsts = config.hsts ?? (config.publicUrl?.startsWith("https://") ?? false);
-  const skipAccept = (path: string) => path === "/metrics" || path.startsWith(DOCS_PATH) || path === "/openapi.json";
+  // The providers' webhooks answer what their provider expects (TwiML, or nothing), whatever their Accept says.
+  const skipAccept = (path: string) => path === "/metrics" || path.startsWith(DOCS_PATH) || path === "/openapi.json" || isProviderWebhook(path);
+  const bodyLimits = { maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing };
   const limits = { maxAttachments: config.maxAttachments };
   const trustedProxies = new TrustedProxies(config.trustedProxies);
 
@@ -77,13 +87,19 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
-    .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing, skipAccept }))
+    .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook }))
     .use(apiDocs({ version: deps.version }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))
     .use(conversationsModule(conversationsDeps(messages)))
-    .use(providerMockModule({ db: database.db, sql: database.sql, metrics, messages, defaults: mockDefaults(config) }, limits));
+    .use(providerMockModule({ db: database.db, sql: database.sql, metrics, messages, defaults: mockDefaults(config) }, limits))
+    .use(
+      providerWebhooksModule(
+        { providers: config.providers, credentials: deps.credentials, publicUrl: config.publicUrl, sql: database.sql, messages, metrics, logger, limits },
+        bodyLimits,
+      ),
+    );
   routeTable = () => app.routes;
   return app;
 }
