@@ -96,7 +96,19 @@ export function createApp(deps: AppDeps) {
     .use(providerMockModule({ db: database.db, sql: database.sql, metrics, messages, defaults: mockDefaults(config) }, limits))
     .use(
       providerWebhooksModule(
-        { providers: config.providers, credentials: deps.credentials, publicUrl: config.publicUrl, sql: database.sql, messages, metrics, logger, limits },
+        {
+          providers: config.providers,
+          credentials: deps.credentials,
+          publicUrl: config.publicUrl,
+          sql: database.sql,
+          messages,
+          metrics,
+          logger,
+          limits,
+          // A provider's id is written within a lease: at least twice the slowest provider timeout plus 5 s
+          // (delivery/dispatcher.ts effectiveLeaseMs); a report still unmatched after two is not ours.
+          unmatchedRetryMs: 2 * Math.max(config.deliveryLeaseMs, 2 * Math.max(config.providerTimeoutMs, ...config.providers.map((p) => p.timeoutMs ?? 0)) + 5000),
+        },
         bodyLimits,
       ),
     );

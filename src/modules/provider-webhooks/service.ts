@@ -9,7 +9,7 @@ import type { z } from "zod";
 import type { ProviderConfig } from "../../config/index.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { runPeriodically } from "../../db/periodic.ts";
-import { type ReportedStatus, reportDelivery } from "../../delivery/reports.ts";
+import { type DeliveryReport, type ReportedStatus, type ReportResult, reportDelivery, reportWhenStored } from "../../delivery/reports.ts";
 import { emailAddressProblem } from "../../domain/address.ts";
 import { formatTimestamp } from "../../domain/timestamp.ts";
 import { AppError, type ErrorDetail, validationFailed } from "../../http/errors.ts";
@@ -43,6 +43,11 @@ export interface ProviderWebhookDeps {
   metrics: Metrics;
   logger: Logger;
   limits: MessageLimits;
+  /**
+   * How long a delivery report naming no stored message is tried again (in this process): the dispatcher may
+   * not have written the provider's id yet when a quick report arrives.
+   */
+  unmatchedRetryMs: number;
   /** Unix seconds; tests move it. */
   nowSecs?: () => number;
 }
@@ -110,6 +115,22 @@ function decodeUtf8(bytes: Uint8Array): string {
   }
 }
 
+/** The first wait before a report that named no message is tried again. */
+const UNMATCHED_FIRST_RETRY_MS = 500;
+
+/**
+ * Applies a delivery report; one naming no stored message is tried again for a while in the background
+ * (reportWhenStored), since the dispatcher may not have written the provider's id yet, and is answered as unmatched.
+ */
+async function applyReport(deps: ProviderWebhookDeps, source: string, report: DeliveryReport): Promise<ReportResult> {
+  const result = await reportDelivery(deps, report);
+  if (!result.found) {
+    const retry = { giveUpAt: Date.now() + deps.unmatchedRetryMs, firstWaitMs: UNMATCHED_FIRST_RETRY_MS, source };
+    setTimeout(() => reportWhenStored(deps, report, retry), UNMATCHED_FIRST_RETRY_MS).unref();
+  }
+  return result;
+}
+
 /** A form-encoded body as its name/value pairs, in the order sent (Twilio signs every one of them). */
 function formPairs(body: RawBody): [string, string][] {
   return [...new URLSearchParams(decodeUtf8(body.bytes))];
@@ -164,8 +185,8 @@ const TWILIO_REPORTED: Readonly<Record<string, ReportedStatus>> = {
 
 /**
  * A message status callback: a delivery report for the message Twilio named by its sid. A repeat or a report the
- * message has moved past changes nothing (`duplicate`); a sid we never stored (a message sent by another system
- * on the same account) is `unmatched`. Both are still answered 2xx: Twilio has nothing to retry.
+ * message has moved past changes nothing (`duplicate`); a sid not stored (yet, or a message sent by another system
+ * on the same account) is `unmatched` and tried again for a while. All are answered 2xx: Twilio has nothing to retry.
  */
 export function twilioStatus(deps: ProviderWebhookDeps, name: string, request: Request, body: RawBody): Promise<void> {
   const provider = configuredProvider(deps, "twilio", name);
@@ -176,7 +197,7 @@ export function twilioStatus(deps: ProviderWebhookDeps, name: string, request: R
     const status = TWILIO_REPORTED[report.MessageStatus];
     if (status === undefined) return ["accepted", undefined];
     const code = report.ErrorCode?.trim();
-    const result = await reportDelivery(deps, { providerMessageId: report.MessageSid, status, errorCode: code ? `twilio ${code}` : null });
+    const result = await applyReport(deps, name, { providerMessageId: report.MessageSid, status, errorCode: code ? `twilio ${code}` : null });
     if (!result.found) return ["unmatched", undefined];
     return [result.changed ? "accepted" : "duplicate", undefined];
   });
@@ -254,7 +275,7 @@ export function sendgridEvents(deps: ProviderWebhookDeps, name: string, request:
     const fresh = parsed.events.filter((e) => !seen.has(e.eventId));
     for (const event of fresh) {
       if (event.status === null) continue;
-      await reportDelivery(deps, { providerMessageId: event.providerMessageId, status: event.status, errorCode: event.reason });
+      await applyReport(deps, name, { providerMessageId: event.providerMessageId, status: event.status, errorCode: event.reason });
     }
     await recordEventIds(deps.sql, name, [...new Set(fresh.map((e) => e.eventId))]);
     return [fresh.length === 0 && parsed.events.length > 0 ? "duplicate" : "accepted", undefined];

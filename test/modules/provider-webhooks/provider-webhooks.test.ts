@@ -162,6 +162,18 @@ describe("POST /api/webhooks/twilio/{provider}/status", () => {
     expect(await webhookCount(t, { provider: "twilio-main", kind: "twilio_status", outcome: "unmatched" })).toBe(before + 1);
   });
 
+  test("a report that overtakes the write of the sid it names is applied once the sid is stored", async () => {
+    const messageSid = sid();
+    const id = await sentMessage(t, sid());
+    expect((await postTwilio(t, STATUS_PATH, { MessageSid: messageSid, MessageStatus: "delivered" })).status).toBe(204);
+    expect((await messageRow(t, id)).status).toBe("sent");
+    // The dispatcher writes the provider's answer now.
+    await t.database.sql.query("UPDATE messages SET provider_message_id = $2 WHERE id = $1", [id, messageSid]);
+    const deadline = Date.now() + 20_000;
+    while ((await messageRow(t, id)).status !== "delivered" && Date.now() < deadline) await Bun.sleep(100);
+    expect((await messageRow(t, id)).status).toBe("delivered");
+  });
+
   test("a missing, wrong or differently addressed signature is 401 in the error envelope and changes nothing", async () => {
     const messageSid = sid();
     const id = await sentMessage(t, messageSid);
