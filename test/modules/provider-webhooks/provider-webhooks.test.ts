@@ -43,7 +43,7 @@ const form = (params: Record<string, string>) => new URLSearchParams(params).toS
 const FORM_TYPE = { "content-type": "application/x-www-form-urlencoded" };
 
 let t: TestApp;
-/** Auth on and our own webhook signature required, and credentials in a rotation's overlap. */
+/** Auth on and our own webhook signature required, credentials in a rotation's overlap, a short body deadline. */
 let rotating: TestApp;
 let rotatingKey: string;
 
@@ -62,7 +62,10 @@ beforeAll(async () => {
   const credentials = fixedCredentials({ "twilio-main/auth_token": TOKEN, "sendgrid-main/parse_password": PARSE_PASSWORD });
   [t, rotating] = await Promise.all([
     buildTestApp({ config: { publicUrl: PUBLIC_URL, providers: PROVIDERS }, credentials }),
-    buildTestApp({ config: { publicUrl: PUBLIC_URL, providers: PROVIDERS, auth: "on", webhookSecrets: ["our-own-webhook-secret"] }, credentials: overlapping }),
+    buildTestApp({
+      config: { publicUrl: PUBLIC_URL, providers: PROVIDERS, auth: "on", webhookSecrets: ["our-own-webhook-secret"], requestBodyTimeoutMs: 300 },
+      credentials: overlapping,
+    }),
   ]);
   rotatingKey = (await createFirstApiKey(rotating.database.sql))!.key;
 }, 60_000);
@@ -230,6 +233,15 @@ describe("POST /api/webhooks/twilio/{provider}/status", () => {
     const res = await postTwilio(t, STATUS_PATH, { MessageSid: sid(), MessageStatus: "delivered", Body: "x".repeat(t.config.maxBodyBytes) });
     expect(res.status).toBe(413);
     expect(res.json.code).toBe("payload_too_large");
+  });
+
+  test("a body that never finishes arriving is 408 once the body deadline has passed", async () => {
+    const trickle = new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(new TextEncoder().encode("MessageSid=SM1&")) });
+    const res = await rotating.app.handle(
+      new Request(`http://localhost${STATUS_PATH}`, { method: "POST", headers: FORM_TYPE, body: trickle, duplex: "half" } as RequestInit),
+    );
+    expect(res.status).toBe(408);
+    expect(((await res.json()) as { code: string }).code).toBe("request_timeout");
   });
 
   test("a provider that is not configured, or not a Twilio one, is 404", async () => {
