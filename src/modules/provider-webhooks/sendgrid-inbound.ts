@@ -56,11 +56,12 @@ async function multipartFields(body: RawBody): Promise<Record<string, string>> {
   } catch {
     throw new AppError("bad_request", "request body is not valid multipart/form-data");
   }
-  const fields: Record<string, string> = {};
+  // A Map, then own properties: a field named like an Object.prototype member is just a field.
+  const fields = new Map<string, string>();
   form.forEach((value, field) => {
-    if (typeof value === "string" && !(field in fields)) fields[field] = value;
+    if (typeof value === "string" && !fields.has(field)) fields.set(field, value);
   });
-  return fields;
+  return Object.fromEntries(fields);
 }
 
 /** An address taken from a header field, or a 400 naming the field when it is none or not a usable one. */

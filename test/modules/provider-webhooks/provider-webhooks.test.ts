@@ -528,6 +528,19 @@ describe("POST /api/webhooks/sendgrid/{provider}/inbound", () => {
     expect(noSender.json.details[0].path).toBe("from");
   });
 
+  test("a body that is not well-formed multipart is 400, and fields named like object members are just fields", async () => {
+    const auth = { authorization: basic("sendgrid-main", PARSE_PASSWORD) };
+    const broken = await request(t.app, "POST", PARSE_PATH, {
+      headers: { ...auth, "content-type": "multipart/form-data; boundary=xyz" },
+      body: "--xyz\r\nContent-Disposition: form-data\r\n\r\nno name and no end",
+    });
+    expect(broken.status).toBe(400);
+    const messageId = `${crypto.randomUUID()}@mail.example.org`;
+    const odd = parseForm(messageId, { toString: "x", ["__proto__"]: "y", constructor: "z" });
+    expect((await postParse(t, odd, basic("sendgrid-main", PARSE_PASSWORD))).status).toBe(204);
+    expect(await count(t, "messages WHERE provider_message_id = $1", [`<${messageId}>`])).toBe(1);
+  });
+
   test("during a rotation's overlap both parse passwords are accepted", async () => {
     for (const password of [PARSE_PASSWORD, OLD_PARSE_PASSWORD]) {
       const res = await postParse(rotating, parseForm(`${crypto.randomUUID()}@mail.example.org`), basic("sendgrid-main", password));
