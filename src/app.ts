@@ -75,7 +75,10 @@ export function createApp(deps: AppDeps) {
   const app = new Elysia({ name: "messaging" })
     .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH }))
     .use(errorHandler({ logger, metrics, routes: () => routeTable() }))
-    .use(ipRateLimit({ perMinute: config.rateLimitPerIpPerMin, trustedProxies: config.trustedProxies, metrics, applies: isApi }))
+    // Not the providers' webhooks: a provider's few addresses carry the reports of every message, and Twilio does
+    // not retry a status callback refused with 429. What an unverified request can cost them is bounded by the body
+    // limit and deadline and one MAC per verifying secret.
+    .use(ipRateLimit({ perMinute: config.rateLimitPerIpPerMin, trustedProxies: config.trustedProxies, metrics, applies: (path) => isApi(path) && !isProviderWebhook(path) }))
     .use(
       auth({
         mode: config.auth,

@@ -558,6 +558,20 @@ describe("the JSON API around them", () => {
     }
   });
 
+  test("a provider's bursts are not held to the per-IP rate limit, which still guards our own routes", async () => {
+    const limited = await buildTestApp({ config: { publicUrl: PUBLIC_URL, providers: PROVIDERS, rateLimitPerIpPerMin: 2 } });
+    try {
+      for (let i = 0; i < 5; i++) {
+        expect((await postTwilio(limited, STATUS_PATH, { MessageSid: sid(), MessageStatus: "delivered" }, { token: "unknown-here" })).status).toBe(401);
+      }
+      const own = [];
+      for (let i = 0; i < 3; i++) own.push((await request(limited.app, "GET", "/api/conversations")).status);
+      expect(own).toContain(429);
+    } finally {
+      await limited.close();
+    }
+  });
+
   test("/metrics counts provider webhooks by provider, kind and outcome", async () => {
     await postTwilio(t, STATUS_PATH, { MessageSid: sid(), MessageStatus: "delivered" }, { signature: null });
     const res = await request(t.app, "GET", "/metrics", { headers: { accept: "text/plain" } });
