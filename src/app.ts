@@ -18,6 +18,7 @@ import { messagesModule } from "./modules/messages/index.ts";
 import { messagesDeps } from "./modules/messages/service.ts";
 import { optOutsModule } from "./modules/opt-outs/index.ts";
 import { providerMockModule } from "./modules/provider-mock/index.ts";
+import { isProviderWebhook, providerWebhooksModule } from "./modules/provider-webhooks/index.ts";
 import { mockDefaults } from "./modules/provider-mock/service.ts";
 import { webhooksModule } from "./modules/webhooks/index.ts";
 import type { Logger } from "./observability/logger.ts";
@@ -25,6 +26,7 @@ import type { Metrics } from "./observability/metrics.ts";
 import { ApiKeyVerifier } from "./security/api-keys.ts";
 import { AuthFailures } from "./security/auth-failures.ts";
 import { clientAddress, TrustedProxies } from "./security/client-address.ts";
+import type { CredentialLookup } from "./security/credential-lookup.ts";
 
 export interface AppDeps {
   config: Config;
@@ -32,6 +34,8 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   version: string;
+  /** Provider secrets as the webhooks verify them (every value still in its rotation overlap). */
+  credentials: CredentialLookup;
   /** Told when outbound messages commit (wakes the delivery workers, here and in other instances). */
   onOutboundCommitted?: () => void;
   /** Set by `startServer`: `draining` when shutdown begins, `closing` when its timeout has run out. */
@@ -40,14 +44,20 @@ export interface AppDeps {
 
 const isApi = (path: string) => path.startsWith("/api/");
 const isWebhook = (path: string) => path.startsWith("/api/webhooks/");
-/** Where inbound messages enter: the signed routes of SPEC §8 (a trailing slash routes to the same handler). */
-const isSignedInbound = (path: string) => isWebhook(path) || path.replace(/\/+$/, "") === "/api/provider/mock/inbound";
+/**
+ * Where inbound messages enter: the signed routes of SPEC §8 (a trailing slash routes to the same handler). The
+ * Twilio and SendGrid webhooks are not among them: they carry their provider's own proof instead.
+ */
+const isSignedInbound = (path: string) =>
+  (isWebhook(path) && !isProviderWebhook(path)) || path.replace(/\/+$/, "") === "/api/provider/mock/inbound";
 
 /** The whole HTTP API without a listener: `serve` and the tests both build it here. */
 export function createApp(deps: AppDeps) {
   const { config, database, logger, metrics } = deps;
   const hsts = config.hsts ?? (config.publicUrl?.startsWith("https://") ?? false);
-  const skipAccept = (path: string) => path === "/metrics" || path.startsWith(DOCS_PATH) || path === "/openapi.json";
+  // The providers' webhooks answer what their provider expects (TwiML, or nothing), whatever their Accept says.
+  const skipAccept = (path: string) => path === "/metrics" || path.startsWith(DOCS_PATH) || path === "/openapi.json" || isProviderWebhook(path);
+  const bodyLimits = { maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing };
   const limits = { maxAttachments: config.maxAttachments };
   const trustedProxies = new TrustedProxies(config.trustedProxies);
 
@@ -67,7 +77,10 @@ export function createApp(deps: AppDeps) {
   const app = new Elysia({ name: "messaging" })
     .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH }))
     .use(errorHandler({ logger, metrics, routes: () => routeTable() }))
-    .use(ipRateLimit({ perMinute: config.rateLimitPerIpPerMin, trustedProxies: config.trustedProxies, metrics, applies: isApi }))
+    // Not the providers' webhooks: a provider's few addresses carry the reports of every message, and Twilio does
+    // not retry a status callback refused with 429. What an unverified request can cost them is bounded by the body
+    // limit and deadline and one MAC per verifying secret.
+    .use(ipRateLimit({ perMinute: config.rateLimitPerIpPerMin, trustedProxies: config.trustedProxies, metrics, applies: (path) => isApi(path) && !isProviderWebhook(path) }))
     .use(
       auth({
         mode: config.auth,
@@ -79,14 +92,32 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
-    .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing, skipAccept }))
+    .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook }))
     .use(apiDocs({ version: deps.version }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))
     .use(conversationsModule(conversations))
     .use(optOutsModule({ sql: database.sql, cursorKey: conversations.cursorKey }))
-    .use(providerMockModule({ db: database.db, sql: database.sql, metrics, messages, defaults: mockDefaults(config) }, limits));
+    .use(providerMockModule({ db: database.db, sql: database.sql, metrics, messages, defaults: mockDefaults(config) }, limits))
+    .use(
+      providerWebhooksModule(
+        {
+          providers: config.providers,
+          credentials: deps.credentials,
+          publicUrl: config.publicUrl,
+          sql: database.sql,
+          messages,
+          metrics,
+          logger,
+          limits,
+          // A provider's id is written within a lease: at least twice the slowest provider timeout plus 5 s
+          // (delivery/dispatcher.ts effectiveLeaseMs); a report still unmatched after two is not ours.
+          unmatchedRetryMs: 2 * Math.max(config.deliveryLeaseMs, 2 * Math.max(config.providerTimeoutMs, ...config.providers.map((p) => p.timeoutMs ?? 0)) + 5000),
+        },
+        bodyLimits,
+      ),
+    );
   routeTable = () => app.routes;
   return app;
 }

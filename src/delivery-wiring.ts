@@ -10,7 +10,7 @@ import { providerEgress } from "./config/providers.ts";
 import type { DatabaseHandle } from "./db/client.ts";
 import { Dispatcher, effectiveLeaseMs } from "./delivery/dispatcher.ts";
 import { ProviderRegistry, registryConfig } from "./delivery/registry.ts";
-import { type ReportDeps, reportDelivery } from "./delivery/reports.ts";
+import { reportWhenStored } from "./delivery/reports.ts";
 import { DELIVERY_CHANNEL, DeliveryWake } from "./delivery/wake.ts";
 import { getMockConfig, mockDefaults } from "./modules/provider-mock/service.ts";
 import type { Logger } from "./observability/logger.ts";
@@ -43,7 +43,11 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
   const ledger = sqlMockLedger(database.sql);
   let retryReportsForMs = 0;
   const onDelivered = (providerMessageId: string) =>
-    reportMockDelivery({ sql: database.sql, metrics, logger }, providerMessageId, Date.now() + retryReportsForMs, REPORT_RETRY_FIRST_MS);
+    reportWhenStored(
+      { sql: database.sql, metrics, logger },
+      { providerMessageId, status: "delivered" },
+      { giveUpAt: Date.now() + retryReportsForMs, firstWaitMs: REPORT_RETRY_FIRST_MS, source: "the mock provider" },
+    );
   let usesMock = false;
   const mock = (name: string) => {
     usesMock = true;
@@ -154,26 +158,5 @@ export function buildProvider(config: Config, provider: Exclude<ProviderConfig, 
 const definedOnly = <T extends Record<string, unknown>>(values: T): Partial<{ [K in keyof T]: Exclude<T[K], undefined> }> =>
   Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<{ [K in keyof T]: Exclude<T[K], undefined> }>;
 
+/** The mock reports 200 ms after accepting; its report is first tried again soon after. */
 const REPORT_RETRY_FIRST_MS = 250;
-const REPORT_RETRY_MAX_MS = 10_000;
-
-/**
- * Records a delivery the mock reports on its own. The mock reports 200 ms after accepting, but the dispatcher
- * writes a batch's acceptances only once the batch's slowest call has answered (up to the provider timeout), so
- * the report can arrive before the provider id it names is stored. A real provider retries a webhook we could
- * not match; so does this, with doubling waits, until `giveUpAt`: a repeat acceptance reports nothing again.
- */
-function reportMockDelivery(deps: ReportDeps & { logger: Logger }, providerMessageId: string, giveUpAt: number, waitMs: number): void {
-  reportDelivery(deps, { providerMessageId, status: "delivered" }).then(
-    (result) => {
-      if (result.found) return;
-      if (Date.now() + waitMs > giveUpAt) {
-        deps.logger.warn({ provider_message_id: providerMessageId }, "the mock provider's delivery report names no message; dropped");
-        return;
-      }
-      const next = Math.min(waitMs * 2, REPORT_RETRY_MAX_MS);
-      setTimeout(() => reportMockDelivery(deps, providerMessageId, giveUpAt, next), waitMs).unref();
-    },
-    (err: unknown) => deps.logger.warn({ err }, "the mock provider's delivery report could not be recorded"),
-  );
-}

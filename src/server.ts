@@ -7,9 +7,11 @@ import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/mi
 import { createDelivery } from "./delivery-wiring.ts";
 import { createFirstApiKey } from "./security/api-keys.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
+import { scheduleProviderEventPurge } from "./modules/provider-webhooks/service.ts";
 import { retentionReporter, scheduleRetention } from "./modules/retention/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createMetrics } from "./observability/metrics.ts";
+import type { CredentialLookup } from "./security/credential-lookup.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -77,6 +79,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const stopReceiptPurge = scheduleReceiptPurge(database.sql, (result) => {
     if ("error" in result) logger.warn({ err: result.error }, "write receipt purge failed");
   });
+  const stopEventPurge = scheduleProviderEventPurge(database.sql, (result) => {
+    if ("error" in result) logger.warn({ err: result.error }, "provider event id purge failed");
+    else metrics.providerEventsPurged.inc(result.deleted);
+  });
   const stopRetention =
     config.retentionDays === 0
       ? () => {}
@@ -90,6 +96,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     logger,
     metrics,
     version: VERSION,
+    credentials: interimCredentials(config),
     onOutboundCommitted: () => delivery.wake.committed(),
     shutdown: { draining: draining.signal, closing: closing.signal },
   });
@@ -136,6 +143,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await deliveryStopped;
       stopPurge();
       stopReceiptPurge();
+      stopEventPurge();
       stopRetention();
       await afterResponseHooks();
       if (!(await settlesWithin(database.close().then(() => true), DATABASE_CLOSE_BOUND_MS))) {
@@ -146,6 +154,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const stopBoundMs = config.shutdownTimeoutMs + ANSWER_GRACE_MS + 500 + DATABASE_CLOSE_BOUND_MS;
 
   return { url, port: server.port!, database, stop, stopBoundMs };
+}
+
+/**
+ * Provider secrets from the interim source (config/providers.ts: the environment) until the credential store
+ * lands: one value per secret, so nothing is in a rotation overlap.
+ */
+function interimCredentials(config: Config): CredentialLookup {
+  return {
+    current: (provider, name) => config.providerSecrets(provider, name),
+    verifying: (provider, name) => {
+      const value = config.providerSecrets(provider, name);
+      return value === undefined ? [] : [value];
+    },
+  };
 }
 
 /**

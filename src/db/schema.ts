@@ -223,3 +223,18 @@ export const optOuts = pgTable(
     index("opt_outs_recent_idx").on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
   ],
 );
+
+/**
+ * Event ids a provider sent us (SendGrid's `sg_event_id`), so a batch delivered twice is applied once. Rows are
+ * deleted after a few days (modules/provider-webhooks): longer than a signed batch stays acceptable, so a replay
+ * that still verifies is still recognised.
+ */
+export const providerEvents = pgTable(
+  "provider_events",
+  {
+    provider: text("provider").notNull(),
+    eventId: text("event_id").notNull(),
+    receivedAt: timestamp("received_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ name: "provider_events_pk", columns: [t.provider, t.eventId] }), index("provider_events_received_idx").on(t.receivedAt)],
+);

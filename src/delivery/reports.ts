@@ -6,6 +6,7 @@
  */
 import type { SqlRunner } from "../db/runner.ts";
 import { isTerminalStatus, type MessageStatus } from "../domain/message-status.ts";
+import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { advanceStatuses } from "./status.ts";
 
@@ -75,4 +76,38 @@ export async function reportDelivery(deps: ReportDeps, report: DeliveryReport): 
   });
   if (result.found && result.changed) deps.metrics?.messagesStatus.inc({ status: result.status });
   return result;
+}
+
+export interface ReportRetry {
+  /** Wall-clock ms after which a report still naming no message is dropped (and logged). */
+  giveUpAt: number;
+  /** The first wait; each later one doubles, up to 10 s. */
+  firstWaitMs: number;
+  /** Who reported, for the log lines: "the mock provider", "twilio-main". */
+  source: string;
+}
+
+const REPORT_RETRY_MAX_MS = 10_000;
+
+/**
+ * Applies a report that may arrive before the provider id it names is stored. The dispatcher writes a batch's
+ * acceptances once the batch's slowest call has answered (up to the provider timeout), and a provider may report
+ * within that window (the mock 200 ms after accepting; a carrier's receipt can be as quick). A report naming no
+ * message is therefore tried again with doubling waits until `giveUpAt`, in this process: a provider that was
+ * already answered will not send it again. Settles nothing the caller waits for; failures are logged.
+ */
+export function reportWhenStored(deps: ReportDeps & { logger: Logger }, report: DeliveryReport, retry: ReportRetry): void {
+  reportDelivery(deps, report).then(
+    (result) => {
+      if (result.found) return;
+      if (Date.now() + retry.firstWaitMs > retry.giveUpAt) {
+        const target = report.messageId !== undefined ? { message_id: report.messageId } : { provider_message_id: report.providerMessageId };
+        deps.logger.warn({ ...target, status: report.status }, `a delivery report of ${retry.source} names no message; dropped`);
+        return;
+      }
+      const next = { ...retry, firstWaitMs: Math.min(retry.firstWaitMs * 2, REPORT_RETRY_MAX_MS) };
+      setTimeout(() => reportWhenStored(deps, report, next), retry.firstWaitMs).unref();
+    },
+    (err: unknown) => deps.logger.warn({ err }, `a delivery report of ${retry.source} could not be recorded`),
+  );
 }

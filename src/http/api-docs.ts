@@ -39,6 +39,7 @@ export function apiDocs(info: { version: string }) {
             { name: "Webhooks", description: "Inbound messages delivered by providers" },
             { name: "Conversations", description: "Threads between two addresses" },
             { name: "Provider mock", description: "The built-in mock provider" },
+            { name: "Provider webhooks", description: "Twilio's and SendGrid's own webhooks, verified by each provider's proof" },
             { name: "Operations", description: "Health, readiness and metrics" },
           ],
         },

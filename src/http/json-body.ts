@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import { readWithinDeadline } from "./body-deadline.ts";
 import { assertAcceptsJson, assertDeclaredLength, readJsonBody } from "./negotiation.ts";
 import { requestState } from "./request-state.ts";
+import { requestPath } from "./request-target.ts";
 
 export interface JsonBodyOptions {
   maxBodyBytes: number;
@@ -11,6 +12,11 @@ export interface JsonBodyOptions {
   closing?: AbortSignal;
   /** Paths that negotiate their own representation (metrics, the docs page). */
   skipAccept: (path: string) => boolean;
+  /**
+   * Paths whose routes read and decode their body themselves (the providers' webhooks, see http/raw-body.ts):
+   * this parser leaves them alone, and every other route keeps refusing what is not JSON.
+   */
+  ownBody?: (path: string) => boolean;
 }
 
 /**
@@ -28,6 +34,7 @@ export function jsonBody(options: JsonBodyOptions) {
     .onParse({ as: "global" }, async function parseJson({ request, server }) {
       // DELETE takes no body (the API's one DELETE names its target in the path), so none is required of it.
       if (request.method === "DELETE" && !hasBody(request)) return;
+      if (options.ownBody?.(requestPath(request.url) ?? "")) return;
       const state = requestState(request);
       const { value, raw } = await readWithinDeadline(readJsonBody(request, options.maxBodyBytes, state.rawBodyCheck), {
         timeoutMs: options.bodyTimeoutMs,

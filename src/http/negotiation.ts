@@ -59,7 +59,7 @@ export async function readJsonBody(
 ): Promise<{ value: unknown; raw: Uint8Array }> {
   const isJson = isJsonContentType(request.headers.get("content-type"));
   if (!isJson && !checkRaw) throw unsupportedMediaType();
-  const bytes = await readLimited(request, maxBytes);
+  const bytes = await readBodyBytes(request, maxBytes);
   checkRaw?.(bytes);
   if (!isJson) throw unsupportedMediaType();
   let text: string;
@@ -80,7 +80,8 @@ export async function readJsonBody(
 
 const unsupportedMediaType = () => new AppError("unsupported_media_type", "request body must be application/json");
 
-async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array> {
+/** The body's bytes, refused with 413 once more than `maxBytes` arrive (a declared length was checked on arrival). */
+export async function readBodyBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
   if (!request.body) return new Uint8Array();
   // A declared length was already checked; a chunked body is counted as it arrives.
   if (request.headers.get("content-length") !== null) return new Uint8Array(await request.arrayBuffer());

@@ -265,6 +265,17 @@ export function createMetrics(info: { version: string }) {
       labelNames: ["reason"],
       registers: [registry],
     }),
+    providerWebhooks: new Counter({
+      name: "messaging_provider_webhooks_total",
+      help: "Requests to the Twilio and SendGrid webhook routes, by configured provider, kind and outcome (accepted, duplicate, unmatched, unauthorized, invalid)",
+      labelNames: ["provider", "kind", "outcome"],
+      registers: [registry],
+    }),
+    providerEventsPurged: new Counter({
+      name: "messaging_provider_events_purged_total",
+      help: "Remembered SendGrid event ids deleted once older than their deduplication window",
+      registers: [registry],
+    }),
     smsSegments: new Counter({
       name: "messaging_sms_segments_total",
       help: "Segments of accepted outbound SMS/MMS bodies (what a carrier bills), by encoding (GSM-7 or UCS-2)",

@@ -13,6 +13,7 @@ import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
 import { migrateUp } from "../../src/db/migrate.ts";
 import { createLogger, type Logger } from "../../src/observability/logger.ts";
 import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
+import { type CredentialLookup, fixedCredentials } from "../../src/security/credential-lookup.ts";
 import { VERSION } from "../../src/version.ts";
 import { createEmbeddedTestDatabase, createTestDatabase } from "./database.ts";
 
@@ -22,7 +23,10 @@ import { createEmbeddedTestDatabase, createTestDatabase } from "./database.ts";
  * (`{ maxBodyBytes: 2048 }`) and go through the same schema as flags do.
  */
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  return loadConfig({ env: { LOG_LEVEL: "silent", MESSAGING_AUTH: "off" }, flags: overrides as Record<string, unknown> });
+  // `providers` is no flat setting (it comes from the config file), so it is laid over the loaded config as given.
+  const { providers, ...flags } = overrides;
+  const config = loadConfig({ env: { LOG_LEVEL: "silent", MESSAGING_AUTH: "off" }, flags: flags as Record<string, unknown> });
+  return providers === undefined ? config : { ...config, providers };
 }
 
 /** A logger whose JSON lines are kept in memory; `lines()` parses them. */
@@ -55,6 +59,8 @@ export interface TestAppOptions {
   config?: Partial<Config>;
   /** Default: a silent logger. Pass `captureLogger().logger` to read the lines. */
   logger?: Logger;
+  /** Provider secrets the webhooks verify with; default none (`fixedCredentials({ "twilio-main/auth_token": "…" })`). */
+  credentials?: CredentialLookup;
 }
 
 export interface TestApp {
@@ -78,7 +84,8 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   }
   const logger = options.logger ?? createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
   const metrics = createMetrics({ version: VERSION });
-  const app = createApp({ config, database, logger, metrics, version: VERSION });
+  const credentials = options.credentials ?? fixedCredentials({});
+  const app = createApp({ config, database, logger, metrics, version: VERSION, credentials });
   let closed: Promise<void> | undefined;
   return { app, database, metrics, config, close: () => (closed ??= dispose()) };
 }

@@ -1,0 +1,105 @@
+/**
+ * End to end through the compiled binary: an SMS sent through the API reaches the fake Twilio with a StatusCallback
+ * URL under MESSAGING_PUBLIC_URL; a status callback signed as Twilio signs it (computed here, with the auth token
+ * the fake accepts) POSTed to that URL ends the message `delivered`, and one signed with another token is refused.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, sendSms, waitUntil } from "../delivery/binary-fixture.ts";
+import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
+import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "msg-test-provider-webhooks-binary-"));
+let db: DeliveryDatabase;
+let fake: FakeTwilio;
+let serve: ServeProcess | undefined;
+
+/** A port nothing listens on right now: the public URL has to name the binary's port before it starts. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Twilio's recipe, written here independently of the service: base64 HMAC-SHA1 of URL + sorted name/value pairs. */
+function twilioSign(token: string, url: string, params: Record<string, string>): string {
+  const data = url + Object.keys(params).sort().map((name) => name + params[name]).join("");
+  return createHmac("sha1", token).update(data, "utf8").digest("base64");
+}
+
+beforeAll(async () => {
+  [db, fake] = await Promise.all([deliveryDatabase(), startFakeTwilio(), ensureBinary()]).then(([d, f]) => [d, f] as const);
+  const configFile = join(dir, "messaging.toml");
+  writeFileSync(
+    configFile,
+    [
+      `ssrf_allowlist = ["127.0.0.1"]`,
+      `egress_allow_http = true`,
+      `[[providers]]`,
+      `name = "twilio-test"`,
+      `kind = "twilio"`,
+      `account_sid = "${FAKE_ACCOUNT_SID}"`,
+      `from = "+15005550006"`,
+      `base_url = "${fake.baseUrl}"`,
+      `[[providers]]`,
+      `name = "outbox"`,
+      `kind = "mock"`,
+      `[routes]`,
+      `sms = ["twilio-test"]`,
+      `mms = ["twilio-test"]`,
+      `email = ["outbox"]`,
+    ].join("\n"),
+  );
+  const port = await freePort();
+  serve = await startServe({
+    args: ["--migrate", "--config", configFile],
+    env: deliveryEnv(db.url, {
+      PORT: String(port),
+      MESSAGING_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      MESSAGING_PROVIDER_TWILIO_TEST_AUTH_TOKEN: FAKE_AUTH_TOKEN,
+    }),
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await serve?.stop();
+  await Promise.all([db?.close(), fake?.close()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("a sent SMS ends delivered once its signed status callback reaches the StatusCallback URL", async () => {
+  const id = await sendSms(serve!.url);
+  expect(id).toBeDefined();
+  await waitUntil("the fake Twilio created the message", async () => fake.sids.length === 1, 15_000);
+  const created = fake.requests.find((r) => r.path.endsWith("/Messages.json"))!;
+  const callbackUrl = created.form.find(([name]) => name === "StatusCallback")?.[1];
+  expect(callbackUrl).toBe(`${serve!.url}/api/webhooks/twilio/twilio-test/status`);
+  await waitUntil("the message is sent", async () => (await db.count(`messages WHERE id = ${id} AND status = 'sent'`)) === 1, 15_000);
+
+  const params = { MessageSid: fake.sids[0]!, MessageStatus: "delivered", AccountSid: FAKE_ACCOUNT_SID, From: "+15005550006", To: "+13030000012", ErrorCode: "" };
+  const post = (token: string) =>
+    fetch(callbackUrl!, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilioSign(token, callbackUrl!, params) },
+      body: new URLSearchParams(params).toString(),
+    });
+
+  const forged = await post("someone-elses-token");
+  expect(forged.status).toBe(401);
+  expect(((await forged.json()) as { code: string }).code).toBe("unauthorized");
+  expect(((await (await fetch(`${serve!.url}/api/messages/${id}`)).json()) as { status: string }).status).toBe("sent");
+
+  const genuine = await post(FAKE_AUTH_TOKEN);
+  expect(genuine.status).toBe(204);
+  const message = (await (await fetch(`${serve!.url}/api/messages/${id}`)).json()) as { status: string };
+  expect(message.status).toBe("delivered");
+}, 60_000);
