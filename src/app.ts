@@ -78,7 +78,7 @@ export function createApp(deps: AppDeps) {
     )
     .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
     .use(jsonBody({ maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing, skipAccept }))
-    .use(apiDocs({ version: deps.version }))
+    .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))
