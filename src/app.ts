@@ -93,7 +93,7 @@ export function createApp(deps: AppDeps) {
     )
     .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
     .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook }))
-    .use(apiDocs({ version: deps.version }))
+    .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))

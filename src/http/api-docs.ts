@@ -1,4 +1,5 @@
 import { openapi } from "@elysiajs/openapi";
+import { ScalarRender } from "@elysiajs/openapi/scalar";
 // The package's exports map hides its browser bundle, so it is reached by path (it is a dependency, always installed).
 // @ts-expect-error a `type: "file"` import is a path string; the bundle ships no declaration for it.
 import scalarBundle from "../../node_modules/@scalar/api-reference/dist/browser/standalone.js" with { type: "file" };
@@ -6,34 +7,74 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 
 export const DOCS_PATH = "/docs";
+const SPEC_PATH = "/openapi.json";
 const SCALAR_PATH = `${DOCS_PATH}/assets/scalar.js`;
+
+/**
+ * Run before the bundle: the zod inside it probes whether it may compile validators with `Function("")`, which
+ * the page's CSP (no 'unsafe-eval') refuses and reports as a violation. zod's `jitless` setting (its advice for
+ * CSP-restricted pages) skips the probe; the bundled copy reads its settings from this global.
+ */
+const ZOD_JITLESS = "globalThis.__zod_globalConfig = Object.assign(globalThis.__zod_globalConfig || {}, { jitless: true });\n";
+
+export interface ApiDocsOptions {
+  version: string;
+  /** MESSAGING_PUBLIC_URL: the server the document names; without it, each request's own origin. */
+  publicUrl?: string | undefined;
+}
 
 /**
  * `GET /docs` (interactive reference) and `GET /openapi.json`, generated from the route schemas.
  * The reference page's script is embedded in the binary and served from here, never from a CDN.
  */
-export function apiDocs(info: { version: string }) {
-  const script = Bun.file(scalarBundle);
+export function apiDocs(options: ApiDocsOptions) {
+  // Read on the first visit to the page, not at start-up; kept for the next ones.
+  let script: Promise<Blob> | undefined;
+  const scriptBody = () => (script ??= Bun.file(scalarBundle).bytes().then((bundle) => new Blob([ZOD_JITLESS, bundle])));
+  const publicUrl = options.publicUrl?.replace(/\/+$/, "");
+  const info = {
+    title: "messaging",
+    version: options.version,
+    description: "Unified SMS/MMS/email messaging API. Errors always have the body `{code, message, request_id, details?}`.",
+  };
+  const page = ScalarRender(info, {
+    url: SPEC_PATH,
+    cdn: SCALAR_PATH,
+    // Offline and self-hosted: no web fonts (the default loads them from Scalar's servers), no telemetry, and
+    // none of the buttons that only work with Scalar's cloud (Ask AI, Generate MCP, the developer toolbar's
+    // Configure / Share / Deploy, the hosted API client).
+    hideClientButton: true,
+    telemetry: false,
+    withDefaultFonts: false,
+    agent: { disabled: true },
+    mcp: { disabled: true },
+    showDeveloperTools: "never",
+    // A small API: every operation on one page, no tag left collapsed.
+    defaultOpenAllTags: true,
+    _integration: "elysiajs",
+  } as never);
   return new Elysia({ name: "api-docs" })
-    .get(SCALAR_PATH, () => new Response(script, { headers: { "content-type": "text/javascript; charset=utf-8" } }), {
+    .onAfterHandle(({ request, route, response }) => {
+      if (route !== SPEC_PATH || publicUrl !== undefined) return;
+      return withServer(response as OpenApiDocument, requestOrigin(request));
+    })
+    // A handler, not the plugin's prebuilt Response: Elysia hands a prebuilt Response to Bun as a native static
+    // route when the route has no hooks where it is registered, and Bun then answers it without any request hook
+    // (no security headers, no API-key check). The hook above was enough to make that happen.
+    .get(DOCS_PATH, () => new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } }), { detail: { hide: true } })
+    .get(SCALAR_PATH, async () => new Response(await scriptBody(), { headers: { "content-type": "text/javascript; charset=utf-8" } }), {
       detail: { hide: true },
     })
     .use(
       openapi({
-        path: DOCS_PATH,
-        specPath: "/openapi.json",
-        provider: "scalar",
-        // No web fonts (the default loads them from Scalar's servers), no telemetry: the page works offline.
-        scalar: { cdn: SCALAR_PATH, hideClientButton: true, telemetry: false, withDefaultFonts: false } as never,
+        // The page is served above; the plugin only generates the document.
+        provider: null,
+        specPath: SPEC_PATH,
         mapJsonSchema: { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { unrepresentable: "any", io: "input" }) },
-        exclude: { paths: [SCALAR_PATH] },
+        exclude: { paths: [DOCS_PATH, SCALAR_PATH] },
         documentation: {
-          info: {
-            title: "messaging",
-            version: info.version,
-            description:
-              "Unified SMS/MMS/email messaging API. Errors always have the body `{code, message, request_id, details?}`.",
-          },
+          info,
+          ...(publicUrl === undefined ? {} : { servers: [{ url: publicUrl }] }),
           tags: [
             { name: "Messages", description: "Send outbound messages and read one message" },
             { name: "Webhooks", description: "Inbound messages delivered by providers" },
@@ -45,4 +86,26 @@ export function apiDocs(info: { version: string }) {
         },
       }),
     );
+}
+
+type OpenApiDocument = { openapi: string; info: unknown } & Record<string, unknown>;
+
+/**
+ * The document the plugin generated (and caches) with a `servers` entry, so the reference's examples name the
+ * server (`curl http://host:port/api/...`) instead of a bare path. A shallow copy: the cached document is shared.
+ */
+function withServer(document: OpenApiDocument, origin: string | undefined): OpenApiDocument {
+  if (origin === undefined) return document;
+  const { openapi: version, info, ...rest } = document;
+  return { openapi: version, info, servers: [{ url: origin }], ...rest };
+}
+
+/**
+ * The origin the client reached us at (scheme, Host header, port). Forwarded headers are not read: behind a
+ * proxy the operator names the public address with MESSAGING_PUBLIC_URL. A client that sends a made-up Host
+ * only changes the document it is answered (never cached: `cache-control: no-store`).
+ */
+function requestOrigin(request: Request): string | undefined {
+  const origin = URL.parse(request.url)?.origin;
+  return origin === undefined || origin === "null" ? undefined : origin;
 }

@@ -173,6 +173,38 @@ describe("GET /openapi.json", () => {
   });
 });
 
+describe("the document's servers entry (the reference's examples name the server)", () => {
+  const servers = async (app: TestApp["app"], url: string, headers: Record<string, string> = {}) =>
+    ((await (await app.handle(new Request(url, { headers }))).json()) as { servers?: unknown }).servers;
+
+  test("without MESSAGING_PUBLIC_URL it is the origin each request reached, host and port", async () => {
+    expect(await servers(t.app, "http://docs.example.test:8080/openapi.json")).toEqual([{ url: "http://docs.example.test:8080" }]);
+    expect(await servers(t.app, "https://other.example.test/openapi.json")).toEqual([{ url: "https://other.example.test" }]);
+  });
+
+  test("a forwarded host is not believed", async () => {
+    const forwarded = { "x-forwarded-host": "evil.example.test", "x-forwarded-proto": "https", forwarded: "host=evil.example.test" };
+    expect(await servers(t.app, "http://docs.example.test/openapi.json", forwarded)).toEqual([{ url: "http://docs.example.test" }]);
+  });
+
+  test("the generated document itself is left as it was: other requests and other fields are unchanged", async () => {
+    await servers(t.app, "http://first.example.test/openapi.json");
+    const second = (await (await t.app.handle(new Request("http://second.example.test/openapi.json"))).json()) as any;
+    expect(second.servers).toEqual([{ url: "http://second.example.test" }]);
+    expect(second.paths).toEqual(doc.paths);
+    expect(second.info).toEqual(doc.info);
+  });
+
+  test("with MESSAGING_PUBLIC_URL it is that URL (without a trailing slash), whatever the request's host", async () => {
+    const withUrl = await buildTestApp({ config: { publicUrl: "https://messaging.example.test/base/" } });
+    try {
+      expect(await servers(withUrl.app, "http://127.0.0.1:3000/openapi.json")).toEqual([{ url: "https://messaging.example.test/base" }]);
+    } finally {
+      await withUrl.close();
+    }
+  });
+});
+
 describe("GET /docs", () => {
   test("answers an HTML page whose script is served from this origin, with no http(s) URL to a CDN", async () => {
     const res = await get(t.app, "/docs");
@@ -189,6 +221,26 @@ describe("GET /docs", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^(text|application)\/javascript/);
     expect(res.text.length).toBeGreaterThan(100_000);
+  });
+
+  test("the script sets zod's jitless option before the bundle runs, so the page never tries eval (its CSP refuses it)", async () => {
+    const res = await get(t.app, "/docs/assets/scalar.js");
+    const [first] = res.text.split("\n", 1);
+    expect(first).toContain("__zod_globalConfig");
+    expect(first).toContain("jitless: true");
+  });
+
+  test("the page turns off Scalar's cloud-only features and reads the document from /openapi.json", async () => {
+    const res = await get(t.app, "/docs");
+    const config = JSON.parse(res.text.match(/data-configuration='([^']*)'/)![1]!);
+    expect(config).toMatchObject({
+      url: "/openapi.json",
+      hideClientButton: true,
+      telemetry: false,
+      agent: { disabled: true },
+      mcp: { disabled: true },
+      showDeveloperTools: "never",
+    });
   });
 
   test("the docs page has a Content-Security-Policy allowing scripts from 'self' only", async () => {
