@@ -117,7 +117,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     logger.warn("no providers are configured: every channel uses the built-in mock and nothing leaves this machine");
   }
   if (config.webhookSecrets.length === 0) {
-    logger.warn("MESSAGING_WEBHOOK_SECRETS is not set: /api/webhooks/* and /api/provider/mock/inbound accept unsigned requests");
+    logger.warn("MESSAGING_WEBHOOK_SECRETS is not set: /api/webhooks/sms, /api/webhooks/email and /api/provider/mock/inbound accept unsigned requests");
   }
 
   let stopping: Promise<void> | undefined;
