@@ -2,6 +2,7 @@ import { ConfigError } from "../src/config/index.ts";
 import { isDatabaseUnavailable, rootCauseMessage } from "../src/db/availability.ts";
 import { DataDirInUseError } from "../src/db/data-dir-lock.ts";
 import { MigrationError } from "../src/db/migrate.ts";
+import { MasterKeyError } from "../src/security/master-key-source.ts";
 import { StartupError } from "../src/server.ts";
 
 /** Exit codes of every command: 0 ok, 1 a check or operation failed, 2 bad usage or configuration. */
@@ -9,7 +10,13 @@ export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 /** Prints an operator-facing failure as one line on stderr and exits; unexpected errors keep their stack. */
 export function fail(err: unknown): never {
-  if (err instanceof ConfigError || err instanceof StartupError || err instanceof MigrationError || err instanceof DataDirInUseError) {
+  if (
+    err instanceof ConfigError ||
+    err instanceof StartupError ||
+    err instanceof MigrationError ||
+    err instanceof DataDirInUseError ||
+    err instanceof MasterKeyError
+  ) {
     process.stderr.write(`messaging: ${err.message}\n`);
     process.exit(EXIT.usage);
   }

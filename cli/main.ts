@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { VERSION } from "../src/version.ts";
 import { checkCommand } from "./commands/check.ts";
+import { credsCommand } from "./commands/creds.ts";
 import { keysCommand } from "./commands/keys.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { notBuiltCommands } from "./commands/not-built.ts";
@@ -21,6 +22,7 @@ serveCommand(program);
 migrateCommand(program);
 checkCommand(program);
 keysCommand(program);
+credsCommand(program);
 webhooksCommand(program);
 notBuiltCommands(program);
 

@@ -24,6 +24,7 @@ import type { Metrics } from "./observability/metrics.ts";
 import { ApiKeyVerifier } from "./security/api-keys.ts";
 import { AuthFailures } from "./security/auth-failures.ts";
 import { clientAddress, TrustedProxies } from "./security/client-address.ts";
+import type { CredentialLookup } from "./security/credential-lookup.ts";
 
 export interface AppDeps {
   config: Config;
@@ -31,6 +32,8 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   version: string;
+  /** Provider credentials (the encrypted store under `serve`): what webhook routes verify signatures with. */
+  credentials: CredentialLookup;
   /** Told when outbound messages commit (wakes the delivery workers, here and in other instances). */
   onOutboundCommitted?: () => void;
   /** Set by `startServer`: `draining` when shutdown begins, `closing` when its timeout has run out. */

@@ -4,8 +4,10 @@ import { isDatabaseUnavailable, rootCauseMessage } from "./db/availability.ts";
 import { configuredTimeouts, type DatabaseHandle, openDatabase } from "./db/client.ts";
 import { scheduleReceiptPurge } from "./db/write-fence.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
+import { type RunningCredentials, startCredentials } from "./credentials-wiring.ts";
 import { createDelivery } from "./delivery-wiring.ts";
 import { createFirstApiKey } from "./security/api-keys.ts";
+import { credentialsProblem } from "./security/credential-readiness.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import { retentionReporter, scheduleRetention } from "./modules/retention/service.ts";
 import type { Logger } from "./observability/logger.ts";
@@ -47,7 +49,7 @@ const DATABASE_CLOSE_BOUND_MS = 8000;
  * unless `autoMigrate`), the HTTP API and the delivery workers.
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  // Before the database: a provider that cannot send is the operator's to fix, and says so in one line.
+  // Before the database: a provider whose API the egress guard refuses is the operator's to fix, in one line.
   assertProvidersReady(config);
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
@@ -55,8 +57,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     poolSize: config.databasePoolSize,
     timeouts: configuredTimeouts(config),
   });
+  const metrics = createMetrics({ version: VERSION });
+  let credentials: RunningCredentials;
   try {
     await prepareSchema(database, config.autoMigrate, logger);
+    credentials = await startCredentials(config, database, metrics, logger);
+    // A provider without its credential is refused here, once the store is read, naming the `creds set` to run.
+    const missing = credentialsProblem(config.providers, credentials.store, credentials.hasMasterKey);
+    if (missing !== undefined) {
+      await credentials.stop();
+      throw new StartupError(missing);
+    }
   } catch (err) {
     await database.close().catch(() => {});
     if (isDatabaseUnavailable(err)) {
@@ -66,7 +77,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
 
   await announceAuth(config, database, logger);
-  const metrics = createMetrics({ version: VERSION });
   const stopPurge = scheduleIdempotencyPurge(database.sql, (result) => {
     if ("error" in result) logger.warn({ err: result.error }, "idempotency key purge failed");
     else if (result.deleted > 0) {
@@ -83,13 +93,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       : scheduleRetention(database.sql, config.retentionDays, retentionReporter(metrics, logger, config.retentionDays));
   const draining = new AbortController();
   const closing = new AbortController();
-  const delivery = createDelivery(config, database, metrics, logger);
+  const delivery = createDelivery(config, database, metrics, logger, credentials.store);
   const app = createApp({
     config,
     database,
     logger,
     metrics,
     version: VERSION,
+    credentials: credentials.store,
     onOutboundCommitted: () => delivery.wake.committed(),
     shutdown: { draining: draining.signal, closing: closing.signal },
   });
@@ -137,6 +148,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       stopPurge();
       stopReceiptPurge();
       stopRetention();
+      await credentials.stop();
       await afterResponseHooks();
       if (!(await settlesWithin(database.close().then(() => true), DATABASE_CLOSE_BOUND_MS))) {
         throw new Error(`the database did not close within ${DATABASE_CLOSE_BOUND_MS} ms`);

@@ -12,6 +12,7 @@ import { type Config, loadConfig } from "../../src/config/index.ts";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
 import { migrateUp } from "../../src/db/migrate.ts";
 import { createLogger, type Logger } from "../../src/observability/logger.ts";
+import { type CredentialLookup, fixedCredentials } from "../../src/security/credential-lookup.ts";
 import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
 import { VERSION } from "../../src/version.ts";
 import { createEmbeddedTestDatabase, createTestDatabase } from "./database.ts";
@@ -55,6 +56,8 @@ export interface TestAppOptions {
   config?: Partial<Config>;
   /** Default: a silent logger. Pass `captureLogger().logger` to read the lines. */
   logger?: Logger;
+  /** Provider credentials the app reads (default: none stored). */
+  credentials?: CredentialLookup;
 }
 
 export interface TestApp {
@@ -78,7 +81,8 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   }
   const logger = options.logger ?? createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
   const metrics = createMetrics({ version: VERSION });
-  const app = createApp({ config, database, logger, metrics, version: VERSION });
+  const credentials = options.credentials ?? fixedCredentials({});
+  const app = createApp({ config, database, logger, metrics, version: VERSION, credentials });
   let closed: Promise<void> | undefined;
   return { app, database, metrics, config, close: () => (closed ??= dispose()) };
 }
