@@ -34,7 +34,8 @@ export function credsCommand(program: Command): void {
           const value = await readValue(options.valueFile);
           const master = keysToEncrypt(config);
           const stored = await storeCredential(database.sql, master.keys, { provider, name, value });
-          console.log(`stored ${provider}/${name} v${stored.version} (master key ${master.keys[0]!.id}); earlier versions no longer verify`);
+          const replaced = stored.version > 1 ? "; earlier versions no longer verify" : "";
+          console.log(`stored ${provider}/${name} v${stored.version} (master key ${master.keys[0]!.id})${replaced}`);
         }),
       ),
     );

@@ -60,7 +60,8 @@ export async function storedCredentialChecks(config: Config, database: DatabaseH
   const out: CheckResult[] = [];
   const unreadable = store.unreadable();
   if (unreadable.length > 0) {
-    out.push({ name: "credentials", level: "error", message: `${unreadable.length} of ${total} stored credential version(s) do not decrypt: ${unreadable.map((e) => e.message).join("; ")}` });
+    const named = unreadable.slice(0, 3).map((e) => e.message).join("; ") + (unreadable.length > 3 ? "; …" : "");
+    out.push({ name: "credentials", level: "error", message: `${unreadable.length} of ${total} stored credential version(s) do not decrypt: ${named}` });
   } else if (total > 0 && older > 0) {
     out.push({ name: "credentials", level: "warn", message: `${total} stored credential version(s) decrypt; ${older} are under an older master key (run \`messaging creds rotate\`)` });
   } else {

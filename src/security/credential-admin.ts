@@ -95,7 +95,7 @@ export async function reencryptAll(sql: SqlRunner, keys: readonly MasterKey[]): 
     );
     let moved = 0;
     for (const row of rows) {
-      const envelope = reencrypt(keys, row, row.envelope);
+      const envelope = reencrypt(keys, { provider: row.provider, name: row.name, version: row.version }, row.envelope);
       if (envelope === row.envelope) continue;
       await tx.query(
         "UPDATE provider_credentials SET envelope = $4, key_id = $5, updated_at = now() WHERE provider = $1 AND name = $2 AND version = $3",
