@@ -1,12 +1,12 @@
 import type { Command } from "commander";
 import { readFileSync } from "node:fs";
 import type { Config } from "../../src/config/index.ts";
+import type { DatabaseHandle } from "../../src/db/client.ts";
 import { CREDENTIAL_NAMES, isProviderName } from "../../src/config/providers.ts";
 import { type CredentialListing, listCredentials, parseOverlap, reencryptAll, storeCredential } from "../../src/security/credential-admin.ts";
-import { CredentialError } from "../../src/security/keyring.ts";
 import { configuredMasterKeys, type MasterKeys, MasterKeyError, masterKeysOrGenerate } from "../../src/security/master-key-source.ts";
 import { withMigratedDatabase } from "../database.ts";
-import { EXIT } from "../exit.ts";
+import { UsageError } from "../exit.ts";
 import { withDatabaseFlags } from "../options.ts";
 
 const DEFAULT_OVERLAP = "24h";
@@ -28,16 +28,14 @@ export function credsCommand(program: Command): void {
     .argument("<name>", `the credential: ${KNOWN_NAMES.join(", ")}`)
     .requiredOption("--value-file <file>", "file holding the value (`-` reads stdin); one trailing newline is dropped")
     .action((provider: string, name: string, options: { valueFile: string }, command: Command) =>
-      withMigratedDatabase(command, async (database, config) =>
-        guarded(async () => {
-          checkTarget(config, provider, name);
-          const value = await readValue(options.valueFile);
-          const master = keysToEncrypt(config);
-          const stored = await storeCredential(database.sql, master.keys, { provider, name, value });
-          const replaced = stored.version > 1 ? "; earlier versions no longer verify" : "";
-          console.log(`stored ${provider}/${name} v${stored.version} (master key ${master.keys[0]!.id})${replaced}`);
-        }),
-      ),
+      withMigratedDatabase(command, async (database, config) => {
+        checkTarget(config, provider, name);
+        const value = await readValue(options.valueFile);
+        const master = keysToEncrypt(config);
+        const stored = await storeCredential(database.sql, master.keys, { provider, name, value });
+        const replaced = stored.version > 1 ? "; earlier versions no longer verify" : "";
+        console.log(`stored ${provider}/${name} v${stored.version} (master key ${master.keys[0]!.id})${replaced}`);
+      }),
     );
 
   withDatabaseFlags(creds.command("list").description("list stored credentials: versions, master key ids, dates (never a value)"))
@@ -63,49 +61,47 @@ export function credsCommand(program: Command): void {
     .argument("[name]", "the credential to rotate")
     .option("--value-file <file>", "file holding the new value (`-` reads stdin); one trailing newline is dropped")
     .option("--overlap <duration>", `how long the previous value still verifies, such as 24h, 30m, 90s or 0 (default ${DEFAULT_OVERLAP})`)
-    .action((provider: string | undefined, name: string | undefined, options: { valueFile?: string; overlap?: string }, command: Command) =>
-      withMigratedDatabase(command, async (database, config) =>
-        guarded(async () => {
-          if (provider === undefined) {
-            if (options.valueFile !== undefined || options.overlap !== undefined) usage("--value-file and --overlap need PROVIDER NAME");
-            const master = configuredMasterKeys(config) ?? noMasterKey();
-            const { total, moved } = await reencryptAll(database.sql, master.keys);
-            console.log(`re-encrypted ${moved} of ${total} credential version(s) under master key ${master.keys[0]!.id}`);
-            if (master.keys.length > 1) {
-              process.stderr.write(`messaging: every credential is now under ${master.keys[0]!.id}; the other keys in ${master.origin} can be removed\n`);
-            }
-            return;
-          }
-          if (name === undefined) usage("creds rotate PROVIDER needs NAME and --value-file (or no arguments, to re-encrypt under the first master key)");
-          if (options.valueFile === undefined) usage("creds rotate PROVIDER NAME needs --value-file FILE (`-` reads stdin)");
-          const overlapMs = parseOverlap(options.overlap ?? DEFAULT_OVERLAP);
-          if (overlapMs === null) usage(`--overlap takes a duration such as 24h, 30m, 90s or 0 (at most 365d); got "${options.overlap}"`);
-          checkTarget(config, provider, name);
-          const value = await readValue(options.valueFile);
-          const master = keysToEncrypt(config);
-          const stored = await storeCredential(database.sql, master.keys, { provider, name, value, overlapMs });
-          if (stored.version === 1) process.stderr.write(`messaging: ${provider}/${name} had no earlier value; stored as its first\n`);
-          const until = stored.previousVerifiesUntil ? `; v${stored.version - 1} verifies inbound signatures until ${stored.previousVerifiesUntil.toISOString()}` : "";
-          console.log(`stored ${provider}/${name} v${stored.version} (master key ${master.keys[0]!.id})${until}`);
-        }),
-      ),
+    .action((provider: string | undefined, name: string | undefined, options: RotateOptions, command: Command) =>
+      withMigratedDatabase(command, async (database, config) => {
+        if (provider === undefined) return rotateMasterKey(database, config, options);
+        if (name === undefined) usage("creds rotate PROVIDER needs NAME and --value-file (or no arguments, to re-encrypt under the first master key)");
+        return rotateValue(database, config, provider, name, options);
+      }),
     );
 }
 
-/** A credential that does not decrypt ends the command with its one line (exit 1), not a stack. */
-async function guarded(work: () => Promise<void>): Promise<void> {
-  try {
-    await work();
-  } catch (err) {
-    if (!(err instanceof CredentialError)) throw err;
-    process.stderr.write(`messaging: ${err.message}\n`);
-    process.exit(EXIT.failed);
+interface RotateOptions {
+  valueFile?: string;
+  overlap?: string;
+}
+
+/** `creds rotate`: every stored value under the first master key, so the others can be removed. */
+async function rotateMasterKey(database: DatabaseHandle, config: Config, options: RotateOptions): Promise<void> {
+  if (options.valueFile !== undefined || options.overlap !== undefined) usage("--value-file and --overlap need PROVIDER NAME");
+  const master = configuredMasterKeys(config) ?? noMasterKey();
+  const { total, moved } = await reencryptAll(database.sql, master.keys);
+  console.log(`re-encrypted ${moved} of ${total} credential version(s) under master key ${master.keys[0]!.id}`);
+  if (master.keys.length > 1) {
+    process.stderr.write(`messaging: every credential is now under ${master.keys[0]!.id}; the other keys in ${master.origin} can be removed\n`);
   }
 }
 
+/** `creds rotate PROVIDER NAME`: a new current value, the previous one verifying until the overlap ends. */
+async function rotateValue(database: DatabaseHandle, config: Config, provider: string, name: string, options: RotateOptions): Promise<void> {
+  if (options.valueFile === undefined) usage("creds rotate PROVIDER NAME needs --value-file FILE (`-` reads stdin)");
+  const overlapMs = parseOverlap(options.overlap ?? DEFAULT_OVERLAP);
+  if (overlapMs === null) usage(`--overlap takes a duration such as 24h, 30m, 90s or 0 (at most 365d); got "${options.overlap}"`);
+  checkTarget(config, provider, name);
+  const value = await readValue(options.valueFile);
+  const master = keysToEncrypt(config);
+  const stored = await storeCredential(database.sql, master.keys, { provider, name, value, overlapMs });
+  if (stored.version === 1) process.stderr.write(`messaging: ${provider}/${name} had no earlier value; stored as its first\n`);
+  const until = stored.previousVerifiesUntil ? `; v${stored.version - 1} verifies inbound signatures until ${stored.previousVerifiesUntil.toISOString()}` : "";
+  console.log(`stored ${provider}/${name} v${stored.version} (master key ${master.keys[0]!.id})${until}`);
+}
+
 function usage(message: string): never {
-  process.stderr.write(`messaging: ${message}\n`);
-  process.exit(EXIT.usage);
+  throw new UsageError(message);
 }
 
 function noMasterKey(): never {
