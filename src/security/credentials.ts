@@ -45,12 +45,15 @@ interface Row {
   version: number;
   envelope: string;
   verify_until: Date | string | null;
-  updated_at: string;
+  n: number;
+  changed: string;
 }
 
 const POLL_MS = 2000;
 const FINGERPRINT = "SELECT count(*)::int AS n, max(updated_at)::text AS changed FROM provider_credentials";
-const ROWS = "SELECT provider, name, version, envelope, verify_until, updated_at::text AS updated_at FROM provider_credentials";
+/** The rows and, from the same snapshot, the fingerprint they make (so a change made meanwhile is never missed). */
+const ROWS =
+  "SELECT provider, name, version, envelope, verify_until, count(*) OVER ()::int AS n, (max(updated_at) OVER ())::text AS changed FROM provider_credentials";
 
 const slot = (provider: string, name: string) => `${provider}\u0000${name}`;
 
@@ -111,9 +114,7 @@ export class CredentialStore implements CredentialLookup {
     const known = new Map<string, Version>();
     for (const [where, versions] of this.#byName) for (const v of versions) known.set(`${where}\u0000${v.version}\u0000${v.envelope}`, v);
     const byName = new Map<string, Version[]>();
-    let changed: string | null = null;
     for (const row of rows) {
-      if (changed === null || row.updated_at > changed) changed = row.updated_at;
       const verifyUntil = row.verify_until === null ? null : new Date(row.verify_until).getTime();
       const version = { ...this.#open(row, known.get(`${slot(row.provider, row.name)}\u0000${row.version}\u0000${row.envelope}`)), verifyUntil };
       const list = byName.get(slot(row.provider, row.name)) ?? [];
@@ -122,7 +123,7 @@ export class CredentialStore implements CredentialLookup {
     }
     for (const list of byName.values()) list.sort((a, b) => b.version - a.version);
     this.#byName = byName;
-    this.#fingerprint = fingerprint(rows.length, changed);
+    this.#fingerprint = fingerprint(rows[0]?.n ?? 0, rows[0]?.changed ?? null);
     this.options.onReload?.({ versions: rows.length, unreadable: this.unreadable() });
   }
 

@@ -68,8 +68,10 @@ describe.each(["postgres", "embedded"] as const)("credential store on %s", (kind
     const store = await storeWith(old);
     expect(store.current(p, "auth_token")).toBe("first");
     expect(store.verifying(p, "auth_token")).toEqual(["first"]);
+    expect(await store.refresh()).toBe(false); // an unchanged table is one aggregate, not a reload
     expect(await storeCredential(database.sql, old, { provider: p, name: "auth_token", value: "second" })).toEqual({ version: 2 });
-    await store.load();
+    expect(await store.refresh()).toBe(true);
+    expect(await store.refresh()).toBe(false);
     expect(store.current(p, "auth_token")).toBe("second");
     expect(store.verifying(p, "auth_token")).toEqual(["second"]);
     expect(store.current(p, "api_key_secret")).toBeUndefined();
