@@ -56,6 +56,8 @@ const ROWS =
   "SELECT provider, name, version, envelope, verify_until, count(*) OVER ()::int AS n, (max(updated_at) OVER ())::text AS changed FROM provider_credentials";
 
 const slot = (provider: string, name: string) => `${provider}\u0000${name}`;
+/** A decrypted version is reused only for the same reference and the same envelope text. */
+const decrypted = (where: string, version: number, envelope: string) => `${where}\u0000${version}\u0000${envelope}`;
 
 export class CredentialStore implements CredentialLookup {
   /** `provider\0name` → versions, highest (current) first. */
@@ -110,16 +112,15 @@ export class CredentialStore implements CredentialLookup {
   /** Reads and decrypts every row; values whose envelope did not change are kept without decrypting them again. */
   async load(): Promise<void> {
     const rows = await this.sql.query<Row>(ROWS);
-    // Keyed by the whole reference as well as the envelope: the same text in another row must not pass unchecked.
+    // The same envelope text in another row must not pass unchecked: it is decrypted (and fails) there.
     const known = new Map<string, Version>();
-    for (const [where, versions] of this.#byName) for (const v of versions) known.set(`${where}\u0000${v.version}\u0000${v.envelope}`, v);
+    for (const [where, versions] of this.#byName) for (const v of versions) known.set(decrypted(where, v.version, v.envelope), v);
     const byName = new Map<string, Version[]>();
     for (const row of rows) {
+      const where = slot(row.provider, row.name);
       const verifyUntil = row.verify_until === null ? null : new Date(row.verify_until).getTime();
-      const version = { ...this.#open(row, known.get(`${slot(row.provider, row.name)}\u0000${row.version}\u0000${row.envelope}`)), verifyUntil };
-      const list = byName.get(slot(row.provider, row.name)) ?? [];
-      list.push(version);
-      byName.set(slot(row.provider, row.name), list);
+      const version = { ...this.#open(row, known.get(decrypted(where, row.version, row.envelope))), verifyUntil };
+      byName.set(where, [...(byName.get(where) ?? []), version]);
     }
     for (const list of byName.values()) list.sort((a, b) => b.version - a.version);
     this.#byName = byName;
