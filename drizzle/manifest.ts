@@ -6,8 +6,9 @@ import m3 from "./0003_hot_updates.sql" with { type: "text" };
 import m4 from "./0004_api_keys.sql" with { type: "text" };
 import m5 from "./0005_counters.sql" with { type: "text" };
 import m6 from "./0006_message_fields.sql" with { type: "text" };
-import m7 from "./0008_provider_events.sql" with { type: "text" };
-import m8 from "./0009_opt_outs.sql" with { type: "text" };
+import m7 from "./0007_credentials.sql" with { type: "text" };
+import m8 from "./0008_provider_events.sql" with { type: "text" };
+import m9 from "./0009_opt_outs.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
@@ -18,6 +19,7 @@ export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0004_api_keys", sql: m4 },
   { tag: "0005_counters", sql: m5 },
   { tag: "0006_message_fields", sql: m6 },
-  { tag: "0008_provider_events", sql: m7 },
-  { tag: "0009_opt_outs", sql: m8 },
+  { tag: "0007_credentials", sql: m7 },
+  { tag: "0008_provider_events", sql: m8 },
+  { tag: "0009_opt_outs", sql: m9 },
 ];

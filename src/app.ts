@@ -34,7 +34,7 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   version: string;
-  /** Provider secrets as the webhooks verify them (every value still in its rotation overlap). */
+  /** Provider credentials (the encrypted store under `serve`): what webhook routes verify signatures with. */
   credentials: CredentialLookup;
   /** Told when outbound messages commit (wakes the delivery workers, here and in other instances). */
   onOutboundCommitted?: () => void;

@@ -20,6 +20,7 @@ import type { Provider } from "./providers/provider.ts";
 import { SendGridProvider } from "./providers/sendgrid.ts";
 import { SmtpProvider, smtpHostCheck } from "./providers/smtp.ts";
 import { TwilioProvider } from "./providers/twilio.ts";
+import type { CredentialLookup } from "./security/credential-lookup.ts";
 import { egressFromConfig } from "./security/egress.ts";
 
 export interface Delivery {
@@ -32,7 +33,7 @@ export interface Delivery {
   stop(timeoutMs: number, graceMs: number): Promise<void>;
 }
 
-export function createDelivery(config: Config, database: DatabaseHandle, metrics: Metrics, logger: Logger): Delivery {
+export function createDelivery(config: Config, database: DatabaseHandle, metrics: Metrics, logger: Logger, credentials: CredentialLookup): Delivery {
   const pubsub = database.pubsub;
   const wake = new DeliveryWake(pubsub ? () => pubsub.notify(DELIVERY_CHANNEL) : undefined);
   if (config.deliveryWorkers === 0) {
@@ -58,7 +59,7 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
     registryConfig({ routes: config.deliveryRoutes, timeoutMs: config.providerTimeoutMs, rates: config.providerRates, providers: config.providers }),
     (spec) => {
       const provider = configured.get(spec.name);
-      return provider === undefined || provider.kind === "mock" ? mock(spec.name) : buildProvider(config, provider, spec.timeoutMs);
+      return provider === undefined || provider.kind === "mock" ? mock(spec.name) : buildProvider(config, provider, spec.timeoutMs, credentials);
     },
   );
   // A result is written within a lease; one lost with its write is re-sent and written within the next.
@@ -111,14 +112,20 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
 }
 
 /**
- * The adapter of a configured provider. Secrets are looked up at every call (the adapters take them as
- * functions), so the credential store can rotate them under a running instance; start-up has already refused a
- * provider whose secret is missing (assertProvidersReady), so a missing one here is a secret removed since.
+ * The adapter of a configured provider. Credentials are looked up at every call (the adapters take them as
+ * functions), so a rotation reaches a running instance as soon as its store reloads; start-up has already refused
+ * a provider whose credential is missing (credentialsProblem), so a missing one here was deleted since. One that
+ * no longer decrypts throws the store's CredentialError, naming it.
  */
-export function buildProvider(config: Config, provider: Exclude<ProviderConfig, { kind: "mock" }>, timeoutMs: number): Provider {
+export function buildProvider(
+  config: Config,
+  provider: Exclude<ProviderConfig, { kind: "mock" }>,
+  timeoutMs: number,
+  credentials: CredentialLookup,
+): Provider {
   const secret = (name: string) => () => {
-    const value = config.providerSecrets(provider.name, name);
-    if (value === undefined) throw new Error(`provider ${provider.name}: secret ${name} is not set`);
+    const value = credentials.current(provider.name, name);
+    if (value === undefined) throw new Error(`provider ${provider.name}: credential ${name} is not stored`);
     return value;
   };
   // The guard's own deadline bounds a request the dispatcher's timeout abandoned (see twilio.ts on aborts).

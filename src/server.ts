@@ -4,14 +4,15 @@ import { isDatabaseUnavailable, rootCauseMessage } from "./db/availability.ts";
 import { configuredTimeouts, type DatabaseHandle, openDatabase } from "./db/client.ts";
 import { scheduleReceiptPurge } from "./db/write-fence.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
+import { type RunningCredentials, startCredentials } from "./credentials-wiring.ts";
 import { createDelivery } from "./delivery-wiring.ts";
 import { createFirstApiKey } from "./security/api-keys.ts";
+import { credentialsProblem } from "./security/credential-readiness.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import { scheduleProviderEventPurge } from "./modules/provider-webhooks/service.ts";
 import { retentionReporter, scheduleRetention } from "./modules/retention/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createMetrics } from "./observability/metrics.ts";
-import type { CredentialLookup } from "./security/credential-lookup.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -49,7 +50,7 @@ const DATABASE_CLOSE_BOUND_MS = 8000;
  * unless `autoMigrate`), the HTTP API and the delivery workers.
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  // Before the database: a provider that cannot send is the operator's to fix, and says so in one line.
+  // Before the database: a provider whose API the egress guard refuses is the operator's to fix, in one line.
   assertProvidersReady(config);
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
@@ -57,8 +58,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     poolSize: config.databasePoolSize,
     timeouts: configuredTimeouts(config),
   });
+  const metrics = createMetrics({ version: VERSION });
+  let credentials: RunningCredentials;
   try {
     await prepareSchema(database, config.autoMigrate, logger);
+    credentials = await startCredentials(config, database, metrics, logger);
+    // A provider without its credential is refused here, once the store is read, naming the `creds set` to run.
+    const missing = credentialsProblem(config.providers, credentials.store, credentials.hasMasterKey);
+    if (missing !== undefined) {
+      await credentials.stop();
+      throw new StartupError(missing);
+    }
   } catch (err) {
     await database.close().catch(() => {});
     if (isDatabaseUnavailable(err)) {
@@ -68,7 +78,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
 
   await announceAuth(config, database, logger);
-  const metrics = createMetrics({ version: VERSION });
   const stopPurge = scheduleIdempotencyPurge(database.sql, (result) => {
     if ("error" in result) logger.warn({ err: result.error }, "idempotency key purge failed");
     else if (result.deleted > 0) {
@@ -89,14 +98,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       : scheduleRetention(database.sql, config.retentionDays, retentionReporter(metrics, logger, config.retentionDays));
   const draining = new AbortController();
   const closing = new AbortController();
-  const delivery = createDelivery(config, database, metrics, logger);
+  const delivery = createDelivery(config, database, metrics, logger, credentials.store);
   const app = createApp({
     config,
     database,
     logger,
     metrics,
     version: VERSION,
-    credentials: interimCredentials(config),
+    credentials: credentials.store,
     onOutboundCommitted: () => delivery.wake.committed(),
     shutdown: { draining: draining.signal, closing: closing.signal },
   });
@@ -145,6 +154,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       stopReceiptPurge();
       stopEventPurge();
       stopRetention();
+      await credentials.stop();
       await afterResponseHooks();
       if (!(await settlesWithin(database.close().then(() => true), DATABASE_CLOSE_BOUND_MS))) {
         throw new Error(`the database did not close within ${DATABASE_CLOSE_BOUND_MS} ms`);
@@ -154,20 +164,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const stopBoundMs = config.shutdownTimeoutMs + ANSWER_GRACE_MS + 500 + DATABASE_CLOSE_BOUND_MS;
 
   return { url, port: server.port!, database, stop, stopBoundMs };
-}
-
-/**
- * Provider secrets from the interim source (config/providers.ts: the environment) until the credential store
- * lands: one value per secret, so nothing is in a rotation overlap.
- */
-function interimCredentials(config: Config): CredentialLookup {
-  return {
-    current: (provider, name) => config.providerSecrets(provider, name),
-    verifying: (provider, name) => {
-      const value = config.providerSecrets(provider, name);
-      return value === undefined ? [] : [value];
-    },
-  };
 }
 
 /**

@@ -1,9 +1,8 @@
 import type { Command } from "commander";
-import { type DatabaseHandle, openDatabase } from "../../src/db/client.ts";
-import { isCurrent, MigrationError, migrateUp, migrationStatus } from "../../src/db/migrate.ts";
 import { type ApiKeyRecord, createApiKey, listApiKeys, parseDuration, revokeApiKey, SCOPES, type Scope } from "../../src/security/api-keys.ts";
-import { EXIT, fail } from "../exit.ts";
-import { configFor, withDatabaseFlags } from "../options.ts";
+import { withMigratedDatabase } from "../database.ts";
+import { EXIT } from "../exit.ts";
+import { withDatabaseFlags } from "../options.ts";
 
 /** `messaging keys create | list | revoke`: the API keys of SPEC §8. */
 export function keysCommand(program: Command): void {
@@ -15,7 +14,7 @@ export function keysCommand(program: Command): void {
     .option("--expires <duration>", "lifetime such as 90d, 12h or 30m (default: never)")
     .option("--json", "machine-readable output")
     .action((options: { name: string; scope: string; expires?: string; json?: boolean }, command: Command) =>
-      withKeyStore(command, async (database) => {
+      withMigratedDatabase(command, async (database) => {
         const scopes = options.scope.split(",").map((s) => s.trim()).filter(Boolean);
         const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
         if (scopes.length === 0 || unknown.length > 0) usage(`--scope takes ${SCOPES.join(", ")} (comma-separated); got "${options.scope}"`);
@@ -43,7 +42,7 @@ export function keysCommand(program: Command): void {
   withDatabaseFlags(keys.command("list").description("list keys (never the keys themselves)"))
     .option("--json", "machine-readable output")
     .action((options: { json?: boolean }, command: Command) =>
-      withKeyStore(command, async (database) => {
+      withMigratedDatabase(command, async (database) => {
         const list = await listApiKeys(database.sql);
         if (options.json) console.log(JSON.stringify(list.map(listed)));
         else if (list.length === 0) console.log("no API keys");
@@ -55,7 +54,7 @@ export function keysCommand(program: Command): void {
     .argument("<id>", "the key's id or prefix")
     .option("--json", "machine-readable output")
     .action((id: string, options: { json?: boolean }, command: Command) =>
-      withKeyStore(command, async (database) => {
+      withMigratedDatabase(command, async (database) => {
         const revoked = await revokeApiKey(database.sql, id.trim());
         if (!revoked) {
           process.stderr.write(`messaging: no API key has the id or prefix "${id}"\n`);
@@ -70,26 +69,6 @@ export function keysCommand(program: Command): void {
 function usage(message: string): never {
   process.stderr.write(`messaging: ${message}\n`);
   process.exit(EXIT.usage);
-}
-
-/** Opens the database the command's flags name: the embedded one is migrated, PostgreSQL must be current. */
-async function withKeyStore(command: Command, work: (database: DatabaseHandle) => Promise<void>): Promise<void> {
-  try {
-    const config = configFor(command);
-    const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
-    try {
-      if (database.kind === "embedded") await migrateUp(database.db);
-      else if (!isCurrent(await migrationStatus(database.db))) {
-        throw new MigrationError(`${database.describe} has pending migrations; run \`messaging migrate up\` first`);
-      }
-      await work(database);
-    } finally {
-      await database.close();
-    }
-    process.exit(EXIT.ok);
-  } catch (err) {
-    fail(err);
-  }
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { envSecrets, parseProviderFile, providersProblem, routesProblem } from "./providers.ts";
+import { parseProviderFile, providersProblem, routesProblem } from "./providers.ts";
 import { type Config, type FlatConfig, SETTINGS, type SettingSpec, fileKey } from "./settings.ts";
 
 /** A setting that could not be accepted; `message` is the one line printed before exiting with code 2. */
@@ -100,13 +100,16 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const deliveryRoutes = section.routes !== undefined && origin.deliveryRoutes === undefined ? section.routes : flat.deliveryRoutes;
   const routes = routesProblem(section.providers, deliveryRoutes);
   if (routes !== undefined) throw new ConfigError(`${origin.deliveryRoutes ?? `config file ${path}`}: ${routes}`);
-  return { ...flat, deliveryRoutes, providers: section.providers, providerSecrets: envSecrets(env) };
+  if (origin.masterKeys !== undefined && origin.masterKeysFile !== undefined) {
+    throw new ConfigError(`${origin.masterKeys} and ${origin.masterKeysFile} are both set; keep one`);
+  }
+  return { ...flat, deliveryRoutes, providers: section.providers };
 }
 
 /**
- * Refuses providers that cannot work (a missing secret, an API the egress guard would refuse), with one line.
- * Kept out of loadConfig so that commands that send nothing (`migrate`, `keys`, and `creds` once it stores the
- * secrets) run while a provider is still being set up; `serve` and `check` call it.
+ * Refuses providers whose API the egress guard would refuse, with one line. Kept out of loadConfig so that
+ * commands that send nothing (`migrate`, `keys`, `creds`) run while a provider is still being set up; `serve` and
+ * `check` call it. Missing credentials are found once the database is open (security/credential-readiness.ts).
  */
 export function assertProvidersReady(config: Config): void {
   const problem = providersProblem(config);

@@ -3,9 +3,8 @@
  * non-secret settings, and which of them each channel tries in order. They are structured, unlike the flat
  * settings table, so they are read from the config file only (never from flags or the environment).
  *
- * Secrets never sit in the file. Until the credential store lands they are read from environment variables
- * `MESSAGING_PROVIDER_<NAME>_<SECRET>` (upper-cased, `-` → `_`), e.g. `MESSAGING_PROVIDER_TWILIO_MAIN_AUTH_TOKEN`;
- * everything that needs one asks a `SecretSource`, so the store replaces the environment in one place.
+ * Secrets never sit in the file: they are stored encrypted by `messaging creds` (security/credentials.ts) under
+ * the provider's name and a fixed credential name per kind (`credentialNames`), and read at every call.
  */
 import { z } from "zod";
 import { CHANNELS, type Channel } from "../domain/channel.ts";
@@ -16,9 +15,6 @@ import { egressUrlProblem } from "../security/egress.ts";
 
 export const PROVIDER_KINDS = ["mock", "twilio", "sendgrid", "smtp"] as const;
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
-
-/** Reads one secret of one provider; undefined when it is not set. */
-export type SecretSource = (provider: string, name: string) => string | undefined;
 
 interface CommonSettings {
   name: string;
@@ -42,8 +38,6 @@ export type ProviderConfig = CommonSettings &
 export type ProviderSection = {
   /** From the file's `providers`; empty: every provider a route names is the built-in mock (and nothing leaves). */
   providers: readonly ProviderConfig[];
-  /** Where each provider's secrets are read (see the top of this file). */
-  providerSecrets: SecretSource;
 };
 
 const KIND_CHANNELS: Record<ProviderKind, readonly Channel[]> = {
@@ -54,6 +48,8 @@ const KIND_CHANNELS: Record<ProviderKind, readonly Channel[]> = {
 };
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** Whether `text` can name a provider (lower-case letters, digits, - and _). */
+export const isProviderName = (text: string): boolean => NAME.test(text);
 const text = z.string().trim().min(1, "must be a non-empty string");
 const httpUrl = text.refine((s) => /^https?:\/\//.test(s) && URL.canParse(s), "must be an absolute http or https URL");
 
@@ -178,17 +174,19 @@ export function routesProblem(providers: readonly ProviderConfig[], routes: Rout
   return undefined;
 }
 
-/** The environment variable an interim secret is read from: `MESSAGING_PROVIDER_<NAME>_<SECRET>`. */
-export const secretEnvName = (provider: string, name: string): string =>
-  `MESSAGING_PROVIDER_${provider}_${name}`.toUpperCase().replace(/-/g, "_");
+/**
+ * Every credential name a provider of this kind may have stored, whether or not its settings need it: Twilio's
+ * auth token also verifies its webhooks when an API key sends, and SendGrid's Inbound Parse password protects
+ * its inbound route.
+ */
+export const CREDENTIAL_NAMES: Record<ProviderKind, readonly string[]> = {
+  mock: [],
+  twilio: ["auth_token", "api_key_secret"],
+  sendgrid: ["api_key", "parse_password"],
+  smtp: ["password"],
+};
 
-/** Secrets from the environment (the interim source until the credential store); an empty value is unset. */
-export const envSecrets =
-  (env: Record<string, string | undefined>): SecretSource =>
-  (provider, name) =>
-    env[secretEnvName(provider, name)] || undefined;
-
-/** The secrets a provider cannot send without. */
+/** The credentials a provider cannot send without (a subset of its kind's CREDENTIAL_NAMES). */
 export function requiredSecrets(provider: ProviderConfig): string[] {
   switch (provider.kind) {
     case "mock":
@@ -203,18 +201,13 @@ export function requiredSecrets(provider: ProviderConfig): string[] {
 }
 
 /**
- * Whether the configured providers can work, as one line naming the first that cannot: a missing secret, or an
- * API the egress guard would refuse to reach. The allowlist is not widened on the operator's behalf: which hosts
- * the service may call stays a decision written in SSRF_ALLOWLIST, and this says exactly what to add.
+ * Whether the configured providers can reach their APIs, as one line naming the first that cannot: one the egress
+ * guard would refuse. The allowlist is not widened on the operator's behalf: which hosts the service may call stays
+ * a decision written in SSRF_ALLOWLIST, and this says exactly what to add. (Whether their credentials are stored is
+ * known only once the database is open: security/credential-readiness.ts.)
  */
-export function providersProblem(
-  config: ProviderSection & { ssrfAllowlist: readonly string[]; egressAllowHttp: boolean },
-): string | undefined {
+export function providersProblem(config: ProviderSection & { ssrfAllowlist: readonly string[]; egressAllowHttp: boolean }): string | undefined {
   for (const provider of config.providers) {
-    const missing = requiredSecrets(provider).find((name) => config.providerSecrets(provider.name, name) === undefined);
-    if (missing !== undefined) {
-      return `provider ${provider.name} (${provider.kind}): secret ${missing} is missing (set ${secretEnvName(provider.name, missing)})`;
-    }
     const api = apiBaseUrl(provider);
     const egress = api === undefined ? undefined : egressUrlProblem({ ...providerEgress(config, provider), allowlist: config.ssrfAllowlist }, api);
     if (egress !== undefined) return `provider ${provider.name} (${provider.kind}): ${api} is refused by the egress guard (${egress})`;

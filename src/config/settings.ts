@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DEFAULT_ROUTES, parseRates, parseRoutes } from "../domain/provider-routes.ts";
 import { parseProxyRange } from "../security/client-address.ts";
+import { type MasterKey, parseMasterKeys } from "../security/keyring.ts";
 import type { ProviderSection } from "./providers.ts";
 
 /**
@@ -71,6 +72,12 @@ const parsed = <T>(parse: (text: string) => T | string) =>
     return result;
   });
 
+/** The master keys as `parseMasterKeys` reads them; a problem names the entry, never its key. */
+const masterKeysSetting = (text: string): MasterKey[] | string => {
+  const result = parseMasterKeys(text);
+  return "problem" in result ? result.problem : result.keys;
+};
+
 const path = () => z.string().trim().min(1, "must be a non-empty path");
 
 const routePath = () =>
@@ -138,6 +145,8 @@ export const SETTINGS = [
   { key: "webhookToleranceSecs", env: "MESSAGING_WEBHOOK_TOLERANCE_SECS", schema: integer(1, 86400), default: 300, description: "How far (past or future) a signed webhook's timestamp may be from the clock" },
   { key: "ssrfAllowlist", env: "SSRF_ALLOWLIST", schema: list(), default: [], description: "Hosts outbound requests may reach (comma-separated): exact names, `.suffix` for any subdomain, or IP addresses (an address listed here may be private or loopback)" },
   { key: "egressAllowHttp", env: "MESSAGING_EGRESS_ALLOW_HTTP", schema: boolean(), default: false, description: "Let outbound requests use plain http (port 80) as well as https" },
+  { key: "masterKeys", env: "MESSAGING_MASTER_KEYS", schema: parsed(masterKeysSetting).optional(), description: "Master keys of the provider credential store, `id:base64key` (32 bytes) comma-separated: the first encrypts, all decrypt (`messaging creds rotate` moves every credential to the first)", secret: true },
+  { key: "masterKeysFile", env: "MESSAGING_MASTER_KEYS_FILE", schema: path().optional(), description: "File of master keys instead of MESSAGING_MASTER_KEYS (one `id:base64key` per line, `#` comments). With neither, the embedded database uses `master.keys` in the data directory, which `serve` generates (mode 0600); PostgreSQL stores no credentials without one" },
 ] as const satisfies readonly SettingSpec[];
 
 type Entry = (typeof SETTINGS)[number];

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import {
   bigint,
   bigserial,
+  check,
   index,
   integer,
   jsonb,
@@ -162,6 +163,28 @@ export const apiKeys = pgTable("api_keys", {
   expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }),
   revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
 });
+
+/**
+ * Provider secrets (issue 9), encrypted under a master key (security/keyring.ts): one row per version of each
+ * `provider/name`. The highest version is the one sent with; an earlier one with `verify_until` in the future still
+ * verifies inbound signatures (a rotation's overlap). `envelope` names its key id, and `key_id` repeats it so
+ * `creds list` and `check` can say which master key a value needs without decrypting it. `updated_at` moves with
+ * every write, so running instances notice a change by polling `count(*)` and `max(updated_at)`.
+ */
+export const providerCredentials = pgTable(
+  "provider_credentials",
+  {
+    provider: text("provider").notNull(),
+    name: text("name").notNull(),
+    version: integer("version").notNull(),
+    keyId: text("key_id").notNull(),
+    envelope: text("envelope").notNull(),
+    createdAt: createdAt(),
+    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    verifyUntil: timestamp("verify_until", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [primaryKey({ columns: [t.provider, t.name, t.version] }), check("provider_credentials_version_positive", sql`${t.version} >= 1`)],
+);
 
 /** Stored responses of requests that carried an Idempotency-Key, per (API key, route) scope. */
 export const idempotencyKeys = pgTable(

@@ -7,6 +7,7 @@ import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { migrationStatus } from "../db/migrate.ts";
 import type { SqlRunner } from "../db/runner.ts";
 import { type CounterDrift, counterDrift, isExact, repairCounters } from "./counters.ts";
+import { masterKeyCheck, storedCredentialChecks } from "./credentials.ts";
 
 export type CheckLevel = "ok" | "warn" | "error";
 
@@ -35,6 +36,7 @@ export interface CheckOptions {
 export async function runChecks(config: Config, options: CheckOptions = {}): Promise<CheckReport> {
   const checks: CheckResult[] = [{ name: "config", level: "ok", message: "configuration is valid" }];
   checks.push(providersCheck(config));
+  checks.push(masterKeyCheck(config));
   checks.push(...insecureSettings(config));
   checks.push(...(await databaseChecks(config, options)));
   return { ok: checks.every((c) => c.level !== "error"), checks, config: describeConfig(config) };
@@ -42,8 +44,8 @@ export async function runChecks(config: Config, options: CheckOptions = {}): Pro
 
 /**
  * The providers: none is legal (every channel goes to the built-in mock) but worth a warning, since nothing a
- * caller sends leaves the machine; one that cannot send (a missing secret, an API the egress guard refuses) is the
- * error `serve` would refuse to start with.
+ * caller sends leaves the machine; one whose API the egress guard refuses is the error `serve` would refuse to
+ * start with. (Their credentials are checked with the database: diagnostics/credentials.ts.)
  */
 function providersCheck(config: Config): CheckResult {
   if (config.providers.length === 0) {
@@ -109,6 +111,7 @@ async function databaseChecks(config: Config, options: CheckOptions): Promise<Ch
     } else {
       out.push({ name: "migrations", level: "ok", message: `all ${status.length} migration(s) applied` });
       out.push(await countersCheck(database.sql, options.repairCounters ?? false));
+      out.push(...(await storedCredentialChecks(config, database)));
     }
     return out;
   } catch (err) {

@@ -276,6 +276,22 @@ export function createMetrics(info: { version: string }) {
       help: "Remembered SendGrid event ids deleted once older than their deduplication window",
       registers: [registry],
     }),
+    credentialsLoaded: new Gauge({
+      name: "messaging_credentials_loaded",
+      help: "Stored provider credential versions this process holds, by state: readable, or unreadable (a missing or wrong master key; `messaging check` names them)",
+      labelNames: ["state"],
+      registers: [registry],
+    }),
+    credentialReloads: new Counter({
+      name: "messaging_credential_reloads_total",
+      help: "Loads of the provider credentials (at start, and each time `messaging creds` changed them)",
+      registers: [registry],
+    }),
+    credentialReloadFailures: new Counter({
+      name: "messaging_credential_reload_failures_total",
+      help: "Polls of the provider credentials that failed (the values loaded before stay in use)",
+      registers: [registry],
+    }),
     smsSegments: new Counter({
       name: "messaging_sms_segments_total",
       help: "Segments of accepted outbound SMS/MMS bodies (what a carrier bills), by encoding (GSM-7 or UCS-2)",

@@ -10,7 +10,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, sendSms, waitUntil } from "../delivery/binary-fixture.ts";
-import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
+import { generateMasterKey } from "../../src/security/keyring.ts";
+import { ensureBinary, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "msg-test-provider-webhooks-binary-"));
@@ -60,14 +61,14 @@ beforeAll(async () => {
     ].join("\n"),
   );
   const port = await freePort();
-  serve = await startServe({
-    args: ["--migrate", "--config", configFile],
-    env: deliveryEnv(db.url, {
-      PORT: String(port),
-      MESSAGING_PUBLIC_URL: `http://127.0.0.1:${port}`,
-      MESSAGING_PROVIDER_TWILIO_TEST_AUTH_TOKEN: FAKE_AUTH_TOKEN,
-    }),
+  const env = deliveryEnv(db.url, { PORT: String(port), MESSAGING_PUBLIC_URL: `http://127.0.0.1:${port}`, MESSAGING_MASTER_KEYS: generateMasterKey("k1") });
+  expect((await runBinary(["migrate", "up"], { env })).exitCode).toBe(0);
+  const set = await runBinary(["--config", configFile, "creds", "set", "twilio-test", "auth_token", "--value-file", "-"], {
+    env,
+    stdin: new TextEncoder().encode(`${FAKE_AUTH_TOKEN}\n`),
   });
+  expect(set).toMatchObject({ exitCode: 0, stderr: "" });
+  serve = await startServe({ args: ["--config", configFile], env });
 }, 120_000);
 
 afterAll(async () => {

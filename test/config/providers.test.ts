@@ -1,12 +1,12 @@
 /**
  * The config file's `providers` and `routes`: each kind read from JSON and TOML, the refusals (each one line
- * naming the provider and what is wrong), the interim secrets from the environment, and `check`'s verdicts.
+ * naming the provider and what is wrong), the credentials each kind needs, and `check`'s verdicts.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { assertProvidersReady, type Config, ConfigError, loadConfig } from "../../src/config/index.ts";
-import { secretEnvName } from "../../src/config/providers.ts";
+import { CREDENTIAL_NAMES, type ProviderConfig, requiredSecrets } from "../../src/config/providers.ts";
 import { registryConfig } from "../../src/delivery/registry.ts";
 import { runChecks } from "../../src/diagnostics/check.ts";
 import { configFiles } from "../helpers/config-files.ts";
@@ -20,12 +20,7 @@ const TWILIO = { name: "twilio-main", kind: "twilio", account_sid: "AC123", from
 const SENDGRID = { name: "sg", kind: "sendgrid", from: "noreply@example.com", event_verification_key: "MFkw" };
 const SMTP = { name: "relay", kind: "smtp", host: "smtp.example.com", port: 587, require_tls: true, user: "mailer", from: "noreply@example.com" };
 const ROUTES = { sms: ["twilio-main"], mms: ["twilio-main"], email: ["sg", "relay"] };
-const SECRETS = {
-  MESSAGING_PROVIDER_TWILIO_MAIN_AUTH_TOKEN: "tok",
-  MESSAGING_PROVIDER_SG_API_KEY: "SG.key",
-  MESSAGING_PROVIDER_RELAY_PASSWORD: "pw",
-  SSRF_ALLOWLIST: "api.twilio.com,api.sendgrid.com",
-};
+const SECRETS = { SSRF_ALLOWLIST: "api.twilio.com,api.sendgrid.com" };
 
 const TOML = `
 ssrf_allowlist = ["api.twilio.com", "api.sendgrid.com"]
@@ -73,7 +68,7 @@ function refusal(file: Record<string, unknown>, env: Record<string, string> = SE
 }
 
 describe("reading providers", () => {
-  test("every kind from a JSON file, with routes, kind settings and secrets from the environment", () => {
+  test("every kind from a JSON file, with routes and kind settings", () => {
     const config = loadConfig({ env: SECRETS, configFile: configFile("json", { providers: [TWILIO, SENDGRID, SMTP], routes: ROUTES }) });
     expect(config.providers).toEqual([
       { name: "twilio-main", kind: "twilio", channels: ["sms", "mms"], accountSid: "AC123", from: "+15550001111" },
@@ -81,8 +76,6 @@ describe("reading providers", () => {
       { name: "relay", kind: "smtp", channels: ["email"], host: "smtp.example.com", port: 587, secure: false, requireTls: true, user: "mailer", from: "noreply@example.com" },
     ]);
     expect(config.deliveryRoutes).toEqual(ROUTES);
-    expect(config.providerSecrets("twilio-main", "auth_token")).toBe("tok");
-    expect(config.providerSecrets("sg", "api_key")).toBe("SG.key");
     expect(() => assertProvidersReady(config)).not.toThrow();
   });
 
@@ -106,33 +99,37 @@ describe("reading providers", () => {
     expect(registry.providers.map((p) => [p.name, p.kind])).toEqual([["a", "mock"], ["b", "mock"], ["c", "mock"]]);
   });
 
-  test("the README's example file loads, and is ready with the secret variables it lists", () => {
+  test("the README's example file loads, and its `creds set` lines store what each provider needs under valid names", () => {
     const readme = readFileSync(join(import.meta.dir, "..", "..", "README.md"), "utf8");
     const section = readme.slice(readme.indexOf("### Wiring a provider"));
     const toml = /```toml\n([\s\S]*?)\n```/.exec(section)![1]!;
-    const variables = /```sh\n([\s\S]*?)\n```/.exec(section)![1]!.split("\n").map((line) => line.split("=")[0]!);
-    const config = loadConfig({ env: Object.fromEntries(variables.map((v) => [v, "x"])), configFile: configFile("toml", toml) });
+    const stored = [...section.matchAll(/^messaging creds set (\S+) (\S+) --value-file /gm)].map((m) => `${m[1]}/${m[2]}`);
+    const config = loadConfig({ configFile: configFile("toml", toml) });
     expect(config.providers.map((p) => `${p.name}:${p.kind}`)).toEqual(["twilio-main:twilio", "sendgrid:sendgrid", "relay:smtp"]);
     expect(() => assertProvidersReady(config)).not.toThrow();
+    for (const provider of config.providers) {
+      for (const name of requiredSecrets(provider)) expect(stored).toContain(`${provider.name}/${name}`);
+    }
+    for (const entry of stored) {
+      const [name, credential] = entry.split("/") as [string, string];
+      expect(CREDENTIAL_NAMES[config.providers.find((p) => p.name === name)!.kind]).toContain(credential);
+    }
   });
 
-  test("secret variable names are upper-cased with - as _", () => {
-    expect(secretEnvName("twilio-main", "auth_token")).toBe("MESSAGING_PROVIDER_TWILIO_MAIN_AUTH_TOKEN");
-  });
-
-  test("a Twilio API key needs api_key_secret instead of auth_token", () => {
-    const file = { providers: [{ ...TWILIO, api_key_sid: "SK1" }, { name: "m", kind: "mock" }], routes: { sms: ["twilio-main"], mms: ["twilio-main"], email: ["m"] } };
-    expect(refusal(file)).toBe(
-      "provider twilio-main (twilio): secret api_key_secret is missing (set MESSAGING_PROVIDER_TWILIO_MAIN_API_KEY_SECRET)",
-    );
-    const config = loadConfig({ env: { ...SECRETS, MESSAGING_PROVIDER_TWILIO_MAIN_API_KEY_SECRET: "s" }, configFile: configFile("json", file) });
-    expect(() => assertProvidersReady(config)).not.toThrow();
+  test("the credentials each kind needs: Twilio's auth token or its API key secret, SendGrid's key, SMTP's password with a user", () => {
+    const [twilio, sendgrid, smtp] = loadConfig({ env: SECRETS, configFile: configFile("json", { providers: [TWILIO, SENDGRID, SMTP], routes: ROUTES }) }).providers as ProviderConfig[];
+    expect(requiredSecrets(twilio!)).toEqual(["auth_token"]);
+    expect(requiredSecrets({ ...twilio!, apiKeySid: "SK1" } as ProviderConfig)).toEqual(["api_key_secret"]);
+    expect(requiredSecrets(sendgrid!)).toEqual(["api_key"]);
+    expect(requiredSecrets(smtp!)).toEqual(["password"]);
+    const { user: _user, ...anonymous } = smtp as Extract<ProviderConfig, { kind: "smtp" }>;
+    expect(requiredSecrets(anonymous)).toEqual([]);
+    expect(requiredSecrets({ name: "m", kind: "mock", channels: ["sms"] })).toEqual([]);
   });
 });
 
 describe("refusals, one line each", () => {
   const all = { providers: [TWILIO, SENDGRID, SMTP], routes: ROUTES };
-  const without = (name: string) => Object.fromEntries(Object.entries(SECRETS).filter(([k]) => k !== name));
 
   test.each([
     ["an unknown kind", { providers: [{ name: "x", kind: "carrier-pigeon" }] }, /^config file .*: provider x: unknown kind "carrier-pigeon" \(one of mock, twilio, sendgrid, smtp\)$/],
@@ -146,20 +143,6 @@ describe("refusals, one line each", () => {
     ["routes and delivery_routes together", { routes: ROUTES, delivery_routes: "sms=a;mms=a;email=a" }, /: routes and delivery_routes are both set; keep one$/],
   ])("%s", (_what, file, expected) => {
     expect(refusal(file)).toMatch(expected);
-  });
-
-  test.each([
-    ["Twilio auth_token", "MESSAGING_PROVIDER_TWILIO_MAIN_AUTH_TOKEN", "provider twilio-main (twilio): secret auth_token is missing (set MESSAGING_PROVIDER_TWILIO_MAIN_AUTH_TOKEN)"],
-    ["SendGrid api_key", "MESSAGING_PROVIDER_SG_API_KEY", "provider sg (sendgrid): secret api_key is missing (set MESSAGING_PROVIDER_SG_API_KEY)"],
-    ["SMTP password with a user", "MESSAGING_PROVIDER_RELAY_PASSWORD", "provider relay (smtp): secret password is missing (set MESSAGING_PROVIDER_RELAY_PASSWORD)"],
-  ])("a missing %s", (_what, variable, expected) => {
-    expect(refusal(all, without(variable))).toBe(expected);
-  });
-
-  test("SMTP without a user needs no password", () => {
-    const { user: _user, ...anonymous } = SMTP;
-    const config = loadConfig({ env: without("MESSAGING_PROVIDER_RELAY_PASSWORD"), configFile: configFile("json", { ...all, providers: [TWILIO, SENDGRID, anonymous] }) });
-    expect(() => assertProvidersReady(config)).not.toThrow();
   });
 
   test("an API host missing from SSRF_ALLOWLIST is refused, not added silently", () => {
@@ -185,10 +168,10 @@ describe("check", () => {
     });
   });
 
-  test("fails on a provider that cannot send, and lists them when all can", async () => {
+  test("fails on a provider the egress guard refuses, and lists them when all can reach their APIs", async () => {
     const path = configFile("json", { providers: [TWILIO, SENDGRID, SMTP], routes: ROUTES });
-    const missing = await checkOf(loadConfig({ env: { ...SECRETS, MESSAGING_PROVIDER_SG_API_KEY: "" }, configFile: path }));
-    expect(missing).toMatchObject({ level: "error", message: expect.stringContaining("provider sg (sendgrid): secret api_key is missing") });
+    const refused = await checkOf(loadConfig({ env: { SSRF_ALLOWLIST: "api.twilio.com" }, configFile: path }));
+    expect(refused).toMatchObject({ level: "error", message: expect.stringContaining("provider sg (sendgrid): https://api.sendgrid.com is refused by the egress guard") });
     const ready = await checkOf(loadConfig({ env: SECRETS, configFile: path }));
     expect(ready).toMatchObject({ level: "ok", message: expect.stringContaining("twilio-main (twilio), sg (sendgrid), relay (smtp)") });
   });

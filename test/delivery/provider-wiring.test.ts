@@ -1,8 +1,8 @@
 /**
  * The wiring of `serve` with a configured Twilio provider: a config file whose provider points at the fake
- * Twilio on loopback (allowed explicitly through SSRF_ALLOWLIST and MESSAGING_EGRESS_ALLOW_HTTP), the secret from
- * its interim environment variable, and createDelivery's dispatcher delivering a sent SMS to it for real; and
- * what buildProvider gives the SendGrid and SMTP adapters (the key, the sender, the address rules).
+ * Twilio on loopback (allowed explicitly through SSRF_ALLOWLIST and MESSAGING_EGRESS_ALLOW_HTTP), its auth token
+ * from the credentials lookup, and createDelivery's dispatcher delivering a sent SMS to it for real; and what
+ * buildProvider gives the SendGrid and SMTP adapters (the key, the sender, the address rules).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -13,6 +13,7 @@ import { assertProvidersReady, loadConfig, type ProviderConfig } from "../../src
 import { buildProvider, createDelivery, type Delivery } from "../../src/delivery-wiring.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
+import { fixedCredentials } from "../../src/security/credential-lookup.ts";
 import { VERSION } from "../../src/version.ts";
 import { buildTestApp, type TestApp } from "../helpers/app.ts";
 import { post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
@@ -51,14 +52,14 @@ test("a twilio provider from the config file delivers a sent SMS to the fake Twi
     env: {
       SSRF_ALLOWLIST: "127.0.0.1",
       MESSAGING_EGRESS_ALLOW_HTTP: "true",
-      MESSAGING_PROVIDER_TWILIO_TEST_AUTH_TOKEN: FAKE_AUTH_TOKEN,
       MESSAGING_PUBLIC_URL: "https://messaging.example.com",
       MESSAGING_DELIVERY_POLL_MS: "20",
       LOG_LEVEL: "silent",
     },
   });
   assertProvidersReady(config);
-  delivery = createDelivery(config, t.database, createMetrics({ version: VERSION }), silent);
+  const credentials = fixedCredentials({ "twilio-test/auth_token": FAKE_AUTH_TOKEN });
+  delivery = createDelivery(config, t.database, createMetrics({ version: VERSION }), silent, credentials);
 
   const sent = smsSend({ body: "over the wire" });
   const res = await post(t.app, "/api/messages/sms", sent);
@@ -97,18 +98,18 @@ function configWith(providers: Record<string, unknown>[], env: Record<string, st
   return { config, provider: config.providers[0] as Exclude<ProviderConfig, { kind: "mock" }> };
 }
 
+const none = fixedCredentials({});
 const email = { id: "7", channel: "email" as const, from: "user@example.com", to: "someone@example.com", body: "hi", attachments: [] };
 const options = () => ({ idempotencyKey: "messaging-msg-7", signal: AbortSignal.timeout(5000) });
 
-test("a sendgrid provider is built with the key from its variable and the configured sender", async () => {
+test("a sendgrid provider is built with the key from the credentials and the configured sender", async () => {
   const sendgrid = await startFakeSendGrid({ apiKey: "SG.fake-key", verifiedSenders: ["noreply@example.com"] });
   try {
     const { config, provider } = configWith([{ name: "sg", kind: "sendgrid", from: "noreply@example.com", base_url: sendgrid.baseUrl }], {
       SSRF_ALLOWLIST: "127.0.0.1",
       MESSAGING_EGRESS_ALLOW_HTTP: "true",
-      MESSAGING_PROVIDER_SG_API_KEY: "SG.fake-key",
     });
-    const outcome = await buildProvider(config, provider, 2000).send(email, options());
+    const outcome = await buildProvider(config, provider, 2000, fixedCredentials({ "sg/api_key": "SG.fake-key" })).send(email, options());
     expect(outcome).toEqual({ kind: "accepted", providerMessageId: sendgrid.messageIds[0]! });
     expect(sendgrid.requests[0]!.headers.authorization).toBe("Bearer SG.fake-key");
   } finally {
@@ -119,9 +120,9 @@ test("a sendgrid provider is built with the key from its variable and the config
 test("an smtp provider checks its relay with the egress guard's address rules: loopback only when listed", async () => {
   const relay = [{ name: "relay", kind: "smtp", host: "127.0.0.1", port: 1, from: "noreply@example.com" }];
   const { config, provider } = configWith(relay, {});
-  const outcome = await buildProvider(config, provider, 2000).send(email, options());
+  const outcome = await buildProvider(config, provider, 2000, none).send(email, options());
   expect(outcome).toMatchObject({ kind: "permanent_error", reason: expect.stringContaining("SMTP relay refused") });
   // Listed, the address passes the check and the (closed) port is a connection failure instead: transient.
   const listed = configWith(relay, { SSRF_ALLOWLIST: "127.0.0.1" });
-  expect(await buildProvider(listed.config, listed.provider, 2000).send(email, options())).toMatchObject({ kind: "transient_error" });
+  expect(await buildProvider(listed.config, listed.provider, 2000, none).send(email, options())).toMatchObject({ kind: "transient_error" });
 });

@@ -12,8 +12,8 @@ import { type Config, loadConfig } from "../../src/config/index.ts";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
 import { migrateUp } from "../../src/db/migrate.ts";
 import { createLogger, type Logger } from "../../src/observability/logger.ts";
-import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
 import { type CredentialLookup, fixedCredentials } from "../../src/security/credential-lookup.ts";
+import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
 import { VERSION } from "../../src/version.ts";
 import { createEmbeddedTestDatabase, createTestDatabase } from "./database.ts";
 
@@ -59,7 +59,7 @@ export interface TestAppOptions {
   config?: Partial<Config>;
   /** Default: a silent logger. Pass `captureLogger().logger` to read the lines. */
   logger?: Logger;
-  /** Provider secrets the webhooks verify with; default none (`fixedCredentials({ "twilio-main/auth_token": "…" })`). */
+  /** Provider credentials the app reads (default: none stored). */
   credentials?: CredentialLookup;
 }
 
