@@ -10,7 +10,7 @@ import type { RawBody } from "../../http/raw-body.ts";
 import { receiveMessage } from "../messages/service.ts";
 import { firstMailbox, MESSAGE_ID_MAX, messageIdOf } from "./inbound-email.ts";
 import { sendgridInboundSchema } from "./model.ts";
-import { configuredProvider, counted, nowSecs, type ProviderWebhookDeps, refused, validated } from "./webhook.ts";
+import { configuredProvider, counted, nowSecs, type ProviderWebhookDeps, refused, validated, verifyingCredentials } from "./webhook.ts";
 
 /** The basic credentials of a request, or undefined when it has none that parse. */
 function basicCredentials(header: string | null): { user: string; password: string } | undefined {
@@ -39,7 +39,7 @@ export function authorizeInboundParse(deps: ProviderWebhookDeps, name: string, r
     deps.metrics.providerWebhooks.inc({ provider: name, kind: "sendgrid_inbound", outcome: "unauthorized" });
     return refused(message, `provider ${name}: ${detail}`, challenge);
   };
-  const passwords = deps.credentials.verifying(name, "parse_password");
+  const passwords = verifyingCredentials(deps, name, "parse_password");
   if (passwords.length === 0) throw fail("no parse_password is stored, so no Inbound Parse post can be accepted");
   const given = basicCredentials(request.headers.get("authorization"));
   if (!given) throw fail("Inbound Parse post without basic credentials");

@@ -19,6 +19,7 @@ import {
   refused,
   type TwilioConfig,
   validated,
+  verifyingCredentials,
 } from "./webhook.ts";
 
 /** A form-encoded body as its name/value pairs, in the order sent (Twilio signs every one of them). */
@@ -51,7 +52,7 @@ export function twilioSignedUrls(publicUrl: string | undefined, requestUrl: stri
  * key: so `auth_token` is what verifies, every value of it still in its rotation overlap.
  */
 function assertTwilioSigned(deps: ProviderWebhookDeps, provider: TwilioConfig, request: Request, form: [string, string][]): void {
-  const tokens = deps.credentials.verifying(provider.name, "auth_token");
+  const tokens = verifyingCredentials(deps, provider.name, "auth_token");
   const message = "missing or invalid X-Twilio-Signature";
   if (tokens.length === 0) throw refused(message, `provider ${provider.name}: no auth_token is stored, so no Twilio signature can verify`);
   const header = request.headers.get(TWILIO_SIGNATURE_HEADER);

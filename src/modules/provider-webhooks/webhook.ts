@@ -10,6 +10,7 @@ import { AppError, type ErrorDetail, validationFailed } from "../../http/errors.
 import type { Logger } from "../../observability/logger.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { CredentialLookup } from "../../security/credential-lookup.ts";
+import { CredentialError } from "../../security/keyring.ts";
 import type { MessageLimits } from "../messages/model.ts";
 import type { MessagesDeps } from "../messages/service.ts";
 import type { WebhookKind, WebhookOutcome } from "./model.ts";
@@ -67,6 +68,20 @@ export async function counted<T>(deps: ProviderWebhookDeps, provider: string, ki
 /** A 401 whose reason is logged (with the provider) but not answered. */
 export const refused = (message: string, logDetail: string, headers?: Record<string, string>) =>
   new AppError("unauthorized", message, { logDetail, ...(headers ? { headers } : {}) });
+
+/**
+ * Every value of a credential that verifies a webhook now. A stored one that no longer decrypts (a master key
+ * removed too early) is the service's fault, not the caller's: 503, so the provider retries once the operator has
+ * fixed the keys (`messaging check` names the credential), rather than a 401 that reads as a forgery.
+ */
+export function verifyingCredentials(deps: Pick<ProviderWebhookDeps, "credentials">, provider: string, name: string): readonly string[] {
+  try {
+    return deps.credentials.verifying(provider, name);
+  } catch (err) {
+    if (!(err instanceof CredentialError)) throw err;
+    throw new AppError("service_unavailable", "the service cannot verify this webhook right now", { logDetail: err.message, headers: { "retry-after": "60" } });
+  }
+}
 
 /** The parsed value, or a 400 naming each offending field (never echoing its value). */
 export function validated<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {

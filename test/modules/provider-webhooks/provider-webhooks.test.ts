@@ -11,6 +11,7 @@ import { EVENT_ID_RETENTION_HOURS, scheduleProviderEventPurge } from "../../../s
 import type { CredentialLookup } from "../../../src/security/credential-lookup.ts";
 import { fixedCredentials } from "../../../src/security/credential-lookup.ts";
 import { createFirstApiKey } from "../../../src/security/api-keys.ts";
+import { CredentialError } from "../../../src/security/keyring.ts";
 import { afterResponse, buildTestApp, request, type TestApp } from "../../helpers/app.ts";
 
 const PUBLIC_URL = "https://messaging.example.com";
@@ -47,15 +48,20 @@ let t: TestApp;
 let rotating: TestApp;
 let rotatingKey: string;
 
+/** Set by a test: the stored values no longer decrypt (a master key removed too early). */
+let undecryptable = false;
+
 /** Both the current and the previous value verify, as during a rotation's overlap. */
 const overlapping: CredentialLookup = {
   current: (provider, name) => (name === "auth_token" ? TOKEN : name === "parse_password" ? PARSE_PASSWORD : undefined),
-  verifying: (provider, name) =>
-    provider === "twilio-main" && name === "auth_token"
+  verifying: (provider, name) => {
+    if (undecryptable) throw new CredentialError({ provider, name, version: 2 }, "unknown_key_id", "encrypted under master key k0, which is not configured");
+    return provider === "twilio-main" && name === "auth_token"
       ? [TOKEN, OLD_TOKEN]
       : provider === "sendgrid-main" && name === "parse_password"
         ? [PARSE_PASSWORD, OLD_PARSE_PASSWORD]
-        : [],
+        : [];
+  },
 };
 
 beforeAll(async () => {
@@ -337,6 +343,23 @@ describe("POST /api/webhooks/twilio/{provider}/inbound", () => {
     expect(await count(rotating, "messages WHERE provider_message_id = $1", [messageSid])).toBe(1);
     // The routes of our own API still want their key and signature there.
     expect((await request(rotating.app, "POST", "/api/webhooks/sms", { body: {} })).status).toBe(401);
+  });
+});
+
+describe("a stored credential that no longer decrypts", () => {
+  test("is 503 with Retry-After (the provider retries), not a 401 that reads as a forgery, and nothing is stored", async () => {
+    const messageSid = sid();
+    undecryptable = true;
+    try {
+      const res = await postTwilio(rotating, INBOUND_PATH, { MessageSid: messageSid, From: "+15005550001", To: "+15005550006", Body: "hi", NumMedia: "0" });
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("60");
+      expect(res.json).toMatchObject({ code: "service_unavailable", message: "the service cannot verify this webhook right now" });
+      expect(JSON.stringify(res.json)).not.toContain("k0");
+    } finally {
+      undecryptable = false;
+    }
+    expect(await count(rotating, "messages WHERE provider_message_id = $1", [messageSid])).toBe(0);
   });
 });
 
