@@ -1,15 +1,15 @@
-import { ConfigError } from "../src/config/index.ts";
 import { isDatabaseUnavailable, rootCauseMessage } from "../src/db/availability.ts";
-import { DataDirInUseError } from "../src/db/data-dir-lock.ts";
-import { MigrationError } from "../src/db/migrate.ts";
-import { StartupError } from "../src/server.ts";
+import { OperatorError } from "../src/operator-error.ts";
 
 /** Exit codes of every command: 0 ok, 1 a check or operation failed, 2 bad usage or configuration. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
-/** Prints an operator-facing failure as one line on stderr and exits; unexpected errors keep their stack. */
+/**
+ * Prints an operator-facing failure as one line on stderr and exits; unexpected errors keep their stack.
+ * It imports two leaf modules and nothing of config, database or server, so every command can load it up front.
+ */
 export function fail(err: unknown): never {
-  if (err instanceof ConfigError || err instanceof StartupError || err instanceof MigrationError || err instanceof DataDirInUseError) {
+  if (err instanceof OperatorError) {
     process.stderr.write(`messaging: ${err.message}\n`);
     process.exit(EXIT.usage);
   }

@@ -10,6 +10,7 @@ import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import { retentionReporter, scheduleRetention } from "./modules/retention/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createMetrics } from "./observability/metrics.ts";
+import { OperatorError } from "./operator-error.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -20,7 +21,7 @@ import { VERSION } from "./version.ts";
 export const RUNTIME_MAX_REQUEST_BODY_SIZE = Number.MAX_SAFE_INTEGER;
 
 /** A reason `serve` refuses to start that the operator can act on (printed as one line, exit code 2). */
-export class StartupError extends Error {
+export class StartupError extends OperatorError {
   override name = "StartupError";
 }
 
