@@ -17,7 +17,7 @@ export function checkCommand(program: Command): void {
       try {
         let config;
         try {
-          config = configFor(command);
+          config = await configFor(command);
         } catch (err) {
           if (!(err instanceof ConfigError) || !options.json) throw err;
           console.log(JSON.stringify({ ok: false, checks: [{ name: "config", level: "error", message: err.message }] }));

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { type DatabaseHandle, openDatabase } from "../../src/db/client.ts";
-import { isCurrent, MigrationError, migrateUp, migrationStatus } from "../../src/db/migrate.ts";
+import type { DatabaseHandle } from "../../src/db/client.ts";
 import { type ApiKeyRecord, createApiKey, listApiKeys, parseDuration, revokeApiKey, SCOPES, type Scope } from "../../src/security/api-keys.ts";
 import { EXIT, fail } from "../exit.ts";
 import { configFor, withDatabaseFlags } from "../options.ts";
@@ -75,7 +74,11 @@ function usage(message: string): never {
 /** Opens the database the command's flags name: the embedded one is migrated, PostgreSQL must be current. */
 async function withKeyStore(command: Command, work: (database: DatabaseHandle) => Promise<void>): Promise<void> {
   try {
-    const config = configFor(command);
+    const config = await configFor(command);
+    const [{ openDatabase }, { isCurrent, MigrationError, migrateUp, migrationStatus }] = await Promise.all([
+      import("../../src/db/client.ts"),
+      import("../../src/db/migrate.ts"),
+    ]);
     const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
     try {
       if (database.kind === "embedded") await migrateUp(database.db);
