@@ -175,12 +175,12 @@ describe("refusals, one line each", () => {
 });
 
 describe("check", () => {
-  const checkOf = async (config: Config) => (await runChecks({ ...config, dataDir: join(dir, "no-db") })).checks.find((c) => c.name === "providers");
+  const checkOf = async (config: Config) => (await runChecks({ ...config, dataDir: join(dir, "no-db") })).find((c) => c.check === "providers");
 
   test("warns that nothing leaves the machine when no providers are configured", async () => {
     expect(await checkOf(loadConfig({}))).toEqual({
-      name: "providers",
-      level: "warn",
+      check: "providers",
+      status: "warn",
       message: "no providers are configured: every channel uses the built-in mock and nothing leaves this machine",
     });
   });
@@ -188,8 +188,8 @@ describe("check", () => {
   test("fails on a provider that cannot send, and lists them when all can", async () => {
     const path = configFile("json", { providers: [TWILIO, SENDGRID, SMTP], routes: ROUTES });
     const missing = await checkOf(loadConfig({ env: { ...SECRETS, MESSAGING_PROVIDER_SG_API_KEY: "" }, configFile: path }));
-    expect(missing).toMatchObject({ level: "error", message: expect.stringContaining("provider sg (sendgrid): secret api_key is missing") });
+    expect(missing).toMatchObject({ status: "error", message: expect.stringContaining("provider sg (sendgrid): secret api_key is missing") });
     const ready = await checkOf(loadConfig({ env: SECRETS, configFile: path }));
-    expect(ready).toMatchObject({ level: "ok", message: expect.stringContaining("twilio-main (twilio), sg (sendgrid), relay (smtp)") });
+    expect(ready).toMatchObject({ status: "ok", message: expect.stringContaining("twilio-main (twilio), sg (sendgrid), relay (smtp)") });
   });
 });
