@@ -38,7 +38,7 @@ export type ProviderConfig = CommonSettings &
   );
 
 /** What the config file adds to the flat settings. */
-// A type, not an interface, so Config still reads as a record of settings (describeConfig indexes it).
+// A type, not an interface, so Config still reads as a record of settings.
 export type ProviderSection = {
   /** From the file's `providers`; empty: every provider a route names is the built-in mock (and nothing leaves). */
   providers: readonly ProviderConfig[];
