@@ -9,7 +9,11 @@ import { serveCommand } from "./commands/serve.ts";
 import { webhooksCommand } from "./commands/webhooks.ts";
 import { EXIT } from "./exit.ts";
 
-/** The `messaging` executable: the API server and the admin commands in one program. */
+/**
+ * The `messaging` executable: the API server and the admin commands in one program. The command modules
+ * imported here only declare flags; each action imports what it runs (`await import(…)`), which the build
+ * (`--splitting`) turns into chunks evaluated only then, so `--help` and `--version` load commander and little else.
+ */
 const program = new Command("messaging")
   .description("Unified SMS/MMS/email messaging service")
   .version(VERSION, "-V, --version")
