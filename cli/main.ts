@@ -1,31 +1,15 @@
 #!/usr/bin/env bun
-import { Command } from "commander";
 import { VERSION } from "../src/version.ts";
-import { checkCommand } from "./commands/check.ts";
-import { completionCommand } from "./commands/completion.ts";
-import { credsCommand } from "./commands/creds.ts";
-import { keysCommand } from "./commands/keys.ts";
-import { migrateCommand } from "./commands/migrate.ts";
-import { notBuiltCommands } from "./commands/not-built.ts";
-import { serveCommand } from "./commands/serve.ts";
-import { webhooksCommand } from "./commands/webhooks.ts";
-import { EXIT } from "./exit.ts";
 
-/** The `messaging` executable: the API server and the admin commands in one program. */
-const program = new Command("messaging")
-  .description("Unified SMS/MMS/email messaging service")
-  .version(VERSION, "-V, --version")
-  .option("--config <path>", "config file (JSON, or TOML when it ends in .toml); env MESSAGING_CONFIG")
-  .showHelpAfterError()
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage));
-
-serveCommand(program);
-migrateCommand(program);
-checkCommand(program);
-keysCommand(program);
-credsCommand(program);
-webhooksCommand(program);
-notBuiltCommands(program);
-completionCommand(program);
-
-await program.parseAsync(process.argv);
+/**
+ * The `messaging` executable: the API server and the admin commands in one program (cli/program.ts).
+ * `messaging --version` alone is answered before anything else loads: commander and the Node built-ins it
+ * needs take longer to load than the whole answer (scripts and health checks call it often).
+ */
+const [flag, ...rest] = process.argv.slice(2);
+if ((flag === "--version" || flag === "-V") && rest.length === 0) {
+  console.log(VERSION);
+  process.exit(0);
+}
+const { createProgram } = await import("./program.ts");
+await createProgram().parseAsync(process.argv);

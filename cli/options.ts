@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { type Config, loadConfig, processEnv, SETTINGS } from "../src/config/index.ts";
+import type { Config } from "../src/config/index.ts";
 import type { SettingSpec } from "../src/config/settings.ts";
 
 /** Commander's attribute name for a flag: `--data-dir` → `dataDir`. */
@@ -12,8 +12,13 @@ export function withDatabaseFlags(command: Command): Command {
     .option("--data-dir <dir>", "directory of the embedded database (env MESSAGING_DATA_DIR)");
 }
 
-/** The configuration for a command: its flags > environment > `--config` file > defaults. */
-export function configFor(command: Command): Config {
+/**
+ * The configuration for a command: its flags > environment > `--config` file > defaults. The settings
+ * schema (zod and every setting's parser) is loaded here, when a command runs, not when the CLI starts:
+ * `--help` and `--version` never need it.
+ */
+export async function configFor(command: Command): Promise<Config> {
+  const { loadConfig, processEnv, SETTINGS } = await import("../src/config/index.ts");
   const all = command.optsWithGlobals() as Record<string, unknown>;
   const flags: Record<string, unknown> = {};
   for (const s of SETTINGS as readonly SettingSpec[]) {

@@ -27,7 +27,9 @@ class BuildError extends Error {}
 
 /** One `bun build --compile` into `outfile`; returns the bundler's metafile. */
 function compile(target: string | undefined, outfile: string, metafile: string): Metafile {
-  const args = ["build", "--compile", "--minify", "--sourcemap", "cli/main.ts", "--outfile", outfile, `--metafile=${metafile}`];
+  // --splitting: each command's dynamic imports become chunks evaluated only when the command runs (see
+  // docs/architecture.md, "Start-up"); --bytecode (ESM needs --format=esm) spares parsing them at every start.
+  const args = ["build", "--compile", "--minify", "--sourcemap", "--splitting", "--bytecode", "--format=esm", "cli/main.ts", "--outfile", outfile, `--metafile=${metafile}`];
   if (target) args.push(`--target=bun-${target}`);
   const proc = Bun.spawnSync(["bun", ...args], { cwd: root, stdout: "inherit", stderr: "inherit" });
   if (proc.exitCode !== 0) throw new BuildError(`bun build failed for ${target ?? "this machine"}`);

@@ -13,6 +13,7 @@ import { scheduleProviderEventPurge } from "./modules/provider-webhooks/service.
 import { retentionReporter, scheduleRetention } from "./modules/retention/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createMetrics } from "./observability/metrics.ts";
+import { OperatorError } from "./operator-error.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -23,7 +24,7 @@ import { VERSION } from "./version.ts";
 export const RUNTIME_MAX_REQUEST_BODY_SIZE = Number.MAX_SAFE_INTEGER;
 
 /** A reason `serve` refuses to start that the operator can act on (printed as one line, exit code 2). */
-export class StartupError extends Error {
+export class StartupError extends OperatorError {
   override name = "StartupError";
 }
 

@@ -1,6 +1,4 @@
 import type { Command } from "commander";
-import { openDatabase } from "../../src/db/client.ts";
-import { migrateUp, migrationStatus } from "../../src/db/migrate.ts";
 import { EXIT, fail } from "../exit.ts";
 import { configFor, withDatabaseFlags } from "../options.ts";
 
@@ -19,7 +17,11 @@ export function migrateCommand(program: Command): void {
         process.exit(EXIT.usage);
       }
       try {
-        const config = configFor(command);
+        const config = await configFor(command);
+        const [{ openDatabase }, { migrateUp, migrationStatus }] = await Promise.all([
+          import("../../src/db/client.ts"),
+          import("../../src/db/migrate.ts"),
+        ]);
         const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
         try {
           if (action === "up") {

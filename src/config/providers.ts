@@ -4,7 +4,7 @@
  * settings table, so they are read from the config file only (never from flags or the environment).
  *
  * Secrets never sit in the file: they are stored encrypted by `messaging creds` (security/credentials.ts) under
- * the provider's name and a fixed credential name per kind (`credentialNames`), and read at every call.
+ * the provider's name and a fixed credential name per kind (CREDENTIAL_NAMES, in provider-names.ts), and read at every call.
  */
 import { z } from "zod";
 import { CHANNELS, type Channel } from "../domain/channel.ts";
@@ -12,9 +12,9 @@ import type { Routes } from "../domain/provider-routes.ts";
 import { SENDGRID_DEFAULT_BASE_URL } from "../providers/sendgrid.ts";
 import { TWILIO_API_BASE_URL } from "../providers/twilio.ts";
 import { egressUrlProblem } from "../security/egress.ts";
+import { CREDENTIAL_NAMES, isProviderName, PROVIDER_KINDS, PROVIDER_NAME, type ProviderKind } from "./provider-names.ts";
 
-export const PROVIDER_KINDS = ["mock", "twilio", "sendgrid", "smtp"] as const;
-export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+export { CREDENTIAL_NAMES, isProviderName, PROVIDER_KINDS, type ProviderKind };
 
 interface CommonSettings {
   name: string;
@@ -34,7 +34,7 @@ export type ProviderConfig = CommonSettings &
   );
 
 /** What the config file adds to the flat settings. */
-// A type, not an interface, so Config still reads as a record of settings (describeConfig indexes it).
+// A type, not an interface, so Config still reads as a record of settings.
 export type ProviderSection = {
   /** From the file's `providers`; empty: every provider a route names is the built-in mock (and nothing leaves). */
   providers: readonly ProviderConfig[];
@@ -47,9 +47,8 @@ const KIND_CHANNELS: Record<ProviderKind, readonly Channel[]> = {
   smtp: ["email"],
 };
 
-const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const NAME = PROVIDER_NAME;
 /** Whether `text` can name a provider (lower-case letters, digits, - and _). */
-export const isProviderName = (text: string): boolean => NAME.test(text);
 const text = z.string().trim().min(1, "must be a non-empty string");
 const httpUrl = text.refine((s) => /^https?:\/\//.test(s) && URL.canParse(s), "must be an absolute http or https URL");
 
@@ -173,18 +172,6 @@ export function routesProblem(providers: readonly ProviderConfig[], routes: Rout
   }
   return undefined;
 }
-
-/**
- * Every credential name a provider of this kind may have stored, whether or not its settings need it: Twilio's
- * auth token also verifies its webhooks when an API key sends, and SendGrid's Inbound Parse password protects
- * its inbound route.
- */
-export const CREDENTIAL_NAMES: Record<ProviderKind, readonly string[]> = {
-  mock: [],
-  twilio: ["auth_token", "api_key_secret"],
-  sendgrid: ["api_key", "parse_password"],
-  smtp: ["password"],
-};
 
 /** The credentials a provider cannot send without (a subset of its kind's CREDENTIAL_NAMES). */
 export function requiredSecrets(provider: ProviderConfig): string[] {

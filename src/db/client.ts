@@ -1,10 +1,7 @@
 import type { SQL } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { lockDataDir } from "./data-dir-lock.ts";
-import { closeEmbeddedDatabase, openEmbeddedDatabase } from "./embedded.ts";
 import { pgliteRunner, postgresRunner, type SqlRunner } from "./runner.ts";
 import * as schema from "./schema.ts";
 import { deadlineSockets } from "./statement-deadline.ts";
@@ -79,9 +76,19 @@ export function configuredTimeouts(config: {
  */
 export const clientDeadlineMs = (statementMs: number) => statementMs + Math.min(1000, Math.ceil(statementMs / 4));
 
-/** Opens PostgreSQL when a URL is given, else the embedded database persisted in `dataDir`. */
+/**
+ * Opens PostgreSQL when a URL is given, else the embedded database persisted in `dataDir`. PGlite (its
+ * JavaScript, and through it the WebAssembly and file-system bundle embedded in the binary), drizzle's PGlite
+ * driver and the data-directory lock are imported only on the embedded path, so a PostgreSQL deployment never
+ * loads them.
+ */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize, options.timeouts);
+  const [{ lockDataDir }, { closeEmbeddedDatabase, openEmbeddedDatabase }, { drizzle: drizzlePglite }] = await Promise.all([
+    import("./data-dir-lock.ts"),
+    import("./embedded.ts"),
+    import("drizzle-orm/pglite"),
+  ]);
   const unlock = lockDataDir(options.dataDir);
   try {
     const pglite = await openEmbeddedDatabase(options.dataDir);

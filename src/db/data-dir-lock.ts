@@ -1,5 +1,6 @@
 import { closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { OperatorError } from "../operator-error.ts";
 import { tryLockExclusive } from "./flock.ts";
 
 /**
@@ -14,7 +15,7 @@ import { tryLockExclusive } from "./flock.ts";
 const PID_FILE = "messaging.pid";
 
 /** Another live process holds the embedded database: an operator error (one line, exit 2), not a crash. */
-export class DataDirInUseError extends Error {
+export class DataDirInUseError extends OperatorError {
   override name = "DataDirInUseError";
   constructor(
     readonly dataDir: string,

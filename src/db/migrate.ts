@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { migrations as embedded } from "../../drizzle/manifest.ts";
+import { OperatorError } from "../operator-error.ts";
 import { type Database, queryRows } from "./client.ts";
 
 /** Serializes migration runs of every machine sharing the database (any constant; this one spells "msgmigr"). */
@@ -21,7 +22,7 @@ export interface MigrationStatus {
 }
 
 /** A migration that was applied and then edited, or another reason the runner refuses to go on. */
-export class MigrationError extends Error {
+export class MigrationError extends OperatorError {
   override name = "MigrationError";
 }
 

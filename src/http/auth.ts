@@ -1,5 +1,4 @@
 import { Elysia } from "elysia";
-import { classifyAddress } from "../security/address-class.ts";
 import type { ApiKeyVerifier, Scope } from "../security/api-keys.ts";
 import { AppError } from "./errors.ts";
 import { requestPath } from "./request-target.ts";
@@ -107,11 +106,4 @@ export function routeRequirement(opsNeedKey: boolean, docsPath: string) {
     }
     return null;
   };
-}
-
-/** True for a bind address only this machine can reach. */
-export function isLoopbackHost(host: string): boolean {
-  const address = host.replace(/^\[(.*)\]$/, "$1");
-  // classifyAddress reads anything that is not an address (a host name) as reserved, never as loopback.
-  return host === "localhost" || classifyAddress(address) === "loopback";
 }

@@ -140,3 +140,10 @@ export function classifyAddress(ip: string): AddressClass | "public" {
   }
   return (bytes[0]! & 0xe0) === 0x20 ? "public" : "reserved";
 }
+
+/** True for a bind address only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const address = host.replace(/^\[(.*)\]$/, "$1");
+  // classifyAddress reads anything that is not an address (a host name) as reserved, never as loopback.
+  return host === "localhost" || classifyAddress(address) === "loopback";
+}

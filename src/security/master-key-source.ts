@@ -1,5 +1,6 @@
 import { closeSync, constants, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { OperatorError } from "../operator-error.ts";
 import { generateMasterKey, type MasterKey, masterKeysFromFile } from "./keyring.ts";
 
 /**
@@ -10,7 +11,7 @@ import { generateMasterKey, type MasterKey, masterKeysFromFile } from "./keyring
  */
 
 /** A master key setting that cannot be used; the message is one line naming the setting or file, never a key. */
-export class MasterKeyError extends Error {
+export class MasterKeyError extends OperatorError {
   override name = "MasterKeyError";
 }
 

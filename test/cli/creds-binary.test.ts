@@ -123,10 +123,10 @@ describe("creds on PostgreSQL", () => {
     expect(moved.stdout).toBe("re-encrypted 2 of 2 credential version(s) under master key k2\n");
     expect((await listJson()).flatMap((c) => c.versions.map((v) => v.key_id))).toEqual(["k2", "k2"]);
     const check = await runBinary(["--config", configFile, "check", "--json"], { env: { DATABASE_URL: pg.url, MESSAGING_MASTER_KEYS: K2, SSRF_ALLOWLIST: "api.twilio.com,api.sendgrid.com" } });
-    const report = JSON.parse(check.stdout) as { checks: { name: string; level: string; message: string }[] };
-    expect(report.checks.filter((c) => c.name.includes("credentials"))).toEqual([
-      { name: "credentials", level: "ok", message: "2 stored credential version(s), all decrypt with the configured master key" },
-      { name: "provider-credentials", level: "ok", message: "every configured provider has the credentials it needs" },
+    const report = JSON.parse(check.stdout) as { check: string; status: string; message: string }[];
+    expect(report.filter((c) => c.check.includes("credentials"))).toEqual([
+      { check: "credentials", status: "ok", message: "2 stored credential version(s), all decrypt with the configured master key" },
+      { check: "provider-credentials", status: "ok", message: "every configured provider has the credentials it needs" },
     ]);
     expect(check.exitCode).toBe(0);
     expect((await creds(["rotate"], K2)).stdout).toBe("re-encrypted 0 of 2 credential version(s) under master key k2\n");
@@ -136,12 +136,12 @@ describe("creds on PostgreSQL", () => {
     const wrong = generateMasterKey("k2");
     const check = await runBinary(["--config", configFile, "check", "--json"], { env: { DATABASE_URL: pg.url, MESSAGING_MASTER_KEYS: wrong, SSRF_ALLOWLIST: "api.twilio.com,api.sendgrid.com" } });
     expect(check.exitCode).toBe(1);
-    const report = JSON.parse(check.stdout) as { checks: { name: string; level: string; message: string }[] };
-    expect(report.checks.find((c) => c.name === "credentials")).toMatchObject({
-      level: "error",
+    const report = JSON.parse(check.stdout) as { check: string; status: string; message: string }[];
+    expect(report.find((c) => c.check === "credentials")).toMatchObject({
+      status: "error",
       message: expect.stringContaining("credential sg/api_key v1: authentication failed (wrong key, or moved/altered)"),
     });
-    expect(report.checks.find((c) => c.name === "provider-credentials")).toMatchObject({ level: "error", message: "provider tw (twilio): credential tw/auth_token v1: authentication failed (wrong key, or moved/altered)" });
+    expect(report.find((c) => c.check === "provider-credentials")).toMatchObject({ status: "error", message: "provider tw (twilio): credential tw/auth_token v1: authentication failed (wrong key, or moved/altered)" });
     const rotate = await creds(["rotate"], `${generateMasterKey("k3")},${wrong}`);
     expect(rotate).toEqual({ exitCode: 1, stdout: "", stderr: "messaging: credential sg/api_key v1: authentication failed (wrong key, or moved/altered)\n" });
     expect((await listJson()).flatMap((c) => c.versions.map((v) => v.key_id))).toEqual(["k2", "k2"]);

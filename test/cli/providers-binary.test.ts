@@ -70,10 +70,10 @@ test("on PostgreSQL without a master key, serve refuses a provider that needs a 
 
 test("check warns that nothing leaves the machine when no providers are configured", async () => {
   const result = await runBinary(["check", "--json"], { env: deliveryEnv(db.url) });
-  const report = JSON.parse(result.stdout) as { checks: { name: string; level: string; message: string }[] };
-  expect(report.checks.find((c) => c.name === "providers")).toEqual({
-    name: "providers",
-    level: "warn",
+  const results = JSON.parse(result.stdout) as { check: string; status: string; message: string }[];
+  expect(results.find((c) => c.check === "providers")).toEqual({
+    check: "providers",
+    status: "warn",
     message: "no providers are configured: every channel uses the built-in mock and nothing leaves this machine",
   });
 });

@@ -158,12 +158,12 @@ describe("refusals, one line each", () => {
 });
 
 describe("check", () => {
-  const checkOf = async (config: Config) => (await runChecks({ ...config, dataDir: join(dir, "no-db") })).checks.find((c) => c.name === "providers");
+  const checkOf = async (config: Config) => (await runChecks({ ...config, dataDir: join(dir, "no-db") })).find((c) => c.check === "providers");
 
   test("warns that nothing leaves the machine when no providers are configured", async () => {
     expect(await checkOf(loadConfig({}))).toEqual({
-      name: "providers",
-      level: "warn",
+      check: "providers",
+      status: "warn",
       message: "no providers are configured: every channel uses the built-in mock and nothing leaves this machine",
     });
   });
@@ -171,8 +171,8 @@ describe("check", () => {
   test("fails on a provider the egress guard refuses, and lists them when all can reach their APIs", async () => {
     const path = configFile("json", { providers: [TWILIO, SENDGRID, SMTP], routes: ROUTES });
     const refused = await checkOf(loadConfig({ env: { SSRF_ALLOWLIST: "api.twilio.com" }, configFile: path }));
-    expect(refused).toMatchObject({ level: "error", message: expect.stringContaining("provider sg (sendgrid): https://api.sendgrid.com is refused by the egress guard") });
+    expect(refused).toMatchObject({ status: "error", message: expect.stringContaining("provider sg (sendgrid): https://api.sendgrid.com is refused by the egress guard") });
     const ready = await checkOf(loadConfig({ env: SECRETS, configFile: path }));
-    expect(ready).toMatchObject({ level: "ok", message: expect.stringContaining("twilio-main (twilio), sg (sendgrid), relay (smtp)") });
+    expect(ready).toMatchObject({ status: "ok", message: expect.stringContaining("twilio-main (twilio), sg (sendgrid), relay (smtp)") });
   });
 });

@@ -3,7 +3,7 @@
  * them (the total's stripes and every message_count) and says what it changed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { runChecks } from "../../src/diagnostics/check.ts";
+import { reportPasses, runChecks } from "../../src/diagnostics/check.ts";
 import { counterDrift, repairCounters } from "../../src/diagnostics/counters.ts";
 import { buildTestApp, type TestApp, testConfig } from "../helpers/app.ts";
 import { ensureBinary, runBinary } from "../helpers/binary.ts";
@@ -33,21 +33,21 @@ async function corrupt(): Promise<void> {
   await t.database.sql.query("UPDATE conversations SET message_count = 99 WHERE id = $1", [conversationId]);
 }
 
-const countersCheck = (report: Awaited<ReturnType<typeof runChecks>>) => report.checks.find((c) => c.name === "counters");
+const countersCheck = (results: Awaited<ReturnType<typeof runChecks>>) => results.find((c) => c.check === "counters");
 
 describe("check and --repair-counters", () => {
   test("exact counters pass", async () => {
     const report = await runChecks(testConfig({ databaseUrl: pg.url }));
-    expect(countersCheck(report)).toEqual({ name: "counters", level: "ok", message: "exact (4 conversations)" });
+    expect(countersCheck(report)).toEqual({ check: "counters", status: "ok", message: "exact (4 conversations)" });
   });
 
   test("drift fails the check and names both kinds, pointing at the repair", async () => {
     await corrupt();
     const report = await runChecks(testConfig({ databaseUrl: pg.url }));
-    expect(report.ok).toBe(false);
+    expect(reportPasses(report, false)).toBe(false);
     expect(countersCheck(report)).toEqual({
-      name: "counters",
-      level: "error",
+      check: "counters",
+      status: "error",
       message: "the counters say 9 conversation(s), the table holds 4; 1 message_count(s) off; run `messaging check --repair-counters`",
     });
   });
@@ -55,8 +55,8 @@ describe("check and --repair-counters", () => {
   test("the repair recomputes both and says what it fixed; the API's total is right again", async () => {
     const report = await runChecks(testConfig({ databaseUrl: pg.url }), { repairCounters: true });
     expect(countersCheck(report)).toEqual({
-      name: "counters",
-      level: "ok",
+      check: "counters",
+      status: "ok",
       message: "repaired: the counters say 9 conversation(s), the table holds 4; 1 message_count(s) off; now exact (4 conversations)",
     });
     await expectCountersExact(t.database);
@@ -81,9 +81,9 @@ describe("check and --repair-counters", () => {
     const failed = await runBinary(["check"], { env });
     expect(failed.exitCode).toBe(1);
     const [counts] = await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM conversations");
-    expect(failed.stdout).toContain(`FAIL  counters: the counters say ${counts!.n + 5} conversation(s), the table holds ${counts!.n}`);
+    expect(failed.stdout).toContain(`✗ counters: the counters say ${counts!.n + 5} conversation(s), the table holds ${counts!.n}`);
     const repaired = await runBinary(["check", "--repair-counters"], { env });
-    expect(repaired.stdout).toContain("ok    counters: repaired:");
+    expect(repaired.stdout).toContain("✓ counters: repaired:");
     expect(repaired.exitCode).toBe(0);
     expect(await counterDrift(t.database.sql)).toEqual({ counted: counts!.n, conversations: counts!.n, messageCountsOff: 0 });
   }, 300_000);

@@ -200,12 +200,13 @@ describe.each(["postgres", "embedded"] as const)("credential store on %s", (kind
     await database.sql.query("DELETE FROM provider_credentials");
     await storeCredential(database.sql, onlyNew, { provider: p, name: "api_key", value: "SG.x" });
     const base = loadConfig({ env: { MESSAGING_MASTER_KEYS: NEW } });
-    const good = await storedCredentialChecks(base, database);
-    expect(good).toEqual([{ name: "credentials", level: "ok", message: expect.stringContaining("all decrypt with the configured master key") }]);
-    const wrong = await storedCredentialChecks(loadConfig({ env: { MESSAGING_MASTER_KEYS: generateMasterKey("new") } }), database);
-    expect(wrong[0]).toMatchObject({ level: "error", message: expect.stringContaining(`credential ${p}/api_key v1: authentication failed`) });
-    const older = await storedCredentialChecks(loadConfig({ env: { MESSAGING_MASTER_KEYS: `${generateMasterKey("newer")},${NEW}` } }), database);
-    expect(older[0]).toMatchObject({ level: "warn", message: expect.stringContaining("run `messaging creds rotate`") });
+    const context = (config: typeof base) => ({ config, database, migrations: [], repairCounters: false });
+    const good = await storedCredentialChecks(context(base));
+    expect(good).toEqual([{ check: "credentials", status: "ok", message: expect.stringContaining("all decrypt with the configured master key") }]);
+    const wrong = await storedCredentialChecks(context(loadConfig({ env: { MESSAGING_MASTER_KEYS: generateMasterKey("new") } })));
+    expect(wrong[0]).toMatchObject({ status: "error", message: expect.stringContaining(`credential ${p}/api_key v1: authentication failed`) });
+    const older = await storedCredentialChecks(context(loadConfig({ env: { MESSAGING_MASTER_KEYS: `${generateMasterKey("newer")},${NEW}` } })));
+    expect(older[0]).toMatchObject({ status: "warn", message: expect.stringContaining("run `messaging creds rotate`") });
   });
 });
 
