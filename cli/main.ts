@@ -5,6 +5,7 @@ import { checkCommand } from "./commands/check.ts";
 import { keysCommand } from "./commands/keys.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { notBuiltCommands } from "./commands/not-built.ts";
+import { selftestCommand } from "./commands/selftest.ts";
 import { serveCommand } from "./commands/serve.ts";
 import { webhooksCommand } from "./commands/webhooks.ts";
 import { EXIT } from "./exit.ts";
@@ -22,6 +23,7 @@ migrateCommand(program);
 checkCommand(program);
 keysCommand(program);
 webhooksCommand(program);
+selftestCommand(program);
 notBuiltCommands(program);
 
 await program.parseAsync(process.argv);

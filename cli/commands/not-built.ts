@@ -8,7 +8,6 @@ import { EXIT } from "../exit.ts";
 export function notBuiltCommands(program: Command): void {
   const pending: [string, string][] = [
     ["creds", "manage provider credentials and the master key (rotate | set | list)"],
-    ["selftest", "run the built-in parity suite against a deployment (--target URL)"],
   ];
   for (const [name, description] of pending) {
     program
