@@ -12,6 +12,7 @@ interface Flags {
   reportJunit?: string;
   reportJson?: string;
   only?: string;
+  skip?: string;
   timeout?: string;
 }
 
@@ -64,6 +65,7 @@ export function selftestCommand(program: Command): void {
     .option("--report-junit <path>", "write a JUnit XML report")
     .option("--report-json <path>", "write a JSON report of every case")
     .option("--only <tags>", "run only the cases carrying one of these comma-separated tags or ids (e.g. sends,idempotency)")
+    .option("--skip <tags>", "leave out the cases carrying one of these tags or ids (e.g. breaker,ratelimit for a quick run)")
     .option("--timeout <seconds>", `timeout of each case (default ${DEFAULT_TIMEOUT_SECS})`)
     .addHelpText(
       "after",
@@ -87,16 +89,22 @@ export function selftestCommand(program: Command): void {
         const timeoutSecs = flags.timeout === undefined ? DEFAULT_TIMEOUT_SECS : Number(flags.timeout);
         if (!Number.isFinite(timeoutSecs) || timeoutSecs <= 0 || timeoutSecs > 3600) usage(`--timeout must be seconds from 1 to 3600, not "${flags.timeout}"`);
         const { knownSelectors, runSelftest } = await import("../selftest/run.ts");
-        const only = (flags.only ?? "").split(",").map((t) => t.trim()).filter(Boolean);
         const known = knownSelectors();
-        const unknown = only.filter((t) => !known.has(t));
-        if (unknown.length > 0) usage(`--only names no case: ${unknown.join(", ")} (tags: ${[...known].filter((t) => !t.includes(".")).sort().join(", ")})`);
+        const selectors = (flag: "only" | "skip") => {
+          const list = (flags[flag] ?? "").split(",").map((t) => t.trim()).filter(Boolean);
+          const unknown = list.filter((t) => !known.has(t));
+          if (unknown.length > 0) usage(`--${flag} names no case: ${unknown.join(", ")} (tags: ${[...known].filter((t) => !t.includes(".")).sort().join(", ")})`);
+          return list;
+        };
+        const only = selectors("only");
+        const skip = selectors("skip");
 
         const outcome = await runSelftest({
           target,
           token,
           webhookSecret,
           only,
+          skip,
           timeoutSecs,
           reportJunit: flags.reportJunit,
           reportJson: flags.reportJson,

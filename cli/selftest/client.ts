@@ -87,6 +87,9 @@ export class RateBudget {
 }
 
 export class Client {
+  /** API requests (those the per-client rate limit charges) this client sent, waits and retries included. */
+  apiRequests = 0;
+
   constructor(
     private readonly options: ClientOptions,
     private readonly budget: RateBudget,
@@ -121,7 +124,10 @@ export class Client {
   async request(path: string, options: RequestOptions = {}): Promise<Answer> {
     const limited = new URL(path, this.options.target).pathname.startsWith("/api/");
     for (let attempt = 0; ; attempt++) {
-      if (limited) await this.budget.beforeRequest(this.options.signal);
+      if (limited) {
+        await this.budget.beforeRequest(this.options.signal);
+        this.apiRequests += 1;
+      }
       const answer = await this.once(path, options);
       if (limited) this.budget.observe(answer);
       if (answer.status !== 429 || options.expectRateLimit || attempt >= RATE_LIMIT_RETRIES) return answer;

@@ -13,6 +13,7 @@ export interface SelftestOptions {
   token?: string | undefined;
   webhookSecret?: string | undefined;
   only: string[];
+  skip: string[];
   timeoutSecs: number;
   reportJunit?: string | undefined;
   reportJson?: string | undefined;
@@ -47,7 +48,7 @@ export async function runSelftest(options: SelftestOptions): Promise<SelftestOut
   const reporters: Reporter[] = [options.tty ? new TtyReporter(options.write) : new PlainReporter(options.write)];
   if (options.reportJunit) reporters.push(new JunitReporter(options.reportJunit));
   if (options.reportJson) reporters.push(new JsonReporter(options.reportJson));
-  const cases = selectCases(ALL_CASES, options.only);
+  const cases = selectCases(ALL_CASES, options.only, options.skip);
   const { summary } = await runCases(cases, { http, data: new RunData(), target, timeoutSecs: options.timeoutSecs, reporters });
   return { kind: "ran", summary };
 }

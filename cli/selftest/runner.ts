@@ -14,6 +14,8 @@ export interface CaseResult {
   /** Why it failed or was skipped. */
   reason?: string;
   notes: string[];
+  /** Requests charged to the target's per-client rate limit (what makes a run slow against a low limit). */
+  apiRequests: number;
   durationMs: number;
 }
 
@@ -45,10 +47,13 @@ const UNDO_TIMEOUT_MS = 10_000;
 /** The one line every run ends with, and what CI logs grep for. */
 export const summaryLine = (s: Summary) => `${s.passed} passed, ${s.failed} failed, ${s.skipped} skipped`;
 
-/** Keeps the cases whose tags (or id) meet any of `only`; all of them when `only` is empty. */
-export function selectCases(cases: readonly Case[], only: readonly string[]): Case[] {
-  if (only.length === 0) return [...cases];
-  return cases.filter((c) => only.some((tag) => c.id === tag || c.tags.includes(tag)));
+/**
+ * Keeps the cases whose tags (or id) meet any of `only` (every case when it is empty), less those meeting any
+ * of `skip`.
+ */
+export function selectCases(cases: readonly Case[], only: readonly string[], skip: readonly string[] = []): Case[] {
+  const meets = (c: Case, selectors: readonly string[]) => selectors.some((tag) => c.id === tag || c.tags.includes(tag));
+  return cases.filter((c) => (only.length === 0 || meets(c, only)) && !meets(c, skip));
 }
 
 /**
@@ -79,11 +84,14 @@ export async function runCases(cases: readonly Case[], options: RunOptions): Pro
 
 async function runOne(c: Case, options: RunOptions): Promise<CaseResult> {
   const started = Date.now();
+  const controller = new AbortController();
   const base = { id: c.id, title: c.title, tags: c.tags, spec: c.spec, notes: [] as string[] };
+  const http = options.http.withSignal(controller.signal);
   const finish = (outcome: Outcome, reason?: string): CaseResult => ({
     ...base,
     outcome,
     ...(reason === undefined ? {} : { reason }),
+    apiRequests: http.apiRequests,
     durationMs: Date.now() - started,
   });
 
@@ -93,7 +101,6 @@ async function runOne(c: Case, options: RunOptions): Promise<CaseResult> {
   }
 
   const timeoutMs = Math.max(options.timeoutSecs, c.minTimeoutSecs ?? 0) * 1000;
-  const controller = new AbortController();
   const undo: ((http: Client) => Promise<unknown>)[] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<never>((_, reject) => {
@@ -107,7 +114,7 @@ async function runOne(c: Case, options: RunOptions): Promise<CaseResult> {
   try {
     await Promise.race([
       c.run({
-        http: options.http.withSignal(controller.signal),
+        http,
         data: options.data,
         target: options.target,
         skip: (reason) => {
@@ -137,5 +144,5 @@ async function runOne(c: Case, options: RunOptions): Promise<CaseResult> {
       result = { ...result, outcome: "failed", reason: result.reason ? `${result.reason}; ${message}` : message };
     }
   }
-  return { ...result, durationMs: Date.now() - started };
+  return { ...result, apiRequests: http.apiRequests, durationMs: Date.now() - started };
 }

@@ -17,7 +17,13 @@ export class JsonReporter implements Reporter {
     const report = {
       target: this.info.target,
       run_id: this.info.runId,
-      summary: { passed: summary.passed, failed: summary.failed, skipped: summary.skipped, duration_ms: summary.durationMs },
+      summary: {
+        passed: summary.passed,
+        failed: summary.failed,
+        skipped: summary.skipped,
+        duration_ms: summary.durationMs,
+        api_requests: results.reduce((sum, r) => sum + r.apiRequests, 0),
+      },
       cases: results.map((r) => ({
         id: r.id,
         title: r.title,
@@ -26,6 +32,7 @@ export class JsonReporter implements Reporter {
         outcome: r.outcome,
         reason: r.reason ?? null,
         notes: r.notes,
+        api_requests: r.apiRequests,
         duration_ms: r.durationMs,
       })),
     };
