@@ -27,7 +27,7 @@ export const errorCases: Case[] = [
       const cases: [string, string, string][] = [
         ["DELETE", "/api/messages/sms", "POST"],
         ["PUT", "/api/conversations", "GET"],
-        ["GET", "/api/webhooks/email", "POST"],
+        ["DELETE", "/api/messages/email", "POST"],
       ];
       for (const [method, path, allowed] of cases) {
         const a = await http.request(path, { method, ...(method === "PUT" ? { json: {} } : {}) });
