@@ -84,6 +84,13 @@ export class RateBudget {
   get limit(): number | undefined {
     return this.mirror?.limit;
   }
+
+  /** True when the next request would have to wait for the bucket to refill. */
+  get exhausted(): boolean {
+    const m = this.mirror;
+    if (!m) return false;
+    return m.tokens + (Date.now() - m.at) * (m.limit / 60_000) < Math.min(1 + RESERVE, m.limit);
+  }
 }
 
 export class Client {
@@ -106,6 +113,11 @@ export class Client {
 
   get rateLimit(): number | undefined {
     return this.budget.limit;
+  }
+
+  /** The target's per-client bucket (as last seen) is empty: the next API request waits for its refill. */
+  get rateLimitExhausted(): boolean {
+    return this.budget.exhausted;
   }
 
   /** The target's address of `path` (which may carry a query). */
