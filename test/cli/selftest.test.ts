@@ -155,6 +155,20 @@ describe("selftest against serve on PostgreSQL, auth on, signed webhooks", () =>
   }, 60_000);
 });
 
+describe("selftest against serve on PostgreSQL, auth off", () => {
+  test("every case passes or is skipped; exit 0", async () => {
+    const pg = await createTestDatabase();
+    databases.push(pg);
+    const server = await startServe({ env: { ...FAST, DATABASE_URL: pg.url }, args: ["--migrate"] });
+    running.push(server);
+    const r = await selftest(["--target", server.url]);
+    expect(outcomes(r.report, "failed")).toEqual([]);
+    expect(r.exitCode).toBe(0);
+    expect(outcomes(r.report, "passed")).toContain("delivery.breaker");
+    await server.stop();
+  }, 240_000);
+});
+
 describe("selftest against a low per-client limit", () => {
   test("a selection costing more requests than the target's burst paces itself instead of failing on 429s", async () => {
     const dir = tempDir();
