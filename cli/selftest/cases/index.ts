@@ -3,6 +3,7 @@ import { deliveryCases } from "./delivery.ts";
 import { errorCases } from "./errors.ts";
 import { idempotencyCases } from "./idempotency.ts";
 import { operationsCases } from "./operations.ts";
+import { optOutCases } from "./opt-outs.ts";
 import { readCases } from "./reads.ts";
 import { securityCases } from "./security.ts";
 import { sendCases } from "./sends.ts";
@@ -21,6 +22,7 @@ export const ALL_CASES: readonly Case[] = [
   ...errorCases.filter((c) => !isSenderLimit(c)),
   ...sendCases,
   ...webhookCases,
+  ...optOutCases,
   ...idempotencyCases,
   ...readCases,
   ...deliveryCases,
