@@ -80,11 +80,12 @@ describe("bad usage exits 2 with one line", () => {
   });
 });
 
-type Fault = "none" | "drop-frame-options" | "405-as-404" | "forget-provider-ids";
+type Fault = "none" | "drop-frame-options" | "405-as-404" | "forget-provider-ids" | "never-sent";
 
 describe("a service with one behaviour broken fails the case that checks it, by name (exit 1)", () => {
   let fault: Fault = "none";
   let proxy: string;
+  let server: ServeProcess;
 
   /** Forwards to the real service, then breaks what `fault` names. */
   async function forward(server: ServeProcess, req: Request): Promise<Response> {
@@ -103,6 +104,11 @@ describe("a service with one behaviour broken fails the case that checks it, by 
     headers.delete("content-length");
     headers.delete("content-encoding");
     let status = upstream.status;
+    if (fault === "never-sent" && /^\/api\/messages\/\d+$/.test(url.pathname)) {
+      // Delivery seems never to end: every sent message reads back as failed.
+      const text = (await upstream.text()).replace('"status":"sent"', '"status":"failed"');
+      return new Response(text, { status, headers });
+    }
     if (fault === "drop-frame-options") headers.delete("x-frame-options");
     if (fault === "405-as-404" && status === 405) {
       status = 404;
@@ -114,7 +120,7 @@ describe("a service with one behaviour broken fails the case that checks it, by 
   beforeAll(async () => {
     const dir = tempDir();
     await copyEmbeddedTemplate(join(dir, "messaging-data"));
-    const server = await startServe({ cwd: dir, env: { API_RATE_LIMIT_PER_IP_PER_MIN: "100000" } });
+    server = await startServe({ cwd: dir, env: { API_RATE_LIMIT_PER_IP_PER_MIN: "100000" } });
     running.push(server);
     proxy = fakeServer((req) => forward(server, req));
   }, 120_000);
@@ -149,6 +155,17 @@ describe("a service with one behaviour broken fails the case that checks it, by 
     expect(r.exitCode).toBe(1);
     expect(r.failed.map((c) => c.id)).toEqual(["errors.method-not-allowed"]);
     expect(r.failed[0]!.reason).toContain("expected HTTP 405, got 404");
+  }, 120_000);
+
+  test("a case that changed the mock provider's config and then failed still puts the config back", async () => {
+    const config = { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: 4242, latency_ms: 5, delivery_report_pct: 0 };
+    const put = await fetch(`${server.url}/api/provider/mock/config`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(config) });
+    expect(put.status).toBe(200);
+    const r = await runWith("never-sent", "delivery.sent");
+    expect(r.exitCode).toBe(1);
+    expect(r.failed.map((c) => c.id)).toEqual(["delivery.sent"]);
+    expect(r.failed[0]!.reason).toContain("ended failed");
+    expect(await (await fetch(`${server.url}/api/provider/mock/config`)).json()).toEqual(config);
   }, 120_000);
 
   test("webhooks that are never recognised as repeats fail the deduplication case", async () => {

@@ -75,7 +75,11 @@ describe("selftest against serve on the embedded database, auth off", () => {
   }, 120_000);
 
   test("every case passes or is skipped for a reason the target explains; exit 0", async () => {
+    const mockConfig = async () => (await fetch(`${server.url}/api/provider/mock/config`)).json();
+    const before = await mockConfig();
     const r = await selftest(["--target", server.url]);
+    // The cases that injected faults put the mock provider's config back.
+    expect(await mockConfig()).toEqual(before);
     expect(r.stderr).toBe("");
     expect(outcomes(r.report, "failed")).toEqual([]);
     expect(r.exitCode).toBe(0);
