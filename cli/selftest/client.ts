@@ -107,10 +107,6 @@ export class Client {
     return new Client({ ...this.options, signal }, this.budget);
   }
 
-  get hasToken(): boolean {
-    return this.options.token !== undefined;
-  }
-
   get rateLimit(): number | undefined {
     return this.budget.limit;
   }
@@ -121,7 +117,7 @@ export class Client {
   }
 
   /** The target's address of `path` (which may carry a query). */
-  url(path: string): string {
+  private url(path: string): string {
     return new URL(path, this.options.target).toString();
   }
 
