@@ -5,7 +5,7 @@ import { completionCommand } from "./commands/completion.ts";
 import { credsCommand } from "./commands/creds.ts";
 import { keysCommand } from "./commands/keys.ts";
 import { migrateCommand } from "./commands/migrate.ts";
-import { notBuiltCommands } from "./commands/not-built.ts";
+import { selftestCommand } from "./commands/selftest.ts";
 import { serveCommand } from "./commands/serve.ts";
 import { webhooksCommand } from "./commands/webhooks.ts";
 import { EXIT } from "./exit.ts";
@@ -28,7 +28,7 @@ export function createProgram(): Command {
   keysCommand(program);
   credsCommand(program);
   webhooksCommand(program);
-  notBuiltCommands(program);
+  selftestCommand(program);
   completionCommand(program);
   return program;
 }

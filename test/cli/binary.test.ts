@@ -56,15 +56,6 @@ describe("messaging --help and --version", () => {
   });
 });
 
-describe("commands not built yet", () => {
-  test.each(["selftest"])("`%s` says it is not built yet and exits 2 instead of pretending", async (command) => {
-    const r = await runBinary([command, "list"], { cwd: emptyDir() });
-    expect(r.exitCode).toBe(2);
-    expect(r.stderr).toContain(`\`${command}\` is not built yet`);
-    expect(r.stdout).toBe("");
-  });
-});
-
 describe("invalid configuration", () => {
   test("PORT=abc stops serve with exit 2 and one line naming PORT and its range", async () => {
     const dir = emptyDir();

@@ -9,7 +9,8 @@ import { join, relative } from "node:path";
  *
  * Outside its reach, on purpose: the PostgreSQL client (postgres.js, src/db/client.ts) connects to the
  * DATABASE_URL the operator configured, which is not a destination anyone else can choose; its sockets
- * are the one exception listed. PGlite runs in-process and opens nothing.
+ * are the one exception listed. PGlite runs in-process and opens nothing. The selftest's client
+ * (cli/selftest/client.ts) is the other: the operator's own tool, aimed at the URL the operator gives it.
  */
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -39,6 +40,10 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "src/providers/smtp.ts": {
     "HTTP client package":
       "nodemailer speaks SMTP, which fetch cannot; the relay's name is resolved and every address checked by smtpHostCheck with the egress guard's address rules (security/address-class.ts), and nodemailer is given the checked IP",
+  },
+  "cli/selftest/client.ts": {
+    "fetch call":
+      "`messaging selftest --target URL` is an HTTP client an operator runs against a deployment they name on the command line; it is not the service's own egress (no provider call, nothing a request can steer), so the guard's allowlist and private-range refusals (which would refuse the usual loopback or internal target) do not apply",
   },
   "src/security/client-address.ts": {
     "network module import": "imports BlockList and isIP from node:net to match client addresses against trusted proxies; opens nothing",
