@@ -71,9 +71,24 @@ export async function storedCredentialChecks({ config, database, migrations }: D
     out.push({ check: "credentials", status: "ok", message: `${total} stored credential version(s), all decrypt with the configured master key` });
   }
   const missing = credentialsProblem(config.providers, store, keys.length > 0);
+  // Twilio signs its webhooks with the account's auth token even when an API key sends: without one, every
+  // status callback and inbound message is refused (401), though sending works.
+  const unverifiable = config.providers.filter((p) => p.kind === "twilio" && p.apiKeySid !== undefined && !hasValue(store, p.name, "auth_token"));
   if (missing !== undefined) out.push({ check: "provider-credentials", status: "error", message: missing });
-  else if (config.providers.some((p) => requiredSecrets(p).length > 0)) {
+  else if (unverifiable.length > 0) {
+    const names = unverifiable.map((p) => p.name).join(", ");
+    out.push({ check: "provider-credentials", status: "warn", message: `${names} send with an API key but have no auth_token stored, which verifies Twilio's webhooks: every status callback and inbound message will be refused (\`messaging creds set ${unverifiable[0]!.name} auth_token --value-file F\`)` });
+  } else if (config.providers.some((p) => requiredSecrets(p).length > 0)) {
     out.push({ check: "provider-credentials", status: "ok", message: "every configured provider has the credentials it needs" });
   }
   return out;
+}
+
+/** Whether a credential has a readable current value (one that does not decrypt is reported above). */
+function hasValue(store: CredentialStore, provider: string, name: string): boolean {
+  try {
+    return store.current(provider, name) !== undefined;
+  } catch {
+    return true;
+  }
 }

@@ -46,6 +46,31 @@ export function routesCheck(config: Config): CheckResult[] {
   return [ok("routes", chains)];
 }
 
+/**
+ * What the providers' own webhooks need from the configuration: Twilio reports delivery only to the StatusCallback
+ * sent with each message, which is built on the public URL (without one, messages stay `sent`); SendGrid's signed
+ * events verify only against the configured `event_verification_key` (without one, every event post is a 401).
+ * Twilio's auth token, which verifies its webhooks even when an API key sends, is a stored credential: the
+ * database items check it.
+ */
+export function providerWebhooksCheck(config: Config): CheckResult[] {
+  const gaps: string[] = [];
+  const twilio = config.providers.filter((p) => p.kind === "twilio").map((p) => p.name);
+  if (twilio.length > 0 && config.publicUrl === undefined) {
+    gaps.push(`no MESSAGING_PUBLIC_URL, so ${twilio.join(", ")} send no StatusCallback and their messages never go past sent`);
+  }
+  for (const p of config.providers) {
+    if (p.kind === "sendgrid" && p.eventVerificationKey === undefined) {
+      gaps.push(`${p.name} has no event_verification_key, so its event webhook refuses every post (no delivered or bounce)`);
+    }
+  }
+  if (gaps.length > 0) return [warn("provider-webhooks", gaps.join("; "))];
+  if (config.providers.some((p) => p.kind === "twilio" || p.kind === "sendgrid")) {
+    return [ok("provider-webhooks", "delivery reports can reach this service (status callbacks, signed events)")];
+  }
+  return [];
+}
+
 export function authCheck(config: Config): CheckResult[] {
   if (config.auth === "off") return [warn("auth", "MESSAGING_AUTH=off: /api routes accept requests without an API key")];
   return [ok("auth", "/api routes need an API key (`messaging keys list` shows them)")];
@@ -60,7 +85,7 @@ export function webhookSignaturesCheck(config: Config): CheckResult[] {
       ),
     ];
   }
-  return [ok("webhook-signatures", "/api/webhooks/* and /api/provider/mock/inbound need X-Messaging-Signature")];
+  return [ok("webhook-signatures", "/api/webhooks/sms, /api/webhooks/email and /api/provider/mock/inbound need X-Messaging-Signature")];
 }
 
 export function securityHeadersCheck(config: Config): CheckResult[] {
@@ -131,6 +156,7 @@ export const SETTINGS_CHECKS: readonly SettingsCheck[] = [
   { check: "providers", run: providersCheck },
   { check: "routes", run: routesCheck },
   { check: "master-key", run: masterKeyCheck },
+  { check: "provider-webhooks", run: providerWebhooksCheck },
   { check: "auth", run: authCheck },
   { check: "webhook-signatures", run: webhookSignaturesCheck },
   { check: "security-headers", run: securityHeadersCheck },

@@ -13,6 +13,7 @@ import {
   authCheck,
   egressAllowlistCheck,
   opsEndpointsCheck,
+  providerWebhooksCheck,
   routesCheck,
   securityHeadersCheck,
   transportCheck,
@@ -88,6 +89,24 @@ describe("providers and routes", () => {
   test("routes that use every provider are ok and listed", () => {
     const config = { ...noDatabase(), providers: [mock("a"), mock("b")], deliveryRoutes: { sms: ["a", "b"], mms: ["a"], email: ["b"] } };
     expect(routesCheck(config)).toEqual([{ check: "routes", status: "ok", message: "sms → a, b; mms → a; email → b" }]);
+  });
+});
+
+describe("provider webhooks", () => {
+  const twilio: ProviderConfig = { name: "tw", kind: "twilio", channels: ["sms", "mms"], accountSid: `AC${"0".repeat(32)}`, from: "+15005550006" };
+  const sendgrid: ProviderConfig = { name: "sg", kind: "sendgrid", channels: ["email"], from: "noreply@example.com" };
+
+  test("a Twilio provider without a public URL, and a SendGrid one without a verification key, are warnings naming them", () => {
+    const [result] = providerWebhooksCheck({ ...noDatabase(), providers: [twilio, sendgrid] });
+    expect(result).toMatchObject({ check: "provider-webhooks", status: "warn" });
+    expect(result!.message).toContain("no MESSAGING_PUBLIC_URL, so tw send no StatusCallback");
+    expect(result!.message).toContain("sg has no event_verification_key");
+  });
+
+  test("with both, it is ok; without Twilio or SendGrid providers there is nothing to say", () => {
+    const ready = { ...noDatabase({ publicUrl: "https://messaging.example.com" }), providers: [twilio, { ...sendgrid, eventVerificationKey: "MFkw…" }] };
+    expect(statusOf(providerWebhooksCheck(ready), "provider-webhooks")).toEqual(["ok"]);
+    expect(providerWebhooksCheck(noDatabase())).toEqual([]);
   });
 });
 

@@ -208,6 +208,21 @@ describe.each(["postgres", "embedded"] as const)("credential store on %s", (kind
     const older = await storedCredentialChecks(context(loadConfig({ env: { MESSAGING_MASTER_KEYS: `${generateMasterKey("newer")},${NEW}` } })));
     expect(older[0]).toMatchObject({ status: "warn", message: expect.stringContaining("run `messaging creds rotate`") });
   });
+
+  test("check: a Twilio provider that sends with an API key but has no auth_token is warned about (its webhooks cannot verify)", async () => {
+    const p = fresh();
+    const withKey: ProviderConfig = { ...TWILIO, name: p, apiKeySid: "SK1" };
+    await storeCredential(database.sql, onlyNew, { provider: p, name: "api_key_secret", value: "key-secret" });
+    const config = { ...loadConfig({ env: { MESSAGING_MASTER_KEYS: NEW } }), providers: [withKey] };
+    const report = await storedCredentialChecks({ config, database, migrations: [], repairCounters: false });
+    expect(report.find((r) => r.check === "provider-credentials")).toMatchObject({
+      status: "warn",
+      message: expect.stringContaining(`${p} send with an API key but have no auth_token stored`),
+    });
+    await storeCredential(database.sql, onlyNew, { provider: p, name: "auth_token", value: "token" });
+    const fixed = await storedCredentialChecks({ config, database, migrations: [], repairCounters: false });
+    expect(fixed.find((r) => r.check === "provider-credentials")).toMatchObject({ status: "ok" });
+  });
 });
 
 test("overlaps read as seconds, minutes, hours or days, 0 for none, at most a year", () => {
