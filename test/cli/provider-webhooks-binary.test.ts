@@ -5,11 +5,11 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, sendSms, waitUntil } from "../delivery/binary-fixture.ts";
+import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, sendSms, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
 import { generateMasterKey } from "../../src/security/keyring.ts";
 import { ensureBinary, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
@@ -39,27 +39,7 @@ function twilioSign(token: string, url: string, params: Record<string, string>):
 
 beforeAll(async () => {
   [db, fake] = await Promise.all([deliveryDatabase(), startFakeTwilio(), ensureBinary()]).then(([d, f]) => [d, f] as const);
-  const configFile = join(dir, "messaging.toml");
-  writeFileSync(
-    configFile,
-    [
-      `ssrf_allowlist = ["127.0.0.1"]`,
-      `egress_allow_http = true`,
-      `[[providers]]`,
-      `name = "twilio-test"`,
-      `kind = "twilio"`,
-      `account_sid = "${FAKE_ACCOUNT_SID}"`,
-      `from = "+15005550006"`,
-      `base_url = "${fake.baseUrl}"`,
-      `[[providers]]`,
-      `name = "outbox"`,
-      `kind = "mock"`,
-      `[routes]`,
-      `sms = ["twilio-test"]`,
-      `mms = ["twilio-test"]`,
-      `email = ["outbox"]`,
-    ].join("\n"),
-  );
+  const configFile = writeFakeTwilioConfig(dir, fake.baseUrl);
   const port = await freePort();
   const env = deliveryEnv(db.url, { PORT: String(port), MESSAGING_PUBLIC_URL: `http://127.0.0.1:${port}`, MESSAGING_MASTER_KEYS: generateMasterKey("k1") });
   expect((await runBinary(["migrate", "up"], { env })).exitCode).toBe(0);

@@ -5,12 +5,12 @@
  * token rotated by `creds rotate` while it runs, without a restart.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { generateMasterKey } from "../../src/security/keyring.ts";
-import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, scrapeMetric, sendSms, waitUntil } from "../delivery/binary-fixture.ts";
+import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, scrapeMetric, sendSms, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
 import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "msg-test-provider-binary-"));
@@ -23,27 +23,7 @@ const env = () => deliveryEnv(db.url, { MESSAGING_MASTER_KEYS: MASTER_KEY });
 
 beforeAll(async () => {
   [db, fake] = await Promise.all([deliveryDatabase(), startFakeTwilio(), ensureBinary()]).then(([d, f]) => [d, f] as const);
-  configFile = join(dir, "messaging.toml");
-  writeFileSync(
-    configFile,
-    [
-      `ssrf_allowlist = ["127.0.0.1"]`,
-      `egress_allow_http = true`,
-      `[[providers]]`,
-      `name = "twilio-test"`,
-      `kind = "twilio"`,
-      `account_sid = "${FAKE_ACCOUNT_SID}"`,
-      `from = "+15005550006"`,
-      `base_url = "${fake.baseUrl}"`,
-      `[[providers]]`,
-      `name = "outbox"`,
-      `kind = "mock"`,
-      `[routes]`,
-      `sms = ["twilio-test"]`,
-      `mms = ["twilio-test"]`,
-      `email = ["outbox"]`,
-    ].join("\n"),
-  );
+  configFile = writeFakeTwilioConfig(dir, fake.baseUrl);
 }, 120_000);
 
 afterAll(async () => {

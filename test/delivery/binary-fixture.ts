@@ -8,10 +8,13 @@
  *   const id = await sendSms(s.url);                          // the id of a 202, or undefined
  *   await waitUntil("all sent", async () => (await db.count("messages WHERE status <> 'sent'")) === 0, 30_000);
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import postgres from "postgres";
 import { runBinary } from "../helpers/binary.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { metricValue } from "../helpers/messaging.ts";
+import { FAKE_ACCOUNT_SID } from "../providers/twilio-fake.ts";
 
 /**
  * What every process of these tests runs with. The provider timeout is short so the lease is not raised far past
@@ -120,3 +123,32 @@ export async function waitUntil(what: string, probe: () => Promise<boolean>, ms:
 
 /** The idempotency key the dispatcher gives the provider for a message. */
 export const keyOf = (messageId: string) => `messaging-msg-${messageId}`;
+
+/**
+ * Writes `messaging.toml` in `dir` for a binary that sends SMS and MMS through the fake Twilio at `baseUrl`
+ * (provider `twilio-test`, loopback allowed over http) and email to a mock (`outbox`); returns its path.
+ */
+export function writeFakeTwilioConfig(dir: string, baseUrl: string): string {
+  const path = join(dir, "messaging.toml");
+  writeFileSync(
+    path,
+    [
+      `ssrf_allowlist = ["127.0.0.1"]`,
+      `egress_allow_http = true`,
+      `[[providers]]`,
+      `name = "twilio-test"`,
+      `kind = "twilio"`,
+      `account_sid = "${FAKE_ACCOUNT_SID}"`,
+      `from = "+15005550006"`,
+      `base_url = "${baseUrl}"`,
+      `[[providers]]`,
+      `name = "outbox"`,
+      `kind = "mock"`,
+      `[routes]`,
+      `sms = ["twilio-test"]`,
+      `mms = ["twilio-test"]`,
+      `email = ["outbox"]`,
+    ].join("\n"),
+  );
+  return path;
+}

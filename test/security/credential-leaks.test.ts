@@ -6,11 +6,11 @@
  * every line every command wrote are searched for the values and for the Basic credentials made of them.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateMasterKey } from "../../src/security/keyring.ts";
-import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, scrapeMetric, sendSms, waitUntil } from "../delivery/binary-fixture.ts";
+import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, scrapeMetric, sendSms, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
 import { ensureBinary, killAll, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { FAKE_ACCOUNT_SID, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
 
@@ -28,27 +28,7 @@ let configFile: string;
 beforeAll(async () => {
   [db, fake] = await Promise.all([deliveryDatabase(), startFakeTwilio(), ensureBinary()]).then(([d, f]) => [d, f] as const);
   fake.credentials.set(FAKE_ACCOUNT_SID, FIRST);
-  configFile = join(dir, "messaging.toml");
-  writeFileSync(
-    configFile,
-    [
-      `ssrf_allowlist = ["127.0.0.1"]`,
-      `egress_allow_http = true`,
-      `[[providers]]`,
-      `name = "twilio-test"`,
-      `kind = "twilio"`,
-      `account_sid = "${FAKE_ACCOUNT_SID}"`,
-      `from = "+15005550006"`,
-      `base_url = "${fake.baseUrl}"`,
-      `[[providers]]`,
-      `name = "outbox"`,
-      `kind = "mock"`,
-      `[routes]`,
-      `sms = ["twilio-test"]`,
-      `mms = ["twilio-test"]`,
-      `email = ["outbox"]`,
-    ].join("\n"),
-  );
+  configFile = writeFakeTwilioConfig(dir, fake.baseUrl);
 }, 120_000);
 afterAll(async () => {
   if (serve) killAll([serve]);
