@@ -73,7 +73,7 @@ export async function storedCredentialChecks({ config, database, migrations }: D
   const missing = credentialsProblem(config.providers, store, keys.length > 0);
   // Twilio signs its webhooks with the account's auth token even when an API key sends: without one, every
   // status callback and inbound message is refused (401), though sending works.
-  const unverifiable = config.providers.filter((p) => p.kind === "twilio" && p.apiKeySid !== undefined && !hasValue(store, p.name, "auth_token"));
+  const unverifiable = config.providers.filter((p) => p.kind === "twilio" && p.apiKeySid !== undefined && !store.has(p.name, "auth_token"));
   if (missing !== undefined) out.push({ check: "provider-credentials", status: "error", message: missing });
   else if (unverifiable.length > 0) {
     const names = unverifiable.map((p) => p.name).join(", ");
@@ -82,13 +82,4 @@ export async function storedCredentialChecks({ config, database, migrations }: D
     out.push({ check: "provider-credentials", status: "ok", message: "every configured provider has the credentials it needs" });
   }
   return out;
-}
-
-/** Whether a credential has a readable current value (one that does not decrypt is reported above). */
-function hasValue(store: CredentialStore, provider: string, name: string): boolean {
-  try {
-    return store.current(provider, name) !== undefined;
-  } catch {
-    return true;
-  }
 }
