@@ -6,20 +6,21 @@
  * dispatcher itself. Lives beside app.ts because it joins a module (the mock's config) to the delivery layer.
  */
 import type { Config, ProviderConfig } from "./config/index.ts";
-import { providerEgress } from "./config/providers.ts";
+import { providerEgress } from "./providers/config.ts";
 import type { DatabaseHandle } from "./db/client.ts";
 import { Dispatcher, effectiveLeaseMs } from "./delivery/dispatcher.ts";
-import { ProviderRegistry, registryConfig } from "./delivery/registry.ts";
+import { ProviderRegistry, registryConfig } from "./providers/registry.ts";
 import { reportWhenStored } from "./delivery/reports.ts";
 import { DELIVERY_CHANNEL, DeliveryWake } from "./delivery/wake.ts";
 import { getMockConfig, mockDefaults } from "./modules/provider-mock/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
-import { MockProvider, type MockSettings, sqlMockLedger } from "./providers/mock.ts";
+import { sqlMockLedger } from "./modules/provider-mock/ledger.ts";
+import { MockProvider, type MockSettings } from "./providers/mock/adapter.ts";
 import type { Provider } from "./providers/provider.ts";
-import { SendGridProvider } from "./providers/sendgrid.ts";
-import { SmtpProvider, smtpHostCheck } from "./providers/smtp.ts";
-import { TwilioProvider } from "./providers/twilio.ts";
+import { SendGridProvider } from "./providers/sendgrid/adapter.ts";
+import { SmtpProvider, smtpHostCheck } from "./providers/smtp/adapter.ts";
+import { TwilioProvider } from "./providers/twilio/adapter.ts";
 import type { CredentialLookup } from "./security/credential-lookup.ts";
 import { egressFromConfig } from "./security/egress.ts";
 

@@ -7,7 +7,7 @@ import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/mi
 import { type RunningCredentials, startCredentials } from "./credentials-wiring.ts";
 import { createDelivery } from "./delivery-wiring.ts";
 import { createFirstApiKey } from "./security/api-keys.ts";
-import { credentialsProblem } from "./security/credential-readiness.ts";
+import { credentialsProblem } from "./providers/readiness.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import { scheduleProviderEventPurge } from "./modules/provider-webhooks/service.ts";
 import { retentionReporter, scheduleRetention } from "./modules/retention/service.ts";

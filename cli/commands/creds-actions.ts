@@ -1,7 +1,7 @@
 /** What `messaging creds` does; the commands and their flags are declared in creds.ts, which loads this when one runs. */
 import { readFileSync } from "node:fs";
 import type { Config } from "../../src/config/index.ts";
-import { CREDENTIAL_NAMES, isProviderName } from "../../src/config/provider-names.ts";
+import { CREDENTIAL_NAMES, isProviderName } from "../../src/providers/kinds.ts";
 import type { DatabaseHandle } from "../../src/db/client.ts";
 import { type CredentialListing, listCredentials, parseOverlap, reencryptAll, storeCredential } from "../../src/security/credential-admin.ts";
 import { configuredMasterKeys, type MasterKeys, MasterKeyError, masterKeysOrGenerate } from "../../src/security/master-key-source.ts";

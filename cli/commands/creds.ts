@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { CREDENTIAL_NAMES } from "../../src/config/provider-names.ts";
+import { CREDENTIAL_NAMES } from "../../src/providers/kinds.ts";
 import { withMigratedDatabase } from "../database.ts";
 import { withDatabaseFlags } from "../options.ts";
 

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { OperatorError } from "../operator-error.ts";
-import { parseProviderFile, providersProblem, routesProblem } from "./providers.ts";
+import { parseProviderFile, providersProblem, routesProblem } from "../providers/config.ts";
 import { type Config, type FlatConfig, SETTINGS, type SettingSpec, fileKey } from "./settings.ts";
 
 /** A setting that could not be accepted; `message` is the one line printed before exiting with code 2. */

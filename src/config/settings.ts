@@ -2,7 +2,7 @@ import { z } from "zod";
 import { DEFAULT_ROUTES, parseRates, parseRoutes } from "../domain/provider-routes.ts";
 import { parseProxyRange } from "../security/client-address.ts";
 import { type MasterKey, parseMasterKeys } from "../security/keyring.ts";
-import type { ProviderSection } from "./providers.ts";
+import type { ProviderSection } from "../providers/config.ts";
 
 /**
  * Every setting of `messaging`, in one table: its key in the typed config, the environment variable

@@ -24,7 +24,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { CallDeadlines, type ProviderOutcome, sendWithTimeout } from "../providers/provider.ts";
 import { ProviderGuard } from "./guard.ts";
 import { type AttemptRecord, type ClaimedJob, claimJobs, type JobResult, queueSample, recordResults, releaseJobs } from "./jobs.ts";
-import type { ProviderRegistry } from "./registry.ts";
+import type { ProviderRegistry } from "../providers/registry.ts";
 import type { StatusAdvanced } from "./status.ts";
 
 export interface DispatcherOptions {

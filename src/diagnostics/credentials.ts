@@ -1,9 +1,9 @@
 import { statSync } from "node:fs";
 import type { Config } from "../config/index.ts";
-import { requiredSecrets } from "../config/providers.ts";
+import { requiredSecrets } from "../providers/config.ts";
 import { rootCauseMessage } from "../db/availability.ts";
 import { isCurrent } from "../db/migrate.ts";
-import { credentialsProblem } from "../security/credential-readiness.ts";
+import { credentialsProblem } from "../providers/readiness.ts";
 import { CredentialStore } from "../security/credentials.ts";
 import { configuredMasterKeys, embeddedKeyFile, type MasterKeys, MasterKeyError } from "../security/master-key-source.ts";
 import type { DatabaseCheckContext } from "./database-checks.ts";

@@ -1,5 +1,4 @@
 import { lookup } from "node:dns/promises";
-import type { Config } from "../config/index.ts";
 import { canonicalAddress, classifyAddress } from "./address-class.ts";
 
 export { type AddressClass, classifyAddress } from "./address-class.ts";
@@ -342,9 +341,12 @@ function definedOnly(options: EgressOptions): Partial<typeof DEFAULTS> {
   );
 }
 
-/** The guard the service uses: SSRF_ALLOWLIST and MESSAGING_EGRESS_ALLOW_HTTP from the configuration. */
+/**
+ * The guard the service uses: SSRF_ALLOWLIST and MESSAGING_EGRESS_ALLOW_HTTP, as the configuration read them (the
+ * settings are passed in, so the guard does not depend on the configuration module).
+ */
 export function egressFromConfig(
-  config: Pick<Config, "ssrfAllowlist" | "egressAllowHttp">,
+  config: { readonly ssrfAllowlist: readonly string[]; readonly egressAllowHttp: boolean },
   overrides: Partial<EgressOptions> = {},
 ): Egress {
   return createEgress({ allowlist: config.ssrfAllowlist, allowHttp: config.egressAllowHttp, ...overrides });

@@ -6,8 +6,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { assertProvidersReady, type Config, ConfigError, loadConfig } from "../../src/config/index.ts";
-import { CREDENTIAL_NAMES, type ProviderConfig, requiredSecrets } from "../../src/config/providers.ts";
-import { registryConfig } from "../../src/delivery/registry.ts";
+import { CREDENTIAL_NAMES, type ProviderConfig, requiredSecrets } from "../../src/providers/config.ts";
+import { registryConfig } from "../../src/providers/registry.ts";
 import { runChecks } from "../../src/diagnostics/check.ts";
 import { configFiles } from "../helpers/config-files.ts";
 

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { Writable } from "node:stream";
 import { Dispatcher, type DispatcherOptions } from "../../src/delivery/dispatcher.ts";
 import { claimJobs } from "../../src/delivery/jobs.ts";
-import { ProviderRegistry, type ProviderSpec } from "../../src/delivery/registry.ts";
+import { ProviderRegistry, type ProviderSpec } from "../../src/providers/registry.ts";
 import type { Routes } from "../../src/domain/provider-routes.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
-import type { MockSettings } from "../../src/providers/mock.ts";
+import type { MockSettings } from "../../src/providers/mock/adapter.ts";
 import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { metricValue } from "../helpers/messaging.ts";

@@ -8,11 +8,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { Writable } from "node:stream";
 import { Dispatcher } from "../../src/delivery/dispatcher.ts";
 import { recordResults } from "../../src/delivery/jobs.ts";
-import { ProviderRegistry } from "../../src/delivery/registry.ts";
+import { ProviderRegistry } from "../../src/providers/registry.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
 import { type Provider, recipientOptedOut } from "../../src/providers/provider.ts";
-import { TwilioProvider } from "../../src/providers/twilio.ts";
+import { TwilioProvider } from "../../src/providers/twilio/adapter.ts";
 import { createEgress } from "../../src/security/egress.ts";
 import { VERSION } from "../../src/version.ts";
 import { buildTestApp, type TestApp } from "../helpers/app.ts";

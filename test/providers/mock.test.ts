@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { MOCK_RETRY_AFTER_MS, type MockLedger, MockProvider, type MockProviderDeps, type MockSettings, memoryMockLedger } from "../../src/providers/mock.ts";
+import { MOCK_RETRY_AFTER_MS, type MockLedger, MockProvider, type MockProviderDeps, type MockSettings, memoryMockLedger } from "../../src/providers/mock/adapter.ts";
 import { deliveryIdempotencyKey, type OutboundMessage, type ProviderOutcome, sendWithTimeout } from "../../src/providers/provider.ts";
 
 const NO_FAULTS: MockSettings = { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: null, latency_ms: 0, delivery_report_pct: 0 };

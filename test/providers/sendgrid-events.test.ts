@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { MAX_SENDGRID_EVENTS, parseSendGridEvents } from "../../src/providers/sendgrid-events.ts";
+import { MAX_SENDGRID_EVENTS, parseSendGridEvents } from "../../src/providers/sendgrid/events.ts";
 
-/** SendGrid event webhook bodies (src/providers/sendgrid-events.ts), shaped like the examples in SendGrid's reference. */
+/** SendGrid event webhook bodies (src/providers/sendgrid/events.ts), shaped like the examples in SendGrid's reference. */
 
 const X_MESSAGE_ID = "W3F1aWNrYnJvd25mb3hqdW";
 const SG_MESSAGE_ID = `${X_MESSAGE_ID}.filterdrecv-5645d9c87f-78xgx-1-5F5A2C35-2.0`;

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { deliveryIdempotencyKey, type OutboundMessage, type ProviderOutcome, sendWithTimeout } from "../../src/providers/provider.ts";
 import { looksLikeHtml } from "../../src/providers/email-content.ts";
-import { MAX_RATE_LIMIT_WAIT_MS, SendGridProvider, type SendGridSettings } from "../../src/providers/sendgrid.ts";
+import { MAX_RATE_LIMIT_WAIT_MS, SendGridProvider, type SendGridSettings } from "../../src/providers/sendgrid/adapter.ts";
 import { createEgress, type EgressOptions } from "../../src/security/egress.ts";
 import { type FakeSendGrid, startFakeSendGrid } from "./sendgrid-fake.ts";
 
 /**
- * The SendGrid adapter (src/providers/sendgrid.ts) against a fake SendGrid on loopback (sendgrid-fake.ts), every
+ * The SendGrid adapter (src/providers/sendgrid/adapter.ts) against a fake SendGrid on loopback (sendgrid-fake.ts), every
  * request through the egress guard, as the service makes it: each answer class SendGrid documents, and the
  * network failing in the ways networks do.
  */

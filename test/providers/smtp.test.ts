@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { SMTPServer } from "smtp-server";
 import { deliveryIdempotencyKey, type OutboundMessage } from "../../src/providers/provider.ts";
 import { looksLikeHtml } from "../../src/providers/email-content.ts";
-import { messageIdFor, SmtpProvider, smtpHostCheck, type SmtpOptions } from "../../src/providers/smtp.ts";
+import { messageIdFor, SmtpProvider, smtpHostCheck, type SmtpOptions } from "../../src/providers/smtp/adapter.ts";
 import { EgressRefusedError } from "../../src/security/egress.ts";
 
 const USER = "relay-user";

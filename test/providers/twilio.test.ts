@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { type OutboundMessage, type ProviderOutcome, sendWithTimeout } from "../../src/providers/provider.ts";
-import { retryAfterMs, type TwilioCredentials, TwilioProvider, type TwilioProviderOptions } from "../../src/providers/twilio.ts";
+import { retryAfterMs, type TwilioCredentials, TwilioProvider, type TwilioProviderOptions } from "../../src/providers/twilio/adapter.ts";
 import { createEgress } from "../../src/security/egress.ts";
 import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "./twilio-fake.ts";
 
 /**
- * The Twilio adapter (src/providers/twilio.ts) against a fake Twilio on loopback (twilio-fake.ts), every call going
+ * The Twilio adapter (src/providers/twilio/adapter.ts) against a fake Twilio on loopback (twilio-fake.ts), every call going
  * through the egress guard with only the fake's address and port allowed. One test per class of answer.
  */
 

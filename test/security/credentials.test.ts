@@ -6,12 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../../src/config/index.ts";
-import type { ProviderConfig } from "../../src/config/providers.ts";
+import type { ProviderConfig } from "../../src/providers/config.ts";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
 import { migrateUp } from "../../src/db/migrate.ts";
 import { storedCredentialChecks } from "../../src/diagnostics/credentials.ts";
 import { listCredentials, parseOverlap, reencryptAll, storeCredential } from "../../src/security/credential-admin.ts";
-import { credentialsProblem } from "../../src/security/credential-readiness.ts";
+import { credentialsProblem } from "../../src/providers/readiness.ts";
 import { CredentialStore } from "../../src/security/credentials.ts";
 import { CredentialError, generateMasterKey, type MasterKey, parseMasterKeys } from "../../src/security/keyring.ts";
 import { createEmbeddedTestDatabase, createTestDatabase } from "../helpers/database.ts";

@@ -37,7 +37,7 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "src/security/address-class.ts": {
     "network module import": "imports isIP from node:net to parse addresses; opens nothing",
   },
-  "src/providers/smtp.ts": {
+  "src/providers/smtp/adapter.ts": {
     "HTTP client package":
       "nodemailer speaks SMTP, which fetch cannot; the relay's name is resolved and every address checked by smtpHostCheck with the egress guard's address rules (security/address-class.ts), and nodemailer is given the checked IP",
   },

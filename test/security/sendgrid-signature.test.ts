@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
-import { isSendGridVerificationKey, verifySendGridEvent } from "../../src/security/sendgrid-signature.ts";
+import { isSendGridVerificationKey, verifySendGridEvent } from "../../src/providers/sendgrid/signature.ts";
 
 /**
- * SendGrid's signed event webhook (src/security/sendgrid-signature.ts), as a list of forgeries tried. The test
+ * SendGrid's signed event webhook (src/providers/sendgrid/signature.ts), as a list of forgeries tried. The test
  * plays SendGrid: it makes its own P-256 key pair, exports the public half as the console shows it (base64 DER
  * SPKI) and signs `timestamp + body` itself.
  */

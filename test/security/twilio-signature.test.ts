@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { twilioSignature, twilioSignedString, verifyTwilioSignature } from "../../src/security/twilio-signature.ts";
+import { twilioSignature, twilioSignedString, verifyTwilioSignature } from "../../src/providers/twilio/signature.ts";
 
 /**
- * Twilio's `X-Twilio-Signature` (src/security/twilio-signature.ts). Two kinds of reference, neither from the module:
+ * Twilio's `X-Twilio-Signature` (src/providers/twilio/signature.ts). Two kinds of reference, neither from the module:
  * the worked example published with Twilio's request validation, and MACs computed by the openssl binary.
  */
 

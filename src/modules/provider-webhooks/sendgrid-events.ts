@@ -5,8 +5,8 @@
 import { AppError, validationFailed } from "../../http/errors.ts";
 import { jsonTextProblem } from "../../http/json-text.ts";
 import type { RawBody } from "../../http/raw-body.ts";
-import { parseSendGridEvents } from "../../providers/sendgrid-events.ts";
-import { SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER, verifySendGridEvent } from "../../security/sendgrid-signature.ts";
+import { parseSendGridEvents } from "../../providers/sendgrid/events.ts";
+import { SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER, verifySendGridEvent } from "../../providers/sendgrid/signature.ts";
 import { recordEventIds, seenEventIds } from "./repository.ts";
 import { applyReport, configuredProvider, counted, decodeUtf8, nowSecs, type ProviderWebhookDeps, refused } from "./webhook.ts";
 

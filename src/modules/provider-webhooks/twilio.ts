@@ -6,7 +6,7 @@ import type { ReportedStatus } from "../../delivery/reports.ts";
 import { formatTimestamp } from "../../domain/timestamp.ts";
 import { validationFailed } from "../../http/errors.ts";
 import type { RawBody } from "../../http/raw-body.ts";
-import { TWILIO_SIGNATURE_HEADER, verifyTwilioSignature } from "../../security/twilio-signature.ts";
+import { TWILIO_SIGNATURE_HEADER, verifyTwilioSignature } from "../../providers/twilio/signature.ts";
 import { receiveMessage } from "../messages/service.ts";
 import { twilioInboundSchema, twilioStatusSchema } from "./model.ts";
 import {

@@ -32,9 +32,9 @@ import { createHash } from "node:crypto";
 import nodemailer from "nodemailer";
 import type { Transporter } from "nodemailer";
 import type SMTPTransport from "nodemailer/lib/smtp-transport";
-import { canonicalAddress, classifyAddress } from "../security/address-class.ts";
-import { EgressRefusedError, type Resolver } from "../security/egress.ts";
-import { emailSubject, looksLikeHtml } from "./email-content.ts";
+import { canonicalAddress, classifyAddress } from "../../security/address-class.ts";
+import { EgressRefusedError, type Resolver } from "../../security/egress.ts";
+import { emailSubject, looksLikeHtml } from "../email-content.ts";
 import {
   accepted,
   type OutboundMessage,
@@ -44,7 +44,7 @@ import {
   type SendOptions,
   transientError,
   untilAborted,
-} from "./provider.ts";
+} from "../provider.ts";
 
 export interface SmtpOptions {
   host: string;

@@ -1,14 +1,14 @@
 /**
  * The built-in mock provider: answers like a real provider's API, with the faults its runtime config asks for
  * (SPEC §7): a share of calls hang until the caller's timeout, answer 503 or answer 429; the rest are accepted
- * once per idempotency key (a repeat gets the first acceptance's id back, see mock-ledger.ts), and a share of
+ * once per idempotency key (a repeat gets the first acceptance's id back, see ledger.ts), and a share of
  * those are later reported delivered. With a seed, every draw is a pure function of the seed and the call, so a
  * run's outcomes per message are reproducible however concurrent workers interleave.
  */
-import { accepted, type OutboundMessage, type Provider, type ProviderOutcome, rateLimited, type SendOptions, transientError } from "./provider.ts";
-import type { MockAcceptance, MockLedger } from "./mock-ledger.ts";
+import { accepted, type OutboundMessage, type Provider, type ProviderOutcome, rateLimited, type SendOptions, transientError } from "../provider.ts";
+import type { MockAcceptance, MockLedger } from "./ledger.ts";
 
-export { type MockAcceptance, type MockLedger, type MockSend, memoryMockLedger, sqlMockLedger } from "./mock-ledger.ts";
+export { type MockAcceptance, type MockLedger, type MockSend, memoryMockLedger } from "./ledger.ts";
 
 /** The mock's config as the provider-mock module stores it, every field present (validated there by zod). */
 export interface MockSettings {

@@ -2,7 +2,7 @@
  * The SendGrid adapter: email through SendGrid's v3 Mail Send API (`POST {baseUrl}/v3/mail/send`, JSON,
  * `Authorization: Bearer <api key>`), mapped onto the four provider outcomes. SendGrid answers 202 with the
  * message's id in the `X-Message-Id` header; its event webhook later names the message by that id
- * (sendgrid-events.ts). Every request goes through the egress guard.
+ * (events.ts). Every request goes through the egress guard.
  *
  * Idempotency: Mail Send takes no idempotency key, so `SendOptions.idempotencyKey` cannot be passed on. A call
  * whose answer is lost (a timeout or a reset after SendGrid accepted) is retried and may send the email twice:
@@ -12,7 +12,7 @@
  * email goes out from; the message's own `from` (the address the user wrote) becomes `reply_to`, so answers
  * reach it.
  */
-import { type Egress, EgressRefusedError, type EgressResponse, TRANSIENT_REFUSALS } from "../security/egress.ts";
+import { type Egress, EgressRefusedError, type EgressResponse, TRANSIENT_REFUSALS } from "../../security/egress.ts";
 import {
   accepted,
   type OutboundMessage,
@@ -23,8 +23,8 @@ import {
   type SendOptions,
   transientError,
   untilAborted,
-} from "./provider.ts";
-import { emailSubject, looksLikeHtml } from "./email-content.ts";
+} from "../provider.ts";
+import { emailSubject, looksLikeHtml } from "../email-content.ts";
 
 export interface SendGridSettings {
   /** Read at every call, so a rotated key is used from the next send on. */

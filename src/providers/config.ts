@@ -9,10 +9,10 @@
 import { z } from "zod";
 import { CHANNELS, type Channel } from "../domain/channel.ts";
 import type { Routes } from "../domain/provider-routes.ts";
-import { SENDGRID_DEFAULT_BASE_URL } from "../providers/sendgrid.ts";
-import { TWILIO_API_BASE_URL } from "../providers/twilio.ts";
+import { SENDGRID_DEFAULT_BASE_URL } from "./sendgrid/adapter.ts";
+import { TWILIO_API_BASE_URL } from "./twilio/adapter.ts";
 import { egressUrlProblem } from "../security/egress.ts";
-import { CREDENTIAL_NAMES, isProviderName, PROVIDER_KINDS, PROVIDER_NAME, type ProviderKind } from "./provider-names.ts";
+import { CREDENTIAL_NAMES, isProviderName, PROVIDER_KINDS, PROVIDER_NAME, type ProviderKind } from "./kinds.ts";
 
 export { CREDENTIAL_NAMES, isProviderName, PROVIDER_KINDS, type ProviderKind };
 

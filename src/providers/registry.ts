@@ -4,10 +4,10 @@
  * built-in mock. Each kind's adapter is built by the `ProviderFactory`, so the dispatcher never sees kinds. The
  * default chain is `sms` and `mms` → `sms-mms`, `email` → `email`.
  */
-import type { ProviderConfig, ProviderKind } from "../config/providers.ts";
+import type { ProviderConfig, ProviderKind } from "./config.ts";
 import type { Channel } from "../domain/channel.ts";
 import type { Routes } from "../domain/provider-routes.ts";
-import type { Provider } from "../providers/provider.ts";
+import type { Provider } from "./provider.ts";
 
 export type { ProviderKind };
 

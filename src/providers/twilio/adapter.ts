@@ -26,7 +26,7 @@
  * reason as soon as it aborts, as the Provider contract asks. The abandoned request is still ended by the guard's own
  * deadline (`timeoutMs` of the Egress), which bounds how long an abandoned connection can stay open.
  */
-import { type Egress, EgressRefusedError, type EgressResponse, TRANSIENT_REFUSALS } from "../security/egress.ts";
+import { type Egress, EgressRefusedError, type EgressResponse, TRANSIENT_REFUSALS } from "../../security/egress.ts";
 import {
   accepted,
   type OutboundMessage,
@@ -38,7 +38,7 @@ import {
   type SendOptions,
   transientError,
   untilAborted,
-} from "./provider.ts";
+} from "../provider.ts";
 
 export interface TwilioCredentials {
   /** The account SID with its auth token, or an API key SID with its secret. */

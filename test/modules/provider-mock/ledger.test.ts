@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
-import { migrateUp } from "../../src/db/migrate.ts";
-import type { SqlRunner } from "../../src/db/runner.ts";
-import { textArray } from "../../src/db/sql-arrays.ts";
-import { type MockLedger, MockProvider, type MockSend, memoryMockLedger, sqlMockLedger } from "../../src/providers/mock.ts";
-import { deliveryIdempotencyKey, type ProviderOutcome } from "../../src/providers/provider.ts";
-import { createEmbeddedTestDatabase, createTestDatabase } from "../helpers/database.ts";
+import { type DatabaseHandle, openPostgres } from "../../../src/db/client.ts";
+import { migrateUp } from "../../../src/db/migrate.ts";
+import type { SqlRunner } from "../../../src/db/runner.ts";
+import { textArray } from "../../../src/db/sql-arrays.ts";
+import { sqlMockLedger } from "../../../src/modules/provider-mock/ledger.ts";
+import { type MockLedger, MockProvider, type MockSend, memoryMockLedger } from "../../../src/providers/mock/adapter.ts";
+import { deliveryIdempotencyKey, type ProviderOutcome } from "../../../src/providers/provider.ts";
+import { createEmbeddedTestDatabase, createTestDatabase } from "../../helpers/database.ts";
 
 const send = (idempotencyKey: string, providerMessageId = `mock-${crypto.randomUUID()}`): MockSend => ({
   idempotencyKey,

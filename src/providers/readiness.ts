@@ -1,6 +1,6 @@
-import { type ProviderConfig, requiredSecrets } from "../config/providers.ts";
-import type { CredentialStore } from "./credentials.ts";
-import { CredentialError } from "./keyring.ts";
+import { type ProviderConfig, requiredSecrets } from "./config.ts";
+import type { CredentialStore } from "../security/credentials.ts";
+import { CredentialError } from "../security/keyring.ts";
 
 /**
  * Whether every configured provider has the credentials it cannot send without, stored and readable, as one line
