@@ -1,12 +1,12 @@
 import { Elysia } from "elysia";
 import type { Config } from "./config/index.ts";
 import type { DatabaseHandle } from "./db/client.ts";
-import { TokenBuckets } from "./domain/token-bucket.ts";
 import { apiDocs, DOCS_PATH } from "./http/api-docs.ts";
 import { auth, routeRequirement } from "./http/auth.ts";
 import { errorHandler } from "./http/error-handler.ts";
 import { jsonBody } from "./http/json-body.ts";
-import { ipRateLimit, peerAddress } from "./http/rate-limit.ts";
+import { peerAddress, requestRateLimit } from "./http/rate-limit.ts";
+import { type Limits, localLimits } from "./limits/limiter.ts";
 import { requestContext } from "./http/request-context.ts";
 import { securityHeaders } from "./http/security-headers.ts";
 import { webhookSignature } from "./http/webhook-signature.ts";
@@ -25,7 +25,6 @@ import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
 import { isLoopbackHost } from "./security/address-class.ts";
 import { ApiKeyVerifier } from "./security/api-keys.ts";
-import { AuthFailures } from "./security/auth-failures.ts";
 import { clientAddress, TrustedProxies } from "./security/client-address.ts";
 import type { CredentialLookup } from "./security/credential-lookup.ts";
 
@@ -39,6 +38,8 @@ export interface AppDeps {
   credentials: CredentialLookup;
   /** Told when outbound messages commit (wakes the delivery workers, here and in other instances). */
   onOutboundCommitted?: () => void;
+  /** Where the rate limits live (`serve`: shared through Redis when configured); default: this process. */
+  limits?: Limits;
   /** Set by `startServer`: `draining` when shutdown begins, `closing` when its timeout has run out. */
   shutdown?: { draining: AbortSignal; closing: AbortSignal };
 }
@@ -52,6 +53,17 @@ const isWebhook = (path: string) => path.startsWith("/api/webhooks/");
 const isSignedInbound = (path: string) =>
   (isWebhook(path) && !isProviderWebhook(path)) || path.replace(/\/+$/, "") === "/api/provider/mock/inbound";
 
+/** `/api/webhooks/twilio/sms-main/status` → `twilio/sms-main` when that provider is configured; otherwise null. */
+function webhookProvider(providers: readonly { kind: string; name: string }[]) {
+  const configured = new Set(providers.map((p) => `${p.kind}/${p.name}`));
+  return (path: string): string | null => {
+    if (!isProviderWebhook(path)) return null;
+    const [kind, name] = path.slice("/api/webhooks/".length).split("/");
+    const id = `${kind}/${name}`;
+    return configured.has(id) ? id : null;
+  };
+}
+
 /** The whole HTTP API without a listener: `serve` and the tests both build it here. */
 export function createApp(deps: AppDeps) {
   const { config, database, logger, metrics } = deps;
@@ -61,11 +73,24 @@ export function createApp(deps: AppDeps) {
   const bodyLimits = { maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing };
   const limits = { maxAttachments: config.maxAttachments };
   const trustedProxies = new TrustedProxies(config.trustedProxies);
+  const rateLimits = deps.limits ?? localLimits(config);
+  const requirement = routeRequirement(config.opsAuth === "on" || (config.opsAuth === "auto" && !isLoopbackHost(config.host)), DOCS_PATH);
+  const rateLimit = requestRateLimit({
+    limiter: rateLimits.limiter,
+    perKeyPerMinute: config.rateLimitPerKeyPerMin,
+    perIpPerMinute: config.rateLimitPerIpPerMin,
+    trustedProxies: config.trustedProxies,
+    metrics,
+    applies: isApi,
+    authenticates: (request, path) => config.auth === "on" && requirement(request.method, path) !== null && request.headers.has("authorization"),
+    providerWebhook: webhookProvider(config.providers),
+  });
 
   const messages = messagesDeps(database.db, database.sql, {
     fence: database.fence,
     metrics,
-    senderBuckets: new TokenBuckets(config.rateLimitPerSenderPerMin),
+    limiter: rateLimits.limiter,
+    senderPerMinute: config.rateLimitPerSenderPerMin,
     snippetLength: config.snippetLength,
     idempotencyTtlHours: config.idempotencyTtlHours,
     ...(deps.onOutboundCommitted ? { onOutboundCommitted: deps.onOutboundCommitted } : {}),
@@ -78,24 +103,24 @@ export function createApp(deps: AppDeps) {
   const app = new Elysia({ name: "messaging" })
     .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH }))
     .use(errorHandler({ logger, metrics, routes: () => routeTable() }))
-    // Not the providers' webhooks: a provider's few addresses carry the reports of every message, and Twilio does
-    // not retry a status callback refused with 429. What an unverified request can cost them is bounded by the body
-    // limit and deadline and one MAC per verifying secret.
-    .use(ipRateLimit({ perMinute: config.rateLimitPerIpPerMin, trustedProxies: config.trustedProxies, metrics, applies: (path) => isApi(path) && !isProviderWebhook(path) }))
+    // Requests that will not authenticate are charged per client (a provider's webhooks per provider) before
+    // authentication; authenticated ones per API key after it (http/rate-limit.ts).
+    .use(rateLimit.beforeAuth)
     .use(
       auth({
         mode: config.auth,
         verifier: new ApiKeyVerifier(database.sql, { onTouchError: (err) => logger.warn({ err }, "could not record an API key's last use") }),
-        requirement: routeRequirement(config.opsAuth === "on" || (config.opsAuth === "auto" && !isLoopbackHost(config.host)), DOCS_PATH),
+        requirement,
         clientOf: (request, server) => clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trustedProxies),
-        failures: new AuthFailures({ limit: config.authFailureLimit, windowSecs: config.authFailureWindowSecs }),
+        failures: rateLimits.authFailures,
         onFailure: (reason) => metrics.authFailures.inc({ reason }),
       }),
     )
+    .use(rateLimit.afterAuth)
     .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
     .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook }))
     .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl }))
-    .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe), draining: deps.shutdown?.draining, metrics }))
+    .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe, 2000, () => rateLimits.unready()), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))
     .use(webhooksModule(messages, limits))
     .use(conversationsModule(conversations))

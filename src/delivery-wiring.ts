@@ -14,6 +14,7 @@ import { reportWhenStored } from "./delivery/reports.ts";
 import { DELIVERY_CHANNEL, DeliveryWake } from "./delivery/wake.ts";
 import { getMockConfig, mockDefaults } from "./modules/provider-mock/service.ts";
 import type { Logger } from "./observability/logger.ts";
+import type { Limiter } from "./limits/limiter.ts";
 import type { Metrics } from "./observability/metrics.ts";
 import { sqlMockLedger } from "./modules/provider-mock/ledger.ts";
 import { MockProvider, type MockSettings } from "./providers/mock/adapter.ts";
@@ -34,7 +35,15 @@ export interface Delivery {
   stop(timeoutMs: number, graceMs: number): Promise<void>;
 }
 
-export function createDelivery(config: Config, database: DatabaseHandle, metrics: Metrics, logger: Logger, credentials: CredentialLookup): Delivery {
+export function createDelivery(
+  config: Config,
+  database: DatabaseHandle,
+  metrics: Metrics,
+  logger: Logger,
+  credentials: CredentialLookup,
+  /** The limiter shared through Redis, when configured: providers' `max_per_second` then holds across instances. */
+  sharedLimiter?: Limiter,
+): Delivery {
   const pubsub = database.pubsub;
   const wake = new DeliveryWake(pubsub ? () => pubsub.notify(DELIVERY_CHANNEL) : undefined);
   if (config.deliveryWorkers === 0) {
@@ -71,6 +80,7 @@ export function createDelivery(config: Config, database: DatabaseHandle, metrics
       registry,
       metrics,
       logger,
+      ...(sharedLimiter ? { sharedLimiter } : {}),
       // Only a mock reads the stored config; a registry of real providers spares every claim the query.
       ...(usesMock
         ? {

@@ -12,7 +12,9 @@ import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import { scheduleProviderEventPurge } from "./modules/provider-webhooks/service.ts";
 import { retentionReporter, scheduleRetention } from "./modules/retention/service.ts";
 import type { Logger } from "./observability/logger.ts";
-import { createMetrics } from "./observability/metrics.ts";
+import { type Limits, localLimits } from "./limits/limiter.ts";
+import { sharedLimits } from "./limits/shared.ts";
+import { createMetrics, type Metrics } from "./observability/metrics.ts";
 import { OperatorError } from "./operator-error.ts";
 import { VERSION } from "./version.ts";
 
@@ -99,7 +101,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       : scheduleRetention(database.sql, config.retentionDays, retentionReporter(metrics, logger, config.retentionDays));
   const draining = new AbortController();
   const closing = new AbortController();
-  const delivery = createDelivery(config, database, metrics, logger, credentials.store);
+  const limits = await startLimits(config, metrics, logger);
+  const delivery = createDelivery(config, database, metrics, logger, credentials.store, config.redisUrl ? limits.limiter : undefined);
   const app = createApp({
     config,
     database,
@@ -107,6 +110,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     metrics,
     version: VERSION,
     credentials: credentials.store,
+    limits,
     onOutboundCommitted: () => delivery.wake.committed(),
     shutdown: { draining: draining.signal, closing: closing.signal },
   });
@@ -156,6 +160,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       stopEventPurge();
       stopRetention();
       await credentials.stop();
+      limits.close();
       await afterResponseHooks();
       if (!(await settlesWithin(database.close().then(() => true), DATABASE_CLOSE_BOUND_MS))) {
         throw new Error(`the database did not close within ${DATABASE_CLOSE_BOUND_MS} ms`);
@@ -165,6 +170,25 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const stopBoundMs = config.shutdownTimeoutMs + ANSWER_GRACE_MS + 500 + DATABASE_CLOSE_BOUND_MS;
 
   return { url, port: server.port!, database, stop, stopBoundMs };
+}
+
+/**
+ * The rate limits: in Redis, shared by every instance, when `MESSAGING_REDIS_URL` is set (connected before the
+ * service listens; a Redis that does not answer leaves the limits in process until it does); in process otherwise.
+ */
+async function startLimits(config: Config, metrics: Metrics, logger: Logger): Promise<Limits> {
+  if (!config.redisUrl) return localLimits(config);
+  const shared = sharedLimits({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    required: config.redisRequired,
+    authFailureLimit: config.authFailureLimit,
+    authFailureWindowSecs: config.authFailureWindowSecs,
+    logger,
+    metrics,
+  });
+  await shared.start();
+  return shared;
 }
 
 /**

@@ -1,19 +1,32 @@
 import type { Command } from "commander";
-import { type ApiKeyRecord, createApiKey, listApiKeys, parseDuration, revokeApiKey, SCOPES, type Scope } from "../../src/security/api-keys.ts";
+import {
+  type ApiKeyRecord,
+  createApiKey,
+  listApiKeys,
+  parseDuration,
+  parseRateLimit,
+  revokeApiKey,
+  SCOPES,
+  type Scope,
+  updateApiKeyRateLimit,
+} from "../../src/security/api-keys.ts";
 import { withMigratedDatabase } from "../database.ts";
 import { EXIT } from "../exit.ts";
 import { withDatabaseFlags } from "../options.ts";
 
-/** `messaging keys create | list | revoke`: the API keys of SPEC §8. */
+const RATE_HELP = "requests per minute for this key, such as 600/min, 10/s or 36000/h (default: MESSAGING_RATE_LIMIT_PER_KEY_PER_MIN)";
+
+/** `messaging keys create | list | update | revoke`: the API keys of SPEC §8. */
 export function keysCommand(program: Command): void {
-  const keys = program.command("keys").description("manage API keys (create | list | revoke)");
+  const keys = program.command("keys").description("manage API keys (create | list | update | revoke)");
 
   withDatabaseFlags(keys.command("create").description("create a key and print it once"))
     .requiredOption("--name <name>", "what the key is for (shown in lists)")
     .option("--scope <scopes>", `comma-separated scopes: ${SCOPES.join(", ")}`, SCOPES.join(","))
     .option("--expires <duration>", "lifetime such as 90d, 12h or 30m (default: never)")
+    .option("--rate-limit <rate>", RATE_HELP)
     .option("--json", "machine-readable output")
-    .action((options: { name: string; scope: string; expires?: string; json?: boolean }, command: Command) =>
+    .action((options: { name: string; scope: string; expires?: string; rateLimit?: string; json?: boolean }, command: Command) =>
       withMigratedDatabase(command, async (database) => {
         const scopes = options.scope.split(",").map((s) => s.trim()).filter(Boolean);
         const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
@@ -26,13 +39,17 @@ export function keysCommand(program: Command): void {
           if (ms === null) usage(`--expires takes a duration such as 90d, 12h or 30m; got "${options.expires}"`);
           expiresAt = new Date(Date.now() + ms);
         }
-        const created = await createApiKey(database.sql, { name, scopes: scopes as Scope[], expiresAt });
+        const rateLimitPerMin = options.rateLimit === undefined ? null : rateOption(options.rateLimit, false);
+        const created = await createApiKey(database.sql, { name, scopes: scopes as Scope[], expiresAt, rateLimitPerMin });
         if (options.json) {
-          console.log(JSON.stringify({ id: created.id, name: created.name, prefix: created.prefix, scopes: created.scopes, key: created.key }));
+          console.log(
+            JSON.stringify({ id: created.id, name: created.name, prefix: created.prefix, scopes: created.scopes, rate_limit_per_min: created.rateLimitPerMin, key: created.key }),
+          );
         } else {
           console.log(created.key);
           process.stderr.write(
-            `messaging: created key ${created.id} "${created.name}" (${created.scopes.join(", ")}${expiresAt ? `, expires ${expiresAt.toISOString()}` : ""}). ` +
+            `messaging: created key ${created.id} "${created.name}" (${created.scopes.join(", ")}${expiresAt ? `, expires ${expiresAt.toISOString()}` : ""}` +
+              `${rateLimitPerMin !== null ? `, ${rateLimitPerMin}/min` : ""}). ` +
               "The key above is shown this once; store it now.\n",
           );
         }
@@ -47,6 +64,23 @@ export function keysCommand(program: Command): void {
         if (options.json) console.log(JSON.stringify(list.map(listed)));
         else if (list.length === 0) console.log("no API keys");
         else for (const k of list) console.log(line(k));
+      }),
+    );
+
+  withDatabaseFlags(keys.command("update").description("change a key's rate limit by its id or prefix (every instance applies it within seconds)"))
+    .argument("<id>", "the key's id or prefix")
+    .requiredOption("--rate-limit <rate>", `${RATE_HELP.replace(" (default: MESSAGING_RATE_LIMIT_PER_KEY_PER_MIN)", "")}, or "default" for MESSAGING_RATE_LIMIT_PER_KEY_PER_MIN`)
+    .option("--json", "machine-readable output")
+    .action((id: string, options: { rateLimit: string; json?: boolean }, command: Command) =>
+      withMigratedDatabase(command, async (database) => {
+        const rate = rateOption(options.rateLimit, true);
+        const updated = await updateApiKeyRateLimit(database.sql, id.trim(), rate);
+        if (!updated) {
+          process.stderr.write(`messaging: no API key has the id or prefix "${id}"\n`);
+          process.exit(EXIT.failed);
+        }
+        if (options.json) console.log(JSON.stringify(listed(updated)));
+        else console.log(`updated ${line(updated)}`);
       }),
     );
 
@@ -66,6 +100,14 @@ export function keysCommand(program: Command): void {
     );
 }
 
+/** `--rate-limit` as requests per minute; `default` (when allowed) is null, the deployment's setting. */
+function rateOption(text: string, allowDefault: boolean): number | null {
+  if (allowDefault && text.trim().toLowerCase() === "default") return null;
+  const rate = parseRateLimit(text);
+  if (rate === null) usage(`--rate-limit takes a rate such as 600/min, 10/s or 36000/h (at least 1/min)${allowDefault ? ' or "default"' : ""}; got "${text}"`);
+  return rate;
+}
+
 function usage(message: string): never {
   process.stderr.write(`messaging: ${message}\n`);
   process.exit(EXIT.usage);
@@ -79,6 +121,7 @@ function listed(k: ApiKeyRecord) {
     name: k.name,
     prefix: k.prefix,
     scopes: k.scopes,
+    rate_limit_per_min: k.rateLimitPerMin,
     created_at: iso(k.createdAt),
     last_used_at: iso(k.lastUsedAt),
     expires_at: iso(k.expiresAt),
@@ -94,6 +137,7 @@ function line(k: ApiKeyRecord): string {
     JSON.stringify(k.name),
     k.scopes.join(","),
     state,
+    `rate ${k.rateLimitPerMin === null ? "default" : `${k.rateLimitPerMin}/min`}`,
     `created ${k.createdAt.toISOString()}`,
     `last used ${k.lastUsedAt?.toISOString() ?? "never"}`,
     `expires ${k.expiresAt?.toISOString() ?? "never"}`,

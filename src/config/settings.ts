@@ -52,6 +52,12 @@ const proxyRanges = () =>
     }
   });
 
+const redisUrl = () =>
+  z
+    .string()
+    .trim()
+    .refine((s) => /^(redis|rediss|valkey|valkeys):\/\//.test(s) && URL.canParse(s), "must be a redis:// or rediss:// URL");
+
 const postgresUrl = () =>
   z
     .string()
@@ -119,9 +125,13 @@ export const SETTINGS = [
   { key: "snippetLength", env: "CONVERSATION_SNIPPET_LENGTH", schema: integer(1, 4096), default: 64, description: "Characters (grapheme clusters) in a message snippet" },
   { key: "maxBodyBytes", env: "API_MAX_BODY_BYTES", schema: integer(1024, 64 * 1024 * 1024), default: 256 * 1024, description: "Largest accepted request body in bytes" },
   { key: "maxAttachments", env: "API_MAX_ATTACHMENTS", schema: integer(0, 100), default: 8, description: "Most attachments on one message" },
-  { key: "rateLimitPerIpPerMin", env: "API_RATE_LIMIT_PER_IP_PER_MIN", schema: integer(1, 10_000_000), default: 120, description: "Requests per minute per client IP (token bucket, burst equal to the limit; per process)" },
-  { key: "rateLimitPerSenderPerMin", env: "API_RATE_LIMIT_PER_SENDER_PER_MIN", schema: integer(1, 10_000_000), default: 60, description: "Sends per minute per normalized sender address (per process)" },
-  { key: "authFailureLimit", env: "MESSAGING_AUTH_FAILURE_LIMIT", schema: integer(1, 1_000_000), default: 10, description: "Failed authentications from one client IP within the window after which it is answered 429 (even with a correct key) until the window passes (per process)" },
+  { key: "rateLimitPerKeyPerMin", env: "MESSAGING_RATE_LIMIT_PER_KEY_PER_MIN", schema: integer(1, 10_000_000), default: 6000, description: "Requests per minute per API key (token bucket, burst equal to the limit); a key's own limit (`messaging keys create --rate-limit`) replaces it. Also the budget of each configured provider's webhook routes" },
+  { key: "rateLimitPerIpPerMin", env: "API_RATE_LIMIT_PER_IP_PER_MIN", schema: integer(1, 10_000_000), default: 120, description: "Requests per minute per client IP of requests that do not authenticate (open routes), and of every request when auth is off (token bucket, burst equal to the limit)" },
+  { key: "rateLimitPerSenderPerMin", env: "API_RATE_LIMIT_PER_SENDER_PER_MIN", schema: integer(1, 10_000_000), default: 60, description: "Sends per minute per normalized sender address" },
+  { key: "redisUrl", env: "MESSAGING_REDIS_URL", schema: redisUrl().optional(), description: "Redis (`redis://` or `rediss://`) through which every instance shares the per-key, per-IP, per-sender and provider `max_per_second` limits and the auth-failure counter; unset: each process counts alone", secret: true },
+  { key: "redisPrefix", env: "MESSAGING_REDIS_PREFIX", schema: z.string().trim().min(1).max(200), default: "messaging:", description: "Start of every Redis key this deployment writes, so several deployments can share one Redis" },
+  { key: "redisRequired", env: "MESSAGING_REDIS_REQUIRED", schema: boolean(), default: false, description: "Answer /readyz 503 while the configured Redis does not answer (the service keeps serving on in-process limits either way)" },
+  { key: "authFailureLimit", env: "MESSAGING_AUTH_FAILURE_LIMIT", schema: integer(1, 1_000_000), default: 10, description: "Failed authentications from one client IP within the window after which it is answered 429 (even with a correct key) until the window passes" },
   { key: "authFailureWindowSecs", env: "MESSAGING_AUTH_FAILURE_WINDOW_SECS", schema: integer(1, 86400), default: 300, description: "Window of the auth-failure limit: remembered failures decay linearly to none over it, and a blocked client waits it out" },
   { key: "deliveryWorkers", env: "MESSAGING_DELIVERY_WORKERS", schema: integer(0, 64), default: 2, description: "Delivery worker loops in this process (each claims a batch, calls providers, writes results); 0 makes an API-only instance" },
   { key: "deliveryBatchSize", env: "MESSAGING_DELIVERY_BATCH_SIZE", schema: integer(1, 1000), default: 200, description: "Most delivery jobs one worker claims at a time" },
@@ -133,7 +143,7 @@ export const SETTINGS = [
   { key: "deliveryBackoffCapMs", env: "MESSAGING_DELIVERY_BACKOFF_CAP_MS", schema: integer(1, 86400000), default: 300000, description: "Largest retry delay (a provider's Retry-After may exceed it)" },
   { key: "deliveryRoutes", env: "MESSAGING_DELIVERY_ROUTES", schema: parsed(parseRoutes), default: parseRoutes(DEFAULT_ROUTES), description: `Provider chain of each channel, tried in order (failover): \`${DEFAULT_ROUTES}\`` },
   { key: "providerTimeoutMs", env: "MESSAGING_PROVIDER_TIMEOUT_MS", schema: integer(10, 600000), default: 10000, description: "A provider call without an answer by then is a transient error (retried with the same idempotency key)" },
-  { key: "providerRates", env: "MESSAGING_PROVIDER_RATES", schema: parsed(parseRates), default: new Map<string, number>(), description: "Most calls per second per provider and process, e.g. `sms-mms=1,email=50` (default: unlimited)" },
+  { key: "providerRates", env: "MESSAGING_PROVIDER_RATES", schema: parsed(parseRates), default: new Map<string, number>(), description: "Most calls per second per provider, e.g. `sms-mms=1,email=50` (default: unlimited); shared by all instances with MESSAGING_REDIS_URL, per process without" },
   { key: "breakerErrorThreshold", env: "API_BREAKER_ERROR_THRESHOLD", schema: integer(1, 1000), default: 5, description: "Consecutive provider failures that open a circuit breaker" },
   { key: "breakerOpenSecs", env: "API_BREAKER_OPEN_SECS", schema: integer(1, 3600), default: 30, description: "Seconds an open breaker waits before letting one probe through" },
   { key: "providerTimeoutPct", env: "API_PROVIDER_TIMEOUT_PCT", schema: integer(0, 100), default: 0, description: "Mock provider: initial share of calls that time out" },

@@ -162,7 +162,9 @@ export const apiKeys = pgTable("api_keys", {
   lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
   expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }),
   revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
-});
+  /** Requests per minute for this key; null: `MESSAGING_RATE_LIMIT_PER_KEY_PER_MIN` (0011). */
+  rateLimitPerMin: integer("rate_limit_per_min"),
+}, (t) => [check("api_keys_rate_limit_per_min_positive", sql`${t.rateLimitPerMin} IS NULL OR ${t.rateLimitPerMin} > 0`)]);
 
 /**
  * Provider secrets (issue 9), encrypted under a master key (security/keyring.ts): one row per version of each

@@ -23,6 +23,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { CallDeadlines, type ProviderOutcome, sendWithTimeout } from "../providers/provider.ts";
 import { ProviderGuard } from "./guard.ts";
+import { type Limiter, perSecond } from "../limits/limiter.ts";
 import { type AttemptRecord, type ClaimedJob, claimJobs, type JobResult, queueSample, recordResults, releaseJobs } from "./jobs.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import type { StatusAdvanced } from "./status.ts";
@@ -54,9 +55,14 @@ export interface DispatcherDeps {
   logger: Logger;
   /** Runs before each claim: refreshes what providers read at dispatch time (the mock's stored config). */
   beforeClaim?: () => Promise<void>;
+  /** The limiter shared by every instance (Redis): a provider's `max_per_second` then holds in total. */
+  sharedLimiter?: Limiter;
 }
 
 const BREAKER_GAUGE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+
+/** A provider's bucket in the shared limiter: `max_per_second` calls a second, in total across instances. */
+const sharedBucket = (limiter: Limiter, provider: string, maxPerSecond: number) => () => limiter.take(`provider:${provider}`, perSecond(maxPerSecond));
 /** After a short claim, how long a woken worker waits for more sends to commit before claiming them. */
 const CLAIM_LINGER_MS = 5;
 /** Most results one write carries (its arrays are statement parameters). */
@@ -111,6 +117,7 @@ export class Dispatcher {
       const guard = new ProviderGuard({
         ...options.breaker,
         ...(spec.maxPerSecond !== undefined ? { maxPerSecond: spec.maxPerSecond } : {}),
+        ...(spec.maxPerSecond !== undefined && deps.sharedLimiter ? { sharedBucket: sharedBucket(deps.sharedLimiter, spec.name, spec.maxPerSecond) } : {}),
         onTransition: (to, from) => {
           deps.metrics.breakerState.set({ provider: spec.name }, BREAKER_GAUGE[to]);
           deps.metrics.breakerTransitions.inc({ provider: spec.name, to });

@@ -1,6 +1,7 @@
 /**
  * What stands in front of one provider in this process: its circuit breaker (domain/circuit-breaker.ts), a
- * bound on unconfirmed calls, and its pacing (a token bucket when the provider declares a rate). Breakers are
+ * bound on unconfirmed calls, and its pacing (a token bucket when the provider declares a rate; with Redis, a
+ * second bucket shared by every instance, so the rate holds in total). Breakers are
  * per process by design: each instance learns on its own that a provider is down, which costs at most one
  * threshold of failed calls per instance and needs no coordination through the database.
  *
@@ -11,6 +12,7 @@
  * healthy provider is not limited at all, and one that is failing costs at most threshold + 1 calls (the
  * threshold, then one probe) per open period.
  */
+import type { BucketDecision } from "../domain/token-bucket.ts";
 import { admit, type Breaker, type BreakerOptions, type BreakerResult, type BreakerState, closedBreaker, record } from "../domain/circuit-breaker.ts";
 
 export type Refusal = "open" | "probing" | "paused" | "paced";
@@ -20,6 +22,12 @@ export type Entry = { allowed: true; release: (result: BreakerResult, retryAfter
 export interface GuardOptions extends BreakerOptions {
   /** Calls per second; absent: unlimited. */
   maxPerSecond?: number;
+  /**
+   * The provider's bucket shared by every instance (Redis, limits/shared.ts), asked after this process's own
+   * bucket allowed a call: with several instances the provider then gets `maxPerSecond` in total, not per
+   * instance. Absent: this process's bucket alone.
+   */
+  sharedBucket?: () => Promise<BucketDecision>;
   now?: () => number;
   onTransition?: (to: BreakerState, from: BreakerState) => void;
 }
@@ -59,7 +67,20 @@ export class ProviderGuard {
         continue;
       }
       if (!this.takeToken(now)) return { allowed: false, refusal: "paced", retryAt: now + this.msPerToken() };
-      this.move(admission.next);
+      let next = admission.next;
+      if (this.options.sharedBucket) {
+        const shared = await this.options.sharedBucket();
+        const after = this.now();
+        if (!shared.allowed) {
+          this.emptyFor(after, shared.retryAfterMs);
+          return { allowed: false, refusal: "paced", retryAt: after + shared.retryAfterMs };
+        }
+        // Other calls may have moved the breaker while the shared bucket answered: ask it again.
+        const again = admit(this.breaker, after, this.options);
+        if (!again.allowed) return { allowed: false, refusal: again.refusal!, ...(again.retryAt ? { retryAt: again.retryAt } : {}) };
+        next = again.next;
+      }
+      this.move(next);
       this.inFlight += 1;
       let released = false;
       return {
@@ -110,6 +131,13 @@ export class ProviderGuard {
     if (this.options.maxPerSecond === undefined) return;
     this.tokens = Math.min(this.burst(), this.tokens + ((now - this.tokensAt) * this.options.maxPerSecond) / 1000);
     this.tokensAt = now;
+  }
+
+  /** The shared bucket is empty for `ms`: so is this process's, so that `capacity` and `msUntilToken` say so. */
+  private emptyFor(now: number, ms: number): void {
+    if (this.options.maxPerSecond === undefined) return;
+    this.refill(now);
+    this.tokens = Math.min(this.tokens, 1 - (ms * this.options.maxPerSecond) / 1000);
   }
 
   private takeToken(now: number): boolean {

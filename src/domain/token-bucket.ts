@@ -7,12 +7,29 @@ export interface BucketDecision {
   resetSeconds: number;
   /** Seconds until one token is available (0 when allowed). */
   retryAfterSeconds: number;
+  /** The same in milliseconds, for pacing finer than a second (0 when allowed). */
+  retryAfterMs: number;
+}
+
+/**
+ * What a bucket of `capacity` refilling at `ratePerMs` decided, with `tokens` left after the take: the same
+ * figures whether the bucket lives in this process or in Redis (limits/shared.ts).
+ */
+export function bucketDecision(allowed: boolean, tokens: number, capacity: number, ratePerMs: number): BucketDecision {
+  return {
+    allowed,
+    limit: capacity,
+    remaining: Math.max(0, Math.floor(tokens)),
+    resetSeconds: Math.max(0, Math.ceil((capacity - tokens) / ratePerMs / 1000)),
+    retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / ratePerMs / 1000)),
+    retryAfterMs: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / ratePerMs)),
+  };
 }
 
 /**
  * Token buckets keyed by a client or sender: capacity `perMinute`, refilled continuously at `perMinute`
- * tokens a minute, so a burst of `perMinute` is allowed (like the older fixed window) without its
- * double burst at window edges. Pure: the caller passes the clock.
+ * tokens a minute (or at `ratePerMs` when given), so a burst of `perMinute` is allowed (like the older fixed
+ * window) without its double burst at window edges. Pure: the caller passes the clock.
  */
 export class TokenBuckets {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
@@ -21,23 +38,18 @@ export class TokenBuckets {
   constructor(
     readonly perMinute: number,
     private readonly maxKeys = 100_000,
+    ratePerMs?: number,
   ) {
-    this.ratePerMs = perMinute / 60_000;
+    this.ratePerMs = ratePerMs ?? perMinute / 60_000;
   }
 
   take(key: string, nowMs: number): BucketDecision {
     const bucket = this.touch(key) ?? this.admit(key, nowMs);
-    bucket.tokens = Math.min(this.perMinute, bucket.tokens + (nowMs - bucket.at) * this.ratePerMs);
-    bucket.at = nowMs;
+    bucket.tokens = Math.min(this.perMinute, bucket.tokens + Math.max(0, nowMs - bucket.at) * this.ratePerMs);
+    bucket.at = Math.max(bucket.at, nowMs);
     const allowed = bucket.tokens >= 1;
     if (allowed) bucket.tokens -= 1;
-    return {
-      allowed,
-      limit: this.perMinute,
-      remaining: Math.floor(bucket.tokens),
-      resetSeconds: Math.ceil((this.perMinute - bucket.tokens) / this.ratePerMs / 1000),
-      retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((1 - bucket.tokens) / this.ratePerMs / 1000)),
-    };
+    return bucketDecision(allowed, bucket.tokens, this.perMinute, this.ratePerMs);
   }
 
   /** Buckets held now; never more than `maxKeys`. */

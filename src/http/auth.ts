@@ -6,6 +6,8 @@ import { requestPath } from "./request-target.ts";
 /** Who is calling; idempotency keys are scoped by it (the API key's id, or `anonymous` with auth off). */
 export interface Principal {
   id: string;
+  /** The key's own requests per minute (null: the deployment's per-key limit); absent for `anonymous`. */
+  rateLimitPerMin?: number | null;
 }
 
 export const ANONYMOUS: Principal = { id: "anonymous" };
@@ -16,10 +18,18 @@ export function principalOf(request: Request): Principal {
   return principals.get(request) ?? ANONYMOUS;
 }
 
-/** Counts failed authentications per client; a client over its limit is refused even with a good key. */
+/** The authenticated caller of a request, or undefined when it did not authenticate (open route, auth off). */
+export function authenticatedPrincipal(request: Request): Principal | undefined {
+  return principals.get(request);
+}
+
+/**
+ * Counts failed authentications per client; a client over its limit is refused even with a good key. In this
+ * process or shared through Redis (limits/), hence asynchronous.
+ */
 export interface AuthFailureCounter {
-  check(client: string, nowMs: number): { blocked: boolean; retryAfterSecs: number };
-  recordFailure(client: string, nowMs: number): unknown;
+  check(client: string): Promise<{ blocked: boolean; retryAfterSecs: number }>;
+  recordFailure(client: string): Promise<unknown>;
 }
 
 export interface AuthOptions {
@@ -56,8 +66,7 @@ export function auth(options: AuthOptions) {
     const needed = options.requirement(request.method, path);
     if (needed === null) return;
     const client = options.clientOf(request, server);
-    const now = Date.now();
-    const throttle = options.failures?.check(client, now);
+    const throttle = await options.failures?.check(client);
     if (throttle?.blocked) {
       options.onFailure?.("throttled");
       throw new AppError("rate_limited", `too many failed authentications from this client; retry in ${throttle.retryAfterSecs} s`, {
@@ -68,7 +77,7 @@ export function auth(options: AuthOptions) {
     const presented = header && header.length <= MAX_AUTHORIZATION_LENGTH ? /^Bearer +(\S+) *$/i.exec(header)?.[1] : undefined;
     const principal = presented ? await options.verifier.verify(presented) : null;
     if (!principal) {
-      options.failures?.recordFailure(client, now);
+      await options.failures?.recordFailure(client);
       options.onFailure?.(presented ? "invalid" : "missing");
       throw unauthorized();
     }
@@ -76,7 +85,7 @@ export function auth(options: AuthOptions) {
       options.onFailure?.("scope");
       throw new AppError("forbidden", `this API key lacks the ${needed} scope`);
     }
-    principals.set(request, { id: principal.id });
+    principals.set(request, { id: principal.id, rateLimitPerMin: principal.rateLimitPerMin });
   })
     // Defence in depth: whatever spelling of a path reached a protected route (`//api/…`, an encoded letter),
     // the matched route pattern decides too, before validation and the handler.

@@ -1,8 +1,9 @@
 import { Elysia } from "elysia";
 import type { BucketDecision } from "../domain/token-bucket.ts";
-import { TokenBuckets } from "../domain/token-bucket.ts";
+import { type BucketShape, type Limiter, perMinute } from "../limits/limiter.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { clientAddress, TrustedProxies } from "../security/client-address.ts";
+import { authenticatedPrincipal } from "./auth.ts";
 import { AppError } from "./errors.ts";
 import { requestPath } from "./request-target.ts";
 
@@ -23,15 +24,6 @@ export function rateLimited(d: BucketDecision, what: string): AppError {
   });
 }
 
-export interface IpRateLimitOptions {
-  perMinute: number;
-  /** `MESSAGING_TRUSTED_PROXIES`: addresses and CIDR ranges, already validated by the settings schema. */
-  trustedProxies: readonly string[];
-  metrics: Metrics;
-  /** Which paths are limited (the API; probes and metrics are not). */
-  applies: (path: string) => boolean;
-}
-
 /**
  * The socket peer of a request: `"local"` when there is no socket (`app.handle` in tests, which then all
  * share one client). "local" is not an IP, so it is never a trusted proxy and its X-Forwarded-For is ignored.
@@ -40,25 +32,71 @@ export function peerAddress(request: Request, server: { requestIP(request: Reque
   return server?.requestIP(request)?.address ?? "local";
 }
 
+export interface RequestRateLimitOptions {
+  limiter: Limiter;
+  /** `MESSAGING_RATE_LIMIT_PER_KEY_PER_MIN`: an authenticated request's budget unless its key has its own. */
+  perKeyPerMinute: number;
+  /** `API_RATE_LIMIT_PER_IP_PER_MIN`: the budget of each client address for requests that do not authenticate. */
+  perIpPerMinute: number;
+  /** `MESSAGING_TRUSTED_PROXIES`: addresses and CIDR ranges, already validated by the settings schema. */
+  trustedProxies: readonly string[];
+  metrics: Metrics;
+  /** Which paths are limited (the API; probes and metrics are not). */
+  applies: (path: string) => boolean;
+  /** Whether authentication will decide this request: auth is on, the route needs a key and one is presented. */
+  authenticates: (request: Request, path: string) => boolean;
+  /** The configured provider a path is a webhook route of (`twilio/sms-main`), or null. */
+  providerWebhook: (path: string) => string | null;
+}
+
+type Limit = "key" | "ip" | "webhook";
+const REFUSALS: Record<Limit, string> = {
+  key: "too many requests with this API key",
+  ip: "too many requests from this client",
+  webhook: "too many requests for this provider",
+};
+
 /**
- * Per-client-IP token bucket (SPEC §8), keyed by `clientAddress`: the socket address, or the right-most
- * untrusted X-Forwarded-For hop when the peer is a trusted proxy. Per process: N instances allow N × the
- * limit in total.
+ * Which bucket a request is charged to (SPEC §8). Two hooks, one on each side of authentication:
+ * - before it, a request that will not authenticate (auth off, an open route, or no key presented) is charged to
+ *   its client address: the socket address, or the right-most untrusted X-Forwarded-For hop when the peer is a
+ *   trusted proxy; a provider's webhook route instead to that provider at the per-key limit, whatever address the
+ *   provider calls from (a provider's few addresses carry the reports of every message, and Twilio does not retry
+ *   a status callback refused with 429). A request presenting a wrong key is the auth-failure counter's.
+ * - after it, an authenticated request is charged to its API key (the key's own limit, or the per-key default).
+ * The buckets are the limiter's: per process, or shared by every instance through Redis.
  */
-export function ipRateLimit(options: IpRateLimitOptions) {
-  const buckets = new TokenBuckets(options.perMinute);
+export function requestRateLimit(options: RequestRateLimitOptions) {
   const trusted = new TrustedProxies(options.trustedProxies);
-  return new Elysia({ name: "ip-rate-limit" }).onRequest(function limitByIp({ request, server, set }) {
-    const path = requestPath(request.url) ?? "";
-    if (!options.applies(path)) return;
-    const client = clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trusted);
-    const decision = buckets.take(client, Date.now());
+  const perKey = perMinute(options.perKeyPerMinute);
+  const perIp = perMinute(options.perIpPerMinute);
+
+  async function charge(limit: Limit, name: string, shape: BucketShape, set: { headers: Record<string, unknown> }) {
+    const decision = await options.limiter.take(name, shape);
     if (!decision.allowed) {
-      options.metrics.rateLimited.inc({ limit: "ip" });
-      throw rateLimited(decision, "too many requests from this client");
+      options.metrics.rateLimited.inc({ limit });
+      throw rateLimited(decision, REFUSALS[limit]);
     }
     set.headers["ratelimit-limit"] = String(decision.limit);
     set.headers["ratelimit-remaining"] = String(decision.remaining);
     set.headers["ratelimit-reset"] = String(decision.resetSeconds);
-  });
+  }
+
+  return {
+    beforeAuth: new Elysia({ name: "rate-limit-unauthenticated" }).onRequest(async function limitByClient({ request, server, set }) {
+      const path = requestPath(request.url) ?? "";
+      if (!options.applies(path) || options.authenticates(request, path)) return;
+      const provider = options.providerWebhook(path);
+      if (provider !== null) return charge("webhook", `webhook:${provider}`, perKey, set);
+      const client = clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trusted);
+      return charge("ip", `ip:${client}`, perIp, set);
+    }),
+    afterAuth: new Elysia({ name: "rate-limit-per-key" }).onRequest(async function limitByKey({ request, set }) {
+      const principal = authenticatedPrincipal(request);
+      if (!principal) return;
+      const path = requestPath(request.url) ?? "";
+      if (!options.applies(path)) return;
+      return charge("key", `key:${principal.id}`, principal.rateLimitPerMin ? perMinute(principal.rateLimitPerMin) : perKey, set);
+    }),
+  };
 }

@@ -148,8 +148,19 @@ export function createMetrics(info: { version: string }) {
     }),
     rateLimited: new Counter({
       name: "messaging_rate_limited_total",
-      help: "Requests refused with 429, by limit",
+      help: "Requests refused with 429, by limit (key, ip, webhook, sender)",
       labelNames: ["limit"],
+      registers: [registry],
+    }),
+    redisUp: new Gauge({
+      name: "messaging_redis_up",
+      help: "1 while the Redis of MESSAGING_REDIS_URL answers (rate limits shared by all instances), 0 while it does not or is not configured",
+      registers: [registry],
+    }),
+    redisLocalDecisions: new Counter({
+      name: "messaging_redis_local_decisions_total",
+      help: "Rate-limit checks answered in this process because the configured Redis did not answer, by check (key, ip, sender, provider, webhook, auth)",
+      labelNames: ["check"],
       registers: [registry],
     }),
     workerProcessed: new Counter({

@@ -28,12 +28,16 @@ export interface ApiKeyRecord {
   lastUsedAt: Date | null;
   expiresAt: Date | null;
   revokedAt: Date | null;
+  /** Requests per minute allowed to this key; null: the deployment's `MESSAGING_RATE_LIMIT_PER_KEY_PER_MIN`. */
+  rateLimitPerMin: number | null;
 }
 
 /** Who is calling, once a key verified. */
 export interface KeyPrincipal {
   id: string;
   scopes: ReadonlySet<Scope>;
+  /** The key's own rate limit (requests per minute), or null for the deployment's default. */
+  rateLimitPerMin: number | null;
 }
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
@@ -75,10 +79,11 @@ interface KeyRow {
   last_used_at: Date | string | null;
   expires_at: Date | string | null;
   revoked_at: Date | string | null;
+  rate_limit_per_min: number | null;
 }
 
 const date = (v: Date | string | null): Date | null => (v === null ? null : new Date(v));
-const COLUMNS = "id::text AS id, name, prefix, secret_hash, scopes, created_at, last_used_at, expires_at, revoked_at";
+const COLUMNS = "id::text AS id, name, prefix, secret_hash, scopes, created_at, last_used_at, expires_at, revoked_at, rate_limit_per_min";
 
 function record(row: KeyRow): ApiKeyRecord {
   return {
@@ -90,19 +95,28 @@ function record(row: KeyRow): ApiKeyRecord {
     lastUsedAt: date(row.last_used_at),
     expiresAt: date(row.expires_at),
     revokedAt: date(row.revoked_at),
+    rateLimitPerMin: row.rate_limit_per_min === null ? null : Number(row.rate_limit_per_min),
   };
 }
 
 /** Creates a key; the returned `key` is the only time the secret exists outside the caller's hands. */
 export async function createApiKey(
   sql: SqlRunner,
-  options: { name: string; scopes: readonly Scope[]; expiresAt?: Date | null },
+  options: { name: string; scopes: readonly Scope[]; expiresAt?: Date | null; rateLimitPerMin?: number | null },
 ): Promise<ApiKeyRecord & { key: string }> {
   const { prefix, secret, key } = generateApiKey();
   const [row] = await sql.query<KeyRow>(
-    `INSERT INTO api_keys (id, name, prefix, secret_hash, scopes, expires_at)
-     VALUES ($1::uuid, $2, $3, $4, $5::jsonb, $6::timestamptz) RETURNING ${COLUMNS}`,
-    [Bun.randomUUIDv7(), options.name, prefix, hashSecret(secret), JSON.stringify([...new Set(options.scopes)]), options.expiresAt?.toISOString() ?? null],
+    `INSERT INTO api_keys (id, name, prefix, secret_hash, scopes, expires_at, rate_limit_per_min)
+     VALUES ($1::uuid, $2, $3, $4, $5::jsonb, $6::timestamptz, $7::int) RETURNING ${COLUMNS}`,
+    [
+      Bun.randomUUIDv7(),
+      options.name,
+      prefix,
+      hashSecret(secret),
+      JSON.stringify([...new Set(options.scopes)]),
+      options.expiresAt?.toISOString() ?? null,
+      options.rateLimitPerMin ?? null,
+    ],
   );
   return { ...record(row!), key };
 }
@@ -125,20 +139,47 @@ export async function listApiKeys(sql: SqlRunner): Promise<ApiKeyRecord[]> {
   return (await sql.query<KeyRow>(`SELECT ${COLUMNS} FROM api_keys ORDER BY created_at, id`)).map(record);
 }
 
+const isUuid = (text: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(text);
+
 /** Revokes a key named by its id or its prefix; the record, or null when no such key exists. */
 export async function revokeApiKey(sql: SqlRunner, idOrPrefix: string): Promise<ApiKeyRecord | null> {
-  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrPrefix);
   const [row] = await sql.query<KeyRow>(
     `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-      WHERE ${byId ? "id = $1::uuid" : "prefix = $1"} RETURNING ${COLUMNS}`,
+      WHERE ${isUuid(idOrPrefix) ? "id = $1::uuid" : "prefix = $1"} RETURNING ${COLUMNS}`,
     [idOrPrefix],
   );
   return row ? record(row) : null;
 }
 
+/**
+ * Changes a key's own rate limit (requests per minute; null returns it to the deployment's default). Running
+ * instances apply it within the verifier's cache time. The record, or null when no such key exists.
+ */
+export async function updateApiKeyRateLimit(sql: SqlRunner, idOrPrefix: string, rateLimitPerMin: number | null): Promise<ApiKeyRecord | null> {
+  const [row] = await sql.query<KeyRow>(
+    `UPDATE api_keys SET rate_limit_per_min = $2::int
+      WHERE ${isUuid(idOrPrefix) ? "id = $1::uuid" : "prefix = $1"} RETURNING ${COLUMNS}`,
+    [idOrPrefix, rateLimitPerMin],
+  );
+  return row ? record(row) : null;
+}
+
+/**
+ * Reads a rate such as `600/min`, `10/s`, `36000/h` or a bare `600` (per minute) as requests per minute; null when
+ * it is none of these or comes to less than one a minute. `default` is not a rate: the caller handles it.
+ */
+export function parseRateLimit(text: string): number | null {
+  const match = /^(\d{1,9})\s*(?:\/\s*(s|sec|second|m|min|minute|h|hour))?$/i.exec(text.trim());
+  if (!match) return null;
+  const n = Number(match[1]);
+  const unit = (match[2] ?? "min").toLowerCase();
+  const perMin = unit.startsWith("s") ? n * 60 : unit.startsWith("h") ? n / 60 : n;
+  return Number.isInteger(perMin) && perMin >= 1 && perMin <= 10_000_000 ? perMin : null;
+}
+
 interface Cached {
   /** Undefined: no key has this prefix. */
-  key?: { id: string; hash: Buffer; scopes: ReadonlySet<Scope>; expiresAt: number | null; revoked: boolean };
+  key?: { id: string; hash: Buffer; scopes: ReadonlySet<Scope>; expiresAt: number | null; revoked: boolean; rateLimitPerMin: number | null };
   until: number;
 }
 
@@ -185,7 +226,7 @@ export class ApiKeyVerifier {
     const key = entry.key;
     if (!equal || !key || key.revoked || (key.expiresAt !== null && key.expiresAt <= this.now())) return null;
     this.touch(key.id);
-    return { id: key.id, scopes: key.scopes };
+    return { id: key.id, scopes: key.scopes, rateLimitPerMin: key.rateLimitPerMin };
   }
 
   private async lookup(prefix: string): Promise<Cached> {
@@ -213,6 +254,7 @@ export class ApiKeyVerifier {
             scopes: new Set(record(row).scopes),
             expiresAt: row.expires_at === null ? null : new Date(row.expires_at).getTime(),
             revoked: row.revoked_at !== null,
+            rateLimitPerMin: row.rate_limit_per_min === null ? null : Number(row.rate_limit_per_min),
           },
         }
       : { until };

@@ -89,7 +89,7 @@ describe("retryAfter and reset", () => {
 
   test("a fresh key is reported full after its first take up to rounding", () => {
     const d = new TokenBuckets(120).take("k", 0);
-    expect(d).toEqual({ allowed: true, limit: 120, remaining: 119, resetSeconds: 1, retryAfterSeconds: 0 });
+    expect(d).toEqual({ allowed: true, limit: 120, remaining: 119, resetSeconds: 1, retryAfterSeconds: 0, retryAfterMs: 0 });
   });
 });
 

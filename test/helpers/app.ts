@@ -11,6 +11,7 @@ import { type App, createApp } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config/index.ts";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
 import { migrateUp } from "../../src/db/migrate.ts";
+import type { Limits } from "../../src/limits/limiter.ts";
 import { createLogger, type Logger } from "../../src/observability/logger.ts";
 import { type CredentialLookup, fixedCredentials } from "../../src/security/credential-lookup.ts";
 import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
@@ -61,6 +62,8 @@ export interface TestAppOptions {
   logger?: Logger;
   /** Provider credentials the app reads (default: none stored). */
   credentials?: CredentialLookup;
+  /** Where the rate limits live (default: this process, as `serve` without MESSAGING_REDIS_URL). */
+  limits?: Limits;
 }
 
 export interface TestApp {
@@ -85,7 +88,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const logger = options.logger ?? createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
   const metrics = createMetrics({ version: VERSION });
   const credentials = options.credentials ?? fixedCredentials({});
-  const app = createApp({ config, database, logger, metrics, version: VERSION, credentials });
+  const app = createApp({ config, database, logger, metrics, version: VERSION, credentials, ...(options.limits && { limits: options.limits }) });
   let closed: Promise<void> | undefined;
   return { app, database, metrics, config, close: () => (closed ??= dispose()) };
 }

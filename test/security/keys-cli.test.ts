@@ -70,7 +70,7 @@ describe("messaging keys on PostgreSQL", () => {
     const created = await runBinary(["keys", "create", "--name", "ci", "--scope", "send,read", "--expires", "90d", "--json"], { env: env() });
     expect(created.exitCode).toBe(0);
     const made = JSON.parse(created.stdout) as { id: string; name: string; prefix: string; scopes: string[]; key: string };
-    expect(Object.keys(made).sort()).toEqual(["id", "key", "name", "prefix", "scopes"]);
+    expect(Object.keys(made).sort()).toEqual(["id", "key", "name", "prefix", "rate_limit_per_min", "scopes"]);
     expect(made).toMatchObject({ name: "ci", scopes: ["send", "read"] });
     expect(made.key.startsWith(`msg_${made.prefix}_`)).toBe(true);
 
@@ -99,7 +99,52 @@ describe("messaging keys on PostgreSQL", () => {
     expect(after.find((r) => r.id === made.id)!.last_used_at).not.toBeNull();
   }, 60_000);
 
+  test("--rate-limit sets a key's own limit, list shows it, update changes it or returns it to the default", async () => {
+    const created = await runBinary(["keys", "create", "--name", "busy", "--rate-limit", "600/min", "--json"], { env: env() });
+    expect(created.exitCode).toBe(0);
+    const made = JSON.parse(created.stdout) as { id: string; prefix: string; rate_limit_per_min: number | null; key: string };
+    expect(made.rate_limit_per_min).toBe(600);
+    const rateOf = async () => {
+      const rows = JSON.parse((await runBinary(["keys", "list", "--json"], { env: env() })).stdout) as { id: string; rate_limit_per_min: number | null }[];
+      return rows.find((r) => r.id === made.id)!.rate_limit_per_min;
+    };
+    expect(await rateOf()).toBe(600);
+    const plain = await runBinary(["keys", "list"], { env: env() });
+    expect(plain.stdout.split("\n").find((l) => l.startsWith(made.id))).toContain("rate 600/min");
+
+    const s = await startServe({ env: { DATABASE_URL: pg.url, MESSAGING_AUTH: "on" } });
+    running.push(s);
+    const first = await get(`${s.url}/api/conversations`, made.key);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("ratelimit-limit")).toBe("600");
+
+    const updated = await runBinary(["keys", "update", made.prefix, "--rate-limit", "10/s"], { env: env() });
+    expect(updated.exitCode).toBe(0);
+    expect(updated.stdout).toContain(`updated ${made.id}`);
+    expect(await rateOf()).toBe(600);
+    // 10/s is 600/min: a different spelling of the same rate; then a real change, seen by the running instance.
+    expect((await runBinary(["keys", "update", made.id, "--rate-limit", "1200"], { env: env() })).exitCode).toBe(0);
+    expect(await rateOf()).toBe(1200);
+    const deadline = Date.now() + 8000;
+    while ((await get(`${s.url}/api/conversations`, made.key)).headers.get("ratelimit-limit") !== "1200") {
+      expect(Date.now()).toBeLessThan(deadline);
+      await Bun.sleep(200);
+    }
+    expect((await runBinary(["keys", "update", made.id, "--rate-limit", "default"], { env: env() })).exitCode).toBe(0);
+    expect(await rateOf()).toBeNull();
+    const other = await get(`${s.url}/api/conversations`, made.key);
+    expect(other.status).toBe(200);
+    expect(await s.stop()).toBe(0);
+
+    const missing = await runBinary(["keys", "update", "zzzzzzzzzz", "--rate-limit", "5/min"], { env: env() });
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toContain("no API key");
+  }, 60_000);
+
   test.each([
+    [["keys", "create", "--name", "x", "--rate-limit", "fast"], "--rate-limit"],
+    [["keys", "create", "--name", "x", "--rate-limit", "0/min"], "--rate-limit"],
+    [["keys", "update", "abc"], "--rate-limit"],
     [["keys", "create", "--name", "x", "--scope", "send,superuser"], "--scope"],
     [["keys", "create", "--name", "x", "--expires", "forever"], "--expires"],
     [["keys", "create"], "--name"],

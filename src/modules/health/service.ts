@@ -20,6 +20,8 @@ export class ReadinessProbe {
     private readonly db: Database,
     private readonly describe: string,
     private readonly timeoutMs = 2000,
+    /** Another reason not to be ready (a required Redis that does not answer), or null. */
+    private readonly extra: () => string | null = () => null,
   ) {}
 
   async check(): Promise<Readiness> {
@@ -37,6 +39,8 @@ export class ReadinessProbe {
         }
         this.migrationsCurrent = true;
       }
+      const other = this.extra();
+      if (other !== null) return { ok: false, reason: other, detail: other };
       return { ok: true };
     } catch (err) {
       return { ok: false, reason: "the database is unavailable", detail: `${this.describe}: ${rootCauseMessage(err)}` };

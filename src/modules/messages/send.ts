@@ -2,6 +2,7 @@ import { normalizeAddress } from "../../domain/channel.ts";
 import type { IdempotencyRequest } from "../../http/idempotency.ts";
 import { AppError } from "../../http/errors.ts";
 import { rateLimited } from "../../http/rate-limit.ts";
+import { perMinute } from "../../limits/limiter.ts";
 import { claimIdempotencyKey, rememberResponse } from "../idempotency/service.ts";
 import type { Accepted } from "./model.ts";
 import { insertMessage, type NewMessage, type StoredIds } from "./repository.ts";
@@ -31,7 +32,7 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
           // A replay is not a send: it is answered before the sender is charged. A refusal below rolls the
           // transaction back, so a rate-limited request does not consume its key.
           if (stored) return { status: stored.status, body: stored.body as Accepted, replayed: true };
-          chargeSender(deps, message);
+          await chargeSender(deps, message);
           const body = accepted(storedOrRefused(deps, await insertMessage(tx, message, token)));
           await rememberResponse(tx, idem, { status: 202, body }, deps.idempotencyTtlHours);
           return { status: 202, body, replayed: false };
@@ -41,7 +42,7 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
       ([ids]) => ({ status: 202, body: accepted(storedOrRefused(deps, ids ?? null)), replayed: false }),
     );
   } else {
-    chargeSender(deps, message);
+    await chargeSender(deps, message);
     result = { status: 202, body: accepted(storedOrRefused(deps, await deps.batcher.submit(message))), replayed: false };
   }
   countWrite(deps.metrics, result, message);
@@ -61,8 +62,8 @@ function storedOrRefused(deps: MessagesDeps, ids: StoredIds | null): StoredIds {
 }
 
 /** The per-sender limit of SPEC §3: a token bucket per normalized `from` on its transport. */
-function chargeSender(deps: MessagesDeps, message: NewMessage): void {
-  const decision = deps.senderBuckets.take(`${message.transport}:${normalizeAddress(message.transport, message.from)}`, Date.now());
+async function chargeSender(deps: MessagesDeps, message: NewMessage): Promise<void> {
+  const decision = await deps.limiter.take(`sender:${message.transport}:${normalizeAddress(message.transport, message.from)}`, perMinute(deps.senderPerMinute));
   if (!decision.allowed) {
     deps.metrics.rateLimited.inc({ limit: "sender" });
     throw rateLimited(decision, "this sender is sending too fast");

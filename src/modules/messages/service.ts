@@ -7,8 +7,8 @@ import type { Database } from "../../db/client.ts";
 import { coalesceSameTurn } from "../../db/coalesce.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import type { WriteFence, WriteOutcome } from "../../db/write-fence.ts";
-import type { TokenBuckets } from "../../domain/token-bucket.ts";
 import type { RowKey } from "../../http/page-cursor.ts";
+import type { Limiter } from "../../limits/limiter.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { type MessagePage, readConversationPage } from "./read.ts";
 import { type MessageQueries, messageQueries } from "./repository.ts";
@@ -31,7 +31,10 @@ export interface MessagesDeps {
   batcher: SendBatcher;
   queries: MessageQueries;
   metrics: Metrics;
-  senderBuckets: TokenBuckets;
+  /** Where the per-sender buckets live (this process, or Redis shared by every instance). */
+  limiter: Limiter;
+  /** `API_RATE_LIMIT_PER_SENDER_PER_MIN`. */
+  senderPerMinute: number;
   snippetLength: number;
   idempotencyTtlHours: number;
   /** Told after an outbound message committed, so delivery starts without waiting for a poll. */

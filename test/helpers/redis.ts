@@ -1,0 +1,95 @@
+/**
+ * Redis for the tests: the machine's server at 127.0.0.1:6379 (TEST_REDIS_URL; `.ci/run` starts it when it does
+ * not answer), with a key prefix of the test's own that `dropPrefix` removes; and a private `redis-server` on a free
+ * port for the tests that stop and restart it.
+ */
+import { RedisClient } from "bun";
+import { createServer } from "node:net";
+
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** A prefix no other test or run uses. */
+export const testPrefix = (what: string) => `messaging-test:${what}:${process.pid}:${crypto.randomUUID().slice(0, 8)}:`;
+
+/** Deletes every key under `prefix`. */
+export async function dropPrefix(url: string, prefix: string): Promise<void> {
+  const client = new RedisClient(url);
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = (await client.send("SCAN", [cursor, "MATCH", `${prefix}*`, "COUNT", "1000"])) as [string, string[]];
+      cursor = next;
+      if (keys.length > 0) await client.send("DEL", keys);
+    } while (cursor !== "0");
+  } finally {
+    client.close();
+  }
+}
+
+/** Keys under `prefix`, for tests that look at what was written. */
+export async function keysUnder(url: string, prefix: string): Promise<string[]> {
+  const client = new RedisClient(url);
+  try {
+    return (await client.send("KEYS", [`${prefix}*`])) as string[];
+  } finally {
+    client.close();
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface PrivateRedis {
+  url: string;
+  port: number;
+  /** Stops the server (SIGKILL: connections drop at once, as when a host dies). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port, empty. */
+  start(): Promise<void>;
+}
+
+/** A `redis-server` of the test's own on a free port, without persistence. */
+export async function startPrivateRedis(): Promise<PrivateRedis> {
+  const port = await freePort();
+  let proc: ReturnType<typeof Bun.spawn> | null = null;
+  const start = async () => {
+    proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdout: "ignore", stderr: "ignore" });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const probe = new RedisClient(`redis://127.0.0.1:${port}`, { autoReconnect: false, connectionTimeout: 500 });
+      try {
+        if ((await probe.send("PING", [])) === "PONG") return;
+      } catch {
+        // not up yet
+      } finally {
+        probe.close();
+      }
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port}`);
+      await Bun.sleep(50);
+    }
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    start,
+    stop: async () => {
+      const running = proc;
+      proc = null;
+      if (!running) return;
+      running.kill("SIGKILL");
+      await running.exited;
+    },
+  };
+}
+
+/** Whether `redis-server` is on PATH (the private-server tests skip, saying so, without it). */
+export const hasRedisServer = () => Bun.which("redis-server") !== null;
