@@ -38,6 +38,8 @@ export interface RecordedRequest {
   headers: Record<string, string | string[] | undefined>;
   body: string;
   form: [string, string][];
+  /** When the request arrived (epoch ms, before its body was read): what pacing tests measure. */
+  at: number;
 }
 
 export interface FakeTwilio {
@@ -160,11 +162,12 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
   const path = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/;
 
   const server = createServer(async (req, res) => {
+    const at = Date.now();
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString("utf8");
     const form = new URLSearchParams(body);
-    requests.push({ method: req.method ?? "", path: req.url ?? "", headers: { ...req.headers }, body, form: [...form] });
+    requests.push({ method: req.method ?? "", path: req.url ?? "", headers: { ...req.headers }, body, form: [...form], at });
 
     const fault = faults.shift();
     if (fault) return applyFault(fault, req, res);
