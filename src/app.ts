@@ -15,6 +15,7 @@ import { conversationsDeps } from "./modules/conversations/service.ts";
 import { healthModule } from "./modules/health/index.ts";
 import { ReadinessProbe } from "./modules/health/service.ts";
 import { messagesModule } from "./modules/messages/index.ts";
+import { schedulingModule } from "./modules/scheduling/index.ts";
 import { messagesDeps } from "./modules/messages/service.ts";
 import { optOutsModule } from "./modules/opt-outs/index.ts";
 import { providerMockModule } from "./modules/provider-mock/index.ts";
@@ -40,6 +41,8 @@ export interface AppDeps {
   onOutboundCommitted?: () => void;
   /** Where the rate limits live (`serve`: shared through Redis when configured); default: this process. */
   limits?: Limits;
+  /** Told when a scheduled send commits (sets this instance's promoter timer for its `send_at`). */
+  onScheduled?: (sendAt: Date) => void;
   /** Set by `startServer`: `draining` when shutdown begins, `closing` when its timeout has run out. */
   shutdown?: { draining: AbortSignal; closing: AbortSignal };
 }
@@ -71,7 +74,7 @@ export function createApp(deps: AppDeps) {
   // The providers' webhooks answer what their provider expects (TwiML, or nothing), whatever their Accept says.
   const skipAccept = (path: string) => path === "/metrics" || path.startsWith(DOCS_PATH) || path === "/openapi.json" || isProviderWebhook(path);
   const bodyLimits = { maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.requestBodyTimeoutMs, closing: deps.shutdown?.closing };
-  const limits = { maxAttachments: config.maxAttachments };
+  const limits = { maxAttachments: config.maxAttachments, scheduleMaxDays: config.scheduleMaxDays };
   const trustedProxies = new TrustedProxies(config.trustedProxies);
   const rateLimits = deps.limits ?? localLimits(config);
   const requirement = routeRequirement(config.opsAuth === "on" || (config.opsAuth === "auto" && !isLoopbackHost(config.host)), DOCS_PATH);
@@ -94,6 +97,7 @@ export function createApp(deps: AppDeps) {
     snippetLength: config.snippetLength,
     idempotencyTtlHours: config.idempotencyTtlHours,
     ...(deps.onOutboundCommitted ? { onOutboundCommitted: deps.onOutboundCommitted } : {}),
+    ...(deps.onScheduled ? { onScheduled: deps.onScheduled } : {}),
     // Embedded PGlite has one connection, so one batch at a time; PostgreSQL gets a few in parallel.
     batch: { maxInFlight: database.kind === "embedded" ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 4)), maxBatch: 256, maxQueued: config.sendQueueLimit },
   });
@@ -122,6 +126,7 @@ export function createApp(deps: AppDeps) {
     .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe, 2000, () => rateLimits.unready()), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))
+    .use(schedulingModule({ sql: database.sql, metrics, messages }))
     .use(webhooksModule(messages, limits))
     .use(conversationsModule(conversations))
     .use(optOutsModule({ sql: database.sql, cursorKey: conversations.cursorKey }))

@@ -11,6 +11,7 @@ import { credentialsProblem } from "./providers/readiness.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import { scheduleProviderEventPurge } from "./modules/provider-webhooks/service.ts";
 import { retentionReporter, scheduleRetention } from "./modules/retention/service.ts";
+import { Promoter } from "./modules/scheduling/service.ts";
 import type { Logger } from "./observability/logger.ts";
 import { type Limits, localLimits } from "./limits/limiter.ts";
 import { sharedLimits } from "./limits/shared.ts";
@@ -103,6 +104,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const closing = new AbortController();
   const limits = await startLimits(config, metrics, logger);
   const delivery = createDelivery(config, database, metrics, logger, credentials.store, config.redisUrl ? limits.limiter : undefined);
+  const promoter = new Promoter(
+    { sql: database.sql, metrics, logger, onQueued: () => delivery.wake.committed() },
+    { pollMs: config.schedulePollMs, batchSize: config.scheduleBatchSize },
+  );
   const app = createApp({
     config,
     database,
@@ -112,6 +117,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     credentials: credentials.store,
     limits,
     onOutboundCommitted: () => delivery.wake.committed(),
+    onScheduled: (sendAt) => promoter.scheduled(sendAt),
     shutdown: { draining: draining.signal, closing: closing.signal },
   });
   app.listen({
@@ -125,6 +131,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   const server = app.server!;
   await delivery.start();
+  promoter.start();
   const url = new URL(`http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`);
   logger.info({ port: server.port, host: config.host, database: database.describe, version: VERSION }, "messaging listening");
   if (config.providers.length === 0) {
@@ -139,6 +146,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     (stopping ??= (async () => {
       logger.info({ reason, timeout_ms: config.shutdownTimeoutMs }, "shutting down: no new connections, finishing in-flight requests");
       draining.abort();
+      const promoterStopped = promoter.stop().catch((err: unknown) => logger.warn({ err }, "the scheduled-send promoter did not stop cleanly"));
       // The workers stop claiming now and finish their calls while the requests drain.
       const deliveryStopped = delivery.stop(config.shutdownTimeoutMs, ANSWER_GRACE_MS).catch((err: unknown) => {
         logger.warn({ err }, "the delivery workers did not stop cleanly; their jobs are retried when the leases run out");
@@ -155,6 +163,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         }
       }
       await deliveryStopped;
+      await promoterStopped;
       stopPurge();
       stopReceiptPurge();
       stopEventPurge();

@@ -75,6 +75,8 @@ export const messages = pgTable(
     segments: smallint("segments"),
     encoding: text("encoding"),
     timestamp: timestamp("timestamp", { withTimezone: true, mode: "date" }).notNull(),
+    /** When a scheduled outbound message is due (SPEC §3 `send_at`); null for one sent at once. Not indexed. */
+    sendAt: timestamp("send_at", { withTimezone: true, mode: "date" }),
     createdAt: createdAt(),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   },
@@ -112,6 +114,23 @@ export const deliveryJobs = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index("delivery_jobs_due_idx").on(t.runAt)],
+);
+
+/**
+ * Scheduled messages still waiting for their `send_at` (status `scheduled`); the row leaves when the promoter
+ * (modules/scheduling) hands the message to the delivery queue or a cancel takes it back, and with its message
+ * (cascade). Kept apart from `messages` so the due scan reads pending rows only and no index of `messages`
+ * covers its status (status changes stay HOT updates).
+ */
+export const scheduledMessages = pgTable(
+  "scheduled_messages",
+  {
+    messageId: bigint("message_id", { mode: "number" })
+      .primaryKey()
+      .references(() => messages.id, { onDelete: "cascade" }),
+    sendAt: timestamp("send_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [index("scheduled_messages_due_idx").on(t.sendAt, t.messageId)],
 );
 
 /** One row per provider call, kept for `GET /api/messages/{id}` and audits. */

@@ -290,6 +290,10 @@ export class Dispatcher {
     if (startedAt - job.createdAt >= this.options.maxAgeMs) {
       return { result: { messageId: job.id, end: "failed", reason: `not delivered within ${Math.round(this.options.maxAgeMs / 1000)} s`, calls: 0 }, attempts };
     }
+    // A scheduled message's first call: how late it goes out after its send_at (SPEC §3 wants p99 ≤ 2 s).
+    if (job.sendAt !== null && job.attempts === 0 && !job.uncertain) {
+      this.deps.metrics.scheduleDispatchLag.observe(Math.max(0, startedAt - job.sendAt) / 1000);
+    }
     let reason: string | null = null;
     let retryAfterMs = 0;
     let earliest = Infinity;

@@ -31,6 +31,8 @@ export interface ClaimedJob {
   attachments: string[];
   /** Email only: null for sms/mms (and for an email stored before subjects were). */
   subject: string | null;
+  /** A scheduled message's `send_at` (ms), for the dispatch lag; null for one sent at once. */
+  sendAt: number | null;
 }
 
 /*
@@ -61,6 +63,7 @@ const claimStatement = (byChannel: boolean) => `
   moved AS (${advanceStatusSql("change")})
   SELECT c.message_id::text AS id, c.attempts, (extract(epoch FROM c.created_at) * 1000)::float8 AS created_ms,
          c.previous_holder IS NOT NULL AS uncertain, m.channel, m.from_addr, m.to_addr, m.body, m.attachments::text AS attachments, m.subject,
+         (extract(epoch FROM m.send_at) * 1000)::float8 AS send_at_ms,
          coalesce((SELECT moved.moved FROM moved WHERE moved.id = c.message_id::text), false) AS marked_sending
     FROM claimed c JOIN messages m ON m.id = c.message_id`;
 
@@ -79,6 +82,7 @@ interface ClaimRow {
   body: string;
   attachments: string;
   subject: string | null;
+  send_at_ms: number | null;
 }
 
 export interface ClaimOptions {
@@ -111,6 +115,7 @@ export async function claimJobs(sql: SqlRunner, options: ClaimOptions): Promise<
       body: r.body,
       attachments: JSON.parse(r.attachments) as string[],
       subject: r.subject,
+      sendAt: r.send_at_ms === null ? null : Number(r.send_at_ms),
     };
   });
   return { jobs, markedSending };

@@ -2,22 +2,26 @@
 
 /** Where a message is in its life; `received` is the only inbound status. */
 export type MessageStatus =
+  | "scheduled"
   | "queued"
   | "sending"
   | "sent"
   | "delivered"
   | "failed"
   | "undelivered"
+  | "canceled"
   | "received";
 
 /** Every status, for schemas and exhaustive checks. */
 export const MESSAGE_STATUSES: readonly MessageStatus[] = [
+  "scheduled",
   "queued",
   "sending",
   "sent",
   "delivered",
   "failed",
   "undelivered",
+  "canceled",
   "received",
 ];
 
@@ -29,14 +33,20 @@ export const MESSAGE_STATUSES: readonly MessageStatus[] = [
  * `undelivered` is normally reported after `sent`, but a carrier receipt can
  * arrive before the engine records `sent`, and refusing it would leave the
  * message looking pending forever.
+ *
+ * `scheduled` waits for its `send_at`, then moves to `queued` (or straight to `failed` when its recipient
+ * opted out meanwhile). `canceled` is reachable only from `scheduled` and `queued`: once a worker claimed a
+ * message (`sending`) the provider may already have it, so taking it back would be a lie.
  */
 const NEXT: Readonly<Record<MessageStatus, readonly MessageStatus[]>> = {
-  queued: ["sending", "sent", "delivered", "failed", "undelivered"],
+  scheduled: ["queued", "failed", "canceled"],
+  queued: ["sending", "sent", "delivered", "failed", "undelivered", "canceled"],
   sending: ["sent", "delivered", "failed", "undelivered"],
   sent: ["delivered", "failed", "undelivered"],
   delivered: [],
   failed: [],
   undelivered: [],
+  canceled: [],
   received: [],
 };
 
@@ -55,4 +65,12 @@ export function canTransition(from: MessageStatus, to: MessageStatus): boolean {
  */
 export function isTerminalStatus(status: MessageStatus): boolean {
   return NEXT[status].length === 0;
+}
+
+/**
+ * Whether a message in this status may still be canceled (SPEC §3): only one no worker has taken yet. A
+ * `queued` one may still lose to a claim; the cancel statement decides that, this only rules out the rest.
+ */
+export function isCancelable(status: MessageStatus): boolean {
+  return canTransition(status, "canceled");
 }

@@ -9,6 +9,7 @@ export const errorBodySchema = z
     message: z.string(),
     request_id: z.string(),
     details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    status: z.string().optional().meta({ description: "not_cancelable only: the message's status when the cancel was refused" }),
   })
   .meta({ description: "Every error: a stable snake_case code, a human message, the request id, and field details on validation errors" });
 

@@ -13,6 +13,7 @@ export const ERROR_STATUS = {
   not_acceptable: 406,
   request_timeout: 408,
   idempotency_key_in_use: 409,
+  not_cancelable: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
@@ -36,6 +37,8 @@ export interface ErrorBody {
   message: string;
   request_id: string;
   details?: ErrorDetail[];
+  /** `not_cancelable`: the message's status when the cancel was refused. */
+  status?: string;
 }
 
 export class AppError extends Error {
@@ -52,6 +55,8 @@ export class AppError extends Error {
       logDetail?: string;
       /** The error behind this answer (a lost database connection behind `outcome_unknown`), for metrics and logs. */
       cause?: unknown;
+      /** `not_cancelable`: the status that made the cancel impossible, answered beside the message. */
+      status?: string;
     } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -61,6 +66,7 @@ export class AppError extends Error {
   toBody(requestId: string): ErrorBody {
     const body: ErrorBody = { code: this.code, message: this.message, request_id: requestId };
     if (this.options.details) body.details = this.options.details;
+    if (this.options.status !== undefined) body.status = this.options.status;
     return body;
   }
 }

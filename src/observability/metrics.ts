@@ -315,6 +315,29 @@ export function createMetrics(info: { version: string }) {
       labelNames: ["action", "source"],
       registers: [registry],
     }),
+    messagesScheduled: new Gauge({
+      name: "messaging_messages_scheduled",
+      help: "Scheduled messages waiting for their send_at (all instances), sampled every few seconds by this instance's promoter",
+      registers: [registry],
+    }),
+    scheduledPromoted: new Counter({
+      name: "messaging_scheduled_promoted_total",
+      help: "Scheduled messages this process took off the schedule when due, by outcome (queued: handed to delivery, failed: the recipient opted out meanwhile)",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    scheduleDispatchLag: new Histogram({
+      name: "messaging_schedule_dispatch_lag_seconds",
+      help: "From a scheduled message's send_at to its first provider call",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    messagesCanceled: new Counter({
+      name: "messaging_messages_canceled_total",
+      help: "Messages canceled by POST /api/messages/{id}/cancel, by the status they were taken back from (scheduled or queued)",
+      labelNames: ["from"],
+      registers: [registry],
+    }),
     sendsRefused: new Counter({
       name: "messaging_sends_refused_total",
       help: "Sends refused after validation without storing anything, by reason (recipient_opted_out: 422)",

@@ -1,8 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { canTransition, isTerminalStatus, MESSAGE_STATUSES, type MessageStatus } from "../../src/domain/message-status";
+import { canTransition, isCancelable, isTerminalStatus, MESSAGE_STATUSES, type MessageStatus } from "../../src/domain/message-status";
 
 /** Every allowed move; any pair not listed here must be refused. */
 const ALLOWED: ReadonlyArray<[MessageStatus, MessageStatus, string]> = [
+  ["scheduled", "queued", "its send_at came: it joins the delivery queue"],
+  ["scheduled", "failed", "its recipient opted out before send_at"],
+  ["scheduled", "canceled", "the client took it back before send_at"],
+  ["queued", "canceled", "the client took it back before a worker claimed it"],
   ["queued", "sending", "the engine picks the message up"],
   ["queued", "sent", "a provider report overtakes the sending mark"],
   ["queued", "delivered", "a delivery receipt overtakes every earlier mark"],
@@ -39,6 +43,10 @@ describe("canTransition", () => {
     ["sent", "sending"],
     ["delivered", "sent"],
     ["sending", "queued"],
+    ["queued", "scheduled"],
+    ["canceled", "queued"],
+    ["canceled", "scheduled"],
+    ["sending", "canceled"],
   ])("never moves backwards: %p → %p", (from, to) => {
     expect(canTransition(from, to)).toBe(false);
   });
@@ -64,7 +72,18 @@ describe("isTerminalStatus", () => {
     ["failed", true],
     ["undelivered", true],
     ["received", true],
+    ["scheduled", false],
+    ["canceled", true],
   ])("%p terminal: %p", (status, terminal) => {
     expect(isTerminalStatus(status)).toBe(terminal);
   });
+});
+
+describe("isCancelable", () => {
+  test.each<[MessageStatus, boolean]>(MESSAGE_STATUSES.map((s) => [s, s === "scheduled" || s === "queued"]))(
+    "%p cancelable: %p (only before a worker claims it)",
+    (status, cancelable) => {
+      expect(isCancelable(status)).toBe(cancelable);
+    },
+  );
 });

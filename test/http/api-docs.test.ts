@@ -103,9 +103,9 @@ describe("GET /openapi.json", () => {
     expect(doc.paths["/api/conversations"].get.responses["200"]).toBeDefined();
   });
 
-  test("the error schema is the envelope: code, message, request_id required, details optional", () => {
+  test("the error schema is the envelope: code, message, request_id required, details (and not_cancelable's status) optional", () => {
     const error = doc.components.schemas.error;
-    expect(Object.keys(error.properties).sort()).toEqual(["code", "details", "message", "request_id"]);
+    expect(Object.keys(error.properties).sort()).toEqual(["code", "details", "message", "request_id", "status"]);
     expect([...error.required].sort()).toEqual(["code", "message", "request_id"]);
     expect(error.properties.code.enum).toEqual(expect.arrayContaining(["validation_failed", "rate_limited", "service_unavailable"]));
   });

@@ -18,7 +18,7 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
       "/api/messages/sms",
       async ({ body, request, set }) => {
         const idem = idempotencyRequest(request, "/api/messages/sms");
-        return respondWith(set, await sendMessage(deps, { ...body, channel: body.type }, idem));
+        return respondWith(set, await sendMessage(deps, { ...body, channel: body.type, sendAt: body.send_at }, idem));
       },
       {
         body: "messages.sendSms",
@@ -35,7 +35,7 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
       "/api/messages/email",
       async ({ body, request, set }) => {
         const idem = idempotencyRequest(request, "/api/messages/email");
-        return respondWith(set, await sendMessage(deps, { ...body, channel: "email" }, idem));
+        return respondWith(set, await sendMessage(deps, { ...body, channel: "email", sendAt: body.send_at }, idem));
       },
       {
         body: "messages.sendEmail",

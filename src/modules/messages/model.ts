@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { emailAddressProblem, phoneAddressProblem } from "../../domain/address.ts";
 import { attachmentUrlProblem } from "../../domain/attachment-url.ts";
+import { DEFAULT_SCHEDULE_MAX_DAYS, sendAtProblem } from "../../domain/schedule.ts";
 import { parseRfc3339 } from "../../domain/timestamp.ts";
 
 /** The longest concatenated SMS (SPEC §3). */
@@ -9,6 +10,8 @@ export const ATTACHMENT_URL_MAX = 2048;
 
 export interface MessageLimits {
   maxAttachments: number;
+  /** How far ahead a send's `send_at` may be (MESSAGING_SCHEDULE_MAX_DAYS); default 35. */
+  scheduleMaxDays?: number;
 }
 
 /** Any text field: PostgreSQL text cannot hold NUL, so it is refused here rather than failing the insert. */
@@ -62,6 +65,25 @@ export const rfc3339 = () =>
     .refine((s) => parseRfc3339(s) !== null, "must be an RFC 3339 date-time in the years 0001 to 9999 once its offset is applied, such as 2024-11-01T14:00:00Z")
     .meta({ format: "date-time", description: "RFC 3339, the client's send time" });
 
+/**
+ * `send_at` of a send (SPEC §3): RFC 3339, at most `maxDays` ahead and not more than 60 s in the past, checked
+ * against the clock when the request arrives. Null or absent: send at once.
+ */
+export const sendAt = (maxDays: number) =>
+  text()
+    .superRefine((s, ctx) => {
+      const at = parseRfc3339(s);
+      const problem = at === null ? "must be an RFC 3339 date-time such as 2024-11-01T14:00:00Z" : sendAtProblem(at, Date.now(), maxDays);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .nullish()
+    .meta({
+      format: "date-time",
+      description:
+        `Schedules the message (status \`scheduled\`): RFC 3339, at most ${maxDays} days ahead, not more than 60 s in the past ` +
+        "(a time already past is sent at once). Cancel with POST /api/messages/{id}/cancel until a worker claims it.",
+    });
+
 export const attachmentList = (limits: MessageLimits) =>
   z
     .array(
@@ -85,6 +107,7 @@ export function requireMmsAttachment(value: { type: string; attachments: string[
 
 /** Request and response schemas of the send routes, built from the configured limits. */
 export function messageModels(limits: MessageLimits) {
+  const maxDays = limits.scheduleMaxDays ?? DEFAULT_SCHEDULE_MAX_DAYS;
   const sendSms = z
     .object({
       from: phoneAddress(),
@@ -93,6 +116,7 @@ export function messageModels(limits: MessageLimits) {
       body: smsBody(),
       attachments: attachmentList(limits),
       timestamp: rfc3339(),
+      send_at: sendAt(maxDays),
     })
     .superRefine(requireMmsAttachment)
     .meta({ description: "An outbound SMS or MMS" });
@@ -105,6 +129,7 @@ export function messageModels(limits: MessageLimits) {
       subject: emailSubject(),
       attachments: attachmentList(limits),
       timestamp: rfc3339(),
+      send_at: sendAt(maxDays),
     })
     .meta({ description: "An outbound email" });
 
@@ -133,6 +158,10 @@ export const messageItemSchema = z.object({
   attachments: z.array(z.string()),
   status: z.string(),
   timestamp: z.string(),
+  send_at: z
+    .string()
+    .nullable()
+    .meta({ description: "When a scheduled message is (or was) due; null for one sent at once" }),
   subject: z.string().nullable().meta({ description: "Email only: the given subject or the body's first 78 characters; null for sms/mms" }),
   segments: z.number().int().nullable().meta({ description: "SMS/MMS only: the parts a carrier sends for the body; null for email" }),
   encoding: z.enum(["GSM-7", "UCS-2"]).nullable().meta({ description: "SMS/MMS only: the body's encoding; null for email" }),

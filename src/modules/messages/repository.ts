@@ -23,7 +23,9 @@ export interface NewMessage {
   segments: number | null;
   encoding: SmsEncoding | null;
   attachments: string[];
-  status: "queued" | "received";
+  status: "scheduled" | "queued" | "received";
+  /** Outbound only: when a scheduled send is due (status `scheduled`); null for one sent at once. */
+  sendAt: Date | null;
   providerMessageId: string | null;
   timestamp: Date;
   conversationKey: string;
@@ -89,11 +91,13 @@ const upsertConversation = (allowed = "true") => `
   ${COUNT_NEW_CONVERSATIONS},
   conv AS (SELECT id FROM upd UNION ALL SELECT id FROM ins)`;
 
-const INSERT_MESSAGE = `
+/** The message insert of the single-message statements; `sendAt` is the SQL of its `send_at` (scheduled sends). */
+const insertMessageSql = (sendAt = "NULL") => `
   INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, provider_message_id, timestamp,
-                        subject, segments, encoding)
-  SELECT conv.id, $6, $7, $1, $8, $9, $10, $11::jsonb, $12, $13, $5::timestamptz, $15, $16::smallint, $17 FROM conv
-  RETURNING id, conversation_id`;
+                        subject, segments, encoding, send_at)
+  SELECT conv.id, $6, $7, $1, $8, $9, $10, $11::jsonb, $12, $13, $5::timestamptz, $15, $16::smallint, $17, ${sendAt}::timestamptz FROM conv
+  RETURNING id, conversation_id, send_at`;
+const INSERT_MESSAGE = insertMessageSql();
 
 /**
  * The write's receipt (see db/write-fence.ts): its token and the ids it returns, committed with it. A write that
@@ -122,6 +126,18 @@ const INSERT_OUTBOUND = `
   ${RECEIPT("$14", "msg")}
   SELECT msg.id::text AS id, msg.conversation_id::text AS conversation_id FROM (SELECT 1) one LEFT JOIN msg ON true`;
 
+/*
+ * A scheduled send ($20: its send_at) is stored and counted like any send, opt-out check included, but waits in
+ * `scheduled_messages` instead of the delivery queue: the promoter (modules/scheduling) queues it when due.
+ */
+const INSERT_SCHEDULED = `
+  WITH ${OPTED_OUT},
+  ${upsertConversation(NOT_OPTED_OUT)},
+  msg AS (${insertMessageSql("$20")}),
+  waiting AS (INSERT INTO scheduled_messages (message_id, send_at) SELECT id, send_at FROM msg),
+  ${RECEIPT("$14", "msg")}
+  SELECT msg.id::text AS id, msg.conversation_id::text AS conversation_id FROM (SELECT 1) one LEFT JOIN msg ON true`;
+
 const INSERT_INBOUND = `
   WITH ${upsertConversation()},
   msg AS (${INSERT_MESSAGE}),
@@ -129,7 +145,8 @@ const INSERT_INBOUND = `
   SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
 
 /**
- * Stores a message with its conversation update (and delivery job when outbound) in one statement, with a
+ * Stores a message with its conversation update (and delivery job when outbound, or its place among the scheduled
+ * when it has a `sendAt`) in one statement, with a
  * receipt under `token` so that its outcome can be learned after a lost connection. Null: an outbound SMS/MMS
  * whose recipient opted out of its sender; nothing was stored.
  */
@@ -155,7 +172,9 @@ export async function insertMessage(sql: SqlRunner, m: NewMessage, token: string
     m.encoding,
   ];
   if (outbound) params.push(m.optOutPair?.from ?? null, m.optOutPair?.to ?? null);
-  const [row] = await sql.query<{ id: string | null; conversation_id: string | null }>(outbound ? INSERT_OUTBOUND : INSERT_INBOUND, params);
+  if (m.sendAt) params.push(m.sendAt.toISOString());
+  const statement = !outbound ? INSERT_INBOUND : m.sendAt ? INSERT_SCHEDULED : INSERT_OUTBOUND;
+  const [row] = await sql.query<{ id: string | null; conversation_id: string | null }>(statement, params);
   if (!row) throw new Error("message insert returned no row");
   return row.id === null || row.conversation_id === null ? null : { id: row.id, conversation_id: row.conversation_id };
 }
@@ -278,7 +297,8 @@ const messageItemJson = (m: string, extra = "") => `json_build_object(
   'id', ${m}.id::text, 'conversation_id', ${m}.conversation_id::text, 'direction', ${m}.direction,
   'channel', ${m}.channel, 'type', ${m}.channel, 'from', ${m}.from_addr, 'to', ${m}.to_addr, 'body', ${m}.body,
   'attachments', ${m}.attachments, 'status', ${m}.status, 'timestamp', ${rfc3339Utc(`${m}.timestamp`)},
-  'subject', ${m}.subject, 'segments', ${m}.segments, 'encoding', ${m}.encoding${extra})`;
+  'subject', ${m}.subject, 'segments', ${m}.segments, 'encoding', ${m}.encoding,
+  'send_at', ${rfc3339Utc(`${m}.send_at`)}${extra})`;
 
 /*
  * What only GET /api/messages/{id} shows: who carries the message and why it failed. A reason is shown only

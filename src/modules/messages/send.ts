@@ -17,7 +17,8 @@ import { accepted, countWrite, type MessageInput, newMessage, type WriteResult, 
  * connection is lost mid-write (see `writeOnce`). An SMS/MMS to a recipient who opted out of its sender is
  * refused (422 `recipient_opted_out`) by the statement that would have stored it: nothing is stored or queued,
  * and an Idempotency-Key is not consumed (its transaction rolls back), so the same key may be sent again after
- * the recipient opts back in.
+ * the recipient opts back in. A send with a future `send_at` is stored `scheduled` and waits for the promoter
+ * (modules/scheduling) instead of entering the delivery queue; it is charged and opt-out checked now all the same.
  */
 export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?: IdempotencyRequest): Promise<WriteResult> {
   const message = newMessage(input, "outbound", null);
@@ -41,12 +42,26 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
       // (A refused send writes no receipt, so it never reads as committed.)
       ([ids]) => ({ status: 202, body: accepted(storedOrRefused(deps, ids ?? null)), replayed: false }),
     );
+  } else if (message.sendAt) {
+    // Scheduled sends are rare next to immediate ones and take their own statement (they wait in
+    // scheduled_messages, not the queue); the batcher groups only the hot path.
+    chargeSender(deps, message);
+    const answer = (ids: StoredIds | null): WriteResult => ({ status: 202, body: accepted(storedOrRefused(deps, ids)), replayed: false });
+    result = await writeOnce(
+      deps.fence,
+      deps.onOutcome,
+      async (token) => answer(await insertMessage(deps.sql, message, token)),
+      ([ids]) => answer(ids ?? null),
+    );
   } else {
     await chargeSender(deps, message);
     result = { status: 202, body: accepted(storedOrRefused(deps, await deps.batcher.submit(message))), replayed: false };
   }
   countWrite(deps.metrics, result, message);
-  if (!result.replayed) deps.onOutboundCommitted?.();
+  if (!result.replayed) {
+    if (message.sendAt) deps.onScheduled?.(message.sendAt);
+    else deps.onOutboundCommitted?.();
+  }
   return result;
 }
 

@@ -39,6 +39,8 @@ export interface MessagesDeps {
   idempotencyTtlHours: number;
   /** Told after an outbound message committed, so delivery starts without waiting for a poll. */
   onOutboundCommitted?: () => void;
+  /** Told after a scheduled send committed, so this instance's promoter can set its timer for an earlier `send_at`. */
+  onScheduled?: (sendAt: Date) => void;
 }
 
 export function messagesDeps(

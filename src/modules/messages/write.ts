@@ -22,6 +22,8 @@ export interface MessageInput {
   subject?: string | null | undefined;
   attachments: string[];
   timestamp: string;
+  /** Outbound only: when to send (RFC 3339, bounds already checked); absent, null or not in the future: at once. */
+  sendAt?: string | null | undefined;
 }
 
 /** The answer of a write: a fresh 202, a replay of a stored response, or a provider's duplicate. */
@@ -39,6 +41,7 @@ export function newMessage(input: MessageInput, direction: NewMessage["direction
   const key = conversationKey(transport, input.from, input.to);
   const email = input.channel === "email";
   const sms = email ? null : smsSegments(input.body);
+  const sendAt = direction === "outbound" ? futureSendAt(input.sendAt) : null;
   return {
     direction,
     channel: input.channel,
@@ -50,7 +53,8 @@ export function newMessage(input: MessageInput, direction: NewMessage["direction
     segments: sms?.segments ?? null,
     encoding: sms?.encoding ?? null,
     attachments: input.attachments,
-    status: direction === "outbound" ? "queued" : "received",
+    status: direction === "inbound" ? "received" : sendAt ? "scheduled" : "queued",
+    sendAt,
     providerMessageId,
     timestamp: parseRfc3339(input.timestamp)!,
     conversationKey: key.key,
@@ -58,6 +62,15 @@ export function newMessage(input: MessageInput, direction: NewMessage["direction
     participantB: key.participantB,
     optOutPair: email ? null : direction === "outbound" ? sendPair(input.from, input.to) : replyPair(input.from, input.to),
   };
+}
+
+/**
+ * The time a send waits for, or null to send it at once: a `send_at` not in the future (the model allows up to
+ * 60 s in the past, for clock skew) is sent now, and is not recorded as a schedule it never had.
+ */
+function futureSendAt(sendAt: string | null | undefined): Date | null {
+  const at = sendAt ? parseRfc3339(sendAt) : null;
+  return at && at.getTime() > Date.now() ? at : null;
 }
 
 /**

@@ -6,6 +6,9 @@ import type { SqlRunner } from "../../db/runner.ts";
  * time a user means by "older than"), with their attempts and jobs; their conversations' message_count goes
  * down by what was really deleted, a conversation left without messages is deleted, and the counters follow.
  *
+ * A scheduled message is never old: it waits for its send_at however old its client's `timestamp` is, and is
+ * purged only once sent or canceled, by a later run.
+ *
  * A message still in a worker's hands (its job leased, or being claimed right now) is left for a later run, so
  * retention never races a delivery for the message and job rows; its job is locked first, with SKIP LOCKED.
  *
@@ -20,6 +23,7 @@ const PURGE_BATCH = `
   WITH candidates AS MATERIALIZED (
     SELECT m.id, m.conversation_id FROM messages m
      WHERE m.timestamp < now() - $1::int * interval '1 day'
+       AND m.status <> 'scheduled'
        AND NOT EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.message_id = m.id AND j.locked_until > now())
      ORDER BY m.timestamp LIMIT $2),
   locked AS MATERIALIZED (
