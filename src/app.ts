@@ -66,6 +66,8 @@ function webhookProvider(providers: readonly { kind: string; name: string }[]) {
     return configured.has(id) ? id : null;
   };
 }
+/** `POST /api/messages/{id}/cancel` names its target in the path and takes no body. */
+const isCancel = (path: string) => /^\/api\/messages\/[^/]+\/cancel\/?$/.test(path);
 
 /** The whole HTTP API without a listener: `serve` and the tests both build it here. */
 export function createApp(deps: AppDeps) {
@@ -122,7 +124,7 @@ export function createApp(deps: AppDeps) {
     )
     .use(rateLimit.afterAuth)
     .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
-    .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook }))
+    .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook, bodiless: isCancel }))
     .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe, 2000, () => rateLimits.unready()), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))

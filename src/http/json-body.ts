@@ -17,6 +17,8 @@ export interface JsonBodyOptions {
    * this parser leaves them alone, and every other route keeps refusing what is not JSON.
    */
   ownBody?: (path: string) => boolean;
+  /** Paths whose POST takes no body (`/api/messages/{id}/cancel`): one sent without any needs no Content-Type. */
+  bodiless?: (path: string) => boolean;
 }
 
 /**
@@ -34,7 +36,9 @@ export function jsonBody(options: JsonBodyOptions) {
     .onParse({ as: "global" }, async function parseJson({ request, server }) {
       // DELETE takes no body (the API's one DELETE names its target in the path), so none is required of it.
       if (request.method === "DELETE" && !hasBody(request)) return;
-      if (options.ownBody?.(requestPath(request.url) ?? "")) return;
+      const path = requestPath(request.url) ?? "";
+      if (options.ownBody?.(path)) return;
+      if (options.bodiless?.(path) && !hasBody(request)) return;
       const state = requestState(request);
       const { value, raw } = await readWithinDeadline(readJsonBody(request, options.maxBodyBytes, state.rawBodyCheck), {
         timeoutMs: options.bodyTimeoutMs,

@@ -205,6 +205,7 @@ describe("GET /api/conversations/{id}/messages", () => {
       attachments: [],
       status: "queued",
       timestamp: "2024-06-01T10:00:00.000Z",
+      send_at: null,
       subject: null,
       segments: 1,
       encoding: "GSM-7",

@@ -1,0 +1,277 @@
+/**
+ * Scheduled sends and cancelling (SPEC §3, issue 18) through the app, with the promoter and the dispatcher of
+ * `serve` running over the same database and a recording provider: `send_at` bounds, the `scheduled` row and
+ * its count in the conversation, dispatch after (never before) `send_at`, cancel before due, cancel of an
+ * unclaimed queued message, the 200/409/404 answers, a STOP between scheduling and dispatch, Idempotency-Key
+ * replays, retention leaving scheduled messages alone, and a backlog that does not stall fresh sends.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { Writable } from "node:stream";
+import { Dispatcher, type DispatcherOptions } from "../../../src/delivery/dispatcher.ts";
+import { ProviderRegistry } from "../../../src/delivery/registry.ts";
+import { purgeOldMessages } from "../../../src/modules/retention/service.ts";
+import { Promoter } from "../../../src/modules/scheduling/service.ts";
+import { createLogger } from "../../../src/observability/logger.ts";
+import { createMetrics, type Metrics } from "../../../src/observability/metrics.ts";
+import { accepted, type Provider, type ProviderOutcome } from "../../../src/providers/provider.ts";
+import { VERSION } from "../../../src/version.ts";
+import { buildTestApp, type TestApp } from "../../helpers/app.ts";
+import { countRows, emailSend, get, metricValue, post, smsSend, smsWebhook, UNLIMITED } from "../../helpers/messaging.ts";
+
+const silent = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
+
+/** Accepts everything and remembers when each message was handed to it. */
+export class RecordingProvider implements Provider {
+  readonly calls = new Map<string, number[]>();
+  constructor(readonly name = "rec") {}
+  async send(message: { id: string }): Promise<ProviderOutcome> {
+    const list = this.calls.get(message.id) ?? [];
+    list.push(Date.now());
+    this.calls.set(message.id, list);
+    return accepted(`rec-${message.id}`);
+  }
+  callsOf(id: string): number {
+    return this.calls.get(id)?.length ?? 0;
+  }
+}
+
+const DISPATCH: DispatcherOptions = {
+  workers: 2,
+  batchSize: 50,
+  pollMs: 50,
+  leaseMs: 2000,
+  maxAttempts: 5,
+  maxAgeMs: 3_600_000,
+  backoff: { baseMs: 20, capMs: 200 },
+  breaker: { failureThreshold: 5, openMs: 30_000 },
+  sampleMs: 100,
+};
+
+/** The delivery side of one `serve`: a dispatcher and a promoter over `t`'s database. */
+function startWorkers(t: TestApp, provider: Provider, options: { pollMs?: number; batchSize?: number; dispatch?: Partial<DispatcherOptions> } = {}) {
+  const registry = new ProviderRegistry(
+    { routes: { sms: [provider.name], mms: [provider.name], email: [provider.name] }, providers: [{ name: provider.name, kind: "mock", timeoutMs: 1000 }] },
+    () => provider,
+  );
+  const metrics = createMetrics({ version: VERSION });
+  const dispatcher = new Dispatcher({ sql: t.database.sql, registry, metrics, logger: silent }, { ...DISPATCH, ...options.dispatch });
+  const promoter = new Promoter(
+    { sql: t.database.sql, metrics, logger: silent, onQueued: () => dispatcher.wake() },
+    { pollMs: options.pollMs ?? 100, batchSize: options.batchSize ?? 100, sampleMs: 100, paceMs: 10 },
+  );
+  dispatcher.start();
+  promoter.start();
+  return {
+    dispatcher,
+    promoter,
+    metrics,
+    stop: async () => {
+      await promoter.stop();
+      await dispatcher.stop(1000);
+    },
+  };
+}
+
+const inMs = (ms: number) => new Date(Date.now() + ms).toISOString();
+
+async function until(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await Bun.sleep(10);
+  }
+}
+
+for (const database of ["postgres", "embedded"] as const) {
+  describe(`scheduled sends on ${database}`, () => {
+    let t: TestApp;
+    let workers: ReturnType<typeof startWorkers> | undefined;
+    beforeAll(async () => {
+      t = await buildTestApp({ database, config: UNLIMITED });
+    });
+    afterEach(async () => {
+      await workers?.stop();
+      workers = undefined;
+    });
+    afterAll(() => t.close());
+
+    const status = async (id: string) => (await get(t.app, `/api/messages/${id}`)).json.status as string;
+
+    describe("send_at bounds", () => {
+      test.each<[string, () => string, string]>([
+        ["more than 60 s in the past", () => inMs(-61_000), "must not be more than 60 s in the past"],
+        ["further ahead than MESSAGING_SCHEDULE_MAX_DAYS (35)", () => inMs(35 * 86_400_000 + 60_000), "must be at most 35 days ahead"],
+        ["not RFC 3339", () => "tomorrow at 9", "must be an RFC 3339 date-time"],
+        ["a date without a time", () => "2030-01-01", "must be an RFC 3339 date-time"],
+      ])("%s is 400 validation_failed naming send_at", async (_name, sendAt, message) => {
+        for (const body of [smsSend({ send_at: sendAt() }), emailSend({ send_at: sendAt() })]) {
+          const path = "from" in body && String(body.from).includes("@") ? "/api/messages/email" : "/api/messages/sms";
+          const before = await countRows(t.database, "messages");
+          const res = await post(t.app, path, body);
+          expect(res.status).toBe(400);
+          expect(res.json.code).toBe("validation_failed");
+          expect(res.json.details).toContainEqual({ path: "send_at", message: expect.stringContaining(message) });
+          expect(await countRows(t.database, "messages")).toBe(before);
+        }
+      });
+
+      test("within 60 s in the past (clock skew), or null, it is sent at once: queued, no send_at", async () => {
+        for (const sendAt of [inMs(-59_000), null]) {
+          const res = await post(t.app, "/api/messages/sms", smsSend({ send_at: sendAt }));
+          expect(res.status).toBe(202);
+          const item = (await get(t.app, `/api/messages/${res.json.id}`)).json;
+          expect(item).toMatchObject({ status: "queued", send_at: null });
+          expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(1);
+        }
+      });
+
+      test("35 days ahead is accepted", async () => {
+        const res = await post(t.app, "/api/messages/email", emailSend({ send_at: inMs(35 * 86_400_000 - 60_000) }));
+        expect(res.status).toBe(202);
+        expect(await status(res.json.id)).toBe("scheduled");
+      });
+    });
+
+    test("a scheduled send answers 202, is stored scheduled with send_at, counted in its conversation, and is not queued", async () => {
+      const sendAt = new Date(Date.now() + 3_600_000);
+      const res = await post(t.app, "/api/messages/sms", smsSend({ send_at: sendAt.toISOString() }));
+      expect(res.status).toBe(202);
+      expect(res.json.status).toBe("accepted");
+      expect(typeof res.json.conversation_id).toBe("string");
+      const item = (await get(t.app, `/api/messages/${res.json.id}`)).json;
+      expect(item).toMatchObject({ status: "scheduled", send_at: sendAt.toISOString() });
+      const page = (await get(t.app, `/api/conversations/${res.json.conversation_id}/messages`)).json;
+      expect(page.meta.total).toBe(1);
+      expect(page.items[0]).toMatchObject({ id: res.json.id, status: "scheduled", send_at: sendAt.toISOString() });
+      expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(0);
+    });
+
+    test("it is not sent before send_at and is sent soon after it: scheduled → queued → sending → sent", async () => {
+      const provider = new RecordingProvider();
+      workers = startWorkers(t, provider);
+      const sendAt = Date.now() + 1500;
+      const res = await post(t.app, "/api/messages/sms", smsSend({ send_at: new Date(sendAt).toISOString() }));
+      workers.promoter.scheduled(new Date(sendAt));
+      await Bun.sleep(1200);
+      expect(provider.callsOf(res.json.id)).toBe(0);
+      expect(await status(res.json.id)).toBe("scheduled");
+      await until(() => provider.callsOf(res.json.id) > 0, 5000);
+      const calledAt = provider.calls.get(res.json.id)![0]!;
+      expect(calledAt).toBeGreaterThanOrEqual(sendAt);
+      expect(calledAt - sendAt).toBeLessThan(2000);
+      await until(async () => (await status(res.json.id)) === "sent");
+      expect(provider.callsOf(res.json.id)).toBe(1);
+      const metrics = await workers.metrics.registry.metrics();
+      expect(metricValue(metrics, "messaging_schedule_dispatch_lag_seconds_count")).toBe(1);
+      expect(metricValue(metrics, "messaging_scheduled_promoted_total", { outcome: "queued" })).toBe(1);
+    });
+
+    test("a message scheduled by another instance (no local hint) is found by the poll", async () => {
+      const provider = new RecordingProvider();
+      workers = startWorkers(t, provider, { pollMs: 200 });
+      const res = await post(t.app, "/api/messages/email", emailSend({ send_at: inMs(300) }));
+      await until(() => provider.callsOf(res.json.id) === 1, 3000);
+    });
+
+    test("cancel before due: 200 canceled, again 200, and the provider never sees it", async () => {
+      const provider = new RecordingProvider();
+      workers = startWorkers(t, provider);
+      const res = await post(t.app, "/api/messages/sms", smsSend({ send_at: inMs(600) }));
+      const first = await post(t.app, `/api/messages/${res.json.id}/cancel`, undefined);
+      expect(first.status).toBe(200);
+      expect(first.json).toMatchObject({ id: res.json.id, status: "canceled" });
+      const second = await post(t.app, `/api/messages/${res.json.id}/cancel`, undefined);
+      expect(second.status).toBe(200);
+      expect(second.json.status).toBe("canceled");
+      await Bun.sleep(1200);
+      expect(provider.callsOf(res.json.id)).toBe(0);
+      expect(await status(res.json.id)).toBe("canceled");
+      expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(0);
+      // Still part of its conversation: canceling takes nothing out of the thread.
+      expect((await get(t.app, `/api/conversations/${res.json.conversation_id}/messages`)).json.meta.total).toBe(1);
+    });
+
+    test("cancel of a queued message no worker claimed: 200, its job leaves the queue", async () => {
+      const res = await post(t.app, "/api/messages/sms", smsSend());
+      expect(await status(res.json.id)).toBe("queued");
+      const cancel = await post(t.app, `/api/messages/${res.json.id}/cancel`, undefined);
+      expect(cancel.status).toBe(200);
+      expect(cancel.json.status).toBe("canceled");
+      expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(0);
+      const provider = new RecordingProvider();
+      workers = startWorkers(t, provider);
+      await Bun.sleep(300);
+      expect(provider.callsOf(res.json.id)).toBe(0);
+    });
+
+    test("cancel once sent is 409 not_cancelable with the status; an inbound message too; unknown ids 404", async () => {
+      const provider = new RecordingProvider();
+      workers = startWorkers(t, provider);
+      const res = await post(t.app, "/api/messages/sms", smsSend());
+      await until(async () => (await status(res.json.id)) === "sent");
+      const refused = await post(t.app, `/api/messages/${res.json.id}/cancel`, undefined);
+      expect(refused.status).toBe(409);
+      expect(refused.json).toMatchObject({ code: "not_cancelable", status: "sent", request_id: expect.any(String) });
+      const inbound = await post(t.app, "/api/webhooks/sms", smsWebhook());
+      const inboundCancel = await post(t.app, `/api/messages/${inbound.json.id}/cancel`, undefined);
+      expect(inboundCancel.status).toBe(409);
+      expect(inboundCancel.json.status).toBe("received");
+      for (const id of ["999999999", "abc", "0"]) {
+        const missing = await post(t.app, `/api/messages/${id}/cancel`, undefined);
+        expect(missing.status).toBe(404);
+        expect(missing.json.code).toBe("not_found");
+      }
+    });
+
+    test("a STOP after scheduling fails the message at send_at with recipient_opted_out; nothing is sent", async () => {
+      const provider = new RecordingProvider();
+      workers = startWorkers(t, provider);
+      const body = smsSend({ send_at: inMs(700) });
+      const res = await post(t.app, "/api/messages/sms", body);
+      expect(res.status).toBe(202);
+      const stop = await post(t.app, "/api/webhooks/sms", smsWebhook({ from: body.to, to: body.from, body: "STOP" }));
+      expect(stop.status).toBe(202);
+      await until(async () => (await status(res.json.id)) === "failed", 5000);
+      const detail = (await get(t.app, `/api/messages/${res.json.id}`)).json;
+      expect(detail.status_reason).toBe("recipient_opted_out");
+      expect(detail.attempts).toEqual([]);
+      expect(provider.callsOf(res.json.id)).toBe(0);
+      expect(metricValue(await workers.metrics.registry.metrics(), "messaging_scheduled_promoted_total", { outcome: "failed" })).toBe(1);
+    });
+
+    test("an Idempotency-Key replay of a scheduled send answers the same 202 and stores one message", async () => {
+      const body = smsSend({ send_at: inMs(3_600_000) });
+      const key = `sched-${crypto.randomUUID()}`;
+      const first = await post(t.app, "/api/messages/sms", body, { "idempotency-key": key });
+      const again = await post(t.app, "/api/messages/sms", body, { "idempotency-key": key });
+      expect(first.status).toBe(202);
+      expect(again.status).toBe(202);
+      expect(again.json).toEqual(first.json);
+      expect(again.headers.get("idempotent-replayed")).toBe("true");
+      expect(await countRows(t.database, "messages", "conversation_id = $1", [first.json.conversation_id])).toBe(1);
+      expect(await status(first.json.id)).toBe("scheduled");
+    });
+
+    test("retention never purges a scheduled message, however old its timestamp", async () => {
+      const res = await post(t.app, "/api/messages/sms", smsSend({ timestamp: "2001-01-01T00:00:00Z", send_at: inMs(3_600_000) }));
+      const old = await post(t.app, "/api/messages/sms", smsSend({ timestamp: "2001-01-01T00:00:00Z" }));
+      await purgeOldMessages(t.database.sql, 30);
+      expect(await countRows(t.database, "messages", "id = $1", [res.json.id])).toBe(1);
+      expect(await countRows(t.database, "messages", "id = $1", [old.json.id])).toBe(0);
+      // Canceled, it is an ordinary old message again.
+      expect((await post(t.app, `/api/messages/${res.json.id}/cancel`, undefined)).status).toBe(200);
+      await purgeOldMessages(t.database.sql, 30);
+      expect(await countRows(t.database, "messages", "id = $1", [res.json.id])).toBe(0);
+    });
+
+    test("the gauge counts what waits", async () => {
+      const metrics: Metrics = createMetrics({ version: VERSION });
+      const [row] = await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM scheduled_messages");
+      const promoter = new Promoter({ sql: t.database.sql, metrics, logger: silent, onQueued: () => {} }, { pollMs: 1000, batchSize: 10, sampleMs: 50 });
+      await post(t.app, "/api/messages/sms", smsSend({ send_at: inMs(3_600_000) }));
+      promoter.start();
+      await until(async () => metricValue(await metrics.registry.metrics(), "messaging_messages_scheduled") === row!.n + 1, 3000);
+      await promoter.stop();
+    });
+  });
+}
