@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
 import { Dispatcher, type DispatcherOptions } from "../../../src/delivery/dispatcher.ts";
-import { ProviderRegistry } from "../../../src/delivery/registry.ts";
+import { ProviderRegistry } from "../../../src/providers/registry.ts";
 import { purgeOldMessages } from "../../../src/modules/retention/service.ts";
 import { Promoter } from "../../../src/modules/scheduling/service.ts";
 import { createLogger } from "../../../src/observability/logger.ts";
