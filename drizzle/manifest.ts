@@ -11,6 +11,7 @@ import m8 from "./0008_provider_events.sql" with { type: "text" };
 import m9 from "./0009_opt_outs.sql" with { type: "text" };
 import m10 from "./0011_api_key_rate_limit.sql" with { type: "text" };
 import m11 from "./0013_scheduled_sends.sql" with { type: "text" };
+import m12 from "./0015_inbound_scope.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
@@ -26,4 +27,5 @@ export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0009_opt_outs", sql: m9 },
   { tag: "0011_api_key_rate_limit", sql: m10 },
   { tag: "0013_scheduled_sends", sql: m11 },
+  { tag: "0015_inbound_scope", sql: m12 },
 ];

@@ -2,7 +2,7 @@ import { Elysia } from "elysia";
 import type { Config } from "./config/index.ts";
 import type { DatabaseHandle } from "./db/client.ts";
 import { apiDocs, DOCS_PATH } from "./http/api-docs.ts";
-import { auth, routeRequirement } from "./http/auth.ts";
+import { auth, authenticatedByKey, routeRequirement } from "./http/auth.ts";
 import { errorHandler } from "./http/error-handler.ts";
 import { jsonBody } from "./http/json-body.ts";
 import { peerAddress, requestRateLimit } from "./http/rate-limit.ts";
@@ -49,12 +49,15 @@ export interface AppDeps {
 
 const isApi = (path: string) => path.startsWith("/api/");
 const isWebhook = (path: string) => path.startsWith("/api/webhooks/");
+/** The generic inbound webhooks (/api/webhooks/sms|email); the Twilio and SendGrid ones carry their provider's own proof. */
+const isGenericWebhook = (path: string) => isWebhook(path) && !isProviderWebhook(path);
 /**
- * Where inbound messages enter: the signed routes of SPEC §8 (a trailing slash routes to the same handler). The
- * Twilio and SendGrid webhooks are not among them: they carry their provider's own proof instead.
+ * Where inbound messages enter and a configured webhook secret must sign them (SPEC §8; a trailing slash routes
+ * to the same handler): the mock's injection always, and the generic webhooks unless an API key with the
+ * `inbound` scope authenticated the request instead (auth.ts).
  */
-const isSignedInbound = (path: string) =>
-  (isWebhook(path) && !isProviderWebhook(path)) || path.replace(/\/+$/, "") === "/api/provider/mock/inbound";
+const isSignedInbound = (path: string, request: Request) =>
+  (isGenericWebhook(path) && !authenticatedByKey(request)) || path.replace(/\/+$/, "") === "/api/provider/mock/inbound";
 
 /** `/api/webhooks/twilio/sms-main/status` → `twilio/sms-main` when that provider is configured; otherwise null. */
 function webhookProvider(providers: readonly { kind: string; name: string }[]) {
@@ -79,7 +82,7 @@ export function createApp(deps: AppDeps) {
   const limits = { maxAttachments: config.maxAttachments, scheduleMaxDays: config.scheduleMaxDays };
   const trustedProxies = new TrustedProxies(config.trustedProxies);
   const rateLimits = deps.limits ?? localLimits(config);
-  const requirement = routeRequirement(config.opsAuth === "on" || (config.opsAuth === "auto" && !isLoopbackHost(config.host)), DOCS_PATH);
+  const requirement = routeRequirement(config.opsAuth === "on" || (config.opsAuth === "auto" && !isLoopbackHost(config.host)), DOCS_PATH, isProviderWebhook);
   const rateLimit = requestRateLimit({
     limiter: rateLimits.limiter,
     perKeyPerMinute: config.rateLimitPerKeyPerMin,
@@ -117,6 +120,8 @@ export function createApp(deps: AppDeps) {
         mode: config.auth,
         verifier: new ApiKeyVerifier(database.sql, { onTouchError: (err) => logger.warn({ err }, "could not record an API key's last use") }),
         requirement,
+        // With webhook secrets set, a valid X-Messaging-Signature opens the generic webhooks as an inbound key does.
+        signatureMayStandIn: (path) => config.webhookSecrets.length > 0 && isGenericWebhook(path),
         clientOf: (request, server) => clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trustedProxies),
         failures: rateLimits.authFailures,
         onFailure: (reason) => metrics.authFailures.inc({ reason }),

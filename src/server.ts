@@ -7,6 +7,7 @@ import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/mi
 import { type RunningCredentials, startCredentials } from "./credentials-wiring.ts";
 import { createDelivery } from "./delivery-wiring.ts";
 import { createFirstApiKey } from "./security/api-keys.ts";
+import { inboundWebhookAccess } from "./security/inbound-access.ts";
 import { credentialsProblem } from "./providers/readiness.ts";
 import { scheduleIdempotencyPurge } from "./modules/idempotency/service.ts";
 import { scheduleProviderEventPurge } from "./modules/provider-webhooks/service.ts";
@@ -137,9 +138,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   if (config.providers.length === 0) {
     logger.warn("no providers are configured: every channel uses the built-in mock and nothing leaves this machine");
   }
-  if (config.webhookSecrets.length === 0) {
-    logger.warn("MESSAGING_WEBHOOK_SECRETS is not set: /api/webhooks/sms, /api/webhooks/email and /api/provider/mock/inbound accept unsigned requests");
-  }
+  const inbound = inboundWebhookAccess(config);
+  if (inbound.openToAnyone) logger.warn(inbound.description);
 
   let stopping: Promise<void> | undefined;
   const stop = (reason = "stop") =>

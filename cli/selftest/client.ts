@@ -4,7 +4,8 @@ import { createHmac } from "node:crypto";
  * The selftest's HTTP client: plain `fetch` to the URL the operator named (an outbound client run by an operator,
  * not the service's own egress; see test/security/egress-only-path.test.ts). It carries the API key, signs webhook
  * bodies when given a secret, and keeps the run inside the target's per-client rate limit, so the suite checks
- * the service instead of tripping over its own burst. Inbound bodies are signed whenever a secret was given.
+ * the service instead of tripping over its own burst. Inbound bodies are signed whenever a secret was given, and
+ * then the generic webhooks go without the API key, as a provider posts them.
  */
 
 export interface Answer {
@@ -147,7 +148,11 @@ export class Client {
 
   private async once(path: string, options: RequestOptions): Promise<Answer> {
     const headers = new Headers(options.headers);
-    if (this.options.token && !options.anonymous && !headers.has("authorization")) headers.set("authorization", `Bearer ${this.options.token}`);
+    // With a secret, the generic webhooks are posted as a provider posts them: signed, without an API key.
+    const signsInstead = !options.unsigned && this.options.webhookSecret !== undefined && isGenericWebhook(path);
+    if (this.options.token && !options.anonymous && !signsInstead && !headers.has("authorization")) {
+      headers.set("authorization", `Bearer ${this.options.token}`);
+    }
     let body: string | Uint8Array | undefined;
     if (options.raw !== undefined) body = options.raw;
     else if (options.json !== undefined) body = JSON.stringify(options.json);
@@ -176,6 +181,8 @@ export class Client {
   }
 }
 
+/** The generic inbound webhooks (SPEC §4): a signature opens them as an API key with the inbound scope does. */
+const isGenericWebhook = (path: string) => /^\/api\/webhooks\/(sms|email)\/?(\?|$)/.test(path);
 /** Where inbound messages enter (SPEC §4, §7): the paths a target with webhook secrets wants signed. */
 const isSignedInbound = (path: string) => path.startsWith("/api/webhooks/") || path.startsWith("/api/provider/mock/inbound");
 

@@ -57,18 +57,7 @@ export async function probeTarget(http: Client, url: string, options: { haveToke
 
   features.set("https", url.startsWith("https:") ? true : "the target is plain http (HSTS is only promised behind https)");
 
-  // An empty body: refused as invalid when webhooks are unsigned, refused as unsigned otherwise; stores nothing.
-  const unsigned = await http.post("/api/webhooks/sms", {}, { unsigned: true });
-  if (unsigned.status === 401) {
-    features.set("signing", true);
-    features.set(
-      "webhooks",
-      options.haveSecret ? true : "the target requires X-Messaging-Signature on webhooks and no secret was given (--webhook-secret-file)",
-    );
-  } else {
-    features.set("signing", "webhooks are accepted unsigned (the target has no MESSAGING_WEBHOOK_SECRETS)");
-    features.set("webhooks", true);
-  }
+  features.set("webhooks", await webhookAccess(http, features, options));
 
   const target: Target = { url, features, anonymousAnswer };
   const mock = await http.get("/api/provider/mock/config");
@@ -81,6 +70,28 @@ export async function probeTarget(http: Client, url: string, options: { haveToke
     features.set("mock", `the target exposes no mock provider (GET /api/provider/mock/config answered ${mock.status})`);
   }
   return target;
+}
+
+/**
+ * How the target lets inbound webhooks in, learnt from an empty body that stores nothing. Without a key and with a
+ * signature that cannot verify: a 401 without `WWW-Authenticate: Bearer` is the signature refused (the target has
+ * webhook secrets), one with it is a key demanded (auth on, no secrets: only an inbound-scope key opens them), and
+ * anything else (400) means webhooks are open. Sets `signing`; returns whether the cases can post webhooks.
+ */
+async function webhookAccess(http: Client, features: Map<Feature, true | string>, options: { haveToken: boolean; haveSecret: boolean }): Promise<true | string> {
+  const bogus = `t=${Math.floor(Date.now() / 1000)},v1=${"0".repeat(64)}`;
+  const keyless = await http.post("/api/webhooks/sms", {}, { unsigned: true, anonymous: true, headers: { "x-messaging-signature": bogus } });
+  const keyDemanded = keyless.status === 401 && /^bearer/i.test(keyless.headers.get("www-authenticate") ?? "");
+  if (keyless.status === 401 && !keyDemanded) {
+    features.set("signing", true);
+    return options.haveSecret ? true : "the target requires X-Messaging-Signature on webhooks and no secret was given (--webhook-secret-file)";
+  }
+  features.set("signing", "webhooks are accepted unsigned (the target has no MESSAGING_WEBHOOK_SECRETS)");
+  if (!keyDemanded) return true;
+  // Auth on and no secrets: the key given must carry the inbound scope (a 400 for the empty body says it does).
+  const keyed = await http.post("/api/webhooks/sms", {}, { unsigned: true });
+  if (keyed.status === 403) return "the API key given lacks the inbound scope the target's webhooks need (it has no MESSAGING_WEBHOOK_SECRETS)";
+  return true;
 }
 
 /** One probe request; a target that does not answer at all is the one clear line. */

@@ -1,6 +1,7 @@
 import { type Config, providersProblem } from "../config/index.ts";
 import { CHANNELS } from "../domain/channel.ts";
 import { canonicalAddress, classifyAddress, isLoopbackHost } from "../security/address-class.ts";
+import { inboundWebhookAccess } from "../security/inbound-access.ts";
 import { masterKeyCheck } from "./credentials.ts";
 import type { CheckResult } from "./result.ts";
 
@@ -76,16 +77,9 @@ export function authCheck(config: Config): CheckResult[] {
   return [ok("auth", "/api routes need an API key (`messaging keys list` shows them)")];
 }
 
-export function webhookSignaturesCheck(config: Config): CheckResult[] {
-  if (config.webhookSecrets.length === 0) {
-    return [
-      warn(
-        "webhook-signatures",
-        "MESSAGING_WEBHOOK_SECRETS is not set: /api/webhooks/sms, /api/webhooks/email and /api/provider/mock/inbound accept unsigned requests",
-      ),
-    ];
-  }
-  return [ok("webhook-signatures", "/api/webhooks/sms, /api/webhooks/email and /api/provider/mock/inbound need X-Messaging-Signature")];
+export function inboundWebhooksCheck(config: Config): CheckResult[] {
+  const access = inboundWebhookAccess(config);
+  return [access.openToAnyone ? warn("inbound-webhooks", access.description) : ok("inbound-webhooks", access.description)];
 }
 
 export function securityHeadersCheck(config: Config): CheckResult[] {
@@ -158,7 +152,7 @@ export const SETTINGS_CHECKS: readonly SettingsCheck[] = [
   { check: "master-key", run: masterKeyCheck },
   { check: "provider-webhooks", run: providerWebhooksCheck },
   { check: "auth", run: authCheck },
-  { check: "webhook-signatures", run: webhookSignaturesCheck },
+  { check: "inbound-webhooks", run: inboundWebhooksCheck },
   { check: "security-headers", run: securityHeadersCheck },
   { check: "hsts", run: transportCheck },
   { check: "egress-allowlist", run: egressAllowlistCheck },

@@ -77,7 +77,7 @@ export function apiDocs(options: ApiDocsOptions) {
           ...(publicUrl === undefined ? {} : { servers: [{ url: publicUrl }] }),
           tags: [
             { name: "Messages", description: "Send outbound messages and read one message" },
-            { name: "Webhooks", description: "Inbound messages delivered by providers" },
+            { name: "Webhooks", description: "Inbound messages delivered by providers: an API key with the inbound scope, or X-Messaging-Signature when webhook secrets are set" },
             { name: "Conversations", description: "Threads between two addresses" },
             { name: "Provider mock", description: "The built-in mock provider" },
             { name: "Provider webhooks", description: "Twilio's and SendGrid's own webhooks, verified by each provider's proof" },

@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import type { ApiKeyVerifier, Scope } from "../security/api-keys.ts";
 import { AppError } from "./errors.ts";
+import { SIGNATURE_HEADER } from "../security/webhook-signature.ts";
 import { requestPath } from "./request-target.ts";
 
 /** Who is calling; idempotency keys are scoped by it (the API key's id, or `anonymous` with auth off). */
@@ -23,6 +24,12 @@ export function authenticatedPrincipal(request: Request): Principal | undefined 
   return principals.get(request);
 }
 
+/** True when an API key authenticated this request (false with auth off, and for a signature standing in for one). */
+export const authenticatedByKey = (request: Request): boolean => principals.has(request);
+
+/** Keyless requests let through because a webhook signature stands in for the key (verified by webhook-signature.ts). */
+const signatureInstead = new WeakSet<Request>();
+
 /**
  * Counts failed authentications per client; a client over its limit is refused even with a good key. In this
  * process or shared through Redis (limits/), hence asynchronous.
@@ -41,6 +48,12 @@ export interface AuthOptions {
   clientOf: (request: Request, server: { requestIP(r: Request): { address: string } | null } | null) => string;
   failures?: AuthFailureCounter;
   onFailure?: (reason: "missing" | "invalid" | "scope" | "throttled") => void;
+  /**
+   * Paths where a request without an Authorization header may show a webhook signature instead of a key (the
+   * generic inbound webhooks, when MESSAGING_WEBHOOK_SECRETS is set). Such a request passes here only if it carries
+   * the signature header; the signature plugin, which runs next, then verifies it over the raw body.
+   */
+  signatureMayStandIn?: (path: string) => boolean;
 }
 
 /** One message for every kind of bad key, so the answer never tells an attacker which it was. */
@@ -74,6 +87,10 @@ export function auth(options: AuthOptions) {
       });
     }
     const header = request.headers.get("authorization");
+    if (header === null && request.headers.has(SIGNATURE_HEADER) && options.signatureMayStandIn?.(path)) {
+      signatureInstead.add(request);
+      return;
+    }
     const presented = header && header.length <= MAX_AUTHORIZATION_LENGTH ? /^Bearer +(\S+) *$/i.exec(header)?.[1] : undefined;
     const principal = presented ? await options.verifier.verify(presented) : null;
     if (!principal) {
@@ -91,20 +108,23 @@ export function auth(options: AuthOptions) {
     // the matched route pattern decides too, before validation and the handler.
     .onTransform({ as: "global" }, function authenticatedRoute({ request, route }) {
       if (options.mode === "off" || principals.has(request)) return;
+      if (signatureInstead.has(request) && options.signatureMayStandIn?.(route)) return;
       if (options.requirement(request.method, route) !== null) throw unauthorized();
     });
 }
 
 /**
  * What each path needs (SPEC §8): sends need `send`, other GETs under /api `read`, the mock provider's routes
- * and deleting a conversation `admin`; webhooks are open (they are signed instead). Any other path under /api,
- * known or not, needs a key, so an unknown route answers 401 rather than revealing that it does not exist. /metrics and the API reference
- * need any valid key when `opsNeedKey`, and are open otherwise.
+ * and deleting a conversation `admin`; the generic inbound webhooks `inbound` (or a webhook signature, see
+ * `signatureMayStandIn`), while the providers' own webhooks (`ownProof`) are open here because they carry their
+ * provider's signature instead. Any other path under /api, known or not, needs a key, so an unknown route answers
+ * 401 rather than revealing that it does not exist. /metrics and the API reference need any valid key when
+ * `opsNeedKey`, and are open otherwise.
  */
-export function routeRequirement(opsNeedKey: boolean, docsPath: string) {
+export function routeRequirement(opsNeedKey: boolean, docsPath: string, ownProof: (path: string) => boolean = () => false) {
   return (method: string, path: string): Scope | "any" | null => {
     if (path.startsWith("/api/")) {
-      if (path.startsWith("/api/webhooks/")) return null;
+      if (path.startsWith("/api/webhooks/")) return ownProof(path) ? null : "inbound";
       if (path.startsWith("/api/provider/")) return "admin";
       if (method === "POST" && path.startsWith("/api/messages/")) return "send";
       if (method === "DELETE" && path.startsWith("/api/conversations/")) return "admin";

@@ -14,8 +14,8 @@ export interface WebhookSignatureOptions {
   /** `MESSAGING_WEBHOOK_SECRETS`; empty means webhooks are accepted unsigned. */
   secrets: readonly string[];
   toleranceSecs: number;
-  /** The paths that must be signed. */
-  protects: (path: string) => boolean;
+  /** Whether a request to this path must be signed (the request tells whether an API key already stood in). */
+  protects: (path: string, request: Request) => boolean;
   metrics: Pick<Metrics, "webhookSignatureFailures">;
   /** Unix seconds; tests move it. */
   nowSecs?: () => number;
@@ -50,13 +50,13 @@ export function webhookSignature(options: WebhookSignatureOptions) {
   return plugin
     .onRequest(function checkSignatureHeader({ request }) {
       const path = requestPath(request.url);
-      if (path === null || !options.protects(path)) return;
+      if (path === null || !options.protects(path, request)) return;
       const problem = signatureHeaderProblem(request.headers.get(SIGNATURE_HEADER), now(), options.toleranceSecs);
       if (problem) throw refuse(problem);
       requestState(request).rawBodyCheck = (bytes) => verify(request, bytes);
     })
     .onTransform({ as: "global" }, function requireSignature({ request, route }) {
-      if (verified.has(request) || !options.protects(route)) return;
+      if (verified.has(request) || !options.protects(route, request)) return;
       verify(request, requestState(request).rawBody ?? new Uint8Array());
     });
 }

@@ -15,7 +15,11 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { SqlRunner } from "../db/runner.ts";
 
-export const SCOPES = ["send", "read", "admin"] as const;
+/**
+ * `inbound` lets a provider bridge post to the generic webhooks (/api/webhooks/sms|email) without a webhook
+ * signature; a key made for it alone can do nothing else.
+ */
+export const SCOPES = ["send", "read", "admin", "inbound"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /** A key as listed: everything but the secret, which is never stored. */

@@ -65,7 +65,7 @@ describe("on a migrated database", () => {
   test("with the defaults, warnings (⚠) pass (exit 0) but fail with --strict (exit 1)", async () => {
     const r = await check([]);
     expect(r.stdout).toMatch(/^⚠ providers: no providers are configured/m);
-    expect(r.stdout).toMatch(/^⚠ webhook-signatures: /m);
+    expect(r.stdout).toMatch(/^✓ inbound-webhooks: \/api\/webhooks\/sms and \/api\/webhooks\/email are closed except to API keys with the inbound scope/m);
     expect(r.stdout).toMatch(/^✓ migrations: all \d+ migration\(s\) applied, none edited$/m);
     expect(r.stdout).not.toContain("✗");
     expect(r.exitCode).toBe(0);
@@ -86,7 +86,7 @@ describe("on a migrated database", () => {
     });
     expect(r.exitCode).toBe(0);
     const warned = (JSON.parse(r.stdout) as Result[]).filter((x) => x.status === "warn").map((x) => x.check);
-    for (const name of ["auth", "ops-endpoints", "security-headers", "hsts", "egress-allowlist", "webhook-signatures", "providers"]) {
+    for (const name of ["auth", "ops-endpoints", "security-headers", "hsts", "egress-allowlist", "inbound-webhooks", "providers"]) {
       expect(warned).toContain(name);
     }
   });

@@ -88,7 +88,7 @@ describe("selftest against serve on the embedded database, auth off", () => {
       [
         "security.auth-missing-key",
         "security.auth-wrong-key",
-        "security.auth-webhooks-open",
+        "security.auth-webhooks-closed",
         "security.hsts",
         "security.webhook-signature-accepted",
         "security.webhook-signature-refused",

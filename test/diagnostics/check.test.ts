@@ -12,12 +12,12 @@ import {
   allowlistEntryProblem,
   authCheck,
   egressAllowlistCheck,
+  inboundWebhooksCheck,
   opsEndpointsCheck,
   providerWebhooksCheck,
   routesCheck,
   securityHeadersCheck,
   transportCheck,
-  webhookSignaturesCheck,
 } from "../../src/diagnostics/settings-checks.ts";
 import { testConfig } from "../helpers/app.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
@@ -36,8 +36,10 @@ describe("insecure settings", () => {
   test.each([
     ["auth", authCheck, { auth: "off" }, "warn", "MESSAGING_AUTH=off"],
     ["auth", authCheck, { auth: "on" }, "ok", "need an API key"],
-    ["webhook-signatures", webhookSignaturesCheck, { webhookSecrets: [] }, "warn", "accept unsigned requests"],
-    ["webhook-signatures", webhookSignaturesCheck, { webhookSecrets: ["s3cret-value"] }, "ok", "X-Messaging-Signature"],
+    ["inbound-webhooks", inboundWebhooksCheck, { auth: "off", webhookSecrets: [] }, "warn", "accept unsigned requests from anyone"],
+    ["inbound-webhooks", inboundWebhooksCheck, { auth: "off", webhookSecrets: ["s3cret-value"] }, "ok", "need X-Messaging-Signature"],
+    ["inbound-webhooks", inboundWebhooksCheck, { auth: "on", webhookSecrets: [] }, "ok", "closed except to API keys with the inbound scope"],
+    ["inbound-webhooks", inboundWebhooksCheck, { auth: "on", webhookSecrets: ["s3cret-value"] }, "ok", "accept a valid X-Messaging-Signature or an API key with the inbound scope"],
     ["security-headers", securityHeadersCheck, { securityHeadersEnabled: false }, "warn", "lack the security headers"],
     ["public-url", transportCheck, { publicUrl: "http://api.example.com" }, "warn", "plain http"],
     ["hsts", transportCheck, { publicUrl: "https://api.example.com", hsts: false }, "warn", "downgraded"],
@@ -114,7 +116,7 @@ describe("the report", () => {
   test("every item is reported, the configuration first", async () => {
     const results = await runChecks(noDatabase());
     expect(results[0]).toEqual({ check: "config", status: "ok", message: "configuration is valid" });
-    for (const check of ["providers", "routes", "auth", "webhook-signatures", "security-headers", "egress-allowlist", "ops-endpoints", "database"]) {
+    for (const check of ["providers", "routes", "auth", "inbound-webhooks", "security-headers", "egress-allowlist", "ops-endpoints", "database"]) {
       expect(results.map((r) => r.check)).toContain(check);
     }
     for (const r of results) expect(Object.keys(r).sort()).toEqual(["check", "message", "status"]);

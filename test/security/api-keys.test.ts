@@ -85,7 +85,7 @@ for (const kind of ["postgres", "embedded"] as const) {
 
     test("the first key is made once, with every scope; later calls make none", async () => {
       const first = await createFirstApiKey(handle.sql);
-      expect(first?.scopes).toEqual(["send", "read", "admin"]);
+      expect(first?.scopes).toEqual(["send", "read", "admin", "inbound"]);
       expect(await createFirstApiKey(handle.sql)).toBeNull();
     });
 

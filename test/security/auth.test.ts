@@ -86,11 +86,11 @@ describe("open paths", () => {
     expect((await request(t.app, "GET", path)).status).toBe(200);
   });
 
-  test("webhooks need no key (they are signed instead)", async () => {
+  test("the generic webhooks are not open: keyless is 401 (test/security/inbound-webhooks.test.ts has the rest)", async () => {
     const res = await request(t.app, "POST", "/api/webhooks/sms", {
       body: { from: "+12015550123", to: "+12015550124", type: "sms", messaging_provider_id: `p-${crypto.randomUUID()}`, body: "hi", attachments: null, timestamp: "2024-11-01T14:00:00Z" },
     });
-    expect(res.status).toBe(202);
+    expectUnauthorized(res);
   });
 
   test("on a public bind, /metrics, /openapi.json and /docs need a key", async () => {

@@ -141,6 +141,24 @@ describe("messaging keys on PostgreSQL", () => {
     expect(missing.stderr).toContain("no API key");
   }, 60_000);
 
+  test("create --scope inbound makes a provider bridge's key: it posts webhooks and nothing else; a forged STOP without it is 401", async () => {
+    const created = await runBinary(["keys", "create", "--name", "bridge", "--scope", "inbound", "--json"], { env: env() });
+    expect(created.exitCode).toBe(0);
+    const bridge = JSON.parse(created.stdout) as { key: string; scopes: string[] };
+    expect(bridge.scopes).toEqual(["inbound"]);
+    const s = await startServe({ env: { DATABASE_URL: pg.url, MESSAGING_AUTH: "on" } });
+    running.push(s);
+    const post = (path: string, body: unknown, key?: string) =>
+      fetch(`${s.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) }, body: JSON.stringify(body) });
+    const stop = { from: "+12015550177", to: "+12015550178", type: "sms", messaging_provider_id: `forged-${crypto.randomUUID()}`, body: "STOP", attachments: null, timestamp: "2024-11-01T14:00:00Z" };
+    expect((await post("/api/webhooks/sms", stop)).status).toBe(401);
+    expect((await post("/api/webhooks/sms", { ...stop, body: "hello", messaging_provider_id: `real-${crypto.randomUUID()}` }, bridge.key)).status).toBe(202);
+    expect((await post("/api/messages/sms", { from: "+12015550178", to: "+12015550177", type: "sms", body: "hi", attachments: null, timestamp: "2024-11-01T14:00:00Z" }, bridge.key)).status).toBe(403);
+    expect(await s.stop()).toBe(0);
+    const checked = await runBinary(["check"], { env: env() });
+    expect(checked.stdout).toMatch(/^✓ inbound-webhooks: \/api\/webhooks\/sms and \/api\/webhooks\/email are closed except to API keys with the inbound scope/m);
+  }, 60_000);
+
   test.each([
     [["keys", "create", "--name", "x", "--rate-limit", "fast"], "--rate-limit"],
     [["keys", "create", "--name", "x", "--rate-limit", "0/min"], "--rate-limit"],

@@ -110,9 +110,9 @@ describe("without secrets", () => {
   test("check warns, and does not once a secret is set", async () => {
     const dataDir = join(dir, "no-database-here");
     const open = await runChecks(testConfig({ dataDir }));
-    expect(open).toContainEqual({ check: "webhook-signatures", status: "warn", message: expect.stringContaining(WARNING) });
+    expect(open).toContainEqual({ check: "inbound-webhooks", status: "warn", message: expect.stringContaining(WARNING) });
     const signed = await runChecks(testConfig({ dataDir, webhookSecrets: [SECRET] }));
-    expect(signed.find((c) => c.check === "webhook-signatures")?.status).toBe("ok");
+    expect(signed.find((c) => c.check === "inbound-webhooks")?.status).toBe("ok");
     expect(JSON.stringify(signed)).not.toContain(SECRET);
   });
 });

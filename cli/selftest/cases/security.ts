@@ -109,14 +109,14 @@ export const securityCases: Case[] = [
     },
   },
   {
-    id: "security.auth-webhooks-open",
-    title: "webhooks take no API key (providers sign them instead)",
+    id: "security.auth-webhooks-closed",
+    title: "a webhook with neither API key nor signature is 401",
     tags: ["security", "auth", "webhooks"],
-    spec: "§8 routes under /api/ except webhooks require a key",
-    needs: ["auth", "webhooks"],
+    spec: "§8 routes under /api/ require Authorization: Bearer <key>; the generic webhooks take a key with the inbound scope or a valid signature",
+    needs: ["auth"],
     async run(ctx) {
-      const a = await ctx.http.post("/api/webhooks/sms", inboundSmsPayload(ctx), { anonymous: true });
-      checkStatus(a, 202, "POST /api/webhooks/sms without a key");
+      const a = await ctx.http.post("/api/webhooks/sms", inboundSmsPayload(ctx), { anonymous: true, unsigned: true });
+      checkError(a, 401, "unauthorized", "POST /api/webhooks/sms without key or signature");
     },
   },
   {
@@ -144,15 +144,18 @@ export const securityCases: Case[] = [
     needs: ["signing"],
     async run(ctx) {
       const payload = inboundSmsPayload(ctx);
-      const unsigned = await ctx.http.post("/api/webhooks/sms", payload, { unsigned: true });
+      // Without the key too: one with the inbound scope would stand in for the signature.
+      const unsigned = await ctx.http.post("/api/webhooks/sms", payload, { unsigned: true, anonymous: true });
       checkError(unsigned, 401, "unauthorized", "an unsigned webhook");
       const forged = await ctx.http.post("/api/webhooks/sms", payload, {
         unsigned: true,
+        anonymous: true,
         headers: { "x-messaging-signature": signBody(`not-the-secret-${ctx.data.runId}`, JSON.stringify(payload)) },
       });
       checkError(forged, 401, "unauthorized", "a webhook signed with another secret");
       const stale = await ctx.http.post("/api/webhooks/sms", payload, {
         unsigned: true,
+        anonymous: true,
         headers: { "x-messaging-signature": signBody(`not-the-secret-${ctx.data.runId}`, JSON.stringify(payload), Math.floor(Date.now() / 1000) - 3600) },
       });
       checkError(stale, 401, "unauthorized", "a webhook signed an hour ago");
