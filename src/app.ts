@@ -130,7 +130,7 @@ export function createApp(deps: AppDeps) {
     .use(rateLimit.afterAuth)
     .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
     .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook, bodiless: isCancel }))
-    .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl }))
+    .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl, requirement, authOff: config.auth === "off" }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe, 2000, () => rateLimits.unready()), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))
     .use(schedulingModule({ sql: database.sql, metrics, messages }))

@@ -21,7 +21,17 @@ export interface ApiDocsOptions {
   version: string;
   /** MESSAGING_PUBLIC_URL: the server the document names; without it, each request's own origin. */
   publicUrl?: string | undefined;
+  /**
+   * What each route needs (http/auth.ts `routeRequirement`): the document declares the Bearer scheme and marks
+   * every operation with it (naming the scope) or as open. Absent: no authentication is described.
+   */
+  requirement?: (method: string, path: string) => string | null;
+  /** `MESSAGING_AUTH=off`: the description says this deployment accepts requests without a key. */
+  authOff?: boolean;
 }
+
+/** The name of the scheme in `components.securitySchemes`, which each operation's `security` refers to. */
+export const BEARER_SCHEME = "apiKey";
 
 /**
  * `GET /docs` (interactive reference) and `GET /openapi.json`, generated from the route schemas.
@@ -51,12 +61,25 @@ export function apiDocs(options: ApiDocsOptions) {
     showDeveloperTools: "never",
     // A small API: every operation on one page, no tag left collapsed.
     defaultOpenAllTags: true,
+    // The Bearer scheme chosen up front, so the page shows the field to paste a key into (the examples then carry it).
+    authentication: { preferredSecurityScheme: BEARER_SCHEME },
     _integration: "elysiajs",
   } as never);
+  const secured = new WeakMap<object, OpenApiDocument>();
+  const describeSecurity = (document: OpenApiDocument): OpenApiDocument => {
+    if (options.requirement === undefined) return document;
+    let done = secured.get(document);
+    if (!done) {
+      done = withSecurity(document, options.requirement, options.authOff ?? false);
+      secured.set(document, done);
+    }
+    return done;
+  };
   return new Elysia({ name: "api-docs" })
     .onAfterHandle(({ request, route, response }) => {
-      if (route !== SPEC_PATH || publicUrl !== undefined) return;
-      return withServer(response as OpenApiDocument, requestOrigin(request));
+      if (route !== SPEC_PATH) return;
+      const document = describeSecurity(response as OpenApiDocument);
+      return publicUrl !== undefined ? document : withServer(document, requestOrigin(request));
     })
     // A handler, not the plugin's prebuilt Response: Elysia hands a prebuilt Response to Bun as a native static
     // route when the route has no hooks where it is registered, and Bun then answers it without any request hook
@@ -89,6 +112,68 @@ export function apiDocs(options: ApiDocsOptions) {
 }
 
 type OpenApiDocument = { openapi: string; info: unknown } & Record<string, unknown>;
+type Operation = { description?: string; security?: Record<string, string[]>[] } & Record<string, unknown>;
+
+const SCOPE_TEXT: Record<string, string> = {
+  send: "an API key with the `send` scope",
+  read: "an API key with the `read` scope",
+  admin: "an API key with the `admin` scope",
+  inbound: "an API key with the `inbound` scope (or, where webhook secrets are configured, a valid `X-Messaging-Signature` instead)",
+  any: "any valid API key",
+};
+const HTTP_METHODS = new Set(["get", "put", "post", "delete", "patch", "head", "options", "trace"]);
+
+/**
+ * The document with how to authenticate (SPEC §8): the Bearer scheme in `components.securitySchemes`, and on each
+ * operation either `security: [{apiKey: []}]` with the scope it needs named at the head of its description, or
+ * `security: []` (open) saying so. Generated clients then send the key where it is needed, and the reference page
+ * offers a field to paste it. A copy: the plugin's cached document is left as it is.
+ */
+export function withSecurity(document: OpenApiDocument, requirement: (method: string, path: string) => string | null, authOff: boolean): OpenApiDocument {
+  const paths: Record<string, Record<string, Operation>> = {};
+  for (const [path, item] of Object.entries((document.paths ?? {}) as Record<string, Record<string, Operation>>)) {
+    const copy: Record<string, Operation> = {};
+    for (const [method, operation] of Object.entries(item)) {
+      if (!HTTP_METHODS.has(method) || typeof operation !== "object" || operation === null) {
+        copy[method] = operation;
+        continue;
+      }
+      const needed = requirement(method.toUpperCase(), path);
+      const line =
+        needed === null
+          ? `**Authentication:** none${path.startsWith("/api/webhooks/") ? " (an open route: the request carries its sender's signature instead)" : " (an open route)"}.`
+          : `**Authentication:** ${SCOPE_TEXT[needed] ?? `an API key with the \`${needed}\` scope`}, as \`Authorization: Bearer <key>\`.`;
+      copy[method] = {
+        ...operation,
+        description: operation.description ? `${line}\n\n${operation.description}` : line,
+        security: needed === null ? [] : [{ [BEARER_SCHEME]: [] }],
+      };
+    }
+    paths[path] = copy;
+  }
+  const components = (document.components ?? {}) as Record<string, unknown>;
+  const info = document.info as { description?: string } & Record<string, unknown>;
+  return {
+    ...document,
+    info: {
+      ...info,
+      description: `${info.description ?? ""}\n\nAuthentication: every route under \`/api/\` except the webhooks needs \`Authorization: Bearer <key>\` (keys are made with \`messaging keys create\` and carry the scopes \`send\`, \`read\`, \`admin\`); each operation names the scope it needs.${authOff ? " This deployment runs with `MESSAGING_AUTH=off` and accepts requests without a key." : ""}`,
+    },
+    components: {
+      ...components,
+      securitySchemes: {
+        ...((components.securitySchemes ?? {}) as Record<string, unknown>),
+        [BEARER_SCHEME]: {
+          type: "http",
+          scheme: "bearer",
+          bearerFormat: "msg_<prefix>_<secret>",
+          description: "An API key made with `messaging keys create`, sent as `Authorization: Bearer <key>`.",
+        },
+      },
+    },
+    paths,
+  };
+}
 
 /**
  * The document the plugin generated (and caches) with a `servers` entry, so the reference's examples name the

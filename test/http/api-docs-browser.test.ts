@@ -109,6 +109,20 @@ if (!existsSync(CHROMIUM)) {
       expect(await page.getByText("Shell Curl").first().isVisible()).toBe(true);
     });
 
+    test("the page offers a Bearer token field; a key pasted there is sent by the examples of the routes that need one, not the open ones", async () => {
+      const field = page.getByPlaceholder("Token").first();
+      expect(await field.isVisible()).toBe(true);
+      expect(await page.getByText("Bearer Token").first().isVisible()).toBe(true);
+      await field.fill("msg_abcdefghij_pasted-in-the-docs-page");
+      await page.waitForTimeout(300);
+      const sections = await page.locator("section").evaluateAll((elements) => elements.map((element) => (element as unknown as { innerText: string }).innerText.replace(/\s+/g, " ")));
+      const example = (path: string) => sections.find((text) => text.includes(`curl ${serve.url}${path} `)) ?? "";
+      expect(example("/api/messages/sms")).toContain("--header 'Authorization: Bearer msg_abcdefghij_pasted-in-the-docs-page'");
+      expect(example("/api/conversations")).toContain("Authorization: Bearer msg_abcdefghij_pasted-in-the-docs-page");
+      expect(example("/healthz")).not.toBe("");
+      expect(example("/healthz")).not.toContain("Authorization: Bearer");
+    });
+
     test("a screenshot of the top of the page is written for a reader to look at", async () => {
       const screenshot = join(dir, "docs.png");
       await page.evaluate("window.scrollTo(0, 0)");
