@@ -84,8 +84,9 @@ export const clientDeadlineMs = (statementMs: number) => statementMs + Math.min(
  */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize, options.timeouts);
-  const [{ lockDataDir }, { closeEmbeddedDatabase, openEmbeddedDatabase }, { drizzle: drizzlePglite }] = await Promise.all([
+  const [{ lockDataDir }, { asDataDirError }, { closeEmbeddedDatabase, openEmbeddedDatabase }, { drizzle: drizzlePglite }] = await Promise.all([
     import("./data-dir-lock.ts"),
+    import("./data-dir-error.ts"),
     import("./embedded.ts"),
     import("drizzle-orm/pglite"),
   ]);
@@ -105,7 +106,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     };
   } catch (err) {
     unlock();
-    throw err;
+    // A file-system refusal while PGlite sets up or opens its files (a full disk during initdb, say) is the
+    // directory's fault, not a crash: one line, like the lock's.
+    throw asDataDirError(options.dataDir, "cannot be used", err);
   }
 }
 

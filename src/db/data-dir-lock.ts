@@ -1,6 +1,7 @@
 import { closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { OperatorError } from "../operator-error.ts";
+import { asDataDirError, DataDirError } from "./data-dir-error.ts";
 import { tryLockExclusive } from "./flock.ts";
 
 /**
@@ -28,16 +29,28 @@ export class DataDirInUseError extends OperatorError {
   }
 }
 
-/** Takes the data directory for this process, or throws DataDirInUseError. Returns the release function. */
+/**
+ * Takes the data directory for this process, or throws DataDirInUseError; a directory that cannot be created,
+ * opened, locked or written throws DataDirError naming what is wrong. Returns the release function.
+ */
 export function lockDataDir(dataDir: string): () => void {
-  mkdirSync(dataDir, { recursive: true });
-  const fd = openSync(dataDir, constants.O_RDONLY | (constants.O_DIRECTORY ?? 0));
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw asDataDirError(dataDir, "cannot be created", err);
+  }
+  let fd: number;
+  try {
+    fd = openSync(dataDir, constants.O_RDONLY | (constants.O_DIRECTORY ?? 0));
+  } catch (err) {
+    throw asDataDirError(dataDir, "cannot be opened", err);
+  }
   let locked: boolean;
   try {
     locked = tryLockExclusive(fd);
   } catch (err) {
     closeSync(fd);
-    throw err;
+    throw new DataDirError(dataDir, `cannot be locked: ${(err as Error).message}`);
   }
   const pidFile = join(dataDir, PID_FILE);
   if (!locked) {
@@ -48,7 +61,7 @@ export function lockDataDir(dataDir: string): () => void {
     writeFileSync(pidFile, String(process.pid));
   } catch (err) {
     closeSync(fd);
-    throw err;
+    throw asDataDirError(dataDir, "cannot be written", err);
   }
   let released = false;
   return () => {

@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import type { Config } from "../config/index.ts";
 import { rootCauseMessage } from "../db/availability.ts";
 import { type DatabaseHandle, openDatabase } from "../db/client.ts";
+import { assertDataDirCreatable, DataDirError } from "../db/data-dir-error.ts";
 import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { migrationStatus } from "../db/migrate.ts";
 import { DATABASE_CHECKS, type DatabaseCheck } from "./database-checks.ts";
@@ -57,6 +58,12 @@ export async function runChecks(config: Config, options: CheckOptions = {}): Pro
  */
 async function openForCheck(config: Config): Promise<{ result: CheckResult; database?: DatabaseHandle }> {
   if (!config.databaseUrl && !existsSync(config.dataDir)) {
+    try {
+      assertDataDirCreatable(config.dataDir);
+    } catch (err) {
+      if (err instanceof DataDirError) return { result: { check: "database", status: "error", message: err.message } };
+      throw err;
+    }
     return { result: { check: "database", status: "warn", message: `no embedded database in ${config.dataDir} yet; \`messaging serve\` creates and migrates it` } };
   }
   let database: DatabaseHandle | undefined;
@@ -66,6 +73,7 @@ async function openForCheck(config: Config): Promise<{ result: CheckResult; data
     return { result: { check: "database", status: "ok", message: `${database.describe} answers` }, database };
   } catch (err) {
     await database?.close().catch(() => {});
+    if (err instanceof DataDirError) return { result: { check: "database", status: "error", message: err.message } };
     if (err instanceof DataDirInUseError) {
       return { result: { check: "database", status: "warn", message: `${err.message}; check the running service's /readyz instead` } };
     }
