@@ -10,8 +10,9 @@ import m7 from "./0007_credentials.sql" with { type: "text" };
 import m8 from "./0008_provider_events.sql" with { type: "text" };
 import m9 from "./0009_opt_outs.sql" with { type: "text" };
 import m10 from "./0011_api_key_rate_limit.sql" with { type: "text" };
-import m11 from "./0013_scheduled_sends.sql" with { type: "text" };
-import m12 from "./0015_inbound_scope.sql" with { type: "text" };
+import m11 from "./0012_events.sql" with { type: "text" };
+import m12 from "./0013_scheduled_sends.sql" with { type: "text" };
+import m13 from "./0015_inbound_scope.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
@@ -26,6 +27,7 @@ export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0008_provider_events", sql: m8 },
   { tag: "0009_opt_outs", sql: m9 },
   { tag: "0011_api_key_rate_limit", sql: m10 },
-  { tag: "0013_scheduled_sends", sql: m11 },
-  { tag: "0015_inbound_scope", sql: m12 },
+  { tag: "0012_events", sql: m11 },
+  { tag: "0013_scheduled_sends", sql: m12 },
+  { tag: "0015_inbound_scope", sql: m13 },
 ];

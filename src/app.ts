@@ -12,6 +12,8 @@ import { securityHeaders } from "./http/security-headers.ts";
 import { webhookSignature } from "./http/webhook-signature.ts";
 import { conversationsModule } from "./modules/conversations/index.ts";
 import { conversationsDeps } from "./modules/conversations/service.ts";
+import { eventEgress } from "./events/egress.ts";
+import { eventsModule } from "./modules/events/index.ts";
 import { healthModule } from "./modules/health/index.ts";
 import { ReadinessProbe } from "./modules/health/service.ts";
 import { messagesModule } from "./modules/messages/index.ts";
@@ -28,6 +30,7 @@ import { isLoopbackHost } from "./security/address-class.ts";
 import { ApiKeyVerifier } from "./security/api-keys.ts";
 import { clientAddress, TrustedProxies } from "./security/client-address.ts";
 import type { CredentialLookup } from "./security/credential-lookup.ts";
+import type { MasterKey } from "./security/keyring.ts";
 
 export interface AppDeps {
   config: Config;
@@ -37,6 +40,11 @@ export interface AppDeps {
   version: string;
   /** Provider credentials (the encrypted store under `serve`): what webhook routes verify signatures with. */
   credentials: CredentialLookup;
+  /**
+   * What the event endpoint routes store secrets with: the credential store's master keys (none: endpoints cannot be
+   * registered) and a way to make this process's store read a new secret at once.
+   */
+  events?: { keys: readonly MasterKey[]; credentialsChanged?: () => Promise<void> };
   /** Told when outbound messages commit (wakes the delivery workers, here and in other instances). */
   onOutboundCommitted?: () => void;
   /** Where the rate limits live (`serve`: shared through Redis when configured); default: this process. */
@@ -51,6 +59,8 @@ const isApi = (path: string) => path.startsWith("/api/");
 const isWebhook = (path: string) => path.startsWith("/api/webhooks/");
 /** The generic inbound webhooks (/api/webhooks/sms|email); the Twilio and SendGrid ones carry their provider's own proof. */
 const isGenericWebhook = (path: string) => isWebhook(path) && !isProviderWebhook(path);
+/** POST actions named by their path, without a body. */
+const isBodilessAction = (path: string) => /^\/api\/event-endpoints\/[^/]+\/(rotate-secret|enable)\/?$/.test(path);
 /**
  * Where inbound messages enter and a configured webhook secret must sign them (SPEC §8; a trailing slash routes
  * to the same handler): the mock's injection always, and the generic webhooks unless an API key with the
@@ -129,7 +139,7 @@ export function createApp(deps: AppDeps) {
     )
     .use(rateLimit.afterAuth)
     .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
-    .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook, bodiless: isCancel }))
+    .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook, bodiless: (path) => isCancel(path) || isBodilessAction(path) }))
     .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl, requirement, authOff: config.auth === "off" }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe, 2000, () => rateLimits.unready()), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits))
@@ -137,6 +147,15 @@ export function createApp(deps: AppDeps) {
     .use(webhooksModule(messages, limits))
     .use(conversationsModule(conversations))
     .use(optOutsModule({ sql: database.sql, cursorKey: conversations.cursorKey }))
+    .use(
+      eventsModule({
+        sql: database.sql,
+        keys: deps.events?.keys ?? [],
+        egress: eventEgress(config),
+        snippetLength: config.snippetLength,
+        ...(deps.events?.credentialsChanged ? { credentialsChanged: deps.events.credentialsChanged } : {}),
+      }),
+    )
     .use(providerMockModule({ db: database.db, sql: database.sql, metrics, messages, defaults: mockDefaults(config) }, limits))
     .use(
       providerWebhooksModule(

@@ -9,12 +9,15 @@ import type { DatabaseHandle } from "./db/client.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
 import { CREDENTIALS_CHANNEL, CredentialStore, type ReloadReport } from "./security/credentials.ts";
+import type { MasterKey } from "./security/keyring.ts";
 import { masterKeysOrGenerate } from "./security/master-key-source.ts";
 
 export interface RunningCredentials {
   store: CredentialStore;
   /** False on PostgreSQL without MESSAGING_MASTER_KEYS(_FILE): nothing stored can be read. */
   hasMasterKey: boolean;
+  /** The master keys (the first encrypts): what event endpoint secrets are stored under. Empty without one. */
+  keys: readonly MasterKey[];
   stop(): Promise<void>;
 }
 
@@ -55,6 +58,7 @@ export async function startCredentials(config: Config, database: DatabaseHandle,
   return {
     store,
     hasMasterKey: master !== null,
+    keys: master?.keys ?? [],
     stop: async () => {
       store.stop();
       await unlisten().catch(() => {});

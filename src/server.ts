@@ -6,6 +6,7 @@ import { scheduleReceiptPurge } from "./db/write-fence.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
 import { type RunningCredentials, startCredentials } from "./credentials-wiring.ts";
 import { createDelivery } from "./delivery-wiring.ts";
+import { createEventWorkers } from "./events-wiring.ts";
 import { createFirstApiKey } from "./security/api-keys.ts";
 import { inboundWebhookAccess } from "./security/inbound-access.ts";
 import { credentialsProblem } from "./providers/readiness.ts";
@@ -117,6 +118,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     version: VERSION,
     credentials: credentials.store,
     limits,
+    events: { keys: credentials.keys, credentialsChanged: () => credentials.store.poll() },
     onOutboundCommitted: () => delivery.wake.committed(),
     onScheduled: (sendAt) => promoter.scheduled(sendAt),
     shutdown: { draining: draining.signal, closing: closing.signal },
@@ -133,6 +135,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const server = app.server!;
   await delivery.start();
   promoter.start();
+  const eventWorkers = createEventWorkers(config, database, metrics, logger, credentials.store);
+  eventWorkers?.start();
   const url = new URL(`http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`);
   logger.info({ port: server.port, host: config.host, database: database.describe, version: VERSION }, "messaging listening");
   if (config.providers.length === 0) {
@@ -164,6 +168,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       }
       await deliveryStopped;
       await promoterStopped;
+      await eventWorkers?.stop(Math.min(config.shutdownTimeoutMs, 2000)).catch((err: unknown) => {
+        logger.warn({ err }, "the event workers did not stop cleanly; their deliveries are retried when the leases run out");
+      });
       stopPurge();
       stopReceiptPurge();
       stopEventPurge();

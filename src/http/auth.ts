@@ -115,7 +115,7 @@ export function auth(options: AuthOptions) {
 
 /**
  * What each path needs (SPEC §8): sends need `send`, other GETs under /api `read`, the mock provider's routes
- * and deleting a conversation `admin`; the generic inbound webhooks `inbound` (or a webhook signature, see
+ * deleting a conversation and the event endpoints `admin`; the generic inbound webhooks `inbound` (or a webhook signature, see
  * `signatureMayStandIn`), while the providers' own webhooks (`ownProof`) are open here because they carry their
  * provider's signature instead. Any other path under /api, known or not, needs a key, so an unknown route answers
  * 401 rather than revealing that it does not exist. /metrics and the API reference need any valid key when
@@ -125,7 +125,7 @@ export function routeRequirement(opsNeedKey: boolean, docsPath: string, ownProof
   return (method: string, path: string): Scope | "any" | null => {
     if (path.startsWith("/api/")) {
       if (path.startsWith("/api/webhooks/")) return ownProof(path) ? null : "inbound";
-      if (path.startsWith("/api/provider/")) return "admin";
+      if (path.startsWith("/api/provider/") || path === "/api/event-endpoints" || path.startsWith("/api/event-endpoints/")) return "admin";
       if (method === "POST" && path.startsWith("/api/messages/")) return "send";
       if (method === "DELETE" && path.startsWith("/api/conversations/")) return "admin";
       return method === "GET" || method === "HEAD" ? "read" : "any";

@@ -338,6 +338,41 @@ export function createMetrics(info: { version: string }) {
       labelNames: ["from"],
       registers: [registry],
     }),
+    eventsWritten: new Counter({
+      name: "messaging_events_written_total",
+      help: "Client events written (SPEC §10), by type; counted when the event workers route them, so shortly after their commit",
+      labelNames: ["type"],
+      registers: [registry],
+    }),
+    eventDeliveries: new Counter({
+      name: "messaging_event_deliveries_total",
+      help: "Event POSTs to client endpoints, by outcome (delivered: 2xx, failed: retried later, gone: 410 disabled the endpoint, gave_up: the retry window ran out)",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    eventDeliveryLag: new Histogram({
+      name: "messaging_event_delivery_lag_seconds",
+      help: "From an event's commit to its endpoint's 2xx",
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    eventPending: new Gauge({
+      name: "messaging_event_pending",
+      help: "Events routed to an endpoint and not yet delivered, by endpoint id (sampled)",
+      labelNames: ["endpoint"],
+      registers: [registry],
+    }),
+    eventOldestPending: new Gauge({
+      name: "messaging_event_oldest_pending_seconds",
+      help: "Age of the oldest event still to be delivered to an endpoint, by endpoint id (sampled; 0 when none)",
+      labelNames: ["endpoint"],
+      registers: [registry],
+    }),
+    eventEndpointsDisabled: new Gauge({
+      name: "messaging_event_endpoints_disabled",
+      help: "Event endpoints that are disabled (410 Gone, or every delivery failing too long) and wait for enable",
+      registers: [registry],
+    }),
     sendsRefused: new Counter({
       name: "messaging_sends_refused_total",
       help: "Sends refused after validation without storing anything, by reason (recipient_opted_out: 422)",

@@ -2,7 +2,8 @@ import { asc, eq, sql as dsql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { deliveryAttempts } from "../../db/schema.ts";
-import { cursorTimestamp, rfc3339Utc } from "../../db/json-sql.ts";
+import { cursorTimestamp } from "../../db/json-sql.ts";
+import { messageItemJson } from "../../db/message-item-sql.ts";
 import { nullableTextArray, textArray } from "../../db/sql-arrays.ts";
 import type { Channel, Transport } from "../../domain/channel.ts";
 import type { OptOutPair } from "../../domain/opt-out.ts";
@@ -286,19 +287,6 @@ export async function findInbound(sql: SqlRunner, transport: Transport, provider
   );
   return row;
 }
-
-/**
- * The one SQL builder of a message item (SPEC §6): PostgreSQL renders the row as the item's JSON (everything
- * but the grapheme-aware snippet, which `withSnippet` in read.ts adds), both for list pages and for a single
- * message, so the two cannot drift; test/modules/messages/item-shapes.test.ts holds them to the model.
- * `extra` appends key/value pairs (with a leading comma) that only the single message shows.
- */
-const messageItemJson = (m: string, extra = "") => `json_build_object(
-  'id', ${m}.id::text, 'conversation_id', ${m}.conversation_id::text, 'direction', ${m}.direction,
-  'channel', ${m}.channel, 'type', ${m}.channel, 'from', ${m}.from_addr, 'to', ${m}.to_addr, 'body', ${m}.body,
-  'attachments', ${m}.attachments, 'status', ${m}.status, 'timestamp', ${rfc3339Utc(`${m}.timestamp`)},
-  'subject', ${m}.subject, 'segments', ${m}.segments, 'encoding', ${m}.encoding,
-  'send_at', ${rfc3339Utc(`${m}.send_at`)}${extra})`;
 
 /*
  * What only GET /api/messages/{id} shows: who carries the message and why it failed. A reason is shown only

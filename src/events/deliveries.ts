@@ -1,0 +1,210 @@
+/**
+ * The event delivery queue in SQL: routing new events to the endpoints that subscribe to them, claiming due
+ * deliveries under a lease, and writing a batch of outcomes, each in one statement. The same lease and
+ * `SKIP LOCKED` machinery as the message queue (delivery/jobs.ts), on its own table, so a slow or dead endpoint
+ * holds back no send and no other endpoint.
+ */
+import type { SqlRunner } from "../db/runner.ts";
+import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
+
+/*
+ * One statement: take the router's cursor (SKIP LOCKED: one instance routes at a time, the others find nothing),
+ * read the next events in feed order that no running transaction can still precede (see feed.ts), make a delivery
+ * of each for every endpoint whose subscription covers it (domain/event-types.ts subscriptionCovers, in SQL),
+ * disabled endpoints included (their events wait for `enable`), and move the cursor past them.
+ */
+const ROUTE = `
+  WITH cursor AS (SELECT xid, event_id FROM event_router WHERE id = 1 FOR UPDATE SKIP LOCKED),
+  batch AS MATERIALIZED (
+    SELECT e.id, e.xid, e.type, e.subject, e.sequence FROM events e, cursor c
+     WHERE (e.xid, e.id) > (c.xid, c.event_id) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY e.xid, e.id LIMIT $1),
+  routed AS (
+    INSERT INTO event_deliveries (endpoint_id, event_id, subject, sequence)
+    SELECT ep.id, b.id, b.subject, b.sequence FROM batch b JOIN event_endpoints ep
+        ON ep.events && ARRAY['*', b.type]
+        OR ('message.status' = ANY(ep.events) AND b.type LIKE 'message.%' AND b.type <> 'message.received')
+    ON CONFLICT DO NOTHING
+    RETURNING endpoint_id),
+  last AS (SELECT xid, id FROM batch ORDER BY xid DESC, id DESC LIMIT 1),
+  moved AS (UPDATE event_router r SET xid = last.xid, event_id = last.id FROM last WHERE r.id = 1)
+  SELECT b.type, count(*)::int AS n, (SELECT count(*) FROM routed)::int AS routed FROM batch b GROUP BY b.type`;
+
+/** What one routing step did: events read per type, and deliveries made. */
+export interface Routed {
+  byType: Map<string, number>;
+  events: number;
+  deliveries: number;
+}
+
+/** Routes up to `limit` new events; `events` is 0 when there was nothing new (or another instance was routing). */
+export async function routeEvents(sql: SqlRunner, limit: number): Promise<Routed> {
+  const rows = await sql.query<{ type: string; n: number; routed: number }>(ROUTE, [limit]);
+  const byType = new Map(rows.map((r) => [r.type, r.n]));
+  return { byType, events: rows.reduce((sum, r) => sum + r.n, 0), deliveries: rows[0]?.routed ?? 0 };
+}
+
+/** A claimed delivery. */
+export interface ClaimedDelivery {
+  endpointId: string;
+  eventId: string;
+  /** Tries before this one. */
+  attempts: number;
+  /** When its retry window started (ms): routing, or the last `enable`. */
+  firstAt: number;
+}
+
+/*
+ * Per endpoint (with how many it may take now, $1/$2), its due deliveries, oldest first, skipping any whose
+ * subject (the message) has an earlier event for this endpoint that was never tried yet: events of one message
+ * go out in sequence order, and a later one overtakes only an earlier one that is being retried. An earlier one
+ * held by another claim right now has no try recorded yet, so it blocks the later one too. Disabled endpoints
+ * take nothing.
+ */
+const CLAIM = `
+  WITH caps AS (SELECT * FROM unnest($1::bigint[], $2::int[]) AS c(endpoint_id, cap)),
+  due AS (
+    SELECT d.endpoint_id, d.event_id
+      FROM caps c
+      JOIN event_endpoints ep ON ep.id = c.endpoint_id AND ep.disabled_at IS NULL
+      CROSS JOIN LATERAL (
+        SELECT d.endpoint_id, d.event_id FROM event_deliveries d
+         WHERE d.endpoint_id = c.endpoint_id AND d.gave_up_at IS NULL AND d.run_at <= now()
+           AND (d.locked_until IS NULL OR d.locked_until <= now())
+           AND NOT EXISTS (
+             SELECT 1 FROM event_deliveries p
+              WHERE p.endpoint_id = d.endpoint_id AND p.subject = d.subject AND p.sequence < d.sequence
+                AND p.attempts = 0 AND p.gave_up_at IS NULL)
+         ORDER BY d.run_at, d.event_id
+         LIMIT c.cap
+         FOR UPDATE OF d SKIP LOCKED) d)
+  UPDATE event_deliveries d SET locked_by = $3, locked_until = now() + $4::int * interval '1 millisecond'
+    FROM due WHERE d.endpoint_id = due.endpoint_id AND d.event_id = due.event_id
+  RETURNING d.endpoint_id::text AS endpoint_id, d.event_id::text AS event_id, d.attempts,
+            (extract(epoch FROM d.first_at) * 1000)::float8 AS first_ms`;
+
+/** Claims due deliveries for `holder`: at most `caps.get(endpoint)` of each endpoint. */
+export async function claimDeliveries(sql: SqlRunner, caps: ReadonlyMap<string, number>, holder: string, leaseMs: number): Promise<ClaimedDelivery[]> {
+  const open = [...caps].filter(([, cap]) => cap > 0);
+  if (open.length === 0) return [];
+  const rows = await sql.query<{ endpoint_id: string; event_id: string; attempts: number; first_ms: number }>(CLAIM, [
+    textArray(open.map(([id]) => id)),
+    textArray(open.map(([, cap]) => String(cap))),
+    holder,
+    leaseMs,
+  ]);
+  return rows.map((r) => ({ endpointId: r.endpoint_id, eventId: r.event_id, attempts: r.attempts, firstAt: Number(r.first_ms) }));
+}
+
+/** How one POST of an event ended. */
+export type DeliveryOutcome = "delivered" | "failed" | "gone";
+
+export interface DeliveryResult {
+  endpointId: string;
+  eventId: string;
+  outcome: DeliveryOutcome;
+  statusCode: number | null;
+  error: string | null;
+  /** When to try again (failed only). */
+  retryAt: Date | null;
+  /** The retry window has run out: keep the delivery for `enable`, but stop trying. */
+  giveUp: boolean;
+}
+
+/*
+ * One statement per batch of outcomes (in completion order): a delivered event leaves the queue; a failed one is
+ * due again later (or given up, kept for `enable`); `410 Gone` disables its endpoint at once and leaves the event
+ * due (sent after `enable`). Only the holder's lease is honoured: a delivery another worker took over after this
+ * one's lease ran out is that worker's. Each endpoint remembers its latest outcome, and since when its deliveries
+ * have all failed; one failing longer than $10 ms is disabled. Returns the endpoints this batch disabled.
+ */
+const RECORD = `
+  WITH r AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::timestamptz[], $7::bool[])
+           WITH ORDINALITY AS r(endpoint_id, event_id, outcome, status_code, error, retry_at, give_up, ord)),
+  delivered AS (
+    DELETE FROM event_deliveries d USING r
+     WHERE r.outcome = 'delivered' AND d.endpoint_id = r.endpoint_id AND d.event_id = r.event_id AND d.locked_by = $8),
+  retried AS (
+    UPDATE event_deliveries d
+       SET attempts = d.attempts + CASE WHEN r.outcome = 'gone' THEN 0 ELSE 1 END,
+           run_at = coalesce(r.retry_at, now()), last_error = r.error,
+           gave_up_at = CASE WHEN r.give_up THEN now() END, locked_by = NULL, locked_until = NULL
+      FROM r
+     WHERE r.outcome <> 'delivered' AND d.endpoint_id = r.endpoint_id AND d.event_id = r.event_id AND d.locked_by = $8),
+  latest AS (SELECT DISTINCT ON (endpoint_id) * FROM r ORDER BY endpoint_id, ord DESC),
+  summary AS (
+    SELECT endpoint_id, bool_or(outcome = 'delivered') AS ok, bool_or(outcome = 'gone') AS gone FROM r GROUP BY endpoint_id),
+  updated AS (
+    UPDATE event_endpoints ep
+       SET failing_since = CASE WHEN s.ok THEN NULL ELSE coalesce(ep.failing_since, now()) END,
+           disabled_at = CASE WHEN ep.disabled_at IS NOT NULL THEN ep.disabled_at
+                              WHEN s.gone OR (NOT s.ok AND ep.failing_since < now() - $9::bigint * interval '1 millisecond') THEN now() END,
+           disabled_reason = CASE WHEN ep.disabled_at IS NOT NULL THEN ep.disabled_reason
+                                  WHEN s.gone THEN 'the endpoint answered 410 Gone'
+                                  WHEN NOT s.ok AND ep.failing_since < now() - $9::bigint * interval '1 millisecond'
+                                    THEN 'every delivery failed since ' || to_char(ep.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END,
+           last_attempt_at = now(), last_outcome = l.outcome, last_status_code = l.status_code, last_error = l.error
+      FROM summary s JOIN latest l USING (endpoint_id)
+     WHERE ep.id = s.endpoint_id
+    RETURNING ep.id::text AS id, ep.disabled_at IS NOT NULL AND ep.disabled_at = now() AS disabled_now, ep.disabled_reason)
+  SELECT id, disabled_reason FROM updated WHERE disabled_now`;
+
+/** Writes a batch of outcomes; returns the endpoints it disabled, with why. */
+export async function recordDeliveries(
+  sql: SqlRunner,
+  holder: string,
+  results: readonly DeliveryResult[],
+  disableAfterMs: number,
+): Promise<{ id: string; disabled_reason: string }[]> {
+  if (results.length === 0) return [];
+  return sql.query(RECORD, [
+    textArray(results.map((r) => r.endpointId)),
+    textArray(results.map((r) => r.eventId)),
+    textArray(results.map((r) => r.outcome)),
+    nullableTextArray(results.map((r) => (r.statusCode === null ? null : String(r.statusCode)))),
+    nullableTextArray(results.map((r) => r.error)),
+    nullableTextArray(results.map((r) => r.retryAt?.toISOString() ?? null)),
+    textArray(results.map((r) => String(r.giveUp))),
+    holder,
+    disableAfterMs,
+  ]);
+}
+
+/** Gives back deliveries this holder claimed but will not send (shutdown): due again at once. */
+export async function releaseDeliveries(sql: SqlRunner, holder: string): Promise<void> {
+  await sql.query("UPDATE event_deliveries SET locked_by = NULL, locked_until = NULL WHERE locked_by = $1", [holder]);
+}
+
+/** Per endpoint: deliveries not yet made (given-up ones included) and the age of the oldest due one. */
+export interface EndpointBacklog {
+  endpointId: string;
+  pending: number;
+  oldestSeconds: number;
+  disabled: boolean;
+}
+
+export async function endpointBacklog(sql: SqlRunner): Promise<EndpointBacklog[]> {
+  const rows = await sql.query<{ id: string; pending: number; oldest: number | null; disabled: boolean }>(
+    `SELECT ep.id::text AS id, ep.disabled_at IS NOT NULL AS disabled,
+            (SELECT count(*) FROM event_deliveries d WHERE d.endpoint_id = ep.id)::int AS pending,
+            (SELECT extract(epoch FROM now() - min(e.created_at)) FROM event_deliveries d JOIN events e ON e.id = d.event_id
+              WHERE d.endpoint_id = ep.id AND d.gave_up_at IS NULL)::float8 AS oldest
+       FROM event_endpoints ep ORDER BY ep.id`,
+  );
+  return rows.map((r) => ({ endpointId: r.id, pending: r.pending, oldestSeconds: Math.max(0, Number(r.oldest ?? 0)), disabled: r.disabled }));
+}
+
+/**
+ * One batch of retention: events older than `days` days (their undelivered deliveries go with them, by the
+ * foreign key). The creation times are in a BRIN index, so finding the old ones reads the table's oldest pages.
+ */
+export async function purgeEventBatch(sql: SqlRunner, days: number, limit: number): Promise<number> {
+  const [row] = await sql.query<{ n: number }>(
+    `WITH gone AS (DELETE FROM events WHERE id IN (
+        SELECT id FROM events WHERE created_at < now() - $1::int * interval '1 day' ORDER BY id LIMIT $2) RETURNING 1)
+     SELECT count(*)::int AS n FROM gone`,
+    [days, limit],
+  );
+  return row?.n ?? 0;
+}

@@ -1,0 +1,343 @@
+/**
+ * The event workers of one process (SPEC §10): route new events to the endpoints that subscribe to them, claim
+ * due deliveries under a lease, POST each one signed through the egress guard, and write the outcomes in
+ * batches. They run beside the message dispatcher and share nothing with it but the database, so a slow or
+ * dead endpoint never holds back a send; several instances share the queue through `SKIP LOCKED`.
+ *
+ * Per endpoint, in this process: at most `concurrency` POSTs at once, and a circuit breaker
+ * (domain/circuit-breaker.ts) that stops POSTs to an endpoint failing in a row and lets one probe through after
+ * the cool-down. Claims ask for no more than each endpoint can take now, so a hanging endpoint fills its own
+ * slots and nobody else's.
+ *
+ * At-least-once: a delivery leaves the queue only in the statement that records its 2xx; a crash between the
+ * POST and that statement sends it again once the lease runs out. Receivers deduplicate by the event id.
+ */
+import { hostname } from "node:os";
+import { admit, type Breaker, type BreakerOptions, closedBreaker, record } from "../domain/circuit-breaker.ts";
+import type { SqlRunner } from "../db/runner.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { CredentialLookup } from "../security/credential-lookup.ts";
+import { type Egress, EgressRefusedError } from "../security/egress.ts";
+import {
+  type ClaimedDelivery,
+  claimDeliveries,
+  type DeliveryResult,
+  endpointBacklog,
+  purgeEventBatch,
+  recordDeliveries,
+  releaseDeliveries,
+  routeEvents,
+} from "./deliveries.ts";
+import { SECRET_NAME, secretProvider } from "./endpoints.ts";
+import { renderEvents } from "./feed.ts";
+import { signEvent } from "./signing.ts";
+
+export interface EventWorkerOptions {
+  /** POSTs in flight per endpoint in this process. */
+  concurrency: number;
+  /** How long a POST may take before it counts as failed. */
+  timeoutMs: number;
+  /** How often an idle worker looks for new events. */
+  pollMs: number;
+  /** How long a delivery is retried after it was first due. */
+  retryForMs: number;
+  /** An endpoint whose deliveries have all failed this long is disabled. */
+  disableAfterMs: number;
+  backoff: { baseMs: number; capMs: number };
+  breaker: BreakerOptions;
+  /** Days events are kept for the feed (0: the purge does not run). */
+  retentionDays: number;
+  snippetLength: number;
+  userAgent: string;
+  holder?: string;
+  random?: () => number;
+  /** How often the per-endpoint backlog is sampled for /metrics. */
+  sampleMs?: number;
+}
+
+export interface EventWorkerDeps {
+  sql: SqlRunner;
+  credentials: CredentialLookup;
+  egress: Pick<Egress, "request">;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+interface Gate {
+  url: string;
+  breaker: Breaker;
+  inFlight: number;
+}
+
+/** Most events one routing statement reads; a backlog is routed in steps of this. */
+const ROUTE_BATCH = 2000;
+/** How often the endpoint list is read again (new endpoints, changed URLs). */
+const ENDPOINTS_REFRESH_MS = 2000;
+/** Idle poll when no endpoint exists: events are still counted, but nobody waits for them. */
+const IDLE_POLL_MS = 1000;
+const PURGE_BATCH = 5000;
+const PURGE_EVERY_MS = 10 * 60_000;
+
+export class EventWorkers {
+  private readonly holder: string;
+  private readonly random: () => number;
+  private readonly gates = new Map<string, Gate>();
+  private endpointsReadAt = 0;
+  private stopping = false;
+  private running: Promise<void> | undefined;
+  private sleeper: (() => void) | undefined;
+  private inFlight = 0;
+  private readonly results: DeliveryResult[] = [];
+  private flushScheduled = false;
+  private writing: Promise<void> = Promise.resolve();
+  private readonly idleWaiters: (() => void)[] = [];
+  private readonly timers: ReturnType<typeof setInterval>[] = [];
+  private readonly leaseMs: number;
+
+  constructor(
+    private readonly deps: EventWorkerDeps,
+    private readonly options: EventWorkerOptions,
+  ) {
+    this.holder = options.holder ?? `${hostname()}:${process.pid}:events`;
+    this.random = options.random ?? Math.random;
+    // A claim must outlast the POST it covers and the write of its outcome.
+    this.leaseMs = Math.max(30_000, 2 * options.timeoutMs + 5000);
+  }
+
+  start(): void {
+    if (this.running || this.stopping) return;
+    this.running = this.loop();
+    const sample = () => void this.sample();
+    this.timers.push(setInterval(sample, this.options.sampleMs ?? 5000));
+    sample();
+    if (this.options.retentionDays > 0) {
+      const purge = () => void this.purge();
+      this.timers.push(setInterval(purge, PURGE_EVERY_MS));
+      purge();
+    }
+    for (const t of this.timers) t.unref();
+  }
+
+  /** Something may have written events: look now instead of at the next poll. */
+  wake(): void {
+    const wake = this.sleeper;
+    this.sleeper = undefined;
+    wake?.();
+  }
+
+  /** Stops claiming, waits up to `timeoutMs` for POSTs in flight, writes their outcomes and gives back the rest. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.wake();
+    await this.running;
+    const idle = new Promise<void>((resolve) => (this.inFlight === 0 ? resolve() : this.idleWaiters.push(resolve)));
+    await Promise.race([idle, Bun.sleep(timeoutMs)]);
+    await this.writing;
+    await releaseDeliveries(this.deps.sql, this.holder).catch((err: unknown) =>
+      this.deps.logger.warn({ err }, "could not give back claimed event deliveries; they are retried when their lease runs out"),
+    );
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      let busy = false;
+      try {
+        busy = (await this.step()) || busy;
+      } catch (err) {
+        this.deps.logger.warn({ err }, "event routing or claiming failed; retrying after the poll interval");
+      }
+      if (!busy && !this.stopping) await this.sleep(this.gates.size > 0 ? this.options.pollMs : IDLE_POLL_MS);
+    }
+  }
+
+  /** One round: route what is new, claim what the endpoints can take. True when there may be more at once. */
+  private async step(): Promise<boolean> {
+    const routed = await routeEvents(this.deps.sql, ROUTE_BATCH);
+    for (const [type, n] of routed.byType) this.deps.metrics.eventsWritten.inc({ type }, n);
+    if (Date.now() - this.endpointsReadAt >= ENDPOINTS_REFRESH_MS || routed.deliveries > 0) await this.readEndpoints();
+    const caps = this.capacities();
+    const claimed = await claimDeliveries(this.deps.sql, caps, this.holder, this.leaseMs);
+    if (claimed.length > 0) await this.send(claimed);
+    const full = claimed.length > 0 && claimed.length === [...caps.values()].reduce((a, b) => a + b, 0);
+    return routed.events === ROUTE_BATCH || full;
+  }
+
+  private async readEndpoints(): Promise<void> {
+    const rows = await this.deps.sql.query<{ id: string; url: string }>("SELECT id::text AS id, url FROM event_endpoints WHERE disabled_at IS NULL");
+    const seen = new Set<string>();
+    for (const row of rows) {
+      seen.add(row.id);
+      const gate = this.gates.get(row.id);
+      if (gate) gate.url = row.url;
+      else this.gates.set(row.id, { url: row.url, breaker: closedBreaker, inFlight: 0 });
+    }
+    for (const id of this.gates.keys()) if (!seen.has(id)) this.gates.delete(id);
+    this.endpointsReadAt = Date.now();
+  }
+
+  /** What each endpoint may take now: free slots while its breaker is closed, one probe after a cool-down. */
+  private capacities(): Map<string, number> {
+    const now = Date.now();
+    const caps = new Map<string, number>();
+    for (const [id, gate] of this.gates) {
+      if (this.deps.credentials.verifying(secretProvider(id), SECRET_NAME).length === 0) continue; // its secret is not loaded yet
+      const admission = admit(gate.breaker, now, this.options.breaker);
+      if (!admission.allowed) continue;
+      const free = this.options.concurrency - gate.inFlight;
+      caps.set(id, gate.breaker.state === "closed" ? free : Math.min(1, free));
+    }
+    return caps;
+  }
+
+  private async send(claimed: readonly ClaimedDelivery[]): Promise<void> {
+    const bodies = await renderEvents(this.deps.sql, [...new Set(claimed.map((c) => c.eventId))], this.options.snippetLength);
+    for (const delivery of claimed) {
+      const gate = this.gates.get(delivery.endpointId);
+      const event = bodies.get(delivery.eventId);
+      if (!gate || !event) {
+        // Deleted or purged between the claim and now: nothing to send; the lease lets it go.
+        this.enqueue({ ...failure(delivery, "the endpoint or event is gone"), retryAt: new Date() });
+        continue;
+      }
+      const admission = admit(gate.breaker, Date.now(), this.options.breaker);
+      gate.breaker = admission.next;
+      gate.inFlight += 1;
+      this.inFlight += 1;
+      void this.post(delivery, gate, JSON.stringify(event), Date.parse(event.created_at)).then((result) => {
+        gate.inFlight -= 1;
+        this.inFlight -= 1;
+        this.enqueue(result);
+        if (this.inFlight === 0) for (const done of this.idleWaiters.splice(0)) done();
+        this.wake();
+      });
+    }
+  }
+
+  /** One POST of one event, classified; never throws. */
+  private async post(delivery: ClaimedDelivery, gate: Gate, body: string, createdAt: number): Promise<DeliveryResult> {
+    const bytes = Buffer.from(body);
+    let result: DeliveryResult;
+    try {
+      const secrets = this.deps.credentials.verifying(secretProvider(delivery.endpointId), SECRET_NAME);
+      const signature = signEvent(secrets, bytes, Math.floor(Date.now() / 1000));
+      const response = await this.deps.egress.request(gate.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "user-agent": this.options.userAgent,
+          "x-messaging-event-id": (JSON.parse(body) as { id: string }).id,
+          "x-messaging-signature": signature,
+        },
+        body: bytes,
+      });
+      if (response.status >= 200 && response.status < 300) {
+        result = { endpointId: delivery.endpointId, eventId: delivery.eventId, outcome: "delivered", statusCode: response.status, error: null, retryAt: null, giveUp: false };
+        this.deps.metrics.eventDeliveryLag.observe(Math.max(0, Date.now() - createdAt) / 1000);
+      } else if (response.status === 410) {
+        result = { endpointId: delivery.endpointId, eventId: delivery.eventId, outcome: "gone", statusCode: 410, error: "410 Gone", retryAt: null, giveUp: false };
+      } else {
+        result = this.retry(delivery, `the endpoint answered ${response.status}`, response.status);
+      }
+    } catch (err) {
+      const message = err instanceof EgressRefusedError ? `${err.reason}: ${err.message}` : String((err as Error)?.message ?? err);
+      if (!(err instanceof EgressRefusedError)) this.deps.logger.warn({ err, endpoint_id: delivery.endpointId }, "an event POST failed unexpectedly");
+      result = this.retry(delivery, message.slice(0, 300), null);
+    }
+    gate.breaker = record(gate.breaker, result.outcome === "failed" ? "failure" : "success", Date.now(), this.options.breaker).next;
+    this.deps.metrics.eventDeliveries.inc({ outcome: result.giveUp ? "gave_up" : result.outcome });
+    return result;
+  }
+
+  /** A failed try: due again after the backoff, or given up once the retry window has run out. */
+  private retry(delivery: ClaimedDelivery, error: string, statusCode: number | null): DeliveryResult {
+    const now = Date.now();
+    const attempt = delivery.attempts + 1;
+    const ceiling = Math.min(this.options.backoff.capMs, this.options.backoff.baseMs * 2 ** Math.min(attempt - 1, 40));
+    // Half the ceiling always, the other half random: spread out, yet never an immediate retry.
+    const delay = Math.ceil(ceiling / 2 + this.random() * (ceiling / 2));
+    const giveUp = now + delay - delivery.firstAt > this.options.retryForMs;
+    return { endpointId: delivery.endpointId, eventId: delivery.eventId, outcome: "failed", statusCode, error, retryAt: new Date(now + delay), giveUp };
+  }
+
+  private enqueue(result: DeliveryResult): void {
+    this.results.push(result);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const batch = this.results.splice(0);
+      this.writing = this.writing.then(() => this.write(batch));
+    });
+  }
+
+  private async write(batch: DeliveryResult[]): Promise<void> {
+    try {
+      const disabled = await recordDeliveries(this.deps.sql, this.holder, batch, this.options.disableAfterMs);
+      for (const d of disabled) {
+        this.gates.delete(d.id);
+        this.deps.logger.warn({ endpoint_id: d.id, reason: d.disabled_reason }, "event endpoint disabled; its events wait for POST /api/event-endpoints/{id}/enable");
+      }
+    } catch (err) {
+      this.deps.logger.error({ err, deliveries: batch.length }, "writing event delivery outcomes failed; those events are sent again when their lease runs out");
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self.sleeper === done) self.sleeper = undefined;
+        resolve();
+      }
+      this.sleeper = done;
+    });
+  }
+
+  private readonly sampledEndpoints = new Set<string>();
+
+  private async sample(): Promise<void> {
+    try {
+      const backlog = await endpointBacklog(this.deps.sql);
+      const now = new Set(backlog.map((b) => b.endpointId));
+      for (const id of this.sampledEndpoints) {
+        if (now.has(id)) continue;
+        this.deps.metrics.eventPending.remove({ endpoint: id });
+        this.deps.metrics.eventOldestPending.remove({ endpoint: id });
+      }
+      this.sampledEndpoints.clear();
+      for (const b of backlog) {
+        this.sampledEndpoints.add(b.endpointId);
+        this.deps.metrics.eventPending.set({ endpoint: b.endpointId }, b.pending);
+        this.deps.metrics.eventOldestPending.set({ endpoint: b.endpointId }, b.oldestSeconds);
+      }
+      this.deps.metrics.eventEndpointsDisabled.set(backlog.filter((b) => b.disabled).length);
+    } catch (err) {
+      this.deps.logger.debug({ err }, "event backlog sample failed");
+    }
+  }
+
+  private async purge(): Promise<void> {
+    try {
+      let total = 0;
+      for (;;) {
+        const n = await purgeEventBatch(this.deps.sql, this.options.retentionDays, PURGE_BATCH);
+        total += n;
+        if (n < PURGE_BATCH || this.stopping) break;
+      }
+      if (total > 0) {
+        this.deps.metrics.retentionPurged.inc({ what: "events" }, total);
+        this.deps.logger.info({ events: total, retention_days: this.options.retentionDays }, "events past retention purged");
+      }
+    } catch (err) {
+      this.deps.logger.warn({ err }, "event purge failed");
+    }
+  }
+}
+
+function failure(delivery: ClaimedDelivery, error: string): DeliveryResult {
+  return { endpointId: delivery.endpointId, eventId: delivery.eventId, outcome: "failed", statusCode: null, error, retryAt: null, giveUp: false };
+}
