@@ -3,6 +3,7 @@ import { VERSION } from "../src/version.ts";
 import { checkCommand } from "./commands/check.ts";
 import { completionCommand } from "./commands/completion.ts";
 import { credsCommand } from "./commands/creds.ts";
+import { eventsCommand } from "./commands/events.ts";
 import { keysCommand } from "./commands/keys.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { selftestCommand } from "./commands/selftest.ts";
@@ -28,6 +29,7 @@ export function createProgram(): Command {
   keysCommand(program);
   credsCommand(program);
   webhooksCommand(program);
+  eventsCommand(program);
   selftestCommand(program);
   completionCommand(program);
   return program;

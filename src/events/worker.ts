@@ -102,7 +102,7 @@ export class EventWorkers {
     this.holder = options.holder ?? `${hostname()}:${process.pid}:events`;
     this.random = options.random ?? Math.random;
     // A claim must outlast the POST it covers and the write of its outcome.
-    this.leaseMs = Math.max(30_000, 2 * options.timeoutMs + 5000);
+    this.leaseMs = 2 * options.timeoutMs + 5000;
   }
 
   start(): void {
