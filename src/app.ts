@@ -142,7 +142,7 @@ export function createApp(deps: AppDeps) {
     .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook, bodiless: (path) => isCancel(path) || isBodilessAction(path) }))
     .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl, requirement, authOff: config.auth === "off" }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe, 2000, () => rateLimits.unready()), draining: deps.shutdown?.draining, metrics }))
-    .use(messagesModule(messages, limits))
+    .use(messagesModule(messages, limits, conversations.cursorKey))
     .use(schedulingModule({ sql: database.sql, metrics, messages }))
     .use(webhooksModule(messages, limits))
     .use(conversationsModule(conversations))

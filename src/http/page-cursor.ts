@@ -3,8 +3,9 @@
  * right after it (`WHERE (key) > (cursor)`, an index range scan) instead of skipping `OFFSET` rows.
  *
  * Format: `base64url(JSON payload) "." base64url(HMAC-SHA256(key, payload))[0..16 bytes]`. The payload is
- * `["c", at, id]` for the conversations list, `["o", at, id]` for the opt-outs list or
- * `["m", conversationId, at, id]` for one conversation's messages;
+ * `["c", at, id]` for the conversations list, `["o", at, id]` for the opt-outs list,
+ * `["m", conversationId, at, id]` for one conversation's messages or `["s", status, at, id]` for the messages of
+ * one status (`GET /api/messages?status=`, which walks by id and carries `at` only as the row's creation time);
  * `at` is the row's timestamp as PostgreSQL renders it at microsecond precision (never through a JS Date, which
  * keeps milliseconds and would skip or repeat rows that share one), `id` the row's id as decimal text.
  *
@@ -24,10 +25,18 @@ export interface RowKey {
 }
 
 /** Which list a cursor walks: all conversations, the messages of one, or the opt-outs. */
-export type CursorList = { kind: "conversations" } | { kind: "opt-outs" } | { kind: "messages"; conversationId: string };
+export type CursorList =
+  | { kind: "conversations" }
+  | { kind: "opt-outs" }
+  | { kind: "messages"; conversationId: string }
+  | { kind: "status"; status: string };
 
 /** The payload's first field, naming the list. */
-const TAG = { conversations: "c", "opt-outs": "o", messages: "m" } as const;
+const TAG = { conversations: "c", "opt-outs": "o", messages: "m", status: "s" } as const;
+
+/** The field that scopes a list to one conversation or one status, when it has one. */
+const scopeOf = (list: CursorList): string | undefined =>
+  list.kind === "messages" ? list.conversationId : list.kind === "status" ? list.status : undefined;
 
 const MAC_BYTES = 16;
 /** Far above any cursor we issue (about 120 characters): a longer one is refused before any work. */
@@ -44,7 +53,8 @@ const isId = (value: unknown): value is string => typeof value === "string" && I
 
 /** The cursor pointing just past `row` of `list`. */
 export function encodeCursor(key: Uint8Array, list: CursorList, row: RowKey): string {
-  const fields = list.kind === "messages" ? [TAG.messages, list.conversationId, row.at, row.id] : [TAG[list.kind], row.at, row.id];
+  const scope = scopeOf(list);
+  const fields = scope === undefined ? [TAG[list.kind], row.at, row.id] : [TAG[list.kind], scope, row.at, row.id];
   const payload = Buffer.from(JSON.stringify(fields)).toString("base64url");
   return `${payload}.${mac(key, payload).toString("base64url")}`;
 }
@@ -66,6 +76,7 @@ export function decodeCursor(key: Uint8Array, list: CursorList, cursor: string):
   if (!fields) return { refused: "is not a cursor" };
   if (fields[0] !== TAG[list.kind]) return { refused: `belongs to another list than ${list.kind}` };
   if (list.kind === "messages" && fields[1] !== list.conversationId) return { refused: "belongs to another conversation" };
+  if (list.kind === "status" && fields[1] !== list.status) return { refused: "belongs to the list of another status" };
   const [at, id] = fields.slice(-2);
   if (typeof at !== "string" || !AT.test(at) || !isId(id)) return { refused: "is not a cursor" };
   return { at, id };
@@ -82,5 +93,6 @@ function parseFields(text: string): unknown[] | undefined {
   if (!Array.isArray(fields)) return undefined;
   if ((fields[0] === TAG.conversations || fields[0] === TAG["opt-outs"]) && fields.length === 3) return fields;
   if (fields[0] === TAG.messages && fields.length === 4 && isId(fields[1])) return fields;
+  if (fields[0] === TAG.status && fields.length === 4 && typeof fields[1] === "string" && /^[a-z]{1,20}$/.test(fields[1])) return fields;
   return undefined;
 }

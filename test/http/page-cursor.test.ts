@@ -20,6 +20,16 @@ describe("page cursors", () => {
     expect(decodeCursor(KEY, MESSAGES_OF_12, encodeCursor(KEY, MESSAGES_OF_12, ROW))).toEqual(ROW);
   });
 
+  test("of the status list carry their status: round-trip, and refused by another status or another list", () => {
+    const scheduled: CursorList = { kind: "status", status: "scheduled" };
+    const cursor = encodeCursor(KEY, scheduled, ROW);
+    expect(decodeCursor(KEY, scheduled, cursor)).toEqual(ROW);
+    expect(decodeCursor(KEY, { kind: "status", status: "queued" }, cursor)).toEqual({ refused: "belongs to the list of another status" });
+    expect(decodeCursor(KEY, MESSAGES_OF_12, cursor)).toEqual({ refused: "belongs to another list than messages" });
+    expect(decodeCursor(KEY, scheduled, signedPayload(["s", "x".repeat(21), ROW.at, ROW.id]))).toEqual({ refused: "is not a cursor" });
+    expect(decodeCursor(KEY, scheduled, signedPayload(["s", 12, ROW.at, ROW.id]))).toEqual({ refused: "is not a cursor" });
+  });
+
   test("are URL-safe without escaping", () => {
     const cursor = encodeCursor(KEY, MESSAGES_OF_12, ROW);
     expect(encodeURIComponent(cursor)).toBe(cursor);

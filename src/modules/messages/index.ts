@@ -2,15 +2,16 @@ import { Elysia } from "elysia";
 import { AppError } from "../../http/errors.ts";
 import { documentedResponses, errorModel, errorResponses, readErrors } from "../../http/error-model.ts";
 import { idempotencyRequest, respondWith } from "../../http/idempotency.ts";
-import { type MessageLimits, messageModels } from "./model.ts";
+import { listMessagesByStatus } from "./by-status.ts";
+import { byStatusQuery, type MessageLimits, messageModels } from "./model.ts";
 import { getMessage, type MessagesDeps, sendMessage } from "./service.ts";
 
 const SEND_ROUTES = new Set(["sms", "email"]);
 
 const WRITE_ERRORS = errorResponses(400, 401, 406, 409, 413, 415, 422, 429, 503);
 
-/** `POST /api/messages/sms|email` and `GET /api/messages/{id}`. */
-export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
+/** `POST /api/messages/sms|email`, `GET /api/messages?status=` and `GET /api/messages/{id}`. */
+export function messagesModule(deps: MessagesDeps, limits: MessageLimits, cursorKey: () => Promise<Uint8Array>) {
   return new Elysia({ name: "messages", detail: { tags: ["Messages"] } })
     .use(errorModel)
     .model(messageModels(limits))
@@ -45,6 +46,16 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits) {
         detail: { summary: "Send an email", description: "202 means committed. Honours Idempotency-Key." },
       },
     )
+    .get("/api/messages", ({ query }) => listMessagesByStatus(deps, cursorKey, query.status, query), {
+      query: byStatusQuery,
+      detail: {
+        summary: "Messages of one status, oldest first",
+        description:
+          "Lists what waits (`status=scheduled`, `status=queued`) so it can be canceled, or any other status, by page or " +
+          "cursor (`meta.next_cursor`).",
+        responses: documentedResponses({ 200: "messages.page", ...readErrors(400, 401, 403, 406, 429, 503) }),
+      },
+    })
     .get(
       "/api/messages/:id",
       ({ params }) => {

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { MESSAGE_STATUSES } from "../../domain/message-status.ts";
+import { pageMeta, paginationQuery } from "../../http/pagination.ts";
 import { emailAddressProblem, phoneAddressProblem } from "../../domain/address.ts";
 import { attachmentUrlProblem } from "../../domain/attachment-url.ts";
 import { DEFAULT_SCHEDULE_MAX_DAYS, sendAtProblem } from "../../domain/schedule.ts";
@@ -184,10 +186,22 @@ export const messageDetailSchema = messageItemSchema.extend({
   attempts: z.array(deliveryAttemptSchema),
 });
 
+/** `GET /api/messages`: the status to list (required) with the usual `page`/`pageSize`/`cursor`. */
+export const byStatusQuery = z
+  .object({
+    status: z
+      .enum(MESSAGE_STATUSES as [string, ...string[]], { error: `must be one of ${MESSAGE_STATUSES.join(", ")}` })
+      .meta({ description: "The status to list: `scheduled` shows what waits for its send_at, `queued` what waits for a worker" }),
+  })
+  .and(paginationQuery);
+
+export type ByStatusQuery = z.output<typeof byStatusQuery>;
+
 export const messageResponseModels = {
   "messages.accepted": acceptedSchema,
   "messages.item": messageItemSchema,
   "messages.detail": messageDetailSchema,
+  "messages.page": z.object({ items: z.array(messageItemSchema), meta: pageMeta }),
 };
 
 export type Accepted = z.infer<typeof acceptedSchema>;

@@ -25,7 +25,7 @@ export function parseId(raw: string): number | null {
  * The one TypeScript step of building a message item: the database renders the rest (repository.ts), the
  * snippet needs grapheme clusters. Completes the item in place, since pages hold up to 50 of them.
  */
-function withSnippet<T extends MessageJson>(item: T, snippetLength: number): T & { snippet: string } {
+export function withSnippet<T extends MessageJson>(item: T, snippetLength: number): T & { snippet: string } {
   const completed = item as T & { snippet: string };
   completed.snippet = snippet(item.body, snippetLength);
   return completed;

@@ -320,6 +320,48 @@ const FIRST_KEY: RowKey = { at: "-infinity", id: "0" };
 
 const MESSAGE_BY_ID = `SELECT ${messageItemJson("m", DETAIL_FIELDS)}::text AS item FROM messages m WHERE m.id = $1`;
 
+/*
+ * One page of the messages of one status (`GET /api/messages?status=`), oldest first by id, with the number of
+ * them. The rows start after id $3: a range scan of the primary key filtered by status, so no index covers
+ * `messages.status` (a status change stays a HOT update) and a page costs what it skips of other statuses. The
+ * scheduled list reads `scheduled_messages` instead, which holds exactly the waiting ones: cheap at any size.
+ * `$source` is the rows to walk (`m` with an `id` order); one row beyond the page says whether a next exists.
+ */
+const statusPage = (source: string, total: string) => `
+  WITH page AS (
+    SELECT p.*, row_number() OVER (ORDER BY p.id) AS n
+      FROM (${source} ORDER BY m.id LIMIT $2::int + 1 OFFSET $4) p)
+  SELECT (${total})::int AS total,
+         coalesce(json_agg(${messageItemJson("m")} ORDER BY m.id) FILTER (WHERE m.n <= $2), '[]')::text AS items,
+         CASE WHEN count(*) > $2 THEN max(CASE WHEN m.n = $2 THEN ${cursorTimestamp("m.created_at")} END) END AS next_at,
+         CASE WHEN count(*) > $2 THEN max(CASE WHEN m.n = $2 THEN m.id END)::text END AS next_id
+    FROM page m`;
+
+const STATUS_PAGE = statusPage(
+  "SELECT m.* FROM messages m WHERE m.status = $1 AND m.id > $3::text::bigint",
+  "SELECT count(*) FROM messages WHERE status = $1",
+);
+const SCHEDULED_PAGE = statusPage(
+  "SELECT m.* FROM scheduled_messages s JOIN messages m ON m.id = s.message_id WHERE m.status = $1 AND s.message_id > $3::text::bigint",
+  "SELECT count(*) FROM scheduled_messages WHERE $1::text = 'scheduled'",
+);
+
+/** A page of the messages whose status is `status`: after `after` (default: from the first), less `offset` rows. */
+export async function messagesByStatusPage(
+  sql: SqlRunner,
+  status: string,
+  limit: number,
+  offset: number,
+  after?: RowKey,
+): Promise<{ items: MessageJson[]; total: number; next: RowKey | null }> {
+  const [row] = await sql.query<{ total: number; items: string; next_at: string | null; next_id: string | null }>(
+    status === "scheduled" ? SCHEDULED_PAGE : STATUS_PAGE,
+    [status, limit, after?.id ?? "0", offset],
+  );
+  const next = row?.next_at && row.next_id ? { at: row.next_at, id: row.next_id } : null;
+  return { items: JSON.parse(row?.items ?? "[]") as MessageJson[], total: row?.total ?? 0, next };
+}
+
 export type MessageJson = Omit<MessageItem, "snippet">;
 export type MessageDetailJson = Omit<MessageDetail, "snippet" | "attempts">;
 

@@ -175,8 +175,9 @@ export interface CancelDeps {
  * message, or a queued one no worker has claimed, becomes `canceled` and never reaches a provider; a claim that
  * won the row first makes the cancel find nothing to take, and the message goes out. The answer is the message
  * (200) when it is canceled now or was before; 409 `not_cancelable` with its status otherwise; 404 when unknown.
- * A statement whose snapshot still showed `scheduled` or `queued` but which took nothing met a concurrent move
- * (the promoter queueing it, a claim) and is run again with a fresh snapshot, which sees where it went.
+ * A statement that took nothing while the message is still `scheduled` or `queued` met a concurrent move (the
+ * promoter queueing it, a claim or a result write holding its rows) and is run again, shortly, with a fresh
+ * snapshot, which sees where it went.
  */
 export async function cancelMessage(deps: CancelDeps, rawId: string) {
   const id = parseId(rawId);
@@ -192,6 +193,7 @@ export async function cancelMessage(deps: CancelDeps, rawId: string) {
     status = attempt.before === null ? null : await currentStatus(deps.sql, id);
     if (status === null) throw notFound(rawId);
     if (!isCancelable(status)) break;
+    await Bun.sleep(tries * 5);
   }
   if (status === "canceled") return getMessage(deps.messages, rawId);
   throw new AppError("not_cancelable", `message ${rawId} is ${status} and can no longer be canceled: a worker has it or it is final`, {

@@ -6,71 +6,13 @@
  * replays, retention leaving scheduled messages alone, and a backlog that does not stall fresh sends.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { Writable } from "node:stream";
-import { Dispatcher, type DispatcherOptions } from "../../../src/delivery/dispatcher.ts";
-import { ProviderRegistry } from "../../../src/providers/registry.ts";
 import { purgeOldMessages } from "../../../src/modules/retention/service.ts";
 import { Promoter } from "../../../src/modules/scheduling/service.ts";
-import { createLogger } from "../../../src/observability/logger.ts";
 import { createMetrics, type Metrics } from "../../../src/observability/metrics.ts";
-import { accepted, type Provider, type ProviderOutcome } from "../../../src/providers/provider.ts";
 import { VERSION } from "../../../src/version.ts";
 import { buildTestApp, type TestApp } from "../../helpers/app.ts";
 import { countRows, emailSend, get, metricValue, post, smsSend, smsWebhook, UNLIMITED } from "../../helpers/messaging.ts";
-
-const silent = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
-
-/** Accepts everything and remembers when each message was handed to it. */
-export class RecordingProvider implements Provider {
-  readonly calls = new Map<string, number[]>();
-  constructor(readonly name = "rec") {}
-  async send(message: { id: string }): Promise<ProviderOutcome> {
-    const list = this.calls.get(message.id) ?? [];
-    list.push(Date.now());
-    this.calls.set(message.id, list);
-    return accepted(`rec-${message.id}`);
-  }
-  callsOf(id: string): number {
-    return this.calls.get(id)?.length ?? 0;
-  }
-}
-
-const DISPATCH: DispatcherOptions = {
-  workers: 2,
-  batchSize: 50,
-  pollMs: 50,
-  leaseMs: 2000,
-  maxAttempts: 5,
-  maxAgeMs: 3_600_000,
-  backoff: { baseMs: 20, capMs: 200 },
-  breaker: { failureThreshold: 5, openMs: 30_000 },
-  sampleMs: 100,
-};
-
-/** The delivery side of one `serve`: a dispatcher and a promoter over `t`'s database. */
-function startWorkers(t: TestApp, provider: Provider, options: { pollMs?: number; batchSize?: number; dispatch?: Partial<DispatcherOptions> } = {}) {
-  const registry = new ProviderRegistry(
-    { routes: { sms: [provider.name], mms: [provider.name], email: [provider.name] }, providers: [{ name: provider.name, kind: "mock", timeoutMs: 1000 }] },
-    () => provider,
-  );
-  const metrics = createMetrics({ version: VERSION });
-  const dispatcher = new Dispatcher({ sql: t.database.sql, registry, metrics, logger: silent }, { ...DISPATCH, ...options.dispatch });
-  const promoter = new Promoter(
-    { sql: t.database.sql, metrics, logger: silent, onQueued: () => dispatcher.wake() },
-    { pollMs: options.pollMs ?? 100, batchSize: options.batchSize ?? 100, sampleMs: 100, paceMs: 10 },
-  );
-  dispatcher.start();
-  promoter.start();
-  return {
-    dispatcher,
-    promoter,
-    metrics,
-    stop: async () => {
-      await promoter.stop();
-      await dispatcher.stop(1000);
-    },
-  };
-}
+import { RecordingProvider, silent, startWorkers } from "./workers.ts";
 
 const inMs = (ms: number) => new Date(Date.now() + ms).toISOString();
 
@@ -262,6 +204,50 @@ for (const database of ["postgres", "embedded"] as const) {
       expect((await post(t.app, `/api/messages/${res.json.id}/cancel`, undefined)).status).toBe(200);
       await purgeOldMessages(t.database.sql, 30);
       expect(await countRows(t.database, "messages", "id = $1", [res.json.id])).toBe(0);
+    });
+
+    test("GET /api/messages?status=scheduled lists what waits, oldest first, by page and by cursor", async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await post(t.app, "/api/messages/sms", smsSend({ send_at: inMs(3_600_000) }))).json.id);
+      const waiting = await countRows(t.database, "messages", "status = 'scheduled'");
+      const seen: { id: string; status: string; send_at: string | null; snippet: string }[] = [];
+      let res = await get(t.app, "/api/messages?status=scheduled&pageSize=2");
+      expect(res.status).toBe(200);
+      expect(res.json.meta).toMatchObject({ page: 1, page_size: 2, total: waiting });
+      seen.push(...res.json.items);
+      while (res.json.meta.next_cursor) {
+        res = await get(t.app, `/api/messages?status=scheduled&pageSize=2&cursor=${encodeURIComponent(res.json.meta.next_cursor)}`);
+        expect(res.status).toBe(200);
+        expect(res.json.meta.page).toBeNull();
+        seen.push(...res.json.items);
+      }
+      expect(seen).toHaveLength(waiting);
+      expect(seen.every((m) => m.status === "scheduled" && m.send_at !== null && typeof m.snippet === "string")).toBe(true);
+      const order = seen.map((m) => BigInt(m.id));
+      expect(order).toEqual([...order].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+      expect(seen.slice(-3).map((m) => m.id)).toEqual(ids);
+      // Canceled, it leaves this list for the canceled one.
+      await post(t.app, `/api/messages/${ids[0]}/cancel`, undefined);
+      expect((await get(t.app, "/api/messages?status=scheduled&pageSize=50")).json.meta.total).toBe(waiting - 1);
+      const canceled = await get(t.app, "/api/messages?status=canceled&page=1&pageSize=50");
+      expect(canceled.json.items.map((m: { id: string }) => m.id)).toContain(ids[0]);
+      expect(canceled.json.meta.total).toBe(await countRows(t.database, "messages", "status = 'canceled'"));
+    });
+
+    test("GET /api/messages refuses a missing or unknown status and another list's cursor with 400", async () => {
+      for (const query of ["", "?status=pending", "?status=SCHEDULED"]) {
+        const res = await get(t.app, `/api/messages${query}`);
+        expect(res.status).toBe(400);
+        expect(res.json.code).toBe("validation_failed");
+        expect(res.json.details[0].path).toContain("status");
+      }
+      await post(t.app, "/api/messages/sms", smsSend({ send_at: inMs(3_600_000) }));
+      await post(t.app, "/api/messages/sms", smsSend({ send_at: inMs(3_600_000) }));
+      const first = await get(t.app, "/api/messages?status=scheduled&pageSize=1");
+      const cursor = encodeURIComponent(first.json.meta.next_cursor);
+      const wrong = await get(t.app, `/api/messages?status=queued&cursor=${cursor}`);
+      expect(wrong.status).toBe(400);
+      expect(wrong.json.details).toEqual([{ path: "query.cursor", message: "cursor belongs to the list of another status" }]);
     });
 
     test("the gauge counts what waits", async () => {
