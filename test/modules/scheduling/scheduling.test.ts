@@ -250,6 +250,38 @@ for (const database of ["postgres", "embedded"] as const) {
       expect(wrong.json.details).toEqual([{ path: "query.cursor", message: "cursor belongs to the list of another status" }]);
     });
 
+    test("events: message.scheduled when stored, then message.queued when due, or message.canceled when taken back", async () => {
+      const provider = new RecordingProvider();
+      workers = startWorkers(t, provider);
+      const kept = await post(t.app, "/api/messages/sms", smsSend({ send_at: inMs(300) }));
+      const taken = await post(t.app, "/api/messages/sms", smsSend({ send_at: inMs(3_600_000) }));
+      expect((await post(t.app, `/api/messages/${taken.json.id}/cancel`, undefined)).status).toBe(200);
+      await until(async () => (await status(kept.json.id)) === "sent", 5000);
+      const typesOf = async (id: string) => {
+        const seen: { type: string; sequence: number; status: string; send_at: string | null }[] = [];
+        let after = "";
+        for (;;) {
+          const page = await get(t.app, `/api/events?limit=1000${after}`);
+          expect(page.status).toBe(200);
+          for (const e of page.json.items) if (e.data.id === id) seen.push({ type: e.type, sequence: e.sequence, status: e.data.status, send_at: e.data.send_at });
+          if (!page.json.next_cursor || page.json.items.length === 0) return seen;
+          after = `&after=${encodeURIComponent(page.json.next_cursor)}`;
+        }
+      };
+      await until(async () => (await typesOf(kept.json.id)).length >= 3, 5000);
+      const keptEvents = await typesOf(kept.json.id);
+      expect(keptEvents.map((e) => [e.type, e.sequence])).toEqual([
+        ["message.scheduled", 1],
+        ["message.queued", 2],
+        ["message.sent", 3],
+      ]);
+      expect(keptEvents[0]!.send_at).not.toBeNull();
+      expect((await typesOf(taken.json.id)).map((e) => [e.type, e.sequence, e.status])).toEqual([
+        ["message.scheduled", 1, "scheduled"],
+        ["message.canceled", 2, "canceled"],
+      ]);
+    });
+
     test("the gauge counts what waits", async () => {
       const metrics: Metrics = createMetrics({ version: VERSION });
       const [row] = await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM scheduled_messages");
