@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import type { Config } from "./config/index.ts";
 import type { DatabaseHandle } from "./db/client.ts";
+import { probeStorage, StorageHealth } from "./db/storage-health.ts";
 import { apiDocs, DOCS_PATH } from "./http/api-docs.ts";
 import { auth, authenticatedByKey, routeRequirement } from "./http/auth.ts";
 import { errorHandler } from "./http/error-handler.ts";
@@ -53,6 +54,8 @@ export interface AppDeps {
   onScheduled?: (sendAt: Date) => void;
   /** Set by `startServer`: `draining` when shutdown begins, `closing` when its timeout has run out. */
   shutdown?: { draining: AbortSignal; closing: AbortSignal };
+  /** Whether the database is out of space (`serve` shares it with the background loops); made here when absent. */
+  storage?: StorageHealth;
 }
 
 const isApi = (path: string) => path.startsWith("/api/");
@@ -85,6 +88,7 @@ const isCancel = (path: string) => /^\/api\/messages\/[^/]+\/cancel\/?$/.test(pa
 /** The whole HTTP API without a listener: `serve` and the tests both build it here. */
 export function createApp(deps: AppDeps) {
   const { config, database, logger, metrics } = deps;
+  const storage = deps.storage ?? new StorageHealth({ logger, metrics, probe: () => probeStorage(database.sql) });
   const hsts = config.hsts ?? (config.publicUrl?.startsWith("https://") ?? false);
   // The providers' webhooks answer what their provider expects (TwiML, or nothing), whatever their Accept says.
   const skipAccept = (path: string) => path === "/metrics" || path.startsWith(DOCS_PATH) || path === "/openapi.json" || isProviderWebhook(path);
@@ -121,7 +125,7 @@ export function createApp(deps: AppDeps) {
   let routeTable = (): { method: string; path: string }[] => [];
   const app = new Elysia({ name: "messaging" })
     .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH }))
-    .use(errorHandler({ logger, metrics, routes: () => routeTable() }))
+    .use(errorHandler({ logger, metrics, routes: () => routeTable(), storage }))
     // Requests that will not authenticate are charged per client (a provider's webhooks per provider) before
     // authentication; authenticated ones per API key after it (http/rate-limit.ts).
     .use(rateLimit.beforeAuth)
@@ -141,7 +145,7 @@ export function createApp(deps: AppDeps) {
     .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
     .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook, bodiless: (path) => isCancel(path) || isBodilessAction(path) }))
     .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl, requirement, authOff: config.auth === "off" }))
-    .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe, 2000, () => rateLimits.unready()), draining: deps.shutdown?.draining, metrics }))
+    .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe, 2000, () => rateLimits.unready(), storage), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits, conversations.cursorKey))
     .use(schedulingModule({ sql: database.sql, metrics, messages }))
     .use(webhooksModule(messages, limits))

@@ -7,6 +7,7 @@ import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/mi
 import { type RunningCredentials, startCredentials } from "./credentials-wiring.ts";
 import { createDelivery } from "./delivery-wiring.ts";
 import { createEventWorkers } from "./events-wiring.ts";
+import { probeStorage, StorageHealth, storageAwareLogger } from "./db/storage-health.ts";
 import { createFirstApiKey } from "./security/api-keys.ts";
 import { inboundWebhookAccess } from "./security/inbound-access.ts";
 import { credentialsProblem } from "./providers/readiness.ts";
@@ -84,30 +85,34 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
 
   await announceAuth(config, database, logger);
+  // One view of the database's space for the requests and the background loops: a full disk is one warning per
+  // episode, not a line from every poll of every loop (db/storage-health.ts).
+  const storage = new StorageHealth({ logger, metrics, probe: () => probeStorage(database.sql) });
+  const background = storageAwareLogger(logger, storage);
   const stopPurge = scheduleIdempotencyPurge(database.sql, (result) => {
-    if ("error" in result) logger.warn({ err: result.error }, "idempotency key purge failed");
+    if ("error" in result) background.warn({ err: result.error }, "idempotency key purge failed");
     else if (result.deleted > 0) {
       metrics.idempotencyKeysPurged.inc(result.deleted);
       logger.info({ deleted: result.deleted }, "expired idempotency keys purged");
     }
   });
   const stopReceiptPurge = scheduleReceiptPurge(database.sql, (result) => {
-    if ("error" in result) logger.warn({ err: result.error }, "write receipt purge failed");
+    if ("error" in result) background.warn({ err: result.error }, "write receipt purge failed");
   });
   const stopEventPurge = scheduleProviderEventPurge(database.sql, (result) => {
-    if ("error" in result) logger.warn({ err: result.error }, "provider event id purge failed");
+    if ("error" in result) background.warn({ err: result.error }, "provider event id purge failed");
     else metrics.providerEventsPurged.inc(result.deleted);
   });
   const stopRetention =
     config.retentionDays === 0
       ? () => {}
-      : scheduleRetention(database.sql, config.retentionDays, retentionReporter(metrics, logger, config.retentionDays));
+      : scheduleRetention(database.sql, config.retentionDays, retentionReporter(metrics, background, config.retentionDays));
   const draining = new AbortController();
   const closing = new AbortController();
   const limits = await startLimits(config, metrics, logger);
-  const delivery = createDelivery(config, database, metrics, logger, credentials.store, config.redisUrl ? limits.limiter : undefined);
+  const delivery = createDelivery(config, database, metrics, background, credentials.store, config.redisUrl ? limits.limiter : undefined);
   const promoter = new Promoter(
-    { sql: database.sql, metrics, logger, onQueued: () => delivery.wake.committed() },
+    { sql: database.sql, metrics, logger: background, onQueued: () => delivery.wake.committed() },
     { pollMs: config.schedulePollMs, batchSize: config.scheduleBatchSize },
   );
   const app = createApp({
@@ -122,6 +127,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     onOutboundCommitted: () => delivery.wake.committed(),
     onScheduled: (sendAt) => promoter.scheduled(sendAt),
     shutdown: { draining: draining.signal, closing: closing.signal },
+    storage,
   });
   app.listen({
     port: config.port,
@@ -135,7 +141,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const server = app.server!;
   await delivery.start();
   promoter.start();
-  const eventWorkers = createEventWorkers(config, database, metrics, logger, credentials.store);
+  const eventWorkers = createEventWorkers(config, database, metrics, background, credentials.store);
   eventWorkers?.start();
   const url = new URL(`http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`);
   logger.info({ port: server.port, host: config.host, database: database.describe, version: VERSION }, "messaging listening");
@@ -175,6 +181,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       stopReceiptPurge();
       stopEventPurge();
       stopRetention();
+      storage.stop();
       await credentials.stop();
       limits.close();
       await afterResponseHooks();

@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import { databaseTimeoutKind, isDatabaseUnavailable } from "../db/availability.ts";
+import { isStorageFull, STORAGE_RETRY_AFTER_SECS, type StorageHealth } from "../db/storage-health.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
@@ -14,7 +15,13 @@ const DATABASE_RETRY_AFTER = "2";
  * One error envelope for everything (SPEC §2): our AppErrors, Elysia's own (not found, validation, parse),
  * an unreachable database (503 + Retry-After) and anything unexpected (500, logged in full, never revealed).
  */
-export function errorHandler(deps: { logger: Logger; metrics: Metrics; routes: () => { method: string; path: string }[] }) {
+export function errorHandler(deps: {
+  logger: Logger;
+  metrics: Metrics;
+  routes: () => { method: string; path: string }[];
+  /** Told of every database failure: a full disk is 503 with Retry-After, one log line per episode. */
+  storage?: Pick<StorageHealth, "report">;
+}) {
   return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error, request, set, route }) => {
     const state = requestState(request);
     const appError = toAppError(code, error, request.method, requestPath(request.url), deps);
@@ -34,7 +41,7 @@ function toAppError(
   error: unknown,
   method: string,
   path: string | null,
-  deps: { metrics: Metrics; routes: () => { method: string; path: string }[] },
+  deps: { metrics: Metrics; routes: () => { method: string; path: string }[]; storage?: Pick<StorageHealth, "report"> },
 ): AppError {
   if (error instanceof AppError) {
     // Ours, but possibly about the database: `outcome_unknown` carries the lost connection as its cause.
@@ -62,6 +69,14 @@ function toAppError(
     case "INVALID_COOKIE_SIGNATURE":
     case "INVALID_FILE_TYPE":
       return new AppError("bad_request", (error as Error).message);
+  }
+  if (isStorageFull(error)) {
+    // Not a crash and not the client's fault: the write did not commit, and will once space returns.
+    deps.storage?.report(error);
+    deps.metrics.storageFullRefusals.inc();
+    return new AppError("service_unavailable", "the database is out of storage space; nothing was stored, retry later", {
+      headers: { "retry-after": String(STORAGE_RETRY_AFTER_SECS) },
+    });
   }
   if (isDatabaseUnavailable(error)) {
     countDatabaseFailure(error, deps.metrics);

@@ -191,6 +191,21 @@ export function createMetrics(info: { version: string }) {
       labelNames: ["what"],
       registers: [registry],
     }),
+    storageFull: new Gauge({
+      name: "messaging_storage_full",
+      help: "1 while the database is out of storage space (writes answered 503 until space returns), else 0",
+      registers: [registry],
+    }),
+    storageFullEpisodes: new Counter({
+      name: "messaging_storage_full_episodes_total",
+      help: "Times the database ran out of storage space (each episode lasts until space returns)",
+      registers: [registry],
+    }),
+    storageFullRefusals: new Counter({
+      name: "messaging_storage_full_refusals_total",
+      help: "Requests answered 503 because the database was out of storage space",
+      registers: [registry],
+    }),
     databaseUnavailable: new Counter({
       name: "messaging_database_unavailable_total",
       help: "Requests answered 503 because the database could not be reached",

@@ -10,15 +10,16 @@ export interface InboundAccess {
 }
 
 const ROUTES = "/api/webhooks/sms and /api/webhooks/email";
+const WITH_MOCK = "/api/webhooks/sms, /api/webhooks/email and /api/provider/mock/inbound";
 
 export function inboundWebhookAccess(config: { auth: "on" | "off"; webhookSecrets: readonly string[] }): InboundAccess {
   const signed = config.webhookSecrets.length > 0;
   if (config.auth === "off") {
     return signed
-      ? { openToAnyone: false, description: `${ROUTES} and /api/provider/mock/inbound need X-Messaging-Signature (MESSAGING_AUTH=off: no API key is asked)` }
+      ? { openToAnyone: false, description: `${WITH_MOCK} need X-Messaging-Signature (MESSAGING_AUTH=off: no API key is asked)` }
       : {
           openToAnyone: true,
-          description: `MESSAGING_AUTH=off and MESSAGING_WEBHOOK_SECRETS is not set: ${ROUTES} and /api/provider/mock/inbound accept unsigned requests from anyone`,
+          description: `MESSAGING_AUTH=off and MESSAGING_WEBHOOK_SECRETS is not set: ${WITH_MOCK} accept unsigned requests from anyone`,
         };
   }
   return signed

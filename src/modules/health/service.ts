@@ -2,6 +2,7 @@ import { rootCauseMessage } from "../../db/availability.ts";
 import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import { isCurrent, migrationStatus } from "../../db/migrate.ts";
+import type { StorageHealth } from "../../db/storage-health.ts";
 
 /**
  * Why the service is not ready, twice: `reason` is safe for anyone who can reach /readyz; `detail` names the
@@ -22,10 +23,15 @@ export class ReadinessProbe {
     private readonly timeoutMs = 2000,
     /** Another reason not to be ready (a required Redis that does not answer), or null. */
     private readonly extra: () => string | null = () => null,
+    /** While the database is out of space the service is not ready, whatever a read says (db/storage-health.ts). */
+    private readonly storage?: Pick<StorageHealth, "recheck">,
   ) {}
 
   async check(): Promise<Readiness> {
     try {
+      if (this.storage && (await withTimeout(this.storage.recheck(), this.timeoutMs))) {
+        return { ok: false, reason: "storage full", detail: `${this.describe} is out of storage space; writes fail until space returns` };
+      }
       await withTimeout(this.db.execute(sql`select 1`), this.timeoutMs);
       if (!this.migrationsCurrent) {
         const status = await withTimeout(migrationStatus(this.db), this.timeoutMs);
