@@ -12,7 +12,8 @@ import m9 from "./0009_opt_outs.sql" with { type: "text" };
 import m10 from "./0011_api_key_rate_limit.sql" with { type: "text" };
 import m11 from "./0012_events.sql" with { type: "text" };
 import m12 from "./0013_scheduled_sends.sql" with { type: "text" };
-import m13 from "./0015_inbound_scope.sql" with { type: "text" };
+import m13 from "./0014_delivery_workers.sql" with { type: "text" };
+import m14 from "./0015_inbound_scope.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
@@ -29,5 +30,6 @@ export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0011_api_key_rate_limit", sql: m10 },
   { tag: "0012_events", sql: m11 },
   { tag: "0013_scheduled_sends", sql: m12 },
-  { tag: "0015_inbound_scope", sql: m13 },
+  { tag: "0014_delivery_workers", sql: m13 },
+  { tag: "0015_inbound_scope", sql: m14 },
 ];

@@ -81,6 +81,7 @@ export function createDelivery(
       metrics,
       logger,
       ...(sharedLimiter ? { sharedLimiter } : {}),
+      ...(database.session ? { session: database.session() } : {}),
       // Only a mock reads the stored config; a registry of real providers spares every claim the query.
       ...(usesMock
         ? {
@@ -95,6 +96,8 @@ export function createDelivery(
       batchSize: config.deliveryBatchSize,
       pollMs: config.deliveryPollMs,
       leaseMs: config.deliveryLeaseMs,
+      takeoverMs: config.deliveryTakeoverMs,
+      singleProcess: database.kind === "embedded",
       maxAttempts: config.deliveryMaxAttempts,
       maxAgeMs: config.deliveryMaxAgeSecs * 1000,
       backoff: { baseMs: config.deliveryBackoffBaseMs, capMs: config.deliveryBackoffCapMs },

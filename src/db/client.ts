@@ -27,6 +27,11 @@ export interface DatabaseHandle {
     listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
     notify(channel: string): Promise<void>;
   };
+  /**
+   * PostgreSQL only: a connection of its own (a pool of one, reconnected by postgres.js when it drops), for
+   * what lives with a session: the delivery worker's advisory lock (delivery/liveness.ts).
+   */
+  session?: () => { sql: SqlRunner; close(): Promise<void> };
   close(): Promise<void>;
 }
 
@@ -120,15 +125,17 @@ export function openPostgres(url: string, poolSize: number, bounds: Partial<Post
   // The client-side deadline needs to see the protocol on a plain socket; with TLS, postgres.js wraps its own
   // socket and only the server-side bounds apply.
   const tls = isTls(url);
-  const client = postgres(url, {
-    max: poolSize,
-    prepare: true,
-    onnotice: () => {},
-    // postgres.js takes seconds; fractions work (its timer multiplies by 1000).
-    connect_timeout: timeouts.connectMs / 1000,
-    connection: { application_name: "messaging", ...serverTimeouts },
-    ...(timeouts.statementMs > 0 && !tls ? { socket: deadlineSockets(clientDeadlineMs(timeouts.statementMs)) } : {}),
-  });
+  const connect = (max: number, name: string) =>
+    postgres(url, {
+      max,
+      prepare: true,
+      onnotice: () => {},
+      // postgres.js takes seconds; fractions work (its timer multiplies by 1000).
+      connect_timeout: timeouts.connectMs / 1000,
+      connection: { application_name: name, ...serverTimeouts },
+      ...(timeouts.statementMs > 0 && !tls ? { socket: deadlineSockets(clientDeadlineMs(timeouts.statementMs)) } : {}),
+    });
+  const client = connect(poolSize, "messaging");
   const target = new URL(url);
   return {
     db: drizzlePostgres(client, { schema }) as unknown as Database,
@@ -141,6 +148,10 @@ export function openPostgres(url: string, poolSize: number, bounds: Partial<Post
       notify: async (channel) => {
         await client.notify(channel, "");
       },
+    },
+    session: () => {
+      const own = connect(1, "messaging-worker");
+      return { sql: postgresRunner(own), close: () => own.end({ timeout: 1 }) };
     },
     close: () => client.end({ timeout: 5 }),
   };

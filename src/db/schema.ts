@@ -133,6 +133,20 @@ export const scheduledMessages = pgTable(
   (t) => [index("scheduled_messages_due_idx").on(t.sendAt, t.messageId)],
 );
 
+/**
+ * The delivery workers that may hold claims (delivery/liveness.ts). Each holds a session-level advisory lock
+ * (key `lock_key`) on its own connection and writes `seen_at` every second; `connected_at` is when its current
+ * session began. A claim is taken over only when its holder is proved gone: no session holds its lock and it has
+ * not been seen for the takeover bound.
+ */
+export const deliveryWorkers = pgTable("delivery_workers", {
+  id: text("id").primaryKey(),
+  lockKey: integer("lock_key").notNull(),
+  backendPid: integer("backend_pid"),
+  connectedAt: timestamp("connected_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  seenAt: timestamp("seen_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+});
+
 /** One row per provider call, kept for `GET /api/messages/{id}` and audits. */
 export const deliveryAttempts = pgTable(
   "delivery_attempts",

@@ -6,14 +6,20 @@
  *
  * Guarantees, and their limits:
  * - A message is never lost: its job row leaves the queue only in the transaction that records its final
- *   status. A worker that dies mid-call leaves a leased job that becomes due again when the lease runs out.
- * - The provider is asked with the same idempotency key every time (providers/provider.ts), so a retry after
- *   a crash or a lost result does not send twice to a provider that honours keys (the mock does). For one
- *   that does not, delivery is at-least-once: a message whose call went out but whose result was never
- *   written (crash, lost database connection, lease expiry of a hung call) is sent again. Such retries are
- *   counted in `messaging_delivery_uncertain_total`.
+ *   status. A worker that dies mid-call leaves claimed jobs that another worker takes over once the dead one
+ *   is proved gone (liveness.ts), within the takeover bound of its death.
+ * - A known outcome is never thrown away: when the result of a provider call cannot be written (the database
+ *   is unreachable), the worker keeps it and writes it again, with backoff, until it is written or the process
+ *   stops; its claims stay its own meanwhile, even across a reconnect, so no other worker calls the provider
+ *   again for that message. A graceful stop tries once more and logs and counts what it could not write.
+ * - The provider is asked with the same idempotency key every time (providers/provider.ts). The one window
+ *   left is a process that dies between a provider's answer and the write of it: its messages are taken over
+ *   and sent again, counted in `messaging_delivery_uncertain_total`; a provider that honours keys (the mock)
+ *   does not send twice, one that does not (Twilio) does.
+ * - A message is checked against opt-outs when it is dispatched as well as when it was accepted: one whose
+ *   recipient opted out meanwhile (a STOP after it was queued) ends `failed` with reason `recipient_opted_out`,
+ *   and no provider is called.
  */
-import { hostname } from "node:os";
 import { retryDelayMs } from "../domain/backoff.ts";
 import type { BreakerOptions, BreakerResult, BreakerState } from "../domain/circuit-breaker.ts";
 import type { Channel } from "../domain/channel.ts";
@@ -24,7 +30,19 @@ import type { Metrics } from "../observability/metrics.ts";
 import { CallDeadlines, type ProviderOutcome, sendWithTimeout } from "../providers/provider.ts";
 import { ProviderGuard } from "./guard.ts";
 import { type Limiter, perSecond } from "../limits/limiter.ts";
-import { type AttemptRecord, type ClaimedJob, claimJobs, type JobResult, queueSample, recordResults, releaseJobs } from "./jobs.ts";
+import {
+  type AttemptRecord,
+  type ClaimedJob,
+  claimJobs,
+  dropJobs,
+  type JobResult,
+  optedOutMessages,
+  queueSample,
+  recordResults,
+  releaseJobs,
+  releaseUnheld,
+} from "./jobs.ts";
+import { WorkerLiveness } from "./liveness.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import type { StatusAdvanced } from "./status.ts";
 
@@ -41,7 +59,11 @@ export interface DispatcherOptions {
   maxAgeMs: number;
   backoff: { baseMs: number; capMs: number };
   breaker: BreakerOptions;
-  /** Name of this process in `delivery_jobs.locked_by`. */
+  /** How long a worker may go unseen, its lock free, before its claims are taken over (liveness.ts). */
+  takeoverMs?: number;
+  /** The embedded database: one process, so claims of earlier processes are free at start. */
+  singleProcess?: boolean;
+  /** The worker's id in `delivery_jobs.locked_by` and `delivery_workers`. */
   holder?: string;
   random?: () => number;
   /** How often the queue depth and oldest due job are sampled for /metrics. */
@@ -57,7 +79,30 @@ export interface DispatcherDeps {
   beforeClaim?: () => Promise<void>;
   /** The limiter shared by every instance (Redis): a provider's `max_per_second` then holds in total. */
   sharedLimiter?: Limiter;
+  /** A connection of its own for the worker's advisory lock (PostgreSQL); without it the pool's is used. */
+  session?: { sql: SqlRunner; close(): Promise<void> };
 }
+
+/** The default takeover bound: a dead worker's claims are free within it (plus a poll) of its death. */
+export const DEFAULT_TAKEOVER_MS = 5000;
+/** The first wait before writing results again after a failed write; doubles up to RESULT_RETRY_MAX_MS. */
+const RESULT_RETRY_FIRST_MS = 100;
+const RESULT_RETRY_MAX_MS = 2000;
+
+/** The reason a message whose recipient opted out after it was queued fails with (SPEC §4). */
+export const OPTED_OUT_REASON = "recipient_opted_out";
+
+interface OptOutCheck {
+  /** Opted out: fail without a provider call. */
+  refused: ReadonlySet<string>;
+  /** The check failed: retry. */
+  unchecked: ReadonlySet<string>;
+}
+
+const refusal = (job: ClaimedJob): Delivered => ({
+  result: { messageId: job.id, end: "failed", reason: OPTED_OUT_REASON, calls: 0 },
+  attempts: [],
+});
 
 const BREAKER_GAUGE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
@@ -103,12 +148,29 @@ export class Dispatcher {
   private results: Delivered[] = [];
   private flushScheduled = false;
   private writing = 0;
+  private readonly liveness: WorkerLiveness;
+  private ready: Promise<void> = Promise.resolve();
+  private readonly takeoverMs: number;
+  /** Claims running now; a release of lost claims (reconcile) waits for none. */
+  private claiming = 0;
+  /** A claim failed after it may have committed: claims this worker does not know of may exist. */
+  private reconcile = false;
+  /** Jobs whose outcome could not be written before the stop: they stay claimed, for a takeover. */
+  private unwritten = 0;
+  private stopWaiters: (() => void)[] = [];
 
   constructor(
     private readonly deps: DispatcherDeps,
     private readonly options: DispatcherOptions,
   ) {
-    this.holder = options.holder ?? `${hostname()}/${process.pid}/${crypto.randomUUID().slice(0, 8)}`;
+    this.takeoverMs = options.takeoverMs ?? DEFAULT_TAKEOVER_MS;
+    this.liveness = new WorkerLiveness(
+      deps.session?.sql ?? deps.sql,
+      deps.logger,
+      { ...(options.holder !== undefined && { id: options.holder }), takeoverMs: this.takeoverMs, singleProcess: options.singleProcess ?? false },
+      deps.session ? () => deps.session!.close() : undefined,
+    );
+    this.holder = this.liveness.id;
     this.leaseMs = effectiveLeaseMs(options.leaseMs, deps.registry);
     this.random = options.random ?? Math.random;
     this.maxInFlight = Math.max(1, options.workers) * options.batchSize;
@@ -133,9 +195,13 @@ export class Dispatcher {
 
   start(): void {
     if (this.loops.length > 0 || this.stopping) return;
+    this.ready = this.liveness.start();
     for (let i = 0; i < this.options.workers; i++) this.loops.push(this.loop());
     this.startSampler();
-    this.deps.logger.info({ workers: this.options.workers, holder: this.holder, lease_ms: this.leaseMs }, "delivery workers started");
+    this.deps.logger.info(
+      { workers: this.options.workers, holder: this.holder, takeover_ms: this.takeoverMs },
+      "delivery workers started",
+    );
   }
 
   /** A send committed (here or in another instance): idle workers look for due jobs now. */
@@ -157,6 +223,7 @@ export class Dispatcher {
       this.stopSampler();
       this.wake();
       for (const wake of this.capacityWaiters.splice(0)) wake();
+      for (const wake of this.stopWaiters.splice(0)) wake();
     }
     const drained = Promise.all(this.loops).then(() => this.idle());
     const timer = (ms: number) => new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
@@ -164,12 +231,15 @@ export class Dispatcher {
       this.stopController.abort();
       await Promise.race([drained, timer(graceMs)]);
     }
+    let holding = this.unwritten > 0;
     if (this.held.size > 0) {
       const ids = [...this.held];
-      await releaseJobs(this.deps.sql, this.holder, ids).catch((err: unknown) =>
-        this.deps.logger.warn({ err, jobs: ids.length }, "could not give back claimed jobs; they are retried when their lease runs out"),
-      );
+      await releaseJobs(this.deps.sql, this.holder, ids).catch((err: unknown) => {
+        holding = true;
+        this.deps.logger.warn({ err, jobs: ids.length }, "could not give back claimed jobs; they are taken over once this worker is gone");
+      });
     }
+    await this.liveness.stop(holding);
   }
 
   /** Resolves once nothing is in flight: every claimed job's result written (or its write failed). */
@@ -195,7 +265,13 @@ export class Dispatcher {
       }
       let jobs: ClaimedJob[];
       let limit: number;
+      let optedOut: OptOutCheck;
       try {
+        await this.ready;
+        if (this.reconcile) {
+          await this.releaseLostClaims();
+          continue;
+        }
         this.woken = false;
         await this.deps.beforeClaim?.();
         const plan = this.claimPlan();
@@ -204,18 +280,39 @@ export class Dispatcher {
           continue;
         }
         limit = Math.min(plan.limit, this.maxInFlight - this.inFlight);
-        const claimed = await claimJobs(this.deps.sql, { holder: this.holder, leaseMs: this.leaseMs, ...plan, limit });
+        this.claiming += 1;
+        let claimed: Awaited<ReturnType<typeof claimJobs>>;
+        try {
+          claimed = await claimJobs(this.deps.sql, { holder: this.holder, leaseMs: this.leaseMs, takeoverMs: this.takeoverMs, ...plan, limit });
+        } catch (err) {
+          // The claim may have committed with its answer lost: those jobs would be ours and unknown to us.
+          this.reconcile = true;
+          throw err;
+        } finally {
+          this.claiming -= 1;
+        }
         jobs = claimed.jobs;
+        for (const job of jobs) this.held.add(job.id);
+        this.inFlight += jobs.length;
         if (claimed.markedSending > 0) this.deps.metrics.messagesStatus.inc({ status: "sending" }, claimed.markedSending);
+        if (claimed.undeliverable.length > 0) {
+          await dropJobs(this.deps.sql, this.holder, claimed.undeliverable).catch((err: unknown) =>
+            this.deps.logger.warn({ err }, "could not drop the jobs of messages that left the queue; they are dropped at the next claim after a restart"),
+          );
+        }
+        optedOut = await this.optedOut(jobs);
       } catch (err) {
         this.deps.logger.warn({ err }, "claiming delivery jobs failed; retrying after the poll interval");
         await this.sleep(this.options.pollMs);
         continue;
       }
-      this.inFlight += jobs.length;
       for (const job of jobs) {
-        this.held.add(job.id);
-        void this.deliver(job)
+        const delivering = optedOut.refused.has(job.id)
+          ? Promise.resolve(refusal(job))
+          : optedOut.unchecked.has(job.id)
+            ? Promise.resolve(this.uncheckedRetry(job))
+            : this.deliver(job);
+        void delivering
           .catch((err: unknown): Delivered => {
             this.deps.logger.error({ err, message_id: job.id }, "delivery failed unexpectedly; retrying the message");
             const runAt = new Date(Date.now() + this.options.backoff.baseMs);
@@ -231,6 +328,43 @@ export class Dispatcher {
         if (!this.stopping) await Bun.sleep(CLAIM_LINGER_MS);
       }
     }
+  }
+
+  /**
+   * The claimed SMS/MMS whose recipient opted out of their sender since they were accepted (a STOP that came
+   * while they waited). When the check itself fails, nothing is sent blind: every text of the batch is
+   * treated as unchecked and retried soon (see refuseOptedOut's caller).
+   */
+  private async optedOut(jobs: readonly ClaimedJob[]): Promise<OptOutCheck> {
+    const texts = jobs.filter((j) => j.channel !== "email");
+    if (texts.length === 0) return { refused: new Set(), unchecked: new Set() };
+    try {
+      const refused = await optedOutMessages(
+        this.deps.sql,
+        texts.map((j) => ({ messageId: j.id, pair: sendPair(j.from, j.to) })),
+      );
+      return { refused, unchecked: new Set() };
+    } catch (err) {
+      this.deps.logger.warn({ err }, "could not check opt-outs before dispatch; the messages are retried");
+      return { refused: new Set(), unchecked: new Set(texts.map((j) => j.id)) };
+    }
+  }
+
+  private uncheckedRetry(job: ClaimedJob): Delivered {
+    const runAt = new Date(Date.now() + this.options.backoff.baseMs);
+    return { result: { messageId: job.id, end: "retry", runAt, reason: "opt-outs could not be checked", calls: 0 }, attempts: [] };
+  }
+
+  /**
+   * After a claim whose answer was lost: gives back every job this worker holds but does not know of (none of
+   * them was handed to a provider). Waits until no other claim of this process is running, so that no job
+   * on its way back from a claim is mistaken for a lost one.
+   */
+  private async releaseLostClaims(): Promise<void> {
+    while (this.claiming > 0) await Bun.sleep(5);
+    if (!this.reconcile) return;
+    await releaseUnheld(this.deps.sql, this.holder, [...this.held]);
+    this.reconcile = false;
   }
 
   /** Results finished in the same turn of the event loop are written together. */
@@ -285,7 +419,7 @@ export class Dispatcher {
     const startedAt = Date.now();
     if (job.uncertain) {
       this.deps.metrics.deliveryUncertain.inc();
-      this.deps.logger.warn({ message_id: job.id }, "message found in sending under an expired lease; retrying with the same idempotency key");
+      this.deps.logger.warn({ message_id: job.id }, "message taken over from a worker that died before writing its result; retrying with the same idempotency key");
     }
     if (startedAt - job.createdAt >= this.options.maxAgeMs) {
       return { result: { messageId: job.id, end: "failed", reason: `not delivered within ${Math.round(this.options.maxAgeMs / 1000)} s`, calls: 0 }, attempts };
@@ -377,26 +511,65 @@ export class Dispatcher {
     return { result: { messageId: job.id, end: "retry", runAt: new Date(now + delay), reason, calls }, attempts };
   }
 
+  /**
+   * Writes a batch of results. A failed write keeps the outcomes and tries again with backoff (the claims stay
+   * this worker's, see liveness.ts) until it is written or the process stops; once stopping, it tries once
+   * more, then logs and counts what it could not write, and leaves those jobs claimed for a takeover.
+   */
   private async record(delivered: Delivered[]): Promise<void> {
     const results = delivered.map((d) => d.result);
-    try {
-      const moved = await recordResults(this.deps.sql, this.holder, delivered.flatMap((d) => d.attempts), results);
-      this.countMoves(moved);
-      const sent = results.filter((r) => r.end === "sent").length;
-      if (sent > 0) this.deps.metrics.workerProcessed.inc(sent);
-      for (const r of results) {
-        if (r.end !== "failed") continue;
-        this.deps.logger.info({ message_id: r.messageId, reason: r.reason }, "message failed");
-        if (r.optOut) {
-          this.deps.metrics.optOuts.inc({ action: "stop", source: "provider" });
-          this.deps.logger.info({ message_id: r.messageId }, "the provider reports the recipient unsubscribed: opt-out recorded");
+    const attempts = delivered.flatMap((d) => d.attempts);
+    let moved: StatusAdvanced[];
+    let wait = RESULT_RETRY_FIRST_MS;
+    for (let tries = 1; ; tries++) {
+      const lastChance = this.stopping;
+      try {
+        moved = await recordResults(this.deps.sql, this.holder, attempts, results);
+        if (tries > 1) this.deps.logger.info({ jobs: results.length, tries }, "delivery results written after a failed write");
+        break;
+      } catch (err) {
+        this.deps.metrics.deliveryResultWriteFailures.inc();
+        if (lastChance) {
+          this.unwritten += results.length;
+          this.deps.metrics.deliveryResultsUnwritten.inc(results.length);
+          this.deps.logger.error(
+            { err, jobs: results.length, message_ids: results.map((r) => r.messageId).slice(0, 20) },
+            "delivery results could not be written before the stop; those messages are taken over as uncertain",
+          );
+          return;
         }
+        if (tries === 1) this.deps.logger.warn({ err, jobs: results.length }, "writing delivery results failed; the outcomes are kept and written again");
+        await this.pause(wait);
+        wait = Math.min(wait * 2, RESULT_RETRY_MAX_MS);
       }
-    } catch (err) {
-      // The provider calls happened; their results are lost with this transaction. The jobs stay leased and
-      // are retried when the lease runs out, with the same idempotency keys (counted as uncertain then).
-      this.deps.logger.error({ err, jobs: results.length }, "writing delivery results failed; the jobs are retried when their lease runs out");
     }
+    this.countMoves(moved);
+    const sent = results.filter((r) => r.end === "sent").length;
+    if (sent > 0) this.deps.metrics.workerProcessed.inc(sent);
+    for (const r of results) {
+      if (r.end !== "failed") continue;
+      this.deps.logger.info({ message_id: r.messageId, reason: r.reason }, "message failed");
+      if (r.optOut) {
+        this.deps.metrics.optOuts.inc({ action: "stop", source: "provider" });
+        this.deps.logger.info({ message_id: r.messageId }, "the provider reports the recipient unsubscribed: opt-out recorded");
+      }
+    }
+  }
+
+  /** Waits `ms`, or less when the dispatcher starts stopping. */
+  private pause(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const waiters = this.stopWaiters;
+      function done() {
+        clearTimeout(timer);
+        const i = waiters.indexOf(done);
+        if (i >= 0) waiters.splice(i, 1);
+        resolve();
+      }
+      waiters.push(done);
+    });
   }
 
   private countMoves(moved: readonly StatusAdvanced[]): void {

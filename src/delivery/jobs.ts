@@ -1,18 +1,30 @@
 /**
- * The delivery queue in SQL: claiming due jobs under a lease, and writing a batch of results, each in one
- * statement (one round trip, one implicit transaction). Both run the same on PostgreSQL and the embedded PGlite.
+ * The delivery queue in SQL: claiming due jobs, and writing a batch of results, each in one statement (one round
+ * trip, one implicit transaction). Both run the same on PostgreSQL and the embedded PGlite.
  *
- * A job is due when `run_at <= now()` and it is not leased (`locked_until` unset or past): jobs whose worker
- * crashed or hung become claimable again when the lease runs out. A claim sets only the lease columns, which
- * no index covers, so PostgreSQL can update the row in place (HOT; see migration 0003). A claimed job that
- * still names a holder was claimed before and never got its result written: its provider may already have
- * the message, so it is retried with the same idempotency key and counted as uncertain.
+ * **Queued and not claimed** (the contract with cancels and other writers): an outbound message is waiting in the
+ * queue, not handed to any worker, exactly when `messages.status = 'queued'`. A claim moves it to `sending` in
+ * the statement that leases its job, through the one status write (status.ts). So a conditional statement such
+ * as `UPDATE messages SET status = … WHERE id = $1 AND status = 'queued'` either commits first, and then the
+ * claim does not deliver the message (it finds the status moved, see `deliver` in CLAIM, and drops the job), or
+ * it finds `sending` and changes nothing. A message retried after a provider error stays `sending`: it has been
+ * handed over at least once.
+ *
+ * A job is due when `run_at <= now()` and nobody holds it: `locked_by` is unset, or names a worker proved gone
+ * (liveness.ts: no session holds its advisory lock and it has not been seen for the takeover bound), or names a
+ * process from before worker registration whose lease (`locked_until`) ran out. A live worker's claim never
+ * expires, however long its provider call or its reconnect takes, so no second worker is handed a message
+ * whose outcome the first one still holds. A claim sets only the lease columns, which no index covers, so
+ * PostgreSQL can update the row in place (HOT; see migration 0003). A claimed job that still names a holder was
+ * claimed before and never got its result written: its provider may already have the message, so it is
+ * retried with the same idempotency key and counted as uncertain.
  */
 import type { SqlRunner } from "../db/runner.ts";
 import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
 import { hasSqlState, SQLSTATE } from "../db/sql-state.ts";
 import type { Channel } from "../domain/channel.ts";
 import type { OptOutPair } from "../domain/opt-out.ts";
+import { workerLockHeldSql } from "./liveness.ts";
 import { advanceStatusSql, changeParams, changesFromParams, type StatusAdvanced } from "./status.ts";
 
 /** A claimed job with the message it delivers. */
@@ -36,16 +48,28 @@ export interface ClaimedJob {
 }
 
 /*
- * One statement: pick due jobs (skipping those another worker is claiming), lease the live ones, drop those
- * whose message is already final (a delivery report overtook the queue), and mark queued messages `sending`
- * through the one status write. Nothing in it touches a row twice.
+ * One statement: find the workers proved gone, pick due jobs (skipping those another worker is claiming), lease
+ * the live ones, drop those whose message is already final (a delivery report overtook the queue), and mark
+ * queued messages `sending` through the one status write. A job is delivered only when its message was
+ * `sending` already (a retry) or moved to `sending` here: one whose status another statement changed after this
+ * one's snapshot (a cancel, a final report) is not, and the caller drops its job (dropJobs). Nothing in it
+ * touches a row twice. A worker never takes over its own claims: it still holds their outcomes.
  */
 const claimStatement = (byChannel: boolean) => `
-  WITH due AS (
-    SELECT j.message_id, j.locked_by AS previous_holder, m.status IN ('queued', 'sending') AS live
+  WITH dead AS MATERIALIZED (
+    SELECT w.id FROM delivery_workers w
+     WHERE w.id <> $1 AND w.seen_at < now() - $4::int * interval '1 millisecond'
+       AND (SELECT me.connected_at FROM delivery_workers me WHERE me.id = $1) < now() - $4::int * interval '1 millisecond'
+       AND NOT ${workerLockHeldSql("w")}),
+  due AS (
+    SELECT j.message_id, j.locked_by AS previous_holder, m.status AS status_then
       FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
-     WHERE j.run_at <= now() AND (j.locked_until IS NULL OR j.locked_until <= now())
-       ${byChannel ? "AND m.channel = ANY($4::text[])" : ""}
+     WHERE j.run_at <= now() AND m.status <> 'scheduled'
+       AND (j.locked_by IS NULL
+            OR j.locked_by IN (SELECT id FROM dead)
+            OR (j.locked_until <= now() AND j.locked_by <> $1
+                AND NOT EXISTS (SELECT 1 FROM delivery_workers w WHERE w.id = j.locked_by)))
+       ${byChannel ? "AND m.channel = ANY($5::text[])" : ""}
      ORDER BY j.run_at
      LIMIT $2
        FOR UPDATE OF j SKIP LOCKED),
@@ -53,19 +77,20 @@ const claimStatement = (byChannel: boolean) => `
     UPDATE delivery_jobs j
        SET locked_by = $1, locked_until = now() + $3::int * interval '1 millisecond'
       FROM due
-     WHERE j.message_id = due.message_id AND due.live
-    RETURNING j.message_id, j.attempts, j.created_at, due.previous_holder),
+     WHERE j.message_id = due.message_id AND due.status_then IN ('queued', 'sending')
+    RETURNING j.message_id, j.attempts, j.created_at, due.previous_holder, due.status_then),
   dropped AS (
-    DELETE FROM delivery_jobs j USING due WHERE j.message_id = due.message_id AND NOT due.live),
+    DELETE FROM delivery_jobs j USING due WHERE j.message_id = due.message_id AND due.status_then NOT IN ('queued', 'sending')),
   change AS (
-    SELECT m.id, 'sending'::text AS status, NULL::text AS provider, NULL::text AS provider_message_id, NULL::text AS reason
-      FROM claimed c JOIN messages m ON m.id = c.message_id AND m.status = 'queued'),
+    SELECT c.message_id AS id, 'sending'::text AS status, NULL::text AS provider, NULL::text AS provider_message_id, NULL::text AS reason
+      FROM claimed c WHERE c.status_then = 'queued'),
   moved AS (${advanceStatusSql("change")})
   SELECT c.message_id::text AS id, c.attempts, (extract(epoch FROM c.created_at) * 1000)::float8 AS created_ms,
          c.previous_holder IS NOT NULL AS uncertain, m.channel, m.from_addr, m.to_addr, m.body, m.attachments::text AS attachments, m.subject,
          (extract(epoch FROM m.send_at) * 1000)::float8 AS send_at_ms,
-         coalesce((SELECT moved.moved FROM moved WHERE moved.id = c.message_id::text), false) AS marked_sending
-    FROM claimed c JOIN messages m ON m.id = c.message_id`;
+         coalesce(mv.moved, false) AS marked_sending,
+         c.status_then = 'sending' OR coalesce(mv.moved, false) AS deliver
+    FROM claimed c JOIN messages m ON m.id = c.message_id LEFT JOIN moved mv ON mv.id = c.message_id::text`;
 
 const CLAIM_ANY = claimStatement(false);
 const CLAIM_CHANNELS = claimStatement(true);
@@ -76,6 +101,7 @@ interface ClaimRow {
   created_ms: number;
   uncertain: boolean;
   marked_sending: boolean;
+  deliver: boolean;
   channel: Channel;
   from_addr: string;
   to_addr: string;
@@ -89,22 +115,33 @@ export interface ClaimOptions {
   holder: string;
   limit: number;
   leaseMs: number;
+  /** How long a worker may go unseen, its lock free, before its claims are taken over (liveness.ts). */
+  takeoverMs: number;
   /** Only messages of these channels (pacing); undefined: all. */
   channels?: readonly Channel[];
 }
 
 /**
  * Claims up to `limit` due jobs for `holder` and marks their queued messages `sending`, in one statement.
- * Returns the jobs and how many messages moved to `sending`.
+ * Returns the jobs to deliver, how many messages moved to `sending`, and the ids of jobs claimed but not to be
+ * delivered (their message left `queued` under the claim), which the caller drops with dropJobs.
  */
-export async function claimJobs(sql: SqlRunner, options: ClaimOptions): Promise<{ jobs: ClaimedJob[]; markedSending: number }> {
-  const params: unknown[] = [options.holder, options.limit, options.leaseMs];
+export async function claimJobs(
+  sql: SqlRunner,
+  options: ClaimOptions,
+): Promise<{ jobs: ClaimedJob[]; markedSending: number; undeliverable: string[] }> {
+  const params: unknown[] = [options.holder, options.limit, options.leaseMs, options.takeoverMs];
   if (options.channels) params.push(textArray(options.channels));
   const rows = await sql.query<ClaimRow>(options.channels ? CLAIM_CHANNELS : CLAIM_ANY, params);
   let markedSending = 0;
-  const jobs = rows.map((r): ClaimedJob => {
+  const undeliverable: string[] = [];
+  const jobs = rows.flatMap((r): ClaimedJob[] => {
     if (r.marked_sending) markedSending += 1;
-    return {
+    if (!r.deliver) {
+      undeliverable.push(r.id);
+      return [];
+    }
+    return [{
       id: r.id,
       attempts: r.attempts,
       createdAt: Number(r.created_ms),
@@ -116,9 +153,15 @@ export async function claimJobs(sql: SqlRunner, options: ClaimOptions): Promise<
       attachments: JSON.parse(r.attachments) as string[],
       subject: r.subject,
       sendAt: r.send_at_ms === null ? null : Number(r.send_at_ms),
-    };
+    }];
   });
-  return { jobs, markedSending };
+  return { jobs, markedSending, undeliverable };
+}
+
+/** Removes jobs this holder claimed whose message is no longer waiting (see CLAIM). */
+export async function dropJobs(sql: SqlRunner, holder: string, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sql.query("DELETE FROM delivery_jobs WHERE message_id = ANY($1::bigint[]) AND locked_by = $2", [textArray(ids), holder]);
 }
 
 /** One provider call, for the attempt log. */
@@ -156,6 +199,10 @@ export type JobResult =
  * runs it again, when the new snapshot no longer shows the message. (Locking the messages here instead would
  * not do: a row lock skips the rows `moved` updates in the same statement.) A message the provider refused
  * because its recipient unsubscribed records the opt-out ($19–$22), keeping an opt-out already there.
+ *
+ * Writing the same batch again is harmless, so a worker retries it after a lost connection without knowing
+ * whether the first try committed: an attempt already recorded (same message, number and start) is not
+ * inserted twice, a status already moved does not move again, a job already removed or released is not found.
  */
 const RECORD = `
   WITH attempts AS (
@@ -164,6 +211,8 @@ const RECORD = `
       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[])
            WITH ORDINALITY AS a(message_id, attempt, provider, outcome, status_code, error, duration_ms, started_at, ord)
      WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id)
+       AND NOT EXISTS (SELECT 1 FROM delivery_attempts d
+                        WHERE d.message_id = a.message_id AND d.attempt = a.attempt AND d.started_at = a.started_at)
      ORDER BY a.ord),
   change AS (${changesFromParams(9)}),
   moved AS (${advanceStatusSql("change")}),
@@ -240,12 +289,33 @@ export async function releaseJobs(sql: SqlRunner, holder: string, ids: readonly 
   );
 }
 
-/** The queue as an operator sees it: jobs not yet final, and how long the oldest due one has waited. */
+/** The queue as an operator sees it: jobs not yet final, and how long the oldest due unclaimed one has waited. */
 export async function queueSample(sql: SqlRunner): Promise<{ depth: number; oldestDueSeconds: number }> {
   const [row] = await sql.query<{ depth: number; oldest: number | null }>(
     `SELECT (SELECT count(*) FROM delivery_jobs)::int AS depth,
-            (SELECT extract(epoch FROM now() - min(greatest(run_at, coalesce(locked_until, run_at)))) FROM delivery_jobs
-              WHERE run_at <= now() AND (locked_until IS NULL OR locked_until <= now()))::float8 AS oldest`,
+            (SELECT extract(epoch FROM now() - min(run_at)) FROM delivery_jobs
+              WHERE run_at <= now() AND locked_by IS NULL)::float8 AS oldest`,
   );
   return { depth: row?.depth ?? 0, oldestDueSeconds: Math.max(0, Number(row?.oldest ?? 0)) };
+}
+
+/**
+ * Gives back every job `holder` holds except `known` ones: claims whose answer was lost with a connection, so
+ * that no provider was called for them. Due again at once, not uncertain.
+ */
+export async function releaseUnheld(sql: SqlRunner, holder: string, known: readonly string[]): Promise<void> {
+  await sql.query(
+    "UPDATE delivery_jobs SET locked_by = NULL, locked_until = NULL WHERE locked_by = $1 AND NOT (message_id = ANY($2::bigint[]))",
+    [holder, textArray(known)],
+  );
+}
+
+/** Of the given SMS/MMS (each with its normalized opt-out pair), those whose recipient opted out of their sender. */
+export async function optedOutMessages(sql: SqlRunner, texts: readonly { messageId: string; pair: OptOutPair }[]): Promise<Set<string>> {
+  const rows = await sql.query<{ id: string }>(
+    `SELECT c.id::text AS id FROM unnest($1::bigint[], $2::text[], $3::text[]) AS c(id, from_addr, to_addr)
+      WHERE EXISTS (SELECT 1 FROM opt_outs o WHERE o.from_addr = c.from_addr AND o.to_addr = c.to_addr)`,
+    [textArray(texts.map((t) => t.messageId)), textArray(texts.map((t) => t.pair.from)), textArray(texts.map((t) => t.pair.to))],
+  );
+  return new Set(rows.map((r) => r.id));
 }

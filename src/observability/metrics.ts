@@ -258,7 +258,17 @@ export function createMetrics(info: { version: string }) {
     }),
     deliveryUncertain: new Counter({
       name: "messaging_delivery_uncertain_total",
-      help: "Messages found in `sending` under an expired lease (a worker crashed or hung mid-call), retried with the same idempotency key",
+      help: "Messages taken over from a worker that died before writing their result, retried with the same idempotency key",
+      registers: [registry],
+    }),
+    deliveryResultWriteFailures: new Counter({
+      name: "messaging_delivery_result_write_failures_total",
+      help: "Writes of delivery results that failed (the database unreachable); the outcomes are kept and written again",
+      registers: [registry],
+    }),
+    deliveryResultsUnwritten: new Counter({
+      name: "messaging_delivery_results_unwritten_total",
+      help: "Provider outcomes a stopping process could not write; their messages are taken over and counted as uncertain",
       registers: [registry],
     }),
     breakerState: new Gauge({

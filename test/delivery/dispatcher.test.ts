@@ -244,7 +244,7 @@ for (const database of ["postgres", "embedded"] as const) describe(`delivery on 
   test("a job whose lease ran out is claimed again, retried with the same key and counted as uncertain", async () => {
     const ids = await send(4);
     // A worker that claims and then dies: its lease runs out after 300 ms.
-    const dead = await claimJobs(t.database.sql, { holder: "dead-worker", limit: 100, leaseMs: 300 });
+    const dead = await claimJobs(t.database.sql, { holder: "dead-worker", limit: 100, leaseMs: 300, takeoverMs: 5000 });
     expect(dead.jobs.map((j) => j.id).sort()).toEqual([...ids].sort());
     expect(await statuses(ids)).toEqual({ sending: 4 });
     const provider = new ScriptedProvider("p1", (_n, id) => accepted(`p1-${id}`));

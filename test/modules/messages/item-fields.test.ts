@@ -136,7 +136,7 @@ describe.each(["postgres", "embedded"] as const)("subject, segments and encoding
     await t.database.sql.query("DELETE FROM delivery_jobs");
     const mail = await post(t.app, "/api/messages/email", emailSend({ subject: "For the provider" }));
     const sms = await post(t.app, "/api/messages/sms", smsSend());
-    const { jobs } = await claimJobs(t.database.sql, { holder: "test", limit: 10, leaseMs: 60_000 });
+    const { jobs } = await claimJobs(t.database.sql, { holder: "test", limit: 10, leaseMs: 60_000, takeoverMs: 5000 });
     const byId = new Map(jobs.map((j) => [j.id, j]));
     expect(byId.get(mail.json.id)?.subject).toBe("For the provider");
     expect(byId.get(sms.json.id)?.subject).toBeNull();
