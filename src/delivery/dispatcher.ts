@@ -36,7 +36,6 @@ import {
   claimJobs,
   dropJobs,
   type JobResult,
-  optedOutMessages,
   queueSample,
   recordResults,
   releaseJobs,
@@ -91,13 +90,6 @@ const RESULT_RETRY_MAX_MS = 2000;
 
 /** The reason a message whose recipient opted out after it was queued fails with (SPEC §4). */
 export const OPTED_OUT_REASON = "recipient_opted_out";
-
-interface OptOutCheck {
-  /** Opted out: fail without a provider call. */
-  refused: ReadonlySet<string>;
-  /** The check failed: retry. */
-  unchecked: ReadonlySet<string>;
-}
 
 const refusal = (job: ClaimedJob): Delivered => ({
   result: { messageId: job.id, end: "failed", reason: OPTED_OUT_REASON, calls: 0 },
@@ -157,7 +149,9 @@ export class Dispatcher {
   private reconcile = false;
   /** Jobs whose outcome could not be written before the stop: they stay claimed, for a takeover. */
   private unwritten = 0;
-  private stopWaiters: (() => void)[] = [];
+  /** Set while writing is paused after a failed write. */
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private writeWaitMs = RESULT_RETRY_FIRST_MS;
 
   constructor(
     private readonly deps: DispatcherDeps,
@@ -223,7 +217,12 @@ export class Dispatcher {
       this.stopSampler();
       this.wake();
       for (const wake of this.capacityWaiters.splice(0)) wake();
-      for (const wake of this.stopWaiters.splice(0)) wake();
+      // Results waiting out a backoff get their last try now.
+      if (this.retryTimer !== undefined) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
+        this.flush();
+      }
     }
     const drained = Promise.all(this.loops).then(() => this.idle());
     const timer = (ms: number) => new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
@@ -265,7 +264,6 @@ export class Dispatcher {
       }
       let jobs: ClaimedJob[];
       let limit: number;
-      let optedOut: OptOutCheck;
       try {
         await this.ready;
         if (this.reconcile) {
@@ -300,18 +298,13 @@ export class Dispatcher {
             this.deps.logger.warn({ err }, "could not drop the jobs of messages that left the queue; they are dropped at the next claim after a restart"),
           );
         }
-        optedOut = await this.optedOut(jobs);
       } catch (err) {
         this.deps.logger.warn({ err }, "claiming delivery jobs failed; retrying after the poll interval");
         await this.sleep(this.options.pollMs);
         continue;
       }
       for (const job of jobs) {
-        const delivering = optedOut.refused.has(job.id)
-          ? Promise.resolve(refusal(job))
-          : optedOut.unchecked.has(job.id)
-            ? Promise.resolve(this.uncheckedRetry(job))
-            : this.deliver(job);
+        const delivering = job.optedOut ? Promise.resolve(refusal(job)) : this.deliver(job);
         void delivering
           .catch((err: unknown): Delivered => {
             this.deps.logger.error({ err, message_id: job.id }, "delivery failed unexpectedly; retrying the message");
@@ -328,31 +321,6 @@ export class Dispatcher {
         if (!this.stopping) await Bun.sleep(CLAIM_LINGER_MS);
       }
     }
-  }
-
-  /**
-   * The claimed SMS/MMS whose recipient opted out of their sender since they were accepted (a STOP that came
-   * while they waited). When the check itself fails, nothing is sent blind: every text of the batch is
-   * treated as unchecked and retried soon (see refuseOptedOut's caller).
-   */
-  private async optedOut(jobs: readonly ClaimedJob[]): Promise<OptOutCheck> {
-    const texts = jobs.filter((j) => j.channel !== "email");
-    if (texts.length === 0) return { refused: new Set(), unchecked: new Set() };
-    try {
-      const refused = await optedOutMessages(
-        this.deps.sql,
-        texts.map((j) => ({ messageId: j.id, pair: sendPair(j.from, j.to) })),
-      );
-      return { refused, unchecked: new Set() };
-    } catch (err) {
-      this.deps.logger.warn({ err }, "could not check opt-outs before dispatch; the messages are retried");
-      return { refused: new Set(), unchecked: new Set(texts.map((j) => j.id)) };
-    }
-  }
-
-  private uncheckedRetry(job: ClaimedJob): Delivered {
-    const runAt = new Date(Date.now() + this.options.backoff.baseMs);
-    return { result: { messageId: job.id, end: "retry", runAt, reason: "opt-outs could not be checked", calls: 0 }, attempts: [] };
   }
 
   /**
@@ -378,13 +346,28 @@ export class Dispatcher {
     });
   }
 
-  /** Writes pending results, at most `workers` writes at a time; results arriving meanwhile join the next one. */
+  /**
+   * Writes pending results, at most `workers` writes at a time; results arriving meanwhile join the next one.
+   * A write that fails puts its results back at the head of the queue and pauses all writing for a backoff
+   * (100 ms doubling to 2 s), so an unreachable database gets one write per pause, not one per batch.
+   */
   private flush(): void {
+    if (this.retryTimer !== undefined) return;
     while (this.writing < this.maxWriters && this.results.length > 0) {
       const batch = this.results.splice(0, RESULTS_PER_WRITE);
       this.writing += 1;
-      void this.record(batch).finally(() => {
+      void this.record(batch).then((outcome) => {
         this.writing -= 1;
+        if (outcome === "failed") {
+          this.results.unshift(...batch);
+          this.retryTimer ??= setTimeout(() => {
+            this.retryTimer = undefined;
+            this.flush();
+          }, this.writeWaitMs);
+          this.writeWaitMs = Math.min(this.writeWaitMs * 2, RESULT_RETRY_MAX_MS);
+          return;
+        }
+        if (outcome === "written") this.writeWaitMs = RESULT_RETRY_FIRST_MS;
         this.inFlight -= batch.length;
         for (const d of batch) this.held.delete(d.result.messageId);
         const waiting = this.capacityWaiters;
@@ -512,36 +495,31 @@ export class Dispatcher {
   }
 
   /**
-   * Writes a batch of results. A failed write keeps the outcomes and tries again with backoff (the claims stay
-   * this worker's, see liveness.ts) until it is written or the process stops; once stopping, it tries once
-   * more, then logs and counts what it could not write, and leaves those jobs claimed for a takeover.
+   * Writes a batch of results: "written", or "failed" (the caller keeps the outcomes and writes them again,
+   * the claims staying this worker's, see liveness.ts), or, when the write failed while stopping (the last try),
+   * "abandoned": logged and counted, the jobs left claimed for a takeover as uncertain.
    */
-  private async record(delivered: Delivered[]): Promise<void> {
+  private async record(delivered: Delivered[]): Promise<"written" | "failed" | "abandoned"> {
     const results = delivered.map((d) => d.result);
-    const attempts = delivered.flatMap((d) => d.attempts);
+    const lastChance = this.stopping;
     let moved: StatusAdvanced[];
-    let wait = RESULT_RETRY_FIRST_MS;
-    for (let tries = 1; ; tries++) {
-      const lastChance = this.stopping;
-      try {
-        moved = await recordResults(this.deps.sql, this.holder, attempts, results);
-        if (tries > 1) this.deps.logger.info({ jobs: results.length, tries }, "delivery results written after a failed write");
-        break;
-      } catch (err) {
-        this.deps.metrics.deliveryResultWriteFailures.inc();
-        if (lastChance) {
-          this.unwritten += results.length;
-          this.deps.metrics.deliveryResultsUnwritten.inc(results.length);
-          this.deps.logger.error(
-            { err, jobs: results.length, message_ids: results.map((r) => r.messageId).slice(0, 20) },
-            "delivery results could not be written before the stop; those messages are taken over as uncertain",
-          );
-          return;
-        }
-        if (tries === 1) this.deps.logger.warn({ err, jobs: results.length }, "writing delivery results failed; the outcomes are kept and written again");
-        await this.pause(wait);
-        wait = Math.min(wait * 2, RESULT_RETRY_MAX_MS);
+    try {
+      moved = await recordResults(this.deps.sql, this.holder, delivered.flatMap((d) => d.attempts), results);
+    } catch (err) {
+      this.deps.metrics.deliveryResultWriteFailures.inc();
+      if (lastChance) {
+        this.unwritten += results.length;
+        this.deps.metrics.deliveryResultsUnwritten.inc(results.length);
+        this.deps.logger.error(
+          { err, jobs: results.length, message_ids: results.map((r) => r.messageId).slice(0, 20) },
+          "delivery results could not be written before the stop; those messages are taken over as uncertain",
+        );
+        return "abandoned";
       }
+      if (this.writeWaitMs === RESULT_RETRY_FIRST_MS) {
+        this.deps.logger.warn({ err, jobs: results.length }, "writing delivery results failed; the outcomes are kept and written again");
+      }
+      return "failed";
     }
     this.countMoves(moved);
     const sent = results.filter((r) => r.end === "sent").length;
@@ -554,22 +532,7 @@ export class Dispatcher {
         this.deps.logger.info({ message_id: r.messageId }, "the provider reports the recipient unsubscribed: opt-out recorded");
       }
     }
-  }
-
-  /** Waits `ms`, or less when the dispatcher starts stopping. */
-  private pause(ms: number): Promise<void> {
-    if (this.stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const waiters = this.stopWaiters;
-      function done() {
-        clearTimeout(timer);
-        const i = waiters.indexOf(done);
-        if (i >= 0) waiters.splice(i, 1);
-        resolve();
-      }
-      waiters.push(done);
-    });
+    return "written";
   }
 
   private countMoves(moved: readonly StatusAdvanced[]): void {

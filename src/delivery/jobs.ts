@@ -45,15 +45,25 @@ export interface ClaimedJob {
   subject: string | null;
   /** A scheduled message's `send_at` (ms), for the dispatch lag; null for one sent at once. */
   sendAt: number | null;
+  /** An SMS/MMS whose recipient opted out of its sender after it was accepted: not to be sent. */
+  optedOut: boolean;
 }
+
+/**
+ * domain/address.ts `normalizePhone` in SQL (trim, keep the digits, keep a leading `+`), for the opt-out pair of
+ * a stored SMS/MMS; a test holds the two to the same answers.
+ */
+export const normalizedPhoneSql = (expr: string) =>
+  `(CASE WHEN btrim(${expr}, E' \t\n\r\f\v') LIKE '+%' THEN '+' ELSE '' END || regexp_replace(${expr}, '[^0-9]', '', 'g'))`;
 
 /*
  * One statement: find the workers proved gone, pick due jobs (skipping those another worker is claiming), lease
  * the live ones, drop those whose message is already final (a delivery report overtook the queue), and mark
  * queued messages `sending` through the one status write. A job is delivered only when its message was
  * `sending` already (a retry) or moved to `sending` here: one whose status another statement changed after this
- * one's snapshot (a cancel, a final report) is not, and the caller drops its job (dropJobs). Nothing in it
- * touches a row twice. A worker never takes over its own claims: it still holds their outcomes.
+ * one's snapshot (a cancel, a final report) is not, and the caller drops its job (dropJobs). A text whose
+ * recipient opted out of its sender since it was accepted (`opted_out`) is not sent: the caller fails it.
+ * Nothing in it touches a row twice. A worker never takes over its own claims: it still holds their outcomes.
  */
 const claimStatement = (byChannel: boolean) => `
   WITH dead AS MATERIALIZED (
@@ -89,7 +99,9 @@ const claimStatement = (byChannel: boolean) => `
          c.previous_holder IS NOT NULL AS uncertain, m.channel, m.from_addr, m.to_addr, m.body, m.attachments::text AS attachments, m.subject,
          (extract(epoch FROM m.send_at) * 1000)::float8 AS send_at_ms,
          coalesce(mv.moved, false) AS marked_sending,
-         c.status_then = 'sending' OR coalesce(mv.moved, false) AS deliver
+         c.status_then = 'sending' OR coalesce(mv.moved, false) AS deliver,
+         m.channel <> 'email' AND EXISTS (
+           SELECT 1 FROM opt_outs o WHERE o.from_addr = ${normalizedPhoneSql("m.from_addr")} AND o.to_addr = ${normalizedPhoneSql("m.to_addr")}) AS opted_out
     FROM claimed c JOIN messages m ON m.id = c.message_id LEFT JOIN moved mv ON mv.id = c.message_id::text`;
 
 const CLAIM_ANY = claimStatement(false);
@@ -102,6 +114,7 @@ interface ClaimRow {
   uncertain: boolean;
   marked_sending: boolean;
   deliver: boolean;
+  opted_out: boolean;
   channel: Channel;
   from_addr: string;
   to_addr: string;
@@ -153,6 +166,7 @@ export async function claimJobs(
       attachments: JSON.parse(r.attachments) as string[],
       subject: r.subject,
       sendAt: r.send_at_ms === null ? null : Number(r.send_at_ms),
+      optedOut: r.opted_out,
     }];
   });
   return { jobs, markedSending, undeliverable };
@@ -308,14 +322,4 @@ export async function releaseUnheld(sql: SqlRunner, holder: string, known: reado
     "UPDATE delivery_jobs SET locked_by = NULL, locked_until = NULL WHERE locked_by = $1 AND NOT (message_id = ANY($2::bigint[]))",
     [holder, textArray(known)],
   );
-}
-
-/** Of the given SMS/MMS (each with its normalized opt-out pair), those whose recipient opted out of their sender. */
-export async function optedOutMessages(sql: SqlRunner, texts: readonly { messageId: string; pair: OptOutPair }[]): Promise<Set<string>> {
-  const rows = await sql.query<{ id: string }>(
-    `SELECT c.id::text AS id FROM unnest($1::bigint[], $2::text[], $3::text[]) AS c(id, from_addr, to_addr)
-      WHERE EXISTS (SELECT 1 FROM opt_outs o WHERE o.from_addr = c.from_addr AND o.to_addr = c.to_addr)`,
-    [textArray(texts.map((t) => t.messageId)), textArray(texts.map((t) => t.pair.from)), textArray(texts.map((t) => t.pair.to))],
-  );
-  return new Set(rows.map((r) => r.id));
 }
