@@ -47,9 +47,9 @@ describe("serve killed mid-delivery", () => {
   test(`SIGKILL while ${MESSAGES} sends are delivered: after a restart every message is sent, each accepted by the provider exactly once`, async () => {
     const db = await freshDatabase();
     // Small batches keep several claims in flight, so the kill lands inside some provider calls. The provider
-    // timeout leaves a slow machine's ledger writes room (a timed-out call would be asked again legitimately)
-    // while keeping the lease the restart waits out at 2 × 2 s + 5 s.
-    const env = { MESSAGING_DELIVERY_WORKERS: "2", MESSAGING_DELIVERY_BATCH_SIZE: "25", MESSAGING_PROVIDER_TIMEOUT_MS: "2000", MESSAGING_DELIVERY_LEASE_MS: "9000" };
+    // timeout leaves a slow machine's ledger writes room (a timed-out call would be asked again legitimately).
+    // The lease is the default minute: what frees the dead process's claims is the proof that it is gone.
+    const env = { MESSAGING_DELIVERY_WORKERS: "2", MESSAGING_DELIVERY_BATCH_SIZE: "25", MESSAGING_PROVIDER_TIMEOUT_MS: "2000" };
     const first = await serve(db, env);
     await putMockConfig(first.url, { latency_ms: 30 });
 
@@ -89,9 +89,11 @@ describe("serve killed mid-delivery", () => {
     const acceptedAtKill = await acceptedUnrecorded(db);
     expect(unsentAtKill).toBeGreaterThan(0); // the kill did land mid-stream
 
+    // The killed process's claims are free once it is proved gone: its lock went with its session, and it has
+    // been unseen for the takeover bound (5 s). Every message is sent within 10 s of the restart.
+    const restartedAt = Date.now();
     const second = await serve(db, env);
-    // Jobs of the killed process come due when their lease (9 s) runs out.
-    await waitUntil("every job final", async () => (await db.count("delivery_jobs")) === 0, 25_000, 100);
+    await waitUntil("every job final", async () => (await db.count("delivery_jobs")) === 0, 10_000 - (Date.now() - restartedAt), 100);
 
     const messages = await db.sql<{ id: string; status: string; provider_message_id: string | null }[]>`
       SELECT id::text AS id, status, provider_message_id FROM messages ORDER BY id`;
@@ -172,4 +174,24 @@ describe("serve stopped gracefully mid-delivery", () => {
     console.info(`graceful stop: the restart delivered the 20 released messages ${elapsed} ms after it was started`);
     expect(await second.stop()).toBe(0);
   }, 40_000);
+});
+
+describe("a slow provider call is not taken for a dead worker", () => {
+  test("a 12 s call (six takeover bounds) is never handed to a second process while its worker lives", async () => {
+    const db = await freshDatabase();
+    const env = { MESSAGING_PROVIDER_TIMEOUT_MS: "30000", MESSAGING_DELIVERY_TAKEOVER_MS: "2000", MESSAGING_DELIVERY_POLL_MS: "100" };
+    await prepareDatabase(db, { latency_ms: 12_000 });
+    const a = await serve(db, env);
+    const b = await serve(db, env);
+    const ids = await Promise.all(Array.from({ length: 5 }, () => sendSms(a.url)));
+    expect(ids.filter((id) => id === undefined)).toEqual([]);
+    await waitUntil("the messages claimed", async () => (await db.count("messages WHERE status = 'sending'")) === 5, 5_000);
+    await Bun.sleep(8_000); // four bounds past the claim, the calls still running
+    expect(await db.count("delivery_attempts")).toBe(0);
+    expect(await db.count("delivery_jobs WHERE locked_by IS NOT NULL")).toBe(5);
+    await waitUntil("the slow calls answered and written", async () => (await db.count("messages WHERE status = 'sent'")) === 5, 15_000, 100);
+    expect(await db.count("mock_provider_sends WHERE calls = 1")).toBe(5);
+    expect(await db.count("delivery_attempts")).toBe(5);
+    expect((await scrapeMetric(a.url, "messaging_delivery_uncertain_total")) + (await scrapeMetric(b.url, "messaging_delivery_uncertain_total"))).toBe(0);
+  }, 60_000);
 });
