@@ -5,6 +5,7 @@ import { idempotencyCases } from "./idempotency.ts";
 import { operationsCases } from "./operations.ts";
 import { optOutCases } from "./opt-outs.ts";
 import { readCases } from "./reads.ts";
+import { schedulingCases } from "./scheduling.ts";
 import { securityCases } from "./security.ts";
 import { sendCases } from "./sends.ts";
 import { webhookCases } from "./webhooks.ts";
@@ -26,4 +27,5 @@ export const ALL_CASES: readonly Case[] = [
   ...idempotencyCases,
   ...readCases,
   ...deliveryCases,
+  ...schedulingCases,
 ];

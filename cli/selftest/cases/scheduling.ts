@@ -1,0 +1,70 @@
+import { type Case, type CaseContext, check, checkEqual, checkError, checkStatus, fail, show } from "../case.ts";
+import { accept, eventually, getMessage, type Json, smsPayload } from "./fixtures.ts";
+
+/** How far ahead the cases schedule: long enough to look before it is due, short enough for a quick run. */
+const AHEAD_MS = 3000;
+
+/** Schedules an SMS `AHEAD_MS` from now; skips the case when the target answers 202 but does not schedule. */
+async function scheduleOne(ctx: CaseContext): Promise<{ id: string; sendAt: number }> {
+  const sendAt = Date.now() + AHEAD_MS;
+  const a = await accept(ctx, "/api/messages/sms", smsPayload(ctx, { send_at: new Date(sendAt).toISOString() }), "a send with send_at 3 s ahead");
+  const m = await getMessage(ctx, a.id);
+  if (m.status !== "scheduled") ctx.skip(`the target does not schedule: a send with send_at is ${show(m.status)}, not scheduled`);
+  check(typeof m.send_at === "string" && Math.abs(Date.parse(m.send_at) - sendAt) < 1000, `send_at of the message is ${show(m.send_at)}`);
+  return { id: a.id, sendAt };
+}
+
+/** SPEC §3 `send_at` and `POST /api/messages/{id}/cancel`, through the mock provider. */
+export const schedulingCases: Case[] = [
+  {
+    id: "scheduling.sent",
+    title: "a message scheduled 3 s ahead waits, then is sent after its send_at",
+    tags: ["scheduling", "sends", "delivery", "mock"],
+    spec: "§3 send_at schedules the message (status scheduled); §1 scheduled → queued → sending → sent",
+    lane: "mock",
+    needs: ["mock"],
+    minTimeoutSecs: 30,
+    async run(ctx) {
+      const { id, sendAt } = await scheduleOne(ctx);
+      const early = await getMessage(ctx, id);
+      if (Date.now() < sendAt - 200) {
+        checkEqual([early.status, (early.attempts as Json[]).length], ["scheduled", 0], "status and attempts before send_at");
+      }
+      const m = await eventually(
+        () => getMessage(ctx, id),
+        (m) => ["sent", "delivered", "failed", "undelivered"].includes(String(m.status)),
+        250,
+      );
+      if (m.status !== "sent" && m.status !== "delivered") fail(`the scheduled message ended ${show(m.status)}: ${show(m.status_reason)}`);
+      const first = (m.attempts as Json[])[0];
+      check(first !== undefined, "the sent message has no attempt recorded");
+      const startedAt = Date.parse(String(first.started_at));
+      check(startedAt >= Date.parse(String(m.send_at)), `its provider was called at ${String(first.started_at)}, before its send_at ${String(m.send_at)}`);
+      ctx.note(`first provider call ${startedAt - Date.parse(String(m.send_at))} ms after send_at`);
+    },
+  },
+  {
+    id: "scheduling.cancel",
+    title: "a canceled scheduled message answers 200 twice, is listed as canceled and is never sent; unknown ids are 404",
+    tags: ["scheduling", "cancel", "mock"],
+    spec: "§3 POST /api/messages/{id}/cancel → 200 with the message (status canceled), also when already canceled; unknown → 404",
+    lane: "mock",
+    needs: ["mock"],
+    minTimeoutSecs: 30,
+    async run(ctx) {
+      const { id, sendAt } = await scheduleOne(ctx);
+      for (const what of ["the cancel", "a second cancel"]) {
+        const r = await ctx.http.post(`/api/messages/${id}/cancel`, {});
+        checkStatus(r, 200, what);
+        checkEqual([r.body.id, r.body.status], [id, "canceled"], `id and status answered by ${what}`);
+      }
+      const listed = await ctx.http.get("/api/messages?status=scheduled&pageSize=50");
+      checkStatus(listed, 200, "GET /api/messages?status=scheduled");
+      check(!(listed.body.items as Json[]).some((m) => m.id === id), "the canceled message is still listed as scheduled");
+      await Bun.sleep(Math.max(0, sendAt + 2000 - Date.now()));
+      const m = await getMessage(ctx, id);
+      checkEqual([m.status, (m.attempts as Json[]).length], ["canceled", 0], "status and attempts 2 s after its send_at");
+      checkError(await ctx.http.post("/api/messages/999999999999/cancel", {}), 404, "not_found", "a cancel of an unknown id");
+    },
+  },
+];
