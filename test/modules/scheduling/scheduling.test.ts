@@ -293,3 +293,21 @@ for (const database of ["postgres", "embedded"] as const) {
     });
   });
 }
+
+describe("the per-sender limit and scheduled sends", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp({ config: { rateLimitPerSenderPerMin: 1 } });
+  });
+  afterAll(() => t.close());
+
+  test("a scheduled send is charged when it is accepted, not when it is due", async () => {
+    const from = "+12025550199";
+    const first = await post(t.app, "/api/messages/sms", smsSend({ from, send_at: inMs(3_600_000) }));
+    expect(first.status).toBe(202);
+    const second = await post(t.app, "/api/messages/sms", smsSend({ from, send_at: inMs(7_200_000) }));
+    expect(second.status).toBe(429);
+    expect(second.json.code).toBe("rate_limited");
+    expect(await countRows(t.database, "messages")).toBe(1);
+  });
+});
