@@ -45,7 +45,7 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
   } else if (message.sendAt) {
     // Scheduled sends are rare next to immediate ones and take their own statement (they wait in
     // scheduled_messages, not the queue); the batcher groups only the hot path.
-    chargeSender(deps, message);
+    await chargeSender(deps, message);
     const answer = (ids: StoredIds | null): WriteResult => ({ status: 202, body: accepted(storedOrRefused(deps, ids)), replayed: false });
     result = await writeOnce(
       deps.fence,
