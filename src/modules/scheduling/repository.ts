@@ -4,12 +4,13 @@
  * `scheduled` and a `scheduled_messages` row (migration 0013) that exists exactly while it waits; both leave
  * that state together, in one statement, whoever moves them (the promoter or a cancel).
  *
- * Lock order, the same in every statement here: the `scheduled_messages` row, then the delivery job, then the
- * message. The claim of delivery/jobs.ts takes the job and then the message, so no two of them can deadlock.
+ * Lock order, the same in every statement here: the `scheduled_messages` row, then the message (and, promoting,
+ * a new delivery job). No statement here waits on a job row, so none can deadlock with the claim (job, then
+ * message) or a result write (message, then job).
  */
 import type { SqlRunner } from "../../db/runner.ts";
 import { textArray, nullableTextArray } from "../../db/sql-arrays.ts";
-import { enqueueSql, withdrawUnclaimedCtes } from "../../delivery/enqueue.ts";
+import { enqueueSql } from "../../delivery/enqueue.ts";
 import { advanceStatusSql } from "../../delivery/status.ts";
 import type { Channel } from "../../domain/channel.ts";
 import type { MessageStatus } from "../../domain/message-status.ts";
@@ -108,17 +109,20 @@ export async function countStillQueued(sql: SqlRunner, ids: readonly string[]): 
 }
 
 /*
- * A cancel, decided by this one statement: a scheduled message leaves the schedule, or a queued one no worker
- * has claimed leaves the delivery queue (losing cleanly to a concurrent claim, see delivery/enqueue.ts), and
- * either becomes `canceled` through the one status write. `before` is what the statement's snapshot saw, for
- * the answer when nothing moved.
+ * A cancel, decided by this one statement: a scheduled message leaves the schedule, or a queued one is taken while
+ * no worker has claimed it, and either becomes `canceled` through the one status write. "Queued and not claimed"
+ * is the delivery queue's own contract (delivery/jobs.ts): exactly `status = 'queued'`, since a claim moves the
+ * message to `sending` in the statement that leases its job. The status write re-reads the row under its lock, so
+ * a claim that committed first leaves `sending` there and nothing moves (409); a cancel that commits first makes
+ * the claim find the status moved, deliver nothing and drop the job. Only rows of the schedule and the message
+ * are locked, in that order (the promoter's order), so neither a claim nor a result write can deadlock with it.
+ * `before` is what the statement's snapshot saw, for the answer when nothing moved.
  */
 const CANCEL = `
   WITH sched AS (DELETE FROM scheduled_messages WHERE message_id = $1 RETURNING message_id),
-  ${withdrawUnclaimedCtes("$1")},
   change AS (
-    SELECT w.id, 'canceled'::text AS status, NULL::text AS provider, NULL::text AS provider_message_id, NULL::text AS reason
-      FROM (SELECT message_id AS id FROM sched UNION ALL SELECT message_id FROM withdrawn) w),
+    SELECT $1::bigint AS id, 'canceled'::text AS status, NULL::text AS provider, NULL::text AS provider_message_id, NULL::text AS reason
+     WHERE EXISTS (SELECT 1 FROM sched) OR EXISTS (SELECT 1 FROM messages WHERE id = $1 AND status = 'queued')),
   moved AS (${advanceStatusSql("change")})
   SELECT (SELECT status FROM messages WHERE id = $1) AS before,
          EXISTS (SELECT 1 FROM sched) AS from_schedule,

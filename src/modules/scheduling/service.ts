@@ -176,8 +176,8 @@ export interface CancelDeps {
  * won the row first makes the cancel find nothing to take, and the message goes out. The answer is the message
  * (200) when it is canceled now or was before; 409 `not_cancelable` with its status otherwise; 404 when unknown.
  * A statement that took nothing while the message is still `scheduled` or `queued` met a concurrent move (the
- * promoter queueing it, a claim or a result write holding its rows) and is run again, shortly, with a fresh
- * snapshot, which sees where it went.
+ * promoter queueing it after the statement's snapshot) and is run again, shortly, with a fresh snapshot, which
+ * sees where it went.
  */
 export async function cancelMessage(deps: CancelDeps, rawId: string) {
   const id = parseId(rawId);

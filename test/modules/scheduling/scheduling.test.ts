@@ -133,17 +133,18 @@ for (const database of ["postgres", "embedded"] as const) {
       expect((await get(t.app, `/api/conversations/${res.json.conversation_id}/messages`)).json.meta.total).toBe(1);
     });
 
-    test("cancel of a queued message no worker claimed: 200, its job leaves the queue", async () => {
+    test("cancel of a queued message no worker claimed: 200; the next claim drops its job and calls no provider", async () => {
       const res = await post(t.app, "/api/messages/sms", smsSend());
       expect(await status(res.json.id)).toBe("queued");
       const cancel = await post(t.app, `/api/messages/${res.json.id}/cancel`, undefined);
       expect(cancel.status).toBe(200);
       expect(cancel.json.status).toBe("canceled");
-      expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(0);
       const provider = new RecordingProvider();
       workers = startWorkers(t, provider);
-      await Bun.sleep(300);
+      await until(async () => (await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])) === 0, 3000);
+      await Bun.sleep(200);
       expect(provider.callsOf(res.json.id)).toBe(0);
+      expect(await status(res.json.id)).toBe("canceled");
     });
 
     test("cancel once sent is 409 not_cancelable with the status; an inbound message too; unknown ids 404", async () => {
