@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { Config } from "../src/config/index.ts";
+import type { ServiceConfig } from "../src/providers/config.ts";
 import type { DatabaseHandle } from "../src/db/client.ts";
 import { EXIT, fail } from "./exit.ts";
 import { configFor } from "./options.ts";
@@ -10,7 +10,7 @@ import { configFor } from "./options.ts";
  * PostgreSQL must be current already, since several instances share it and `migrate up` is the operator's step.
  * The database code is imported here, when a command runs, not when the program is described (`--help`).
  */
-export async function withMigratedDatabase(command: Command, work: (database: DatabaseHandle, config: Config) => Promise<void>): Promise<void> {
+export async function withMigratedDatabase(command: Command, work: (database: DatabaseHandle, config: ServiceConfig) => Promise<void>): Promise<void> {
   try {
     const config = await configFor(command);
     const [{ openDatabase }, { isCurrent, MigrationError, migrateUp, migrationStatus }] = await Promise.all([

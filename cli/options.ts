@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { Config } from "../src/config/index.ts";
+import type { ServiceConfig } from "../src/providers/config.ts";
 import type { SettingSpec } from "../src/config/settings.ts";
 
 /** Commander's attribute name for a flag: `--data-dir` → `dataDir`. */
@@ -17,8 +17,9 @@ export function withDatabaseFlags(command: Command): Command {
  * schema (zod and every setting's parser) is loaded here, when a command runs, not when the CLI starts:
  * `--help` and `--version` never need it.
  */
-export async function configFor(command: Command): Promise<Config> {
+export async function configFor(command: Command): Promise<ServiceConfig> {
   const { loadConfig, processEnv, SETTINGS } = await import("../src/config/index.ts");
+  const { withProviders } = await import("../src/providers/config.ts");
   const all = command.optsWithGlobals() as Record<string, unknown>;
   const flags: Record<string, unknown> = {};
   for (const s of SETTINGS as readonly SettingSpec[]) {
@@ -26,9 +27,11 @@ export async function configFor(command: Command): Promise<Config> {
     if (value !== undefined) flags[s.key] = value;
   }
   const configFile = all.config;
-  return loadConfig({
-    flags,
-    env: processEnv(),
-    configFile: typeof configFile === "string" ? configFile : undefined,
-  });
+  return withProviders(
+    loadConfig({
+      flags,
+      env: processEnv(),
+      configFile: typeof configFile === "string" ? configFile : undefined,
+    }),
+  );
 }

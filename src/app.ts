@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
-import type { Config } from "./config/index.ts";
+import type { ServiceConfig } from "./providers/config.ts";
+import { registryConfig, routeCheck } from "./providers/registry.ts";
 import type { DatabaseHandle } from "./db/client.ts";
 import { probeStorage, StorageHealth } from "./db/storage-health.ts";
 import { apiDocs, DOCS_PATH } from "./http/api-docs.ts";
@@ -34,7 +35,7 @@ import type { CredentialLookup } from "./security/credential-lookup.ts";
 import type { MasterKey } from "./security/keyring.ts";
 
 export interface AppDeps {
-  config: Config;
+  config: ServiceConfig;
   database: DatabaseHandle;
   logger: Logger;
   metrics: Metrics;
@@ -117,6 +118,8 @@ export function createApp(deps: AppDeps) {
     idempotencyTtlHours: config.idempotencyTtlHours,
     ...(deps.onOutboundCommitted ? { onOutboundCommitted: deps.onOutboundCommitted } : {}),
     ...(deps.onScheduled ? { onScheduled: deps.onScheduled } : {}),
+    // What the route's providers can carry (their senders, their limits), checked before a send is stored.
+    routeCheck: routeCheck(registryConfig({ routes: config.deliveryRoutes, timeoutMs: config.providerTimeoutMs, providers: config.providers })),
     // Embedded PGlite has one connection, so one batch at a time; PostgreSQL gets a few in parallel.
     batch: { maxInFlight: database.kind === "embedded" ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 4)), maxBatch: 256, maxQueued: config.sendQueueLimit },
   });

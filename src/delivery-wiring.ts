@@ -5,11 +5,9 @@
  * instance changes the very next dispatch), its delivery reports, the wake-ups from committed sends, and the
  * dispatcher itself. Lives beside app.ts because it joins a module (the mock's config) to the delivery layer.
  */
-import type { Config, ProviderConfig } from "./config/index.ts";
-import { providerEgress } from "./providers/config.ts";
 import type { DatabaseHandle } from "./db/client.ts";
 import { Dispatcher, effectiveLeaseMs } from "./delivery/dispatcher.ts";
-import { ProviderRegistry, registryConfig } from "./providers/registry.ts";
+
 import { reportWhenStored } from "./delivery/reports.ts";
 import { DELIVERY_CHANNEL, DeliveryWake } from "./delivery/wake.ts";
 import { getMockConfig, mockDefaults } from "./modules/provider-mock/service.ts";
@@ -18,12 +16,10 @@ import type { Limiter } from "./limits/limiter.ts";
 import type { Metrics } from "./observability/metrics.ts";
 import { sqlMockLedger } from "./modules/provider-mock/ledger.ts";
 import { MockProvider, type MockSettings } from "./providers/mock/adapter.ts";
-import type { Provider } from "./providers/provider.ts";
-import { SendGridProvider } from "./providers/sendgrid/adapter.ts";
-import { SmtpProvider, smtpHostCheck } from "./providers/smtp/adapter.ts";
-import { TwilioProvider } from "./providers/twilio/adapter.ts";
+import { buildProvider } from "./providers/build.ts";
+import type { ServiceConfig } from "./providers/config.ts";
+import { ProviderRegistry, registryConfig } from "./providers/registry.ts";
 import type { CredentialLookup } from "./security/credential-lookup.ts";
-import { egressFromConfig } from "./security/egress.ts";
 
 export interface Delivery {
   /** Tell it an outbound message committed. */
@@ -36,7 +32,7 @@ export interface Delivery {
 }
 
 export function createDelivery(
-  config: Config,
+  config: ServiceConfig,
   database: DatabaseHandle,
   metrics: Metrics,
   logger: Logger,
@@ -124,60 +120,6 @@ export function createDelivery(
     },
   };
 }
-
-/**
- * The adapter of a configured provider. Credentials are looked up at every call (the adapters take them as
- * functions), so a rotation reaches a running instance as soon as its store reloads; start-up has already refused
- * a provider whose credential is missing (credentialsProblem), so a missing one here was deleted since. One that
- * no longer decrypts throws the store's CredentialError, naming it.
- */
-export function buildProvider(
-  config: Config,
-  provider: Exclude<ProviderConfig, { kind: "mock" }>,
-  timeoutMs: number,
-  credentials: CredentialLookup,
-): Provider {
-  const secret = (name: string) => () => {
-    const value = credentials.current(provider.name, name);
-    if (value === undefined) throw new Error(`provider ${provider.name}: credential ${name} is not stored`);
-    return value;
-  };
-  // The guard's own deadline bounds a request the dispatcher's timeout abandoned (see twilio.ts on aborts).
-  const egress = () => egressFromConfig(config, { ...providerEgress(config, provider), timeoutMs });
-  switch (provider.kind) {
-    case "twilio": {
-      const token = provider.apiKeySid === undefined ? secret("auth_token") : secret("api_key_secret");
-      const username = provider.apiKeySid ?? provider.accountSid;
-      return new TwilioProvider(provider.name, {
-        accountSid: provider.accountSid,
-        credentials: () => ({ username, password: token() }),
-        egress: egress(),
-        ...definedOnly({
-          messagingServiceSid: provider.messagingServiceSid,
-          from: provider.from,
-          baseUrl: provider.baseUrl,
-          statusCallbackUrl: config.publicUrl && `${config.publicUrl.replace(/\/+$/, "")}/api/webhooks/twilio/${provider.name}/status`,
-        }),
-      });
-    }
-    case "sendgrid":
-      return new SendGridProvider(provider.name, { apiKey: secret("api_key"), from: provider.from, egress: egress(), ...definedOnly({ baseUrl: provider.baseUrl }) });
-    case "smtp":
-      return new SmtpProvider(provider.name, {
-        host: provider.host,
-        port: provider.port,
-        secure: provider.secure,
-        from: provider.from,
-        // A relay on a private address must be listed in SSRF_ALLOWLIST by its address, as for HTTP providers.
-        checkHost: smtpHostCheck({ allowAddresses: config.ssrfAllowlist }),
-        ...definedOnly({ requireTls: provider.requireTls, user: provider.user, password: provider.user === undefined ? undefined : secret("password") }),
-      });
-  }
-}
-
-/** Drops undefined values: the adapters' options are exact optional properties. */
-const definedOnly = <T extends Record<string, unknown>>(values: T): Partial<{ [K in keyof T]: Exclude<T[K], undefined> }> =>
-  Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<{ [K in keyof T]: Exclude<T[K], undefined> }>;
 
 /** The mock reports 200 ms after accepting; its report is first tried again soon after. */
 const REPORT_RETRY_FIRST_MS = 250;

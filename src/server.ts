@@ -1,5 +1,5 @@
 import { createApp } from "./app.ts";
-import { assertProvidersReady, type Config } from "./config/index.ts";
+import { assertProvidersReady, type ServiceConfig } from "./providers/config.ts";
 import { isDatabaseUnavailable, rootCauseMessage } from "./db/availability.ts";
 import { configuredTimeouts, type DatabaseHandle, openDatabase } from "./db/client.ts";
 import { scheduleReceiptPurge } from "./db/write-fence.ts";
@@ -56,7 +56,7 @@ const DATABASE_CLOSE_BOUND_MS = 8000;
  * Starts the whole service: database (embedded ones are migrated here; PostgreSQL must be migrated already
  * unless `autoMigrate`), the HTTP API and the delivery workers.
  */
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(config: ServiceConfig, logger: Logger): Promise<RunningServer> {
   // Before the database: a provider whose API the egress guard refuses is the operator's to fix, in one line.
   assertProvidersReady(config);
   const database = await openDatabase({
@@ -199,7 +199,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
  * The rate limits: in Redis, shared by every instance, when `MESSAGING_REDIS_URL` is set (connected before the
  * service listens; a Redis that does not answer leaves the limits in process until it does); in process otherwise.
  */
-async function startLimits(config: Config, metrics: Metrics, logger: Logger): Promise<Limits> {
+async function startLimits(config: ServiceConfig, metrics: Metrics, logger: Logger): Promise<Limits> {
   if (!config.redisUrl) return localLimits(config);
   const shared = sharedLimits({
     url: config.redisUrl,
@@ -218,7 +218,7 @@ async function startLimits(config: Config, metrics: Metrics, logger: Logger): Pr
  * With auth on and no key ever made, makes the first one so that the first run stays one command, and prints
  * it once to stderr (never to the log). With auth off, says so in the log.
  */
-async function announceAuth(config: Config, database: DatabaseHandle, logger: Logger): Promise<void> {
+async function announceAuth(config: ServiceConfig, database: DatabaseHandle, logger: Logger): Promise<void> {
   if (config.auth === "off") {
     logger.warn("MESSAGING_AUTH=off: /api routes accept requests without an API key; use this only for local development");
     return;

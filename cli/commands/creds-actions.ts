@@ -1,6 +1,6 @@
 /** What `messaging creds` does; the commands and their flags are declared in creds.ts, which loads this when one runs. */
 import { readFileSync } from "node:fs";
-import type { Config } from "../../src/config/index.ts";
+import type { ServiceConfig } from "../../src/providers/config.ts";
 import { CREDENTIAL_NAMES, isProviderName } from "../../src/providers/kinds.ts";
 import type { DatabaseHandle } from "../../src/db/client.ts";
 import { type CredentialListing, listCredentials, parseOverlap, reencryptAll, storeCredential } from "../../src/security/credential-admin.ts";
@@ -12,7 +12,7 @@ import { DEFAULT_OVERLAP, KNOWN_NAMES, type RotateOptions } from "./creds.ts";
 const MAX_VALUE_BYTES = 64 * 1024;
 
 /** `creds set PROVIDER NAME --value-file F`: a new value, replacing every earlier one at once. */
-export async function setValue(database: DatabaseHandle, config: Config, provider: string, name: string, valueFile: string): Promise<void> {
+export async function setValue(database: DatabaseHandle, config: ServiceConfig, provider: string, name: string, valueFile: string): Promise<void> {
   checkTarget(config, provider, name);
   const value = await readValue(valueFile);
   const master = keysToEncrypt(config);
@@ -30,14 +30,14 @@ export async function list(database: DatabaseHandle, json: boolean): Promise<voi
 }
 
 /** `creds rotate` (every value under the first master key) or `creds rotate PROVIDER NAME` (a new value). */
-export async function rotate(database: DatabaseHandle, config: Config, provider: string | undefined, name: string | undefined, options: RotateOptions): Promise<void> {
+export async function rotate(database: DatabaseHandle, config: ServiceConfig, provider: string | undefined, name: string | undefined, options: RotateOptions): Promise<void> {
   if (provider === undefined) return rotateMasterKey(database, config, options);
   if (name === undefined) usage("creds rotate PROVIDER needs NAME and --value-file (or no arguments, to re-encrypt under the first master key)");
   return rotateValue(database, config, provider, name, options);
 }
 
 /** `creds rotate`: every stored value under the first master key, so the others can be removed. */
-async function rotateMasterKey(database: DatabaseHandle, config: Config, options: RotateOptions): Promise<void> {
+async function rotateMasterKey(database: DatabaseHandle, config: ServiceConfig, options: RotateOptions): Promise<void> {
   if (options.valueFile !== undefined || options.overlap !== undefined) usage("--value-file and --overlap need PROVIDER NAME");
   const master = configuredMasterKeys(config) ?? noMasterKey();
   const { total, moved } = await reencryptAll(database.sql, master.keys);
@@ -48,7 +48,7 @@ async function rotateMasterKey(database: DatabaseHandle, config: Config, options
 }
 
 /** `creds rotate PROVIDER NAME`: a new current value, the previous one verifying until the overlap ends. */
-async function rotateValue(database: DatabaseHandle, config: Config, provider: string, name: string, options: RotateOptions): Promise<void> {
+async function rotateValue(database: DatabaseHandle, config: ServiceConfig, provider: string, name: string, options: RotateOptions): Promise<void> {
   if (options.valueFile === undefined) usage("creds rotate PROVIDER NAME needs --value-file FILE (`-` reads stdin)");
   const overlapMs = parseOverlap(options.overlap ?? DEFAULT_OVERLAP);
   if (overlapMs === null) usage(`--overlap takes a duration such as 24h, 30m, 90s or 0 (at most 365d); got "${options.overlap}"`);
@@ -70,7 +70,7 @@ function noMasterKey(): never {
 }
 
 /** The keys to encrypt with; on the embedded database with none, the one generated now (and said so). */
-function keysToEncrypt(config: Config): MasterKeys {
+function keysToEncrypt(config: ServiceConfig): MasterKeys {
   const master = masterKeysOrGenerate(config) ?? noMasterKey();
   if (master.generated) process.stderr.write(`messaging: no master key was configured, so one was generated in ${master.generated} (mode 0600); back it up with the data directory\n`);
   return master;
@@ -80,7 +80,7 @@ function keysToEncrypt(config: Config): MasterKeys {
  * A credential the service can use: a configured provider's own names (an unknown one is a typo), or, for a
  * provider not configured yet (secrets may be stored before the config names it), one of the names any kind uses.
  */
-function checkTarget(config: Config, provider: string, name: string): void {
+function checkTarget(config: ServiceConfig, provider: string, name: string): void {
   if (!isProviderName(provider)) usage(`"${provider}" is not a provider name (lower-case letters, digits, - and _)`);
   const configured = config.providers.find((p) => p.name === provider);
   if (configured) {

@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { OperatorError } from "../operator-error.ts";
-import { parseProviderFile, providersProblem, routesProblem } from "../providers/config.ts";
-import { type Config, type FlatConfig, SETTINGS, type SettingSpec, fileKey } from "./settings.ts";
+import { CHANNELS, type Channel } from "../domain/channel.ts";
+import { PROVIDER_NAME, type Routes } from "../domain/provider-routes.ts";
+import { type Config, type FlatConfig, type ProviderSource, SETTINGS, type SettingSpec, fileKey } from "./settings.ts";
 
 /** A setting that could not be accepted; `message` is the one line printed before exiting with code 2. */
 export class ConfigError extends OperatorError {
@@ -25,7 +26,7 @@ export const configSchema = z.object(
   ),
 );
 
-/** The structured keys of the config file (src/config/providers.ts), beside the flat settings. */
+/** The structured keys of the config file (read by src/providers/config.ts), beside the flat settings. */
 const PROVIDER_FILE_KEYS = ["providers", "routes"];
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -92,27 +93,31 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     throw new ConfigError(`invalid setting ${where}=${shown}${inPath}: ${issue.message}`);
   }
   const flat = result.data as FlatConfig;
-  const section = parseProviderFile(file.providers, file.routes);
-  if (typeof section === "string") throw new ConfigError(`config file ${path}: ${section}`);
-  if (section.routes !== undefined && origin.deliveryRoutes === fileKey("deliveryRoutes")) {
+  const routes = fileRoutes(file.routes, path);
+  if (routes !== undefined && origin.deliveryRoutes === fileKey("deliveryRoutes")) {
     throw new ConfigError(`config file ${path}: routes and delivery_routes are both set; keep one`);
   }
   // The file's `routes` is the file form of MESSAGING_DELIVERY_ROUTES, so a flag or the environment still wins.
-  const deliveryRoutes = section.routes !== undefined && origin.deliveryRoutes === undefined ? section.routes : flat.deliveryRoutes;
-  const routes = routesProblem(section.providers, deliveryRoutes);
-  if (routes !== undefined) throw new ConfigError(`${origin.deliveryRoutes ?? `config file ${path}`}: ${routes}`);
+  const deliveryRoutes = routes !== undefined && origin.deliveryRoutes === undefined ? routes : flat.deliveryRoutes;
   if (origin.masterKeys !== undefined && origin.masterKeysFile !== undefined) {
     throw new ConfigError(`${origin.masterKeys} and ${origin.masterKeysFile} are both set; keep one`);
   }
-  return { ...flat, deliveryRoutes, providers: section.providers };
+  const providerSource: ProviderSource = { entries: file.providers, where: `config file ${path}`, routesWhere: origin.deliveryRoutes ?? `config file ${path}` };
+  return { ...flat, deliveryRoutes, providerSource };
 }
 
-/**
- * Refuses providers whose API the egress guard would refuse, with one line. Kept out of loadConfig so that
- * commands that send nothing (`migrate`, `keys`, `creds`) run while a provider is still being set up; `serve` and
- * `check` call it. Missing credentials are found once the database is open (security/credential-readiness.ts).
- */
-export function assertProvidersReady(config: Config): void {
-  const problem = providersProblem(config);
-  if (problem !== undefined) throw new ConfigError(problem);
+const routesSchema = z.strictObject(
+  Object.fromEntries(CHANNELS.map((c) => [c, z.array(z.string().regex(PROVIDER_NAME, "is not a provider name")).min(1, "needs at least one provider")])) as Record<
+    Channel,
+    z.ZodArray<z.ZodString>
+  >,
+);
+
+/** The file's `routes` (absent: undefined). Which providers the names mean is src/providers/config.ts's to check. */
+function fileRoutes(raw: unknown, path: string | undefined): Routes | undefined {
+  if (raw === undefined) return undefined;
+  const routes = routesSchema.safeParse(raw);
+  if (routes.success) return routes.data;
+  const issue = routes.error.issues[0]!;
+  throw new ConfigError(`config file ${path}: routes.${issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message}`);
 }

@@ -2,7 +2,6 @@ import { z } from "zod";
 import { DEFAULT_ROUTES, parseRates, parseRoutes } from "../domain/provider-routes.ts";
 import { parseProxyRange } from "../security/client-address.ts";
 import { type MasterKey, parseMasterKeys } from "../security/keyring.ts";
-import type { ProviderSection } from "../providers/config.ts";
 
 /**
  * Every setting of `messaging`, in one table: its key in the typed config, the environment variable
@@ -127,7 +126,8 @@ export const SETTINGS = [
   { key: "autoMigrate", env: "MESSAGING_AUTO_MIGRATE", flag: "--migrate", schema: boolean(), default: false, description: "Apply pending migrations on `serve` against DATABASE_URL (the embedded database is always migrated)" },
   { key: "snippetLength", env: "CONVERSATION_SNIPPET_LENGTH", schema: integer(1, 4096), default: 64, description: "Characters (grapheme clusters) in a message snippet" },
   { key: "maxBodyBytes", env: "API_MAX_BODY_BYTES", schema: integer(1024, 64 * 1024 * 1024), default: 256 * 1024, description: "Largest accepted request body in bytes" },
-  { key: "maxAttachments", env: "API_MAX_ATTACHMENTS", schema: integer(0, 100), default: 8, description: "Most attachments on one message" },
+  { key: "maxAttachments", env: "API_MAX_ATTACHMENTS", schema: integer(0, 100), default: 8, description: "Most attachments on one message (a route's providers may allow fewer: Twilio takes at most 10 media)" },
+  { key: "emailAttachmentMaxBytes", env: "MESSAGING_EMAIL_ATTACHMENT_MAX_BYTES", schema: integer(1024, 30 * 1024 * 1024), default: 10 * 1024 * 1024, description: "Most bytes the attachments of one email may take together, fetched from their URLs through the egress guard and sent by SendGrid or SMTP; an email over it fails" },
   { key: "rateLimitPerKeyPerMin", env: "MESSAGING_RATE_LIMIT_PER_KEY_PER_MIN", schema: integer(1, 10_000_000), default: 6000, description: "Requests per minute per API key (token bucket, burst equal to the limit); a key's own limit (`messaging keys create --rate-limit`) replaces it. Also the budget of each configured provider's webhook routes" },
   { key: "rateLimitPerIpPerMin", env: "API_RATE_LIMIT_PER_IP_PER_MIN", schema: integer(1, 10_000_000), default: 120, description: "Requests per minute per client IP of requests that do not authenticate (open routes), and of every request when auth is off (token bucket, burst equal to the limit)" },
   { key: "rateLimitPerSenderPerMin", env: "API_RATE_LIMIT_PER_SENDER_PER_MIN", schema: integer(1, 10_000_000), default: 60, description: "Sends per minute per normalized sender address" },
@@ -180,8 +180,22 @@ type ValueOf<E extends Entry> = E extends { default: unknown }
 /** The flat settings: one value each, from flags, the environment or the config file. */
 export type FlatConfig = { [E in Entry as E["key"]]: ValueOf<E> };
 
-/** The typed configuration every part of the service receives: the flat settings and the configured providers. */
-export type Config = FlatConfig & ProviderSection;
+/**
+ * The config file's `providers` as written, for src/providers/config.ts to read (each kind's schema lives in its
+ * own folder, above the configuration): `where` names the file in its messages, `routesWhere` where the routes
+ * came from.
+ */
+export interface ProviderSource {
+  readonly entries: unknown;
+  readonly where: string;
+  readonly routesWhere: string;
+}
+
+/**
+ * The typed configuration: the flat settings and the file's provider entries, still unread. What the service runs
+ * on is `ServiceConfig` (src/providers/config.ts): this with the providers read by their kinds' schemas.
+ */
+export type Config = FlatConfig & { readonly providerSource: ProviderSource };
 
 /** snake_case key of a setting in a config file. */
 export const fileKey = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

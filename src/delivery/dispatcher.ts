@@ -27,7 +27,7 @@ import { sendPair } from "../domain/opt-out.ts";
 import type { SqlRunner } from "../db/runner.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { CallDeadlines, type ProviderOutcome, sendWithTimeout } from "../providers/provider.ts";
+import { CallDeadlines, type ProviderOutcome, sendWithTimeout, UNMATCHABLE_ACCEPTANCE } from "../providers/provider.ts";
 import { ProviderGuard } from "./guard.ts";
 import { type Limiter, perSecond } from "../limits/limiter.ts";
 import {
@@ -414,7 +414,7 @@ export class Dispatcher {
     let reason: string | null = null;
     let retryAfterMs = 0;
     let earliest = Infinity;
-    for (const { spec, provider } of this.deps.registry.chain(job.channel)) {
+    for (const { spec, provider } of this.deps.registry.chain(job.channel, job)) {
       if (this.stopController.signal.aborted) break;
       const entry = await this.guards.get(spec.name)!.enter();
       if (!entry.allowed) {
@@ -449,12 +449,13 @@ export class Dispatcher {
         provider: spec.name,
         outcome: outcome.kind,
         statusCode: "status" in outcome && outcome.status !== undefined ? outcome.status : null,
-        error: outcome.kind === "accepted" ? null : describe(outcome),
+        error: outcome.kind !== "accepted" ? describe(outcome) : outcome.providerMessageId === null ? UNMATCHABLE_ACCEPTANCE : null,
         durationMs: Math.round(durationMs),
         startedAt: callStarted,
       });
       switch (outcome.kind) {
         case "accepted":
+          if (outcome.providerMessageId === null) this.deps.metrics.unmatchableAcceptances.inc({ provider: spec.name });
           return {
             result: { messageId: job.id, end: "sent", provider: spec.name, providerMessageId: outcome.providerMessageId, calls: attempts.length },
             attempts,
@@ -587,7 +588,7 @@ function breakerResult(outcome: ProviderOutcome): BreakerResult {
 function describe(outcome: ProviderOutcome): string {
   switch (outcome.kind) {
     case "accepted":
-      return `accepted as ${outcome.providerMessageId}`;
+      return outcome.providerMessageId === null ? UNMATCHABLE_ACCEPTANCE : `accepted as ${outcome.providerMessageId}`;
     case "rate_limited":
       return outcome.retryAfterMs === undefined ? "rate limited" : `rate limited (retry after ${outcome.retryAfterMs} ms)`;
     case "transient_error":

@@ -199,7 +199,7 @@ export interface ProviderOptOut {
 
 /** What became of one claimed job. */
 export type JobResult =
-  | { messageId: string; end: "sent"; provider: string; providerMessageId: string; calls: number }
+  | { messageId: string; end: "sent"; provider: string; providerMessageId: string | null; calls: number }
   | { messageId: string; end: "failed"; reason: string; calls: number; optOut?: ProviderOptOut }
   | { messageId: string; end: "retry"; runAt: Date; reason: string | null; calls: number };
 

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { sql } from "drizzle-orm";
-import type { Config } from "../config/index.ts";
+import type { ServiceConfig } from "../providers/config.ts";
 import { rootCauseMessage } from "../db/availability.ts";
 import { type DatabaseHandle, openDatabase } from "../db/client.ts";
 import { assertDataDirCreatable, DataDirError } from "../db/data-dir-error.ts";
@@ -27,7 +27,7 @@ export interface CheckOptions {
  * migration status readable) and each database item. An item that throws is reported as its own error and the
  * others still run.
  */
-export async function runChecks(config: Config, options: CheckOptions = {}): Promise<CheckResult[]> {
+export async function runChecks(config: ServiceConfig, options: CheckOptions = {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [{ check: "config", status: "ok", message: "configuration is valid" }];
   for (const item of options.settingsChecks ?? SETTINGS_CHECKS) results.push(...guarded(item.check, () => item.run(config)));
   const opened = await openForCheck(config);
@@ -56,7 +56,7 @@ export async function runChecks(config: Config, options: CheckOptions = {}): Pro
  * opened only when its directory exists (checking must not run initdb, which takes seconds and leaves a directory
  * behind), and one a running `serve` holds is that serve's to check, through /readyz.
  */
-async function openForCheck(config: Config): Promise<{ result: CheckResult; database?: DatabaseHandle }> {
+async function openForCheck(config: ServiceConfig): Promise<{ result: CheckResult; database?: DatabaseHandle }> {
   if (!config.databaseUrl && !existsSync(config.dataDir)) {
     try {
       assertDataDirCreatable(config.dataDir);

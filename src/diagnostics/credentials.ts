@@ -1,5 +1,5 @@
 import { statSync } from "node:fs";
-import type { Config } from "../config/index.ts";
+import type { ServiceConfig } from "../providers/config.ts";
 import { requiredSecrets } from "../providers/config.ts";
 import { rootCauseMessage } from "../db/availability.ts";
 import { isCurrent } from "../db/migrate.ts";
@@ -14,7 +14,7 @@ import type { CheckResult } from "./result.ts";
  * are none), then, with the database open and migrated, whether every stored credential decrypts with them and
  * every configured provider has the credentials it needs.
  */
-export function masterKeyCheck(config: Config): CheckResult[] {
+export function masterKeyCheck(config: ServiceConfig): CheckResult[] {
   const check = "master-key";
   let master: MasterKeys | null;
   try {

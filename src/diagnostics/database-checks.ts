@@ -1,4 +1,4 @@
-import type { Config } from "../config/index.ts";
+import type { ServiceConfig } from "../providers/config.ts";
 import { rootCauseMessage } from "../db/availability.ts";
 import type { DatabaseHandle } from "../db/client.ts";
 import { isCurrent, type MigrationStatus } from "../db/migrate.ts";
@@ -9,7 +9,7 @@ import type { CheckResult, CheckStatus } from "./result.ts";
 
 /** What an item that reads the database is given: the database opened once for the whole report. */
 export interface DatabaseCheckContext {
-  config: Config;
+  config: ServiceConfig;
   database: DatabaseHandle;
   /** The migrations as this binary sees them, read once (an error reading them is reported before any item runs). */
   migrations: MigrationStatus[];

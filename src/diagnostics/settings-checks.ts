@@ -1,4 +1,4 @@
-import { type Config, providersProblem } from "../config/index.ts";
+import { type ServiceConfig, providersProblem } from "../providers/config.ts";
 import { CHANNELS } from "../domain/channel.ts";
 import { canonicalAddress, classifyAddress, isLoopbackHost } from "../security/address-class.ts";
 import { inboundWebhookAccess } from "../security/inbound-access.ts";
@@ -14,7 +14,7 @@ import type { CheckResult } from "./result.ts";
 /** One item of the report that needs only the configuration; `check` names it should it throw. */
 export interface SettingsCheck {
   check: string;
-  run: (config: Config) => CheckResult[];
+  run: (config: ServiceConfig) => CheckResult[];
 }
 
 const ok = (check: string, message: string): CheckResult => ({ check, status: "ok", message });
@@ -26,7 +26,7 @@ const error = (check: string, message: string): CheckResult => ({ check, status:
  * caller sends leaves the machine; one that cannot send (a missing secret, an API the egress guard refuses) is the
  * error `serve` would refuse to start with.
  */
-export function providersCheck(config: Config): CheckResult[] {
+export function providersCheck(config: ServiceConfig): CheckResult[] {
   if (config.providers.length === 0) {
     return [warn("providers", "no providers are configured: every channel uses the built-in mock and nothing leaves this machine")];
   }
@@ -39,7 +39,7 @@ export function providersCheck(config: Config): CheckResult[] {
  * The routes: loading the configuration already refuses a route naming an unknown provider, or one that does
  * not carry the channel; what is left is a provider that no route uses, configured (with its secrets) for nothing.
  */
-export function routesCheck(config: Config): CheckResult[] {
+export function routesCheck(config: ServiceConfig): CheckResult[] {
   const chains = CHANNELS.map((channel) => `${channel} → ${config.deliveryRoutes[channel].join(", ")}`).join("; ");
   const routed = new Set(CHANNELS.flatMap((channel) => config.deliveryRoutes[channel]));
   const unused = config.providers.filter((p) => !routed.has(p.name)).map((p) => p.name);
@@ -54,7 +54,7 @@ export function routesCheck(config: Config): CheckResult[] {
  * Twilio's auth token, which verifies its webhooks even when an API key sends, is a stored credential: the
  * database items check it.
  */
-export function providerWebhooksCheck(config: Config): CheckResult[] {
+export function providerWebhooksCheck(config: ServiceConfig): CheckResult[] {
   const gaps: string[] = [];
   const twilio = config.providers.filter((p) => p.kind === "twilio").map((p) => p.name);
   if (twilio.length > 0 && config.publicUrl === undefined) {
@@ -72,17 +72,17 @@ export function providerWebhooksCheck(config: Config): CheckResult[] {
   return [];
 }
 
-export function authCheck(config: Config): CheckResult[] {
+export function authCheck(config: ServiceConfig): CheckResult[] {
   if (config.auth === "off") return [warn("auth", "MESSAGING_AUTH=off: /api routes accept requests without an API key")];
   return [ok("auth", "/api routes need an API key (`messaging keys list` shows them)")];
 }
 
-export function inboundWebhooksCheck(config: Config): CheckResult[] {
+export function inboundWebhooksCheck(config: ServiceConfig): CheckResult[] {
   const access = inboundWebhookAccess(config);
   return [access.openToAnyone ? warn("inbound-webhooks", access.description) : ok("inbound-webhooks", access.description)];
 }
 
-export function securityHeadersCheck(config: Config): CheckResult[] {
+export function securityHeadersCheck(config: ServiceConfig): CheckResult[] {
   if (!config.securityHeadersEnabled) {
     return [warn("security-headers", "SECURITY_HEADERS_ENABLED=false: responses lack the security headers")];
   }
@@ -94,7 +94,7 @@ export function securityHeadersCheck(config: Config): CheckResult[] {
  * MESSAGING_HSTS=false lets a browser be downgraded to http on its next visit. Without a public URL there is
  * nothing to judge (the service may sit behind a proxy that does TLS and HSTS itself).
  */
-export function transportCheck(config: Config): CheckResult[] {
+export function transportCheck(config: ServiceConfig): CheckResult[] {
   if (config.publicUrl === undefined) return [];
   if (config.publicUrl.startsWith("http://")) {
     return [warn("public-url", "MESSAGING_PUBLIC_URL is plain http; serve the API over TLS")];
@@ -125,7 +125,7 @@ export function allowlistEntryProblem(entry: string): string | undefined {
   return undefined;
 }
 
-export function egressAllowlistCheck(config: Config): CheckResult[] {
+export function egressAllowlistCheck(config: ServiceConfig): CheckResult[] {
   const problems = config.ssrfAllowlist.map(allowlistEntryProblem).filter((p) => p !== undefined);
   if (problems.length > 0) return [warn("egress-allowlist", `SSRF_ALLOWLIST reaches past public hosts: ${problems.join("; ")}`)];
   if (config.ssrfAllowlist.length === 0) return [ok("egress-allowlist", "SSRF_ALLOWLIST is empty: outbound requests reach no host")];
@@ -136,7 +136,7 @@ export function egressAllowlistCheck(config: Config): CheckResult[] {
  * /metrics, /docs and /openapi.json on an address other machines can reach: they need a key unless
  * MESSAGING_OPS_AUTH=off or auth is off altogether. Open, they show traffic and the whole API to anyone.
  */
-export function opsEndpointsCheck(config: Config): CheckResult[] {
+export function opsEndpointsCheck(config: ServiceConfig): CheckResult[] {
   if (isLoopbackHost(config.host)) return [ok("ops-endpoints", `/metrics and /docs are reachable from this machine only (HOST=${config.host})`)];
   const open = config.auth === "off" ? "MESSAGING_AUTH=off" : config.opsAuth === "off" ? "MESSAGING_OPS_AUTH=off" : undefined;
   if (open !== undefined) {

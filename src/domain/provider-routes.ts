@@ -4,6 +4,9 @@ import type { Channel } from "./channel.ts";
 /** Per channel, the names of the providers to try, first to last (failover). */
 export type Routes = Record<Channel, readonly string[]>;
 
+/** A provider's name: lower-case letters, digits, `-` and `_`, starting with a letter or digit. */
+export const PROVIDER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
 export const DEFAULT_ROUTES = "sms=sms-mms;mms=sms-mms;email=email";
 
 /**
@@ -18,7 +21,7 @@ export function parseRoutes(text: string): Routes | string {
     if (channel !== "sms" && channel !== "mms" && channel !== "email") return `"${channel}" is not a channel (sms, mms, email)`;
     if (routes[channel]) return `channel ${channel} is routed twice`;
     const names = chain.split(",").map((n) => n.trim());
-    const bad = names.find((n) => !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(n));
+    const bad = names.find((n) => !PROVIDER_NAME.test(n));
     if (bad !== undefined) return `"${bad}" is not a provider name (lower-case letters, digits, - and _)`;
     if (new Set(names).size !== names.length) return `channel ${channel} names a provider twice`;
     routes[channel] = names;

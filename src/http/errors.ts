@@ -19,6 +19,7 @@ export const ERROR_STATUS = {
   idempotency_key_reused: 422,
   recipient_opted_out: 422,
   url_not_allowed: 422,
+  sender_not_allowed: 422,
   rate_limited: 429,
   internal_error: 500,
   not_implemented: 501,

@@ -271,6 +271,12 @@ export function createMetrics(info: { version: string }) {
       help: "Provider outcomes a stopping process could not write; their messages are taken over and counted as uncertain",
       registers: [registry],
     }),
+    unmatchableAcceptances: new Counter({
+      name: "messaging_delivery_unmatchable_acceptances_total",
+      help: "Messages a provider accepted (2xx, so sent and never retried) without a usable message id: their delivery reports cannot be matched",
+      labelNames: ["provider"],
+      registers: [registry],
+    }),
     breakerState: new Gauge({
       name: "messaging_breaker_state",
       help: "Circuit breaker of each provider in this process: 0 closed, 1 half-open (one probe out), 2 open",
@@ -400,7 +406,7 @@ export function createMetrics(info: { version: string }) {
     }),
     sendsRefused: new Counter({
       name: "messaging_sends_refused_total",
-      help: "Sends refused after validation without storing anything, by reason (recipient_opted_out: 422)",
+      help: "Sends refused after validation without storing anything, by reason (recipient_opted_out and sender_not_allowed: 422; provider_limit: 400, a limit of every provider of the route)",
       labelNames: ["reason"],
       registers: [registry],
     }),

@@ -1,20 +1,31 @@
 /**
- * The config file's `providers` list and `routes` map: which providers exist, of which kind, with their
- * non-secret settings, and which of them each channel tries in order. They are structured, unlike the flat
- * settings table, so they are read from the config file only (never from flags or the environment).
+ * The config file's `providers` list, read into typed providers, and the checks that need them: which providers
+ * exist, of which kind, with their non-secret settings and the senders they own. The configuration module reads
+ * the file and the routes (src/config/load.ts) but not the providers' entries: each kind's own keys are in its
+ * folder (twilio/config.ts, sendgrid/config.ts, smtp/config.ts), and this file joins them to what all share.
  *
  * Secrets never sit in the file: they are stored encrypted by `messaging creds` (security/credentials.ts) under
- * the provider's name and a fixed credential name per kind (CREDENTIAL_NAMES, in provider-names.ts), and read at every call.
+ * the provider's name and a fixed credential name per kind (CREDENTIAL_NAMES, in kinds.ts), and read at every call.
  */
 import { z } from "zod";
+import { type Config, ConfigError, type ConfigSources, loadConfig } from "../config/index.ts";
 import { CHANNELS, type Channel } from "../domain/channel.ts";
-import type { Routes } from "../domain/provider-routes.ts";
-import { SENDGRID_DEFAULT_BASE_URL } from "./sendgrid/adapter.ts";
-import { TWILIO_API_BASE_URL } from "./twilio/adapter.ts";
+import { normalizePhone, phoneAddressProblem, emailAddressProblem } from "../domain/address.ts";
+import { parseMailbox } from "../domain/mailbox.ts";
+import { PROVIDER_NAME, type Routes } from "../domain/provider-routes.ts";
 import { egressUrlProblem } from "../security/egress.ts";
-import { CREDENTIAL_NAMES, isProviderName, PROVIDER_KINDS, PROVIDER_NAME, type ProviderKind } from "./kinds.ts";
+import { CREDENTIAL_NAMES, isProviderName, PROVIDER_KINDS, type ProviderKind } from "./kinds.ts";
+import { readSendGrid, SENDGRID_CHANNELS, SENDGRID_DEFAULT_BASE_URL, type SendGridSettings, sendgridKeys, sendgridSecrets } from "./sendgrid/config.ts";
+import { readSmtp, SMTP_CHANNELS, type SmtpSettings, smtpKeys, smtpSecrets } from "./smtp/config.ts";
+import { readTwilio, TWILIO_API_BASE_URL, TWILIO_CHANNELS, type TwilioSettings, twilioKeys, twilioProblem, twilioSecrets } from "./twilio/config.ts";
 
 export { CREDENTIAL_NAMES, isProviderName, PROVIDER_KINDS, type ProviderKind };
+
+/**
+ * One sender a provider owns: a phone number (E.164 or a short code, as normalized), an email address (with the
+ * display name it was written with, if any), or a whole verified domain (`@example.com`).
+ */
+export type Sender = { kind: "phone"; number: string } | { kind: "email"; address: string; name?: string } | { kind: "domain"; domain: string };
 
 interface CommonSettings {
   name: string;
@@ -23,32 +34,28 @@ interface CommonSettings {
   maxPerSecond?: number;
   timeoutMs?: number;
   baseUrl?: string;
+  /** The senders it owns (`senders`, or the older one-element `from`); absent: it accepts any sender. */
+  senders?: readonly Sender[];
 }
 
 export type ProviderConfig = CommonSettings &
   (
     | { kind: "mock" }
-    | { kind: "twilio"; accountSid: string; messagingServiceSid?: string; apiKeySid?: string; from?: string }
-    | { kind: "sendgrid"; from: string; eventVerificationKey?: string }
-    | { kind: "smtp"; host: string; port: number; secure: boolean; requireTls?: boolean; user?: string; from: string }
+    | ({ kind: "twilio" } & TwilioSettings)
+    | ({ kind: "sendgrid" } & SendGridSettings)
+    | ({ kind: "smtp" } & SmtpSettings)
   );
 
-/** What the config file adds to the flat settings. */
-// A type, not an interface, so Config still reads as a record of settings.
-export type ProviderSection = {
-  /** From the file's `providers`; empty: every provider a route names is the built-in mock (and nothing leaves). */
-  providers: readonly ProviderConfig[];
-};
+/** What the service runs on: the settings, with the file's providers read by their kinds. */
+export type ServiceConfig = Config & { readonly providers: readonly ProviderConfig[] };
 
 const KIND_CHANNELS: Record<ProviderKind, readonly Channel[]> = {
   mock: CHANNELS,
-  twilio: ["sms", "mms"],
-  sendgrid: ["email"],
-  smtp: ["email"],
+  twilio: TWILIO_CHANNELS,
+  sendgrid: SENDGRID_CHANNELS,
+  smtp: SMTP_CHANNELS,
 };
 
-const NAME = PROVIDER_NAME;
-/** Whether `text` can name a provider (lower-case letters, digits, - and _). */
 const text = z.string().trim().min(1, "must be a non-empty string");
 const httpUrl = text.refine((s) => /^https?:\/\//.test(s) && URL.canParse(s), "must be an absolute http or https URL");
 
@@ -59,31 +66,16 @@ const common = {
   max_per_second: z.number().positive("must be a positive number").optional(),
   timeout_ms: z.number().int().min(10).max(600000).optional(),
   base_url: httpUrl.optional(),
+  senders: z.array(text).min(1, "must list at least one sender").optional(),
+  from: text.optional(),
 };
 
 const KIND_SCHEMAS = {
   mock: z.strictObject(common),
-  twilio: z
-    .strictObject({ ...common, account_sid: text, messaging_service_sid: text.optional(), api_key_sid: text.optional(), from: text.optional() })
-    .refine((p) => p.from !== undefined || p.messaging_service_sid !== undefined, "needs from or messaging_service_sid"),
-  sendgrid: z.strictObject({ ...common, from: text, event_verification_key: text.optional() }),
-  smtp: z.strictObject({
-    ...common,
-    host: text,
-    port: z.number().int().min(1).max(65535),
-    secure: z.boolean().default(false),
-    require_tls: z.boolean().optional(),
-    user: text.optional(),
-    from: text,
-  }),
+  twilio: z.strictObject({ ...common, ...twilioKeys }),
+  sendgrid: z.strictObject({ ...common, ...sendgridKeys }),
+  smtp: z.strictObject({ ...common, ...smtpKeys }),
 } as const;
-
-const routesSchema = z.strictObject(
-  Object.fromEntries(CHANNELS.map((c) => [c, z.array(z.string().regex(NAME, "is not a provider name")).min(1, "needs at least one provider")])) as Record<
-    Channel,
-    z.ZodArray<z.ZodString>
-  >,
-);
 
 /** The first issue of a zod error as `field: message`. */
 const firstIssue = (error: z.ZodError) => {
@@ -91,11 +83,34 @@ const firstIssue = (error: z.ZodError) => {
   return issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message;
 };
 
+/**
+ * One written sender, or why it is not one for a provider carrying `channels`: a phone number for sms/mms, an
+ * address, `Name <address>` or `@domain` for email.
+ */
+export function parseSender(raw: string, channels: readonly Channel[]): Sender | string {
+  const email = channels.includes("email");
+  const phone = channels.some((c) => c !== "email");
+  if (phone && phoneAddressProblem(raw) === null) return { kind: "phone", number: normalizePhone(raw) };
+  if (email) {
+    const domain = /^@([^@\s]+)$/.exec(raw.trim());
+    if (domain) {
+      return emailAddressProblem(`x${raw.trim()}`) === null ? { kind: "domain", domain: domain[1]!.toLowerCase() } : `"${raw}" is not a domain (@example.com)`;
+    }
+    const mailbox = parseMailbox(raw);
+    if (mailbox !== null && emailAddressProblem(mailbox.address) === null) {
+      const address = mailbox.address.toLowerCase();
+      return mailbox.name === undefined ? { kind: "email", address } : { kind: "email", address, name: mailbox.name };
+    }
+  }
+  if (email && phone) return `"${raw}" is neither a phone number nor an email sender (address, Name <address> or @domain)`;
+  return email ? `"${raw}" is not an email sender (an address, Name <address> or @domain)` : `"${raw}" is not a phone number (E.164 or a short code)`;
+}
+
 /** One entry of `providers`, or the reason it is unusable (naming the provider when it has a name). */
 function parseProvider(raw: unknown, index: number): ProviderConfig | string {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return `providers[${index}] must be an object`;
   const entry = raw as Record<string, unknown>;
-  if (typeof entry.name !== "string" || !NAME.test(entry.name)) {
+  if (typeof entry.name !== "string" || !PROVIDER_NAME.test(entry.name)) {
     return `providers[${index}]: name must be lower-case letters, digits, - and _ (got ${JSON.stringify(entry.name)})`;
   }
   const label = `provider ${entry.name}`;
@@ -106,56 +121,66 @@ function parseProvider(raw: unknown, index: number): ProviderConfig | string {
   const result = KIND_SCHEMAS[kind].safeParse(raw);
   if (!result.success) return `${label} (${kind}): ${firstIssue(result.error)}`;
   const p = result.data as Record<string, unknown> & z.output<typeof KIND_SCHEMAS.mock>;
+  if (p.from !== undefined && p.senders !== undefined) return `${label} (${kind}): from and senders are both set; keep senders`;
+  const written = p.senders ?? (p.from !== undefined ? [p.from] : undefined);
+  if (kind === "twilio") {
+    const problem = twilioProblem({ ...(written ? { senders: written } : {}), ...(typeof p.messaging_service_sid === "string" ? { messaging_service_sid: p.messaging_service_sid } : {}) });
+    if (problem !== undefined) return `${label} (${kind}): ${problem}`;
+  }
   const channels = p.channels ?? KIND_CHANNELS[kind];
   const unfit = channels.find((c) => !KIND_CHANNELS[kind].includes(c));
   if (unfit !== undefined) return `${label} (${kind}): cannot carry ${unfit}`;
-  const base = definedOnly({ name: p.name, channels, maxPerSecond: p.max_per_second, timeoutMs: p.timeout_ms, baseUrl: p.base_url });
-  const s = (key: string) => p[key] as string;
+  const senders: Sender[] = [];
+  for (const writtenSender of written ?? []) {
+    const sender = parseSender(writtenSender, channels);
+    if (typeof sender === "string") return `${label} (${kind}): senders: ${sender}`;
+    senders.push(sender);
+  }
+  const base: CommonSettings = { name: p.name, channels };
+  if (p.max_per_second !== undefined) base.maxPerSecond = p.max_per_second;
+  if (p.timeout_ms !== undefined) base.timeoutMs = p.timeout_ms;
+  if (p.base_url !== undefined) base.baseUrl = p.base_url;
+  if (written !== undefined) base.senders = senders;
   switch (kind) {
     case "mock":
       return { ...base, kind };
     case "twilio":
-      return { ...base, kind, accountSid: s("account_sid"), ...definedOnly({ messagingServiceSid: s("messaging_service_sid"), apiKeySid: s("api_key_sid"), from: s("from") }) };
+      return { ...base, kind, ...readTwilio(p) };
     case "sendgrid":
-      return { ...base, kind, from: s("from"), ...definedOnly({ eventVerificationKey: s("event_verification_key") }) };
+      return { ...base, kind, ...readSendGrid(p) };
     case "smtp":
-      return {
-        ...base,
-        kind,
-        host: s("host"),
-        port: p.port as number,
-        secure: p.secure as boolean,
-        from: s("from"),
-        ...definedOnly({ requireTls: p.require_tls as boolean | undefined, user: s("user") }),
-      };
+      return { ...base, kind, ...readSmtp(p) };
   }
 }
 
-/** Drops undefined values, so optional properties are absent rather than present and undefined. */
-function definedOnly<T extends Record<string, unknown>>(values: T): { [K in keyof T]: Exclude<T[K], undefined> } & CommonSettings {
-  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> } & CommonSettings;
+/** Reads the file's `providers` (absent: none), or the one-line reason they are unusable. */
+export function parseProviders(rawProviders: unknown): ProviderConfig[] | string {
+  const providers: ProviderConfig[] = [];
+  if (rawProviders === undefined) return providers;
+  if (!Array.isArray(rawProviders)) return "providers must be a list of providers";
+  for (const [index, raw] of rawProviders.entries()) {
+    const parsed = parseProvider(raw, index);
+    if (typeof parsed === "string") return parsed;
+    if (providers.some((p) => p.name === parsed.name)) return `provider ${parsed.name} is defined twice`;
+    providers.push(parsed);
+  }
+  return providers;
 }
 
 /**
- * Reads the file's `providers` and `routes` (either may be absent). Returns them, or the one-line reason they are
- * unusable: a bad entry, an unknown kind, a name used twice, a malformed `routes`.
+ * The configuration with its providers read: throws ConfigError naming the first bad entry, or a route naming a
+ * provider that is not configured or cannot carry its channel.
  */
-export function parseProviderFile(rawProviders: unknown, rawRoutes: unknown): { providers: ProviderConfig[]; routes?: Routes } | string {
-  const providers: ProviderConfig[] = [];
-  if (rawProviders !== undefined) {
-    if (!Array.isArray(rawProviders)) return "providers must be a list of providers";
-    for (const [index, raw] of rawProviders.entries()) {
-      const parsed = parseProvider(raw, index);
-      if (typeof parsed === "string") return parsed;
-      if (providers.some((p) => p.name === parsed.name)) return `provider ${parsed.name} is defined twice`;
-      providers.push(parsed);
-    }
-  }
-  if (rawRoutes === undefined) return { providers };
-  const routes = routesSchema.safeParse(rawRoutes);
-  if (!routes.success) return `routes.${firstIssue(routes.error)}`;
-  return { providers, routes: routes.data };
+export function withProviders(config: Config): ServiceConfig {
+  const providers = parseProviders(config.providerSource.entries);
+  if (typeof providers === "string") throw new ConfigError(`${config.providerSource.where}: ${providers}`);
+  const routes = routesProblem(providers, config.deliveryRoutes);
+  if (routes !== undefined) throw new ConfigError(`${config.providerSource.routesWhere}: ${routes}`);
+  return { ...config, providers };
 }
+
+/** Loads the settings (flags > environment > file > defaults) and reads their providers: what a command runs on. */
+export const loadServiceConfig = (sources: ConfigSources = {}): ServiceConfig => withProviders(loadConfig(sources));
 
 /**
  * With providers configured, every name a route uses must be one of them and able to carry that channel. Without
@@ -179,11 +204,11 @@ export function requiredSecrets(provider: ProviderConfig): string[] {
     case "mock":
       return [];
     case "twilio":
-      return provider.apiKeySid !== undefined ? ["api_key_secret"] : ["auth_token"];
+      return twilioSecrets(provider);
     case "sendgrid":
-      return ["api_key"];
+      return sendgridSecrets();
     case "smtp":
-      return provider.user !== undefined ? ["password"] : [];
+      return smtpSecrets(provider);
   }
 }
 
@@ -191,15 +216,25 @@ export function requiredSecrets(provider: ProviderConfig): string[] {
  * Whether the configured providers can reach their APIs, as one line naming the first that cannot: one the egress
  * guard would refuse. The allowlist is not widened on the operator's behalf: which hosts the service may call stays
  * a decision written in SSRF_ALLOWLIST, and this says exactly what to add. (Whether their credentials are stored is
- * known only once the database is open: security/credential-readiness.ts.)
+ * known only once the database is open: readiness.ts.)
  */
-export function providersProblem(config: ProviderSection & { ssrfAllowlist: readonly string[]; egressAllowHttp: boolean }): string | undefined {
+export function providersProblem(config: { providers: readonly ProviderConfig[]; ssrfAllowlist: readonly string[]; egressAllowHttp: boolean }): string | undefined {
   for (const provider of config.providers) {
     const api = apiBaseUrl(provider);
     const egress = api === undefined ? undefined : egressUrlProblem({ ...providerEgress(config, provider), allowlist: config.ssrfAllowlist }, api);
     if (egress !== undefined) return `provider ${provider.name} (${provider.kind}): ${api} is refused by the egress guard (${egress})`;
   }
   return undefined;
+}
+
+/**
+ * Refuses providers whose API the egress guard would refuse, with one line. Kept out of loading so that commands
+ * that send nothing (`migrate`, `keys`, `creds`) run while a provider is still being set up; `serve` and `check`
+ * call it. Missing credentials are found once the database is open (readiness.ts).
+ */
+export function assertProvidersReady(config: ServiceConfig): void {
+  const problem = providersProblem(config);
+  if (problem !== undefined) throw new ConfigError(problem);
 }
 
 /** The HTTP API a provider calls, or undefined for one that calls none over HTTP (the mock, SMTP). */

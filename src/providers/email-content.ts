@@ -1,22 +1,33 @@
 /**
- * What every email adapter (SendGrid, SMTP) sends as subject and content type, decided once so the two cannot
+ * What every email adapter (SendGrid, SMTP) sends as sender, subject and content, decided once so the two cannot
  * drift: a message reads the same whichever provider of the chain took it.
  */
-import { SUBJECT_LENGTH, snippet } from "../domain/snippet.ts";
+import { bodyText, defaultSubject, looksLikeHtml } from "../domain/email-text.ts";
+import { type Mailbox, parseMailbox } from "../domain/mailbox.ts";
 import type { OutboundMessage } from "./provider.ts";
 
+export { looksLikeHtml };
+
+/** The message's own subject unless it is blank; else the body's text cut to 78 characters, or `(no subject)`. */
+export function emailSubject(message: OutboundMessage): string {
+  return message.subject?.trim() ? message.subject : defaultSubject(message.body);
+}
+
+/** The parts of an email: an HTML body gets a plain-text alternative rendered from it; a plain body is text only. */
+export function emailParts(body: string): { text: string; html?: string } {
+  return looksLikeHtml(body) ? { text: bodyText(body), html: body } : { text: body };
+}
+
 /**
- * Whether a body is sent as HTML: after trimming it starts with `<` and contains a closing tag (`</p>`,
- * `</html>`, …). A plain-text body that merely starts with `<` (`<3 see you`) or quotes one tag stays plain.
+ * The sender on the wire: the message's own `from` (the validated `Name <address>` or bare address), with the
+ * display name the provider's `senders` gives that address when the message gave none.
  */
-export function looksLikeHtml(body: string): boolean {
-  const trimmed = body.trim();
-  return trimmed.startsWith("<") && /<\/[a-z][a-z0-9-]*\s*>/i.test(trimmed);
+export function emailSender(from: string, nameOf?: (address: string) => string | undefined): Mailbox {
+  const mailbox = parseMailbox(from) ?? { address: from.trim() };
+  if (mailbox.name !== undefined) return mailbox;
+  const name = nameOf?.(mailbox.address);
+  return name === undefined ? mailbox : { ...mailbox, name };
 }
 
-/** The message's own subject unless it is blank; else the body's snippet cut to 78 characters, or `(no subject)`. */
-export function emailSubject(message: OutboundMessage, fallback: (message: OutboundMessage) => string = defaultSubject): string {
-  return message.subject?.trim() ? message.subject : fallback(message);
-}
-
-const defaultSubject = (message: OutboundMessage): string => snippet(message.body, SUBJECT_LENGTH) || "(no subject)";
+/** The recipient's address as the caller wrote it, trimmed (a `+tag` is kept: it is part of where mail goes). */
+export const emailRecipient = (to: string): string => parseMailbox(to)?.address ?? to.trim();

@@ -1,14 +1,16 @@
 /**
  * The names the configuration and the credential store share: provider kinds, the credentials each kind may have,
- * and what a provider name may look like. A leaf (it imports nothing), so the CLI can describe `messaging creds`
- * without loading the provider adapters behind src/config/providers.ts.
+ * and what a provider name may look like. Nearly a leaf (only the name rule from domain/), so the CLI can describe `messaging creds`
+ * without loading the provider adapters behind src/providers/config.ts.
  */
+
+import { PROVIDER_NAME } from "../domain/provider-routes.ts";
 
 export const PROVIDER_KINDS = ["mock", "twilio", "sendgrid", "smtp"] as const;
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
 
 /** A provider's name: lower-case letters, digits, `-` and `_`, starting with a letter or digit. */
-export const PROVIDER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export { PROVIDER_NAME };
 export const isProviderName = (text: string): boolean => PROVIDER_NAME.test(text);
 
 /**

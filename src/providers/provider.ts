@@ -31,7 +31,12 @@ export interface SendOptions {
  * opt-out, so later sends to them are refused before anything is queued.
  */
 export type ProviderOutcome =
-  | { kind: "accepted"; providerMessageId: string }
+  /**
+   * The provider took the message: final, never retried. `providerMessageId` is null when its answer carried no
+   * usable id (a proxy stripped SendGrid's `X-Message-Id`, a Twilio body without `sid`): the message is sent, but
+   * its delivery reports cannot be matched to it.
+   */
+  | { kind: "accepted"; providerMessageId: string | null }
   | { kind: "rate_limited"; retryAfterMs?: number }
   | { kind: "transient_error"; reason: string; status?: number }
   | { kind: "permanent_error"; reason: string; status?: number; recipientOptedOut?: boolean };
@@ -43,7 +48,10 @@ export interface Provider {
   send(message: OutboundMessage, options: SendOptions): Promise<ProviderOutcome>;
 }
 
-export const accepted = (providerMessageId: string): ProviderOutcome => ({ kind: "accepted", providerMessageId });
+export const accepted = (providerMessageId: string | null): ProviderOutcome => ({ kind: "accepted", providerMessageId });
+
+/** What the attempt log says of an acceptance whose reports cannot be matched (no usable provider id). */
+export const UNMATCHABLE_ACCEPTANCE = "accepted without a usable provider message id: its delivery reports cannot be matched";
 
 /** A `Retry-After` that is missing, negative or not a number is dropped rather than trusted. */
 export const rateLimited = (retryAfterMs?: number): ProviderOutcome =>
@@ -156,7 +164,7 @@ function isOutcome(value: unknown): value is ProviderOutcome {
   const optionalNumber = (v: unknown) => v === undefined || (typeof v === "number" && Number.isFinite(v));
   switch (o.kind) {
     case "accepted":
-      return typeof o.providerMessageId === "string" && o.providerMessageId.length > 0;
+      return o.providerMessageId === null || (typeof o.providerMessageId === "string" && o.providerMessageId.length > 0);
     case "rate_limited":
       return optionalNumber(o.retryAfterMs);
     case "transient_error":

@@ -1,13 +1,16 @@
 /**
  * Which providers exist and which ones each channel tries, in order (SPEC §7): data, not code. The providers
- * come from the config file's `providers` (src/config/providers.ts); without any, every name a route uses is the
- * built-in mock. Each kind's adapter is built by the `ProviderFactory`, so the dispatcher never sees kinds. The
- * default chain is `sms` and `mms` → `sms-mms`, `email` → `email`.
+ * come from the config file's `providers` (config.ts); without any, every name a route uses is the built-in mock.
+ * Each kind's adapter is built by the `ProviderFactory` (build.ts), so the dispatcher never sees kinds. The
+ * default chain is `sms` and `mms` → `sms-mms`, `email` → `email`. A message's chain holds only the providers that
+ * can carry it (senders.ts): those that own its sender and whose limits it fits.
  */
-import type { ProviderConfig, ProviderKind } from "./config.ts";
 import type { Channel } from "../domain/channel.ts";
 import type { Routes } from "../domain/provider-routes.ts";
+import type { ProviderConfig } from "./config.ts";
+import type { ProviderKind } from "./kinds.ts";
 import type { Provider } from "./provider.ts";
+import { type Capacity, type Carried, carries, kindCapacity, type RouteRefusal, routeRefusal } from "./senders.ts";
 
 export type { ProviderKind };
 
@@ -19,6 +22,8 @@ export interface ProviderSpec {
   timeoutMs: number;
   /** Most calls per second this process makes to it (token bucket; burst of one second's worth); absent: unlimited. */
   maxPerSecond?: number;
+  /** The senders it owns and its limits; absent: it carries anything. */
+  capacity?: Capacity;
 }
 
 /**
@@ -31,7 +36,7 @@ export function registryConfig(options: {
   rates?: ReadonlyMap<string, number>;
   providers?: readonly ProviderConfig[];
 }): RegistryConfig {
-  const configured: readonly Pick<ProviderConfig, "name" | "kind" | "timeoutMs" | "maxPerSecond">[] =
+  const configured: readonly Pick<ProviderConfig, "name" | "kind" | "timeoutMs" | "maxPerSecond" | "senders">[] =
     options.providers !== undefined && options.providers.length > 0
       ? options.providers
       : [...new Set(Object.values(options.routes).flat())].map((name) => ({ name, kind: "mock" }));
@@ -40,9 +45,27 @@ export function registryConfig(options: {
     providers: configured.map((p) => {
       const spec: ProviderSpec = { name: p.name, kind: p.kind, timeoutMs: p.timeoutMs ?? options.timeoutMs };
       const maxPerSecond = p.maxPerSecond ?? options.rates?.get(p.name);
-      return maxPerSecond === undefined ? spec : { ...spec, maxPerSecond };
+      if (maxPerSecond !== undefined) spec.maxPerSecond = maxPerSecond;
+      const capacity: Capacity = { ...kindCapacity(p.kind), ...(p.senders !== undefined ? { senders: p.senders } : {}) };
+      if (Object.keys(capacity).length > 0) spec.capacity = capacity;
+      return spec;
     }),
   };
+}
+
+/** The check the send path makes before storing: why no provider of the route can carry a message, if none can. */
+export type RouteCheck = (channel: Channel, message: Carried) => RouteRefusal | undefined;
+
+/** The route check of a configuration, without building any adapter (an API-only instance has none). */
+export function routeCheck(config: RegistryConfig): RouteCheck {
+  const specs = new Map(config.providers.map((p) => [p.name, p]));
+  const chains = Object.fromEntries(
+    (Object.keys(config.routes) as Channel[]).map((channel) => [
+      channel,
+      config.routes[channel].map((name) => ({ name, capacity: specs.get(name)?.capacity ?? {} })),
+    ]),
+  ) as Record<Channel, { name: string; capacity: Capacity }[]>;
+  return (channel, message) => routeRefusal(chains[channel], channel, message);
 }
 
 export interface RegistryConfig {
@@ -61,6 +84,8 @@ export interface RegisteredProvider {
 export class ProviderRegistry {
   private readonly byName = new Map<string, RegisteredProvider>();
   private readonly chains: Record<Channel, RegisteredProvider[]>;
+  /** Whether any provider of a channel's chain has senders or limits (else every message gets the whole chain). */
+  private readonly selective: Record<Channel, boolean>;
 
   constructor(config: RegistryConfig, factory: ProviderFactory) {
     for (const spec of config.providers) {
@@ -74,11 +99,18 @@ export class ProviderRegistry {
         return found;
       });
     this.chains = { sms: chain("sms"), mms: chain("mms"), email: chain("email") };
+    const selective = (channel: Channel) => this.chains[channel].some((p) => p.spec.capacity !== undefined);
+    this.selective = { sms: selective("sms"), mms: selective("mms"), email: selective("email") };
   }
 
-  /** The providers a message of `channel` tries, first to last. */
-  chain(channel: Channel): readonly RegisteredProvider[] {
-    return this.chains[channel];
+  /**
+   * The providers a message of `channel` tries, first to last: with `message`, only those that can carry it (own
+   * its sender, fit its limits).
+   */
+  chain(channel: Channel, message?: Carried): readonly RegisteredProvider[] {
+    const all = this.chains[channel];
+    if (message === undefined || !this.selective[channel]) return all;
+    return all.filter((p) => p.spec.capacity === undefined || carries(p.spec.capacity, channel, message));
   }
 
   all(): RegisteredProvider[] {

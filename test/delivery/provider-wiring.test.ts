@@ -9,8 +9,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { assertProvidersReady, loadConfig, type ProviderConfig } from "../../src/config/index.ts";
-import { buildProvider, createDelivery, type Delivery } from "../../src/delivery-wiring.ts";
+import { assertProvidersReady, loadServiceConfig, type ProviderConfig } from "../../src/providers/config.ts";
+import { createDelivery, type Delivery } from "../../src/delivery-wiring.ts";
+import { buildProvider } from "../../src/providers/build.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
 import { fixedCredentials } from "../../src/security/credential-lookup.ts";
@@ -47,7 +48,7 @@ test("a twilio provider from the config file delivers a sent SMS to the fake Twi
       routes: { sms: ["twilio-test"], mms: ["twilio-test"], email: ["outbox"] },
     }),
   );
-  const config = loadConfig({
+  const config = loadServiceConfig({
     configFile,
     env: {
       SSRF_ALLOWLIST: "127.0.0.1",
@@ -61,7 +62,7 @@ test("a twilio provider from the config file delivers a sent SMS to the fake Twi
   const credentials = fixedCredentials({ "twilio-test/auth_token": FAKE_AUTH_TOKEN });
   delivery = createDelivery(config, t.database, createMetrics({ version: VERSION }), silent, credentials);
 
-  const sent = smsSend({ body: "over the wire" });
+  const sent = smsSend({ body: "over the wire", from: "+1 500-555-0006" });
   const res = await post(t.app, "/api/messages/sms", sent);
   expect(res.status).toBe(202);
   await delivery.start();
@@ -79,8 +80,9 @@ test("a twilio provider from the config file delivers a sent SMS to the fake Twi
   expect(fake.sids).toHaveLength(1);
   expect(row).toEqual({ status: "sent", provider: "twilio-test", provider_message_id: fake.sids[0]! });
   const form = Object.fromEntries(fake.requests[0]!.form);
+  // The message's own sender, in E.164 as Twilio asks, whatever separators the caller typed.
   expect(form).toMatchObject({
-    To: sent.to,
+    To: String(sent.to).replace(/[^\d+]/g, ""),
     From: "+15005550006",
     Body: "over the wire",
     StatusCallback: "https://messaging.example.com/api/webhooks/twilio/twilio-test/status",
@@ -94,7 +96,7 @@ function configWith(providers: Record<string, unknown>[], env: Record<string, st
   const configFile = join(dir, `config-${providers.map((p) => p.name).join("-")}.json`);
   const first = String(providers[0]!.name);
   writeFileSync(configFile, JSON.stringify({ providers: [...providers, { name: "m", kind: "mock" }], routes: { sms: ["m"], mms: ["m"], email: [first] } }));
-  const config = loadConfig({ configFile, env });
+  const config = loadServiceConfig({ configFile, env });
   return { config, provider: config.providers[0] as Exclude<ProviderConfig, { kind: "mock" }> };
 }
 
@@ -102,14 +104,14 @@ const none = fixedCredentials({});
 const email = { id: "7", channel: "email" as const, from: "user@example.com", to: "someone@example.com", body: "hi", attachments: [] };
 const options = () => ({ idempotencyKey: "messaging-msg-7", signal: AbortSignal.timeout(5000) });
 
-test("a sendgrid provider is built with the key from the credentials and the configured sender", async () => {
+test("a sendgrid provider is built with the key from the credentials, and sends from the message's own sender", async () => {
   const sendgrid = await startFakeSendGrid({ apiKey: "SG.fake-key", verifiedSenders: ["noreply@example.com"] });
   try {
     const { config, provider } = configWith([{ name: "sg", kind: "sendgrid", from: "noreply@example.com", base_url: sendgrid.baseUrl }], {
       SSRF_ALLOWLIST: "127.0.0.1",
       MESSAGING_EGRESS_ALLOW_HTTP: "true",
     });
-    const outcome = await buildProvider(config, provider, 2000, fixedCredentials({ "sg/api_key": "SG.fake-key" })).send(email, options());
+    const outcome = await buildProvider(config, provider, 2000, fixedCredentials({ "sg/api_key": "SG.fake-key" })).send({ ...email, from: "noreply@example.com" }, options());
     expect(outcome).toEqual({ kind: "accepted", providerMessageId: sendgrid.messageIds[0]! });
     expect(sendgrid.requests[0]!.headers.authorization).toBe("Bearer SG.fake-key");
   } finally {

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Config, ProviderConfig } from "../../src/config/index.ts";
+import type { ServiceConfig as Config, ProviderConfig } from "../../src/providers/config.ts";
 import { openPostgres } from "../../src/db/client.ts";
 import { lockDataDir } from "../../src/db/data-dir-lock.ts";
 import { migrateUp } from "../../src/db/migrate.ts";
@@ -95,8 +95,8 @@ describe("providers and routes", () => {
 });
 
 describe("provider webhooks", () => {
-  const twilio: ProviderConfig = { name: "tw", kind: "twilio", channels: ["sms", "mms"], accountSid: `AC${"0".repeat(32)}`, from: "+15005550006" };
-  const sendgrid: ProviderConfig = { name: "sg", kind: "sendgrid", channels: ["email"], from: "noreply@example.com" };
+  const twilio: ProviderConfig = { name: "tw", kind: "twilio", channels: ["sms", "mms"], accountSid: `AC${"0".repeat(32)}`, senders: [{ kind: "phone", number: "+15005550006" }] };
+  const sendgrid: ProviderConfig = { name: "sg", kind: "sendgrid", channels: ["email"], senders: [{ kind: "email", address: "noreply@example.com" }] };
 
   test("a Twilio provider without a public URL, and a SendGrid one without a verification key, are warnings naming them", () => {
     const [result] = providerWebhooksCheck({ ...noDatabase(), providers: [twilio, sendgrid] });

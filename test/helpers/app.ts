@@ -8,7 +8,8 @@
 import { expect } from "bun:test";
 import { Writable } from "node:stream";
 import { type App, createApp } from "../../src/app.ts";
-import { type Config, loadConfig } from "../../src/config/index.ts";
+import { loadConfig } from "../../src/config/index.ts";
+import { type ServiceConfig as Config, withProviders } from "../../src/providers/config.ts";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
 import { migrateUp } from "../../src/db/migrate.ts";
 import type { Limits } from "../../src/limits/limiter.ts";
@@ -26,7 +27,7 @@ import { createEmbeddedTestDatabase, createTestDatabase } from "./database.ts";
 export function testConfig(overrides: Partial<Config> = {}): Config {
   // `providers` is no flat setting (it comes from the config file), so it is laid over the loaded config as given.
   const { providers, ...flags } = overrides;
-  const config = loadConfig({ env: { LOG_LEVEL: "silent", MESSAGING_AUTH: "off" }, flags: flags as Record<string, unknown> });
+  const config = withProviders(loadConfig({ env: { LOG_LEVEL: "silent", MESSAGING_AUTH: "off" }, flags: flags as Record<string, unknown> }));
   return providers === undefined ? config : { ...config, providers };
 }
 

@@ -201,7 +201,7 @@ describe("delivery reports", () => {
     await send(provider, ids(1)[0]!);
     expect(reported).toEqual([]);
     await Bun.sleep(60);
-    expect(reported.sort()).toEqual(answers.map((a) => (a as Extract<ProviderOutcome, { kind: "accepted" }>).providerMessageId).sort());
+    expect(reported.sort()).toEqual(answers.map((a) => (a as Extract<ProviderOutcome, { kind: "accepted" }>).providerMessageId!).sort());
   });
 
   test("at 0% nothing is reported", async () => {
@@ -217,7 +217,7 @@ describe("delivery reports", () => {
       const reported: string[] = [];
       const provider = mock({ delivery_report_pct: 30, seed: 5 }, { onDelivered: (id) => reported.push(id), reportDelayMs: 1 });
       const byId = new Map<string, string>();
-      for (const id of ids(1000)) byId.set((await send(provider, id) as Extract<ProviderOutcome, { kind: "accepted" }>).providerMessageId, id);
+      for (const id of ids(1000)) byId.set((await send(provider, id) as Extract<ProviderOutcome, { kind: "accepted" }>).providerMessageId!, id);
       await Bun.sleep(20);
       return reported.map((p) => byId.get(p)!).sort();
     };

@@ -3,6 +3,7 @@ import { deliveryIdempotencyKey, type OutboundMessage, type ProviderOutcome, sen
 import { looksLikeHtml } from "../../src/providers/email-content.ts";
 import { MAX_RATE_LIMIT_WAIT_MS, SendGridProvider, type SendGridSettings } from "../../src/providers/sendgrid/adapter.ts";
 import { createEgress, type EgressOptions } from "../../src/security/egress.ts";
+import { attachmentFetcher } from "../../src/providers/attachments.ts";
 import { type FakeSendGrid, startFakeSendGrid } from "./sendgrid-fake.ts";
 
 /**
@@ -29,7 +30,7 @@ beforeEach(() => {
 const message = (fields: Partial<OutboundMessage> = {}): OutboundMessage => ({
   id: "42",
   channel: "email",
-  from: "alice@customer.example",
+  from: SENDER,
   to: "bob@recipient.example",
   body: "Your order has shipped.",
   attachments: [],
@@ -39,7 +40,6 @@ const message = (fields: Partial<OutboundMessage> = {}): OutboundMessage => ({
 function provider(settings: Partial<SendGridSettings> = {}, egress: Partial<EgressOptions> = {}) {
   return new SendGridProvider("sendgrid-main", {
     apiKey: () => API_KEY,
-    from: SENDER,
     baseUrl: fake.baseUrl,
     egress: createEgress({ allowlist: ["127.0.0.1"], allowHttp: true, ports: [fake.port], ...egress }),
     now: () => NOW_MS,
@@ -68,21 +68,31 @@ describe("SendGrid accepts", () => {
     expect(sentJson()).toEqual({
       personalizations: [{ to: [{ email: "bob@recipient.example" }] }],
       from: { email: SENDER },
-      reply_to: { email: "alice@customer.example" },
       subject: "Your order has shipped.",
       content: [{ type: "text/plain", value: "Your order has shipped." }],
     });
   });
 
-  test("no reply_to when the message is from the sender identity itself (any case)", async () => {
-    await send(message({ from: SENDER.toUpperCase() }));
+  test("the message's own sender goes on the wire, never rewritten, and no reply_to is added", async () => {
+    await send(message({ from: "Notifications <notifications@sender.example>" }));
+    expect(sentJson().from).toEqual({ email: SENDER, name: "Notifications" });
     expect(sentJson()).not.toHaveProperty("reply_to");
   });
 
-  test("an HTML body goes as text/html, verbatim", async () => {
-    const body = "  <html><body><p>Hello <b>Bob</b></p></body></html>\n";
+  test("a sender without a name takes the one the provider's senders give its address", async () => {
+    await send(message(), provider({ senderName: (a) => (a === SENDER ? "Sender Team" : undefined) }));
+    expect(sentJson().from).toEqual({ email: SENDER, name: "Sender Team" });
+  });
+
+  test("an HTML body goes as text/html, verbatim, after a plain-text alternative rendered from it", async () => {
+    const body = "  <html><body><p>Hello <b>Bob</b> &amp; co</p></body></html>\n";
     expect((await send(message({ body }))).kind).toBe("accepted");
-    expect(sentJson().content).toEqual([{ type: "text/html", value: body }]);
+    expect(sentJson().content).toEqual([{ type: "text/plain", value: "Hello Bob & co" }, { type: "text/html", value: body }]);
+  });
+
+  test("an HTML body without a subject: the subject is its text, not its tags", async () => {
+    await send(message({ body: "<p>HTML body, <b>no subject</b> given</p>" }));
+    expect(sentJson().subject).toBe("HTML body, no subject given");
   });
 
   test("the message's subject is used as given", async () => {
@@ -96,11 +106,6 @@ describe("SendGrid accepts", () => {
     const subject = sentJson().subject as string;
     expect(subject).toBe(`Dear Bob, your order ${"x".repeat(78 - "Dear Bob, your order ".length)}`);
     expect(subject).toHaveLength(78);
-  });
-
-  test("without a subject and with subjectOf: subjectOf decides", async () => {
-    await send(message(), provider({ subjectOf: (m) => `Message ${m.id}` }));
-    expect(sentJson().subject).toBe("Message 42");
   });
 
   test("the API key is read at every call, so a rotated key is used from the next send", async () => {
@@ -133,7 +138,7 @@ describe("SendGrid refuses: permanent, with its error list kept", () => {
   });
 
   test("400 for an invalid sender identity", async () => {
-    const outcome = await send(message(), provider({ from: "nobody" }));
+    const outcome = await send(message({ from: "nobody" }));
     expect(outcome).toMatchObject({ kind: "permanent_error", status: 400 });
     expect(outcome.kind === "permanent_error" && outcome.reason).toContain("from.email: The from email does not contain a valid address.");
   });
@@ -147,7 +152,7 @@ describe("SendGrid refuses: permanent, with its error list kept", () => {
   });
 
   test("403 for a sender identity the account has not verified", async () => {
-    expect(await send(message(), provider({ from: "other@sender.example" }))).toEqual({
+    expect(await send(message({ from: "other@sender.example" }))).toEqual({
       kind: "permanent_error",
       status: 403,
       reason: "SendGrid 403: from: The from address does not match a verified Sender Identity.",
@@ -201,16 +206,16 @@ describe("SendGrid fails for now: transient", () => {
     expect(await send()).toEqual({ kind: "transient_error", status, reason: `SendGrid ${status}: internal error` });
   });
 
-  test("202 without an X-Message-Id is garbage: retried, not taken as sent", async () => {
+  test("202 without an X-Message-Id is still an acceptance (final, never resent), with no id to match reports by", async () => {
     fake.script({ kind: "garbage", status: 202, body: "" });
-    expect(await send()).toEqual({ kind: "transient_error", status: 202, reason: "SendGrid answered 202 without a usable X-Message-Id" });
+    expect(await send()).toEqual({ kind: "accepted", providerMessageId: null });
   });
 
   test.each([["with a dot", "abc.def"], ["with spaces", "abc def"], ["too long", "a".repeat(129)]])(
-    "202 with an X-Message-Id %s is garbage",
+    "202 with an X-Message-Id %s is accepted without an id",
     async (_, id) => {
       fake.script({ kind: "garbage", status: 202, body: "", headers: { "x-message-id": id } });
-      expect((await send()).kind).toBe("transient_error");
+      expect(await send()).toEqual({ kind: "accepted", providerMessageId: null });
     },
   );
 
@@ -268,9 +273,9 @@ describe("configuration the guard or the adapter refuses: permanent, nothing sen
     expect(fake.requests).toHaveLength(0);
   });
 
-  test("attachments, which this adapter does not send yet, rather than dropping them", async () => {
+  test("attachments with no way to fetch them, rather than dropping them", async () => {
     const outcome = await send(message({ attachments: ["https://files.example/a.pdf"] }));
-    expect(outcome).toEqual({ kind: "permanent_error", reason: "the SendGrid adapter does not send attachments yet" });
+    expect(outcome).toEqual({ kind: "permanent_error", reason: "this SendGrid provider has no way to fetch attachments" });
     expect(fake.requests).toHaveLength(0);
   });
 });
@@ -319,5 +324,52 @@ describe("looksLikeHtml", () => {
     ["", false],
   ])("%j → %p", (body, html) => {
     expect(looksLikeHtml(body)).toBe(html);
+  });
+});
+
+describe("attachments, fetched through the egress guard and sent base64", () => {
+  let files: ReturnType<typeof Bun.serve>;
+  const PDF = new Uint8Array([0x25, 0x50, 0x44, 0x46, 0x2d, 0x31, 0x2e, 0x37, 0x0a, 0x00, 0xff]);
+  beforeAll(() => {
+    files = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch(req) {
+        const path = new URL(req.url).pathname;
+        if (path === "/docs/invoice.pdf") return new Response(PDF, { headers: { "content-type": "application/pdf" } });
+        if (path === "/named") return new Response("hello", { headers: { "content-type": "text/plain; charset=utf-8", "content-disposition": 'attachment; filename="report 2024.txt"' } });
+        if (path === "/big") return new Response(new Uint8Array(5000), { headers: { "content-type": "application/octet-stream" } });
+        if (path === "/flaky") return new Response("try later", { status: 503 });
+        return new Response("no", { status: 404 });
+      },
+    });
+  });
+  afterAll(() => files.stop(true));
+  const url = (path: string) => `http://127.0.0.1:${files.port}${path}`;
+  const withFetcher = (maxBytes = 4096) =>
+    provider({ attachments: attachmentFetcher((maxResponseBytes) => createEgress({ allowlist: ["127.0.0.1"], allowHttp: true, ports: [files.port!], maxResponseBytes }), maxBytes) });
+
+  test("each attachment arrives as base64 content with the type its server gave and a file name", async () => {
+    expect((await send(message({ attachments: [url("/docs/invoice.pdf"), url("/named")] }), withFetcher())).kind).toBe("accepted");
+    expect(sentJson().attachments).toEqual([
+      { content: Buffer.from(PDF).toString("base64"), type: "application/pdf", filename: "invoice.pdf", disposition: "attachment" },
+      { content: Buffer.from("hello").toString("base64"), type: "text/plain; charset=utf-8", filename: "report 2024.txt", disposition: "attachment" },
+    ]);
+  });
+
+  test("a 404 fails the message for good, naming the attachment; nothing is sent", async () => {
+    expect(await send(message({ attachments: [url("/gone")] }), withFetcher())).toEqual({ kind: "permanent_error", reason: "attachment 1: fetching it answered 404" });
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  test("over the size cap fails for good; a 503 is retried", async () => {
+    expect(await send(message({ attachments: [url("/big")] }), withFetcher(4096))).toMatchObject({ kind: "permanent_error", reason: expect.stringContaining("larger than the 4096 bytes") });
+    expect(await send(message({ attachments: [url("/flaky")] }), withFetcher())).toMatchObject({ kind: "transient_error" });
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  test("a URL the guard refuses (not in the allowlist) fails for good", async () => {
+    const outcome = await send(message({ attachments: ["http://files.elsewhere.example/a.pdf"] }), withFetcher());
+    expect(outcome).toMatchObject({ kind: "permanent_error", reason: expect.stringContaining("refused (host_not_allowed)") });
   });
 });

@@ -169,7 +169,6 @@ function provider(port: number, options: Partial<SmtpOptions> = {}): SmtpProvide
     secure: false,
     user: USER,
     password: () => PASSWORD,
-    from: "Notifications <notify@example.com>",
     connectionTimeoutMs: 2_000,
     checkHost: allowLoopback,
     ...options,
@@ -181,7 +180,7 @@ function provider(port: number, options: Partial<SmtpOptions> = {}): SmtpProvide
 const email = (overrides: Partial<OutboundMessage> = {}): OutboundMessage => ({
   id: "42",
   channel: "email",
-  from: "notify@example.com",
+  from: "Notifications <notify@example.com>",
   to: "alice@example.org",
   body: "Your order has shipped.",
   attachments: [],
@@ -217,13 +216,30 @@ describe("SmtpProvider against a real SMTP server", () => {
     expect(server.received[0]!.authMethod).toBe("LOGIN");
   });
 
-  test("sends a body that starts with a tag and closes one as HTML", async () => {
+  test("sends a body that starts with a tag and closes one as HTML, with a plain-text alternative", async () => {
     const server = await startSmtp();
     const html = "<p>Your order has <b>shipped</b>.</p>";
     expect((await send(provider(server.port), email({ body: html, subject: "Shipped" }))).kind).toBe("accepted");
     const [mail] = server.received;
-    expect(mail!.headers.get("content-type")).toStartWith("text/html");
-    expect(mail!.body.trimEnd()).toBe(html);
+    expect(mail!.headers.get("content-type")).toStartWith("multipart/alternative");
+    expect(mail!.body).toContain("Content-Type: text/plain");
+    expect(mail!.body).toContain("Your order has shipped.\r\n");
+    expect(mail!.body).toContain("Content-Type: text/html");
+    expect(mail!.body).toContain(html);
+  });
+
+  test("the message's own sender, never rewritten: a bare address in MAIL FROM and From, the relay's senders naming it", async () => {
+    const server = await startSmtp();
+    const outcome = await send(provider(server.port, { senderName: (a) => (a === "billing@example.net" ? "Billing" : undefined) }), email({ from: "billing@example.net" }));
+    expect(outcome).toEqual({ kind: "accepted", providerMessageId: "<messaging-msg-42@example.net>" });
+    expect(server.received[0]!.mailFrom).toBe("billing@example.net");
+    expect(server.received[0]!.headers.get("from")).toBe("Billing <billing@example.net>");
+  });
+
+  test("an HTML body without a subject: the subject is its text, entities decoded", async () => {
+    const server = await startSmtp();
+    expect((await send(provider(server.port), email({ body: "<p>Caf&eacute; &amp; <b>bar</b></p>" }))).kind).toBe("accepted");
+    expect(server.received[0]!.headers.get("subject")).toBe("=?UTF-8?Q?Caf=C3=A9_=26_bar?=");
   });
 
   test("sends a body that starts with < but closes no tag as text", async () => {

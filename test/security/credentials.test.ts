@@ -5,7 +5,7 @@
  * the credential, how a second instance picks a change up by polling, and the readiness line `serve` refuses with.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { loadConfig } from "../../src/config/index.ts";
+import { loadServiceConfig } from "../../src/providers/config.ts";
 import type { ProviderConfig } from "../../src/providers/config.ts";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
 import { migrateUp } from "../../src/db/migrate.ts";
@@ -26,7 +26,7 @@ const NEW = generateMasterKey("new");
 const old = keysOf(OLD);
 const rotated = keysOf(`${NEW},${OLD}`);
 const onlyNew = keysOf(NEW);
-const TWILIO: ProviderConfig = { name: "tw", kind: "twilio", channels: ["sms", "mms"], accountSid: "AC1", from: "+15550001111" };
+const TWILIO: ProviderConfig = { name: "tw", kind: "twilio", channels: ["sms", "mms"], accountSid: "AC1", senders: [{ kind: "phone", number: "+15550001111" }] };
 
 describe.each(["postgres", "embedded"] as const)("credential store on %s", (kind) => {
   let database: DatabaseHandle;
@@ -199,21 +199,21 @@ describe.each(["postgres", "embedded"] as const)("credential store on %s", (kind
     const p = fresh();
     await database.sql.query("DELETE FROM provider_credentials");
     await storeCredential(database.sql, onlyNew, { provider: p, name: "api_key", value: "SG.x" });
-    const base = loadConfig({ env: { MESSAGING_MASTER_KEYS: NEW } });
+    const base = loadServiceConfig({ env: { MESSAGING_MASTER_KEYS: NEW } });
     const context = (config: typeof base) => ({ config, database, migrations: [], repairCounters: false });
     const good = await storedCredentialChecks(context(base));
     expect(good).toEqual([{ check: "credentials", status: "ok", message: expect.stringContaining("all decrypt with the configured master key") }]);
-    const wrong = await storedCredentialChecks(context(loadConfig({ env: { MESSAGING_MASTER_KEYS: generateMasterKey("new") } })));
+    const wrong = await storedCredentialChecks(context(loadServiceConfig({ env: { MESSAGING_MASTER_KEYS: generateMasterKey("new") } })));
     expect(wrong[0]).toMatchObject({ status: "error", message: expect.stringContaining(`credential ${p}/api_key v1: authentication failed`) });
-    const older = await storedCredentialChecks(context(loadConfig({ env: { MESSAGING_MASTER_KEYS: `${generateMasterKey("newer")},${NEW}` } })));
+    const older = await storedCredentialChecks(context(loadServiceConfig({ env: { MESSAGING_MASTER_KEYS: `${generateMasterKey("newer")},${NEW}` } })));
     expect(older[0]).toMatchObject({ status: "warn", message: expect.stringContaining("run `messaging creds rotate`") });
   });
 
   test("check: a Twilio provider that sends with an API key but has no auth_token is warned about (its webhooks cannot verify)", async () => {
     const p = fresh();
-    const withKey: ProviderConfig = { ...TWILIO, name: p, apiKeySid: "SK1" };
+    const withKey: ProviderConfig = { ...TWILIO, kind: "twilio", accountSid: "AC1", name: p, apiKeySid: "SK1" };
     await storeCredential(database.sql, onlyNew, { provider: p, name: "api_key_secret", value: "key-secret" });
-    const config = { ...loadConfig({ env: { MESSAGING_MASTER_KEYS: NEW } }), providers: [withKey] };
+    const config = { ...loadServiceConfig({ env: { MESSAGING_MASTER_KEYS: NEW } }), providers: [withKey] };
     const report = await storedCredentialChecks({ config, database, migrations: [], repairCounters: false });
     expect(report.find((r) => r.check === "provider-credentials")).toMatchObject({
       status: "warn",

@@ -1,6 +1,6 @@
 import { normalizeAddress } from "../../domain/channel.ts";
 import type { IdempotencyRequest } from "../../http/idempotency.ts";
-import { AppError } from "../../http/errors.ts";
+import { AppError, validationFailed } from "../../http/errors.ts";
 import { rateLimited } from "../../http/rate-limit.ts";
 import { perMinute } from "../../limits/limiter.ts";
 import { claimIdempotencyKey, rememberResponse } from "../idempotency/service.ts";
@@ -22,6 +22,7 @@ import { accepted, countWrite, type MessageInput, newMessage, type WriteResult, 
  */
 export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?: IdempotencyRequest): Promise<WriteResult> {
   const message = newMessage(input, "outbound", null);
+  refuseUncarried(deps, input);
   let result: WriteResult;
   if (idem) {
     result = await writeOnce(
@@ -74,6 +75,19 @@ function storedOrRefused(deps: MessagesDeps, ids: StoredIds | null): StoredIds {
     "the recipient opted out of messages from this sender (they texted STOP, or the provider reported them unsubscribed); nothing was stored or sent",
     { details: [{ path: "to", message: "has opted out of messages from this sender" }] },
   );
+}
+
+/**
+ * SPEC §3: a message no provider of its route can carry is refused before anything is stored or charged: a sender
+ * no provider owns is `422 sender_not_allowed` naming the route, a limit every owner has (Twilio's 10 media, its
+ * 1600 characters) a 400 naming it. A refused Idempotency-Key is not consumed (nothing ran).
+ */
+function refuseUncarried(deps: MessagesDeps, input: MessageInput): void {
+  const refusal = deps.routeCheck?.(input.channel, input);
+  if (refusal === undefined) return;
+  deps.metrics.sendsRefused.inc({ reason: refusal.code === "limit" ? "provider_limit" : refusal.code });
+  if (refusal.code === "limit") throw validationFailed([{ path: refusal.path, message: refusal.message }]);
+  throw new AppError("sender_not_allowed", `${refusal.message}; nothing was stored or sent`, { details: [{ path: "from", message: "is not a sender of any provider of this route" }] });
 }
 
 /** The per-sender limit of SPEC §3: a token bucket per normalized `from` on its transport. */

@@ -10,6 +10,7 @@ import type { WriteFence, WriteOutcome } from "../../db/write-fence.ts";
 import type { RowKey } from "../../http/page-cursor.ts";
 import type { Limiter } from "../../limits/limiter.ts";
 import type { Metrics } from "../../observability/metrics.ts";
+import type { RouteCheck } from "../../providers/registry.ts";
 import { type MessagePage, readConversationPage } from "./read.ts";
 import { type MessageQueries, messageQueries } from "./repository.ts";
 import { SendBatcher, type SendBatcherOptions } from "./send-batcher.ts";
@@ -41,6 +42,8 @@ export interface MessagesDeps {
   onOutboundCommitted?: () => void;
   /** Told after a scheduled send committed, so this instance's promoter can set its timer for an earlier `send_at`. */
   onScheduled?: (sendAt: Date) => void;
+  /** Whether the route's providers can carry a send (its sender, their limits); absent: every send can be carried. */
+  routeCheck?: RouteCheck;
 }
 
 export function messagesDeps(

@@ -3,7 +3,7 @@
  * outcome, and the 401 and 400 answers it gives.
  */
 import type { z } from "zod";
-import type { ProviderConfig } from "../../config/index.ts";
+import type { ProviderConfig } from "../../providers/config.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import { type DeliveryReport, type ReportResult, reportDelivery, reportWhenStored } from "../../delivery/reports.ts";
 import { AppError, type ErrorDetail, validationFailed } from "../../http/errors.ts";

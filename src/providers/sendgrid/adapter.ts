@@ -8,9 +8,16 @@
  * whose answer is lost (a timeout or a reset after SendGrid accepted) is retried and may send the email twice:
  * delivery through SendGrid is at-least-once in that window, as the README describes for providers without keys.
  *
- * Sender: SendGrid sends only from a verified sender identity, so `from` in the settings is the address every
- * email goes out from; the message's own `from` (the address the user wrote) becomes `reply_to`, so answers
- * reach it.
+ * Sender: the message's own `from` goes on the wire as `from.email`, with its display name as `from.name`
+ * (`Example <noreply@example.com>`); SendGrid sends only from verified identities, which the provider's `senders`
+ * list, checked before the message is stored (src/providers/senders.ts). Nothing is rewritten.
+ *
+ * Acceptance: any 2xx is final. SendGrid's 202 names the message in `X-Message-Id`; without a usable one (a proxy or
+ * an edge that strips headers) the email was still accepted, and sending it again would deliver it twice, so it is
+ * `accepted` with no id (its events cannot be matched; the dispatcher counts it).
+ *
+ * Attachments are fetched through the egress guard (attachments.ts) and sent as `attachments[]`, base64; an HTML
+ * body is sent with a plain-text alternative (text/plain first, as SendGrid requires).
  */
 import { type Egress, EgressRefusedError, type EgressResponse, TRANSIENT_REFUSALS } from "../../security/egress.ts";
 import {
@@ -24,23 +31,25 @@ import {
   transientError,
   untilAborted,
 } from "../provider.ts";
-import { emailSubject, looksLikeHtml } from "../email-content.ts";
+import type { Attachment, AttachmentFetcher } from "../attachments.ts";
+import { emailParts, emailRecipient, emailSender, emailSubject } from "../email-content.ts";
+import { SENDGRID_DEFAULT_BASE_URL } from "./config.ts";
 
 export interface SendGridSettings {
   /** Read at every call, so a rotated key is used from the next send on. */
   apiKey: () => string;
-  /** The verified sender identity every email is sent from. */
-  from: string;
+  /** The display name the provider's `senders` give an address, for a message whose `from` has none. */
+  senderName?: (address: string) => string | undefined;
+  /** Fetches attachments (through the egress guard, under the size cap); without one, attachments are refused. */
+  attachments?: AttachmentFetcher;
   /** `https://api.sendgrid.com` when not given; the EU region, a proxy or a test fake otherwise. */
   baseUrl?: string;
   egress: Egress;
-  /** The subject of a message that has none; the body's first 78 characters when not given. */
-  subjectOf?: (message: OutboundMessage) => string;
   /** Unix milliseconds, for reading `X-RateLimit-Reset`; `Date.now` when not given. */
   now?: () => number;
 }
 
-export const SENDGRID_DEFAULT_BASE_URL = "https://api.sendgrid.com";
+export { SENDGRID_DEFAULT_BASE_URL };
 /** The longest wait a 429 can ask for: a reset further away is more likely a clock problem than a real window. */
 export const MAX_RATE_LIMIT_WAIT_MS = 15 * 60_000;
 
@@ -66,9 +75,6 @@ export class SendGridProvider implements Provider {
 
   async send(message: OutboundMessage, { signal }: SendOptions): Promise<ProviderOutcome> {
     signal.throwIfAborted();
-    if (message.attachments.length > 0) {
-      return permanentError("the SendGrid adapter does not send attachments yet");
-    }
     let apiKey: string;
     try {
       // Trimmed: a key saved from `echo … > file` ends in a newline.
@@ -79,13 +85,20 @@ export class SendGridProvider implements Provider {
     if (apiKey === "") return permanentError("no SendGrid API key is configured");
     // Checked here because a header that refuses the value quotes it in its error, which would log the key.
     if (!API_KEY.test(apiKey)) return permanentError("the SendGrid API key has characters an HTTP header cannot carry");
+    let files: Attachment[] = [];
+    if (message.attachments.length > 0) {
+      if (this.#settings.attachments === undefined) return permanentError("this SendGrid provider has no way to fetch attachments");
+      const fetched = await untilAborted(this.#settings.attachments.load(message.attachments), signal);
+      if (!Array.isArray(fetched)) return fetched;
+      files = fetched;
+    }
     let response: EgressResponse;
     try {
       response = await untilAborted(
         this.#settings.egress.request(this.#url, {
           method: "POST",
           headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", accept: "application/json" },
-          body: JSON.stringify(this.#mailSendBody(message)),
+          body: JSON.stringify(this.#mailSendBody(message, files)),
         }),
         signal,
       );
@@ -96,16 +109,32 @@ export class SendGridProvider implements Provider {
     return this.#outcome(response);
   }
 
-  /** The v3 Mail Send body: one personalization with one recipient, one content part. */
-  #mailSendBody(message: OutboundMessage) {
-    const subject = emailSubject(message, this.#settings.subjectOf);
-    const replyTo = message.from.trim().toLowerCase() === this.#settings.from.trim().toLowerCase() ? {} : { reply_to: { email: message.from } };
+  /**
+   * The v3 Mail Send body: one personalization with one recipient; the message's sender (name and address); the
+   * text part, and the HTML part after it when the body is HTML; the attachments, base64.
+   */
+  #mailSendBody(message: OutboundMessage, files: readonly Attachment[]) {
+    const sender = emailSender(message.from, this.#settings.senderName);
+    const parts = emailParts(message.body);
     return {
-      personalizations: [{ to: [{ email: message.to }] }],
-      from: { email: this.#settings.from },
-      ...replyTo,
-      subject,
-      content: [{ type: looksLikeHtml(message.body) ? "text/html" : "text/plain", value: message.body }],
+      personalizations: [{ to: [{ email: emailRecipient(message.to) }] }],
+      from: sender.name === undefined ? { email: sender.address } : { email: sender.address, name: sender.name },
+      subject: emailSubject(message),
+      // SendGrid refuses an empty part: an HTML body that renders to no text is sent as HTML alone.
+      content: [
+        ...(parts.html === undefined || parts.text.trim() !== "" ? [{ type: "text/plain", value: parts.text }] : []),
+        ...(parts.html === undefined ? [] : [{ type: "text/html", value: parts.html }]),
+      ],
+      ...(files.length === 0
+        ? {}
+        : {
+            attachments: files.map((f) => ({
+              content: Buffer.from(f.content).toString("base64"),
+              type: f.contentType,
+              filename: f.filename,
+              disposition: "attachment",
+            })),
+          }),
     };
   }
 
@@ -113,7 +142,7 @@ export class SendGridProvider implements Provider {
     const { status, headers } = response;
     if (status >= 200 && status < 300) {
       const id = headers.get("x-message-id")?.trim() ?? "";
-      return MESSAGE_ID.test(id) ? accepted(id) : transientError(`SendGrid answered ${status} without a usable X-Message-Id`, status);
+      return accepted(MESSAGE_ID.test(id) ? id : null);
     }
     if (status === 429) return rateLimited(resetWaitMs(headers.get("x-ratelimit-reset"), (this.#settings.now ?? Date.now)()));
     const reason = `SendGrid ${status}: ${errorList(response.body) ?? "no error list in the answer"}`;

@@ -20,8 +20,10 @@
  *   counts against the circuit breaker and lets the dispatcher fail over to another provider.
  * - the relay's address refused by the address rules: permanent (retrying reaches the same address).
  *
- * From: always the configured address, never the message's `from`: the relay is authorised to send for
- * its own domain (SPF, DKIM, DMARC), and an API caller must not be able to put any address in From.
+ * From: the message's own `from`, with its display name (`Example <noreply@example.com>`), in the header and
+ * as the envelope's MAIL FROM; which senders a relay may carry (its domain's SPF, DKIM, DMARC) is the provider's
+ * `senders`, checked before the message is stored (src/providers/senders.ts). Nothing is rewritten. An HTML body
+ * gets a plain-text alternative; attachments are fetched through the egress guard (attachments.ts).
  *
  * Message-ID: derived from the idempotency key alone, so every attempt at one message carries the same
  * Message-ID. SMTP has no idempotency key; a retry after a lost reply sends the message again, and a
@@ -34,7 +36,8 @@ import type { Transporter } from "nodemailer";
 import type SMTPTransport from "nodemailer/lib/smtp-transport";
 import { canonicalAddress, classifyAddress } from "../../security/address-class.ts";
 import { EgressRefusedError, type Resolver } from "../../security/egress.ts";
-import { emailSubject, looksLikeHtml } from "../email-content.ts";
+import type { AttachmentFetcher } from "../attachments.ts";
+import { emailParts, emailRecipient, emailSender, emailSubject } from "../email-content.ts";
 import {
   accepted,
   type OutboundMessage,
@@ -59,8 +62,10 @@ export interface SmtpOptions {
    * rotated secret is used without a restart.
    */
   password?: () => string;
-  /** The From address (`Name <address>` or a bare address); its domain is the Message-ID's. */
-  from: string;
+  /** The display name the provider's `senders` give an address, for a message whose `from` has none. */
+  senderName?: (address: string) => string | undefined;
+  /** Fetches attachments (through the egress guard, under the size cap); without one, attachments are refused. */
+  attachments?: AttachmentFetcher;
   /** Keep connections open between sends (to one checked address at a time). */
   pool?: boolean;
   /** Extra trusted certificates (PEM), for a relay behind a private CA. */
@@ -78,16 +83,13 @@ const AUTH_FAILED = "SMTP authentication failed";
 type SmtpTransporter = Transporter<SMTPTransport.SentMessageInfo, SMTPTransport.Options>;
 
 export class SmtpProvider implements Provider {
-  private readonly domain: string;
   /** The pooled transporter and the address it is bound to, when `pool` is on. */
   private pooled?: { address: string; transporter: SmtpTransporter };
 
   constructor(
     readonly name: string,
     private readonly options: SmtpOptions,
-  ) {
-    this.domain = addressDomain(options.from);
-  }
+  ) {}
 
   async send(message: OutboundMessage, { idempotencyKey, signal }: SendOptions): Promise<ProviderOutcome> {
     signal.throwIfAborted();
@@ -98,7 +100,21 @@ export class SmtpProvider implements Provider {
       if (signal.aborted) throw error;
       return refusedHost(error);
     }
-    const mail = { ...mailContent(message), from: this.options.from, to: message.to, messageId: messageIdFor(idempotencyKey, this.domain) };
+    let attachments: { filename: string; content: Buffer; contentType: string }[] = [];
+    if (message.attachments.length > 0) {
+      if (this.options.attachments === undefined) return permanentError("this SMTP provider has no way to fetch attachments");
+      const fetched = await untilAborted(this.options.attachments.load(message.attachments), signal);
+      if (!Array.isArray(fetched)) return fetched;
+      attachments = fetched.map((f) => ({ filename: f.filename, content: Buffer.from(f.content), contentType: f.contentType }));
+    }
+    const sender = emailSender(message.from, this.options.senderName);
+    const mail = {
+      ...mailContent(message),
+      from: sender.name === undefined ? sender.address : { name: sender.name, address: sender.address },
+      to: emailRecipient(message.to),
+      messageId: messageIdFor(idempotencyKey, addressDomain(sender.address)),
+      ...(attachments.length > 0 ? { attachments } : {}),
+    };
     let transporter: SmtpTransporter | undefined;
     try {
       transporter = this.transporterFor(address);
@@ -177,10 +193,9 @@ export function smtpHostCheck(options: { allowAddresses: readonly string[]; reso
   };
 }
 
-/** Subject, and the body as `text` or `html` (the rules every email adapter shares: email-content.ts). */
-function mailContent(message: OutboundMessage): { subject: string; text: string } | { subject: string; html: string } {
-  const subject = emailSubject(message);
-  return looksLikeHtml(message.body) ? { subject, html: message.body } : { subject, text: message.body };
+/** Subject, and the body as `text`, or `html` with its `text` alternative (email-content.ts, shared with SendGrid). */
+function mailContent(message: OutboundMessage): { subject: string; text: string; html?: string } {
+  return { subject: emailSubject(message), ...emailParts(message.body) };
 }
 
 /**

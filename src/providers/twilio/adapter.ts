@@ -10,9 +10,10 @@
  * - any other 4xx → permanent, reason `twilio <code>: <message>` (21211 invalid `To`, 21610 unsubscribed recipient,
  *   20003 bad credentials, …) and the status, so the attempt log keeps what Twilio said. 21610 is also flagged
  *   `recipientOptedOut`: the recipient texted STOP to this sender at Twilio, which the service then records too.
- * - a 2xx without a usable `sid` (not JSON, no sid, an empty one) → transient: Twilio may or may not have created
- *   the message, and losing a message is worse than the small chance of a repeat. A 4xx body that is not Twilio's
- *   error JSON is still permanent (the status alone says the request was refused); a 5xx one still transient.
+ * - a 2xx without a usable `sid` (not JSON, no sid, an empty one) → accepted all the same, with no id: Twilio took
+ *   the message, and retrying would send it again. Its status callbacks cannot be matched (the attempt says so and
+ *   `messaging_delivery_unmatchable_acceptances_total` counts it). A 4xx body that is not Twilio's error JSON is
+ *   still permanent (the status alone says the request was refused); a 5xx one still transient.
  * - the egress guard's `timeout`, `connection_failed` (refused, reset, body cut off), `resolve_failed` (DNS is down
  *   more often than misconfigured) and `response_too_large` → transient; its other refusals (host not allowed,
  *   private address, scheme, port, bad URL, too many redirects) → permanent: they are configuration errors that no
@@ -22,11 +23,20 @@
  * Twilio puts on the webhooks it sends, not one its API reads), so none is sent. A call that timed out after Twilio
  * accepted it can therefore be sent again by the retry; the status callback of the first will name an unknown sid.
  *
+ * What goes on the wire is what the message holds: `To` and `From` are the message's own addresses in E.164 (the
+ * separators a caller typed removed; a short code stays its digits), never a configured number, so replies thread
+ * into the conversation the API stored and an opt-out recorded for that sender is the one that applies. With a
+ * messaging service, `MessagingServiceSid` and the message's `From` are both sent (Twilio then sends from that
+ * number, which must be in the service's pool). Which senders a provider may use is decided before anything is
+ * stored (`senders`, src/providers/senders.ts), not here.
+ *
  * Abort: the egress guard takes no AbortSignal, so `send` races the request against the signal and rejects with its
  * reason as soon as it aborts, as the Provider contract asks. The abandoned request is still ended by the guard's own
  * deadline (`timeoutMs` of the Egress), which bounds how long an abandoned connection can stay open.
  */
+import { normalizePhone } from "../../domain/address.ts";
 import { type Egress, EgressRefusedError, type EgressResponse, TRANSIENT_REFUSALS } from "../../security/egress.ts";
+import { TWILIO_API_BASE_URL } from "./config.ts";
 import {
   accepted,
   type OutboundMessage,
@@ -50,10 +60,8 @@ export interface TwilioProviderOptions {
   accountSid: string;
   /** Read at every call, so a rotated auth token or API key applies to the next message without a restart. */
   credentials: () => TwilioCredentials;
-  /** When set, Twilio picks the sender from the service's pool (`MessagingServiceSid`) and `from` is not sent. */
+  /** Sent as `MessagingServiceSid` beside the message's `From` (the number must be in the service's pool). */
   messagingServiceSid?: string;
-  /** The sender (`From`) when there is no messaging service; the message's own `from` when not given. */
-  from?: string;
   /** Sent as `StatusCallback` with every message, so Twilio reports delivery there. */
   statusCallbackUrl?: string;
   /** `https://api.twilio.com` when not given; a regional edge, a proxy or a test's fake otherwise. */
@@ -61,7 +69,7 @@ export interface TwilioProviderOptions {
   egress: Egress;
 }
 
-export const TWILIO_API_BASE_URL = "https://api.twilio.com";
+export { TWILIO_API_BASE_URL };
 
 /** Twilio's error code for "too many requests", which it may send with a status other than 429. */
 const TOO_MANY_REQUESTS = 20429;
@@ -113,10 +121,9 @@ export class TwilioProvider implements Provider {
 
   /** The form Twilio's Messages resource takes for this message. */
   #form(message: OutboundMessage): URLSearchParams {
-    const { messagingServiceSid, from, statusCallbackUrl } = this.#options;
-    const form = new URLSearchParams({ To: message.to });
+    const { messagingServiceSid, statusCallbackUrl } = this.#options;
+    const form = new URLSearchParams({ To: normalizePhone(message.to), From: normalizePhone(message.from) });
     if (messagingServiceSid) form.set("MessagingServiceSid", messagingServiceSid);
-    else form.set("From", from ?? message.from);
     // Twilio takes a body, media or both; an empty Body next to media would be sent as an empty text part.
     if (message.body !== "" || message.attachments.length === 0) form.set("Body", message.body);
     for (const url of message.attachments) form.append("MediaUrl", url);
@@ -130,9 +137,7 @@ function twilioOutcome({ status, headers, body }: Pick<EgressResponse, "status" 
   const json = parseJson(body);
   if (status >= 200 && status < 300) {
     const sid = isRecord(json) ? json.sid : undefined;
-    return typeof sid === "string" && sid !== ""
-      ? accepted(sid)
-      : transientError(`twilio answered ${status} without a message sid (garbage body)`, status);
+    return accepted(typeof sid === "string" && sid !== "" && sid.length <= 256 ? sid : null);
   }
   const error = twilioError(json);
   if (status === 429 || error.code === TOO_MANY_REQUESTS) return rateLimited(retryAfterMs(headers.get("retry-after")));

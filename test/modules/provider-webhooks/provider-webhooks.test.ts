@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
-import type { ProviderConfig } from "../../../src/config/index.ts";
+import type { ProviderConfig } from "../../../src/providers/config.ts";
 import { EVENT_ID_RETENTION_HOURS, scheduleProviderEventPurge } from "../../../src/modules/provider-webhooks/service.ts";
 import type { CredentialLookup } from "../../../src/security/credential-lookup.ts";
 import { fixedCredentials } from "../../../src/security/credential-lookup.ts";
@@ -25,8 +25,8 @@ const VERIFICATION_KEY = publicKey.export({ format: "der", type: "spki" }).toStr
 const other = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
 
 const PROVIDERS: ProviderConfig[] = [
-  { name: "twilio-main", kind: "twilio", channels: ["sms", "mms"], accountSid: `AC${"0".repeat(32)}`, from: "+15005550006" },
-  { name: "sendgrid-main", kind: "sendgrid", channels: ["email"], from: "noreply@example.com", eventVerificationKey: VERIFICATION_KEY },
+  { name: "twilio-main", kind: "twilio", channels: ["sms", "mms"], accountSid: `AC${"0".repeat(32)}`, senders: [{ kind: "phone", number: "+15005550006" }] },
+  { name: "sendgrid-main", kind: "sendgrid", channels: ["email"], senders: [{ kind: "email", address: "noreply@example.com" }], eventVerificationKey: VERIFICATION_KEY },
 ];
 
 /** Twilio's recipe: base64 HMAC-SHA1, keyed with the auth token, of the URL followed by each name and value, sorted by name. */
