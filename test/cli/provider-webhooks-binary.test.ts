@@ -58,7 +58,7 @@ afterAll(async () => {
 });
 
 test("a sent SMS ends delivered once its signed status callback reaches the StatusCallback URL", async () => {
-  const id = await sendSms(serve!.url);
+  const id = await sendSms(serve!.url, "+15005550006");
   expect(id).toBeDefined();
   await waitUntil("the fake Twilio created the message", async () => fake.sids.length === 1, 15_000);
   const created = fake.requests.find((r) => r.path.endsWith("/Messages.json"))!;

@@ -89,14 +89,15 @@ let sequence = 0;
  * One SMS send with its own pair of numbers. Resolves the message id of a 202; undefined when the request failed
  * or was answered otherwise (e.g. the connection was reset by a kill), i.e. when it was not acknowledged.
  */
-export async function sendSms(url: string): Promise<string | undefined> {
+/** Sends one SMS; `from` defaults to a fresh number (a route of mocks owns every sender). */
+export async function sendSms(url: string, from?: string): Promise<string | undefined> {
   sequence += 1;
   const n = String(sequence).padStart(6, "0");
   try {
     const res = await fetch(`${url}/api/messages/sms`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ from: `+1202${n}1`, to: `+1303${n}2`, type: "sms", body: `crash ${n}`, attachments: null, timestamp: "2024-11-01T12:00:00Z" }),
+      body: JSON.stringify({ from: from ?? `+1202${n}1`, to: `+1303${n}2`, type: "sms", body: `crash ${n}`, attachments: null, timestamp: "2024-11-01T12:00:00Z" }),
     });
     if (res.status !== 202) return undefined;
     return ((await res.json()) as { id: string }).id;
