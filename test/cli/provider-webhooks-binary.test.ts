@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, sendSms, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
+import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, FAKE_TWILIO_SENDER, sendSms, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
 import { generateMasterKey } from "../../src/security/keyring.ts";
 import { ensureBinary, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
@@ -58,7 +58,7 @@ afterAll(async () => {
 });
 
 test("a sent SMS ends delivered once its signed status callback reaches the StatusCallback URL", async () => {
-  const id = await sendSms(serve!.url, "+15005550006");
+  const id = await sendSms(serve!.url, FAKE_TWILIO_SENDER);
   expect(id).toBeDefined();
   await waitUntil("the fake Twilio created the message", async () => fake.sids.length === 1, 15_000);
   const created = fake.requests.find((r) => r.path.endsWith("/Messages.json"))!;

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { generateMasterKey } from "../../src/security/keyring.ts";
-import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, scrapeMetric, sendSms, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
+import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, scrapeMetric, FAKE_TWILIO_SENDER, sendSms, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
 import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "msg-test-provider-binary-"));
@@ -65,7 +65,7 @@ test("serve with the stored credential delivers a sent SMS to the fake Twilio, a
   });
   expect(set).toMatchObject({ exitCode: 0, stdout: expect.stringMatching(/^stored twilio-test\/auth_token v1 /) });
   serve = await startServe({ args: ["--config", configFile], env: env() });
-  const id = await sendSms(serve.url, "+15005550006");
+  const id = await sendSms(serve.url, FAKE_TWILIO_SENDER);
   expect(id).toBeDefined();
   await waitUntil("the message is sent", async () => (await db.count(`messages WHERE id = ${id} AND status = 'sent'`)) === 1, 15_000);
   const [row] = await db.sql<{ provider: string; provider_message_id: string }[]>`
@@ -84,7 +84,7 @@ test("serve with the stored credential delivers a sent SMS to the fake Twilio, a
   expect(rotate.exitCode).toBe(0);
   expect(rotate.stdout).toMatch(/^stored twilio-test\/auth_token v2 \(master key k1\); v1 verifies inbound signatures until /);
   await waitUntil("the instance reloads its credentials", async () => (await scrapeMetric(serve!.url, "messaging_credential_reloads_total")) === 2, 10_000);
-  const second = await sendSms(serve.url, "+15005550006");
+  const second = await sendSms(serve.url, FAKE_TWILIO_SENDER);
   await waitUntil("the second message is sent", async () => (await db.count(`messages WHERE id = ${second} AND status = 'sent'`)) === 1, 15_000);
   const basic = Buffer.from(`${FAKE_ACCOUNT_SID}:${rotated}`).toString("base64");
   expect(fake.requests.at(-1)!.headers.authorization).toBe(`Basic ${basic}`);

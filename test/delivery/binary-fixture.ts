@@ -129,6 +129,9 @@ export const keyOf = (messageId: string) => `messaging-msg-${messageId}`;
  * Writes `messaging.toml` in `dir` for a binary that sends SMS and MMS through the fake Twilio at `baseUrl`
  * (provider `twilio-test`, loopback allowed over http) and email to a mock (`outbox`); returns its path.
  */
+/** The number the fake Twilio provider of `writeFakeTwilioConfig` owns: the only sender its route accepts. */
+export const FAKE_TWILIO_SENDER = "+15005550006";
+
 export function writeFakeTwilioConfig(dir: string, baseUrl: string): string {
   const path = join(dir, "messaging.toml");
   writeFileSync(
@@ -140,7 +143,7 @@ export function writeFakeTwilioConfig(dir: string, baseUrl: string): string {
       `name = "twilio-test"`,
       `kind = "twilio"`,
       `account_sid = "${FAKE_ACCOUNT_SID}"`,
-      `from = "+15005550006"`,
+      `senders = ["${FAKE_TWILIO_SENDER}"]`,
       `base_url = "${baseUrl}"`,
       `[[providers]]`,
       `name = "outbox"`,

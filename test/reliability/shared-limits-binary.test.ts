@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateMasterKey } from "../../src/security/keyring.ts";
-import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
+import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, FAKE_TWILIO_SENDER, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
 import { ensureBinary, killAll, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { metricValue } from "../helpers/messaging.ts";
 import { dropPrefix, type PrivateRedis, startPrivateRedis, TEST_REDIS_URL, testPrefix } from "../helpers/redis.ts";
@@ -76,7 +76,8 @@ function sendSms(url: string, key: string) {
   return fetch(`${url}/api/messages/sms`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-    body: JSON.stringify({ from: `+1202${n}1`, to: `+1303${n}2`, type: "sms", body: `paced ${n}`, attachments: null, timestamp: "2024-11-01T12:00:00Z" }),
+    // From the number the fake Twilio provider owns (any other sender is refused with 422 sender_not_allowed).
+    body: JSON.stringify({ from: FAKE_TWILIO_SENDER, to: `+1303${n}2`, type: "sms", body: `paced ${n}`, attachments: null, timestamp: "2024-11-01T12:00:00Z" }),
   });
 }
 

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateMasterKey } from "../../src/security/keyring.ts";
-import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, scrapeMetric, sendSms, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
+import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, scrapeMetric, FAKE_TWILIO_SENDER, sendSms, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
 import { ensureBinary, killAll, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
 import { FAKE_ACCOUNT_SID, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
 
@@ -51,13 +51,13 @@ test("no table row and no output line of a whole run holds a credential's value"
   expect((await run(["creds", "set", "twilio-test", "auth_token", "--value-file", "-"], K1, `${FIRST}\n`)).exitCode).toBe(0);
   serve = await startServe({ args: ["--config", configFile], env: deliveryEnv(db.url, { MESSAGING_MASTER_KEYS: K1, LOG_LEVEL: "debug" }) });
 
-  const sent = await sendSms(serve.url);
+  const sent = await sendSms(serve.url, FAKE_TWILIO_SENDER);
   await waitUntil("the first message is sent", async () => (await db.count(`messages WHERE id = ${sent} AND status = 'sent'`)) === 1, 15_000);
 
   // Rotated in the store but not at the fake: the next send is refused by Twilio (401, code 20003) and recorded.
   expect((await run(["creds", "rotate", "twilio-test", "auth_token", "--value-file", "-", "--overlap", "1h"], K1, SECOND)).exitCode).toBe(0);
   await waitUntil("the instance reloads", async () => (await scrapeMetric(serve!.url, "messaging_credential_reloads_total")) === 2, 10_000);
-  const refused = await sendSms(serve.url);
+  const refused = await sendSms(serve.url, FAKE_TWILIO_SENDER);
   await waitUntil("the second message fails", async () => (await db.count(`messages WHERE id = ${refused} AND status = 'failed'`)) === 1, 15_000);
 
   expect((await run(["creds", "rotate"], `${K2},${K1}`)).stdout).toBe("re-encrypted 2 of 2 credential version(s) under master key k2\n");
