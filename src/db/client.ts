@@ -132,6 +132,7 @@ export function openPostgres(url: string, poolSize: number, bounds: Partial<Post
       onnotice: () => {},
       // postgres.js takes seconds; fractions work (its timer multiplies by 1000).
       connect_timeout: timeouts.connectMs / 1000,
+      backoff: reconnectBackoffSecs,
       connection: { application_name: name, ...serverTimeouts },
       ...(timeouts.statementMs > 0 && !tls ? { socket: deadlineSockets(clientDeadlineMs(timeouts.statementMs)) } : {}),
     });
@@ -155,6 +156,21 @@ export function openPostgres(url: string, poolSize: number, bounds: Partial<Post
     },
     close: () => client.end({ timeout: 5 }),
   };
+}
+
+/** Longest wait, in seconds, before a pool connection tries again after its last attempt failed. */
+const RECONNECT_CAP_SECS = 0.25;
+
+/**
+ * Seconds a pool connection waits before reconnecting after a failure. postgres.js's default grows as
+ * 3^retries / 100 up to 20 s, and `retries` is shared by the whole pool, so a few seconds of outage with twenty
+ * connections failing put the next attempt 10–20 s away: requests queued for a connection were answered up to
+ * 17 s after the database was back, and /readyz stayed 503 for seconds (issue 20). Capped at a quarter of a second,
+ * a restored database is used within that; a down one costs each connection at most four refused attempts a
+ * second, and only while queries wait for it (postgres.js connects on demand).
+ */
+export function reconnectBackoffSecs(retries: number): number {
+  return Math.min(0.01 * 2 ** Math.min(retries, 10), RECONNECT_CAP_SECS) * (0.5 + Math.random() / 2);
 }
 
 /** True when the URL asks for TLS (`sslmode` or `ssl` other than disable/false). */
