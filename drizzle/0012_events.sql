@@ -4,7 +4,7 @@
 CREATE TABLE "events" (
 	"id" bigserial PRIMARY KEY NOT NULL,
 	"public_id" uuid DEFAULT gen_random_uuid() NOT NULL,
-	"xid" xid8 DEFAULT pg_current_xact_id() NOT NULL,
+	"position" bigint,
 	"type" text NOT NULL,
 	"subject" text NOT NULL,
 	"sequence" integer NOT NULL,
@@ -17,7 +17,9 @@ CREATE TABLE "events" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
-CREATE INDEX "events_feed_idx" ON "events" USING btree ("xid","id");
+CREATE UNIQUE INDEX "events_feed_idx" ON "events" USING btree ("position") WHERE "position" IS NOT NULL;
+--> statement-breakpoint
+CREATE INDEX "events_unsequenced_idx" ON "events" USING btree ("id") WHERE "position" IS NULL;
 --> statement-breakpoint
 CREATE INDEX "events_subject_idx" ON "events" USING btree ("subject","sequence");
 --> statement-breakpoint
@@ -61,11 +63,10 @@ CREATE INDEX "event_deliveries_event_idx" ON "event_deliveries" USING btree ("ev
 --> statement-breakpoint
 CREATE TABLE "event_router" (
 	"id" integer PRIMARY KEY NOT NULL CHECK ("id" = 1),
-	"xid" xid8 NOT NULL,
-	"event_id" bigint NOT NULL
+	"position" bigint NOT NULL
 );
 --> statement-breakpoint
-INSERT INTO "event_router" ("id", "xid", "event_id") VALUES (1, '0', 0);
+INSERT INTO "event_router" ("id", "position") VALUES (1, 0);
 --> statement-breakpoint
 CREATE FUNCTION "messaging_message_inserted_events"() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

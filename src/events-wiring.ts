@@ -15,9 +15,11 @@ import { VERSION } from "./version.ts";
 /** A receiver's answer is read only for its status; a larger one is cut off (and counts as a failure). */
 const MAX_EVENT_RESPONSE_BYTES = 64 * 1024;
 
-/** The event workers of this process, or undefined when MESSAGING_EVENT_WORKERS is off. */
-export function createEventWorkers(config: Config, database: DatabaseHandle, metrics: Metrics, logger: Logger, credentials: CredentialLookup): EventWorkers | undefined {
-  if (!config.eventWorkers) return undefined;
+/**
+ * The event workers of this process. They always number new events for the feed (GET /api/events shows only
+ * numbered ones); with MESSAGING_EVENT_WORKERS off they POST nothing.
+ */
+export function createEventWorkers(config: Config, database: DatabaseHandle, metrics: Metrics, logger: Logger, credentials: CredentialLookup): EventWorkers {
   const egress = eventEgress(config, {
     timeoutMs: config.eventTimeoutMs,
     connectTimeoutMs: Math.min(5000, config.eventTimeoutMs),
@@ -27,6 +29,7 @@ export function createEventWorkers(config: Config, database: DatabaseHandle, met
   return new EventWorkers(
     { sql: database.sql, credentials, egress, metrics, logger },
     {
+      deliver: config.eventWorkers,
       concurrency: config.eventConcurrency,
       timeoutMs: config.eventTimeoutMs,
       pollMs: config.eventPollMs,

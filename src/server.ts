@@ -142,7 +142,7 @@ export async function startServer(config: ServiceConfig, logger: Logger): Promis
   await delivery.start();
   promoter.start();
   const eventWorkers = createEventWorkers(config, database, metrics, background, credentials.store);
-  eventWorkers?.start();
+  eventWorkers.start();
   const url = new URL(`http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${server.port}`);
   logger.info({ port: server.port, host: config.host, database: database.describe, version: VERSION }, "messaging listening");
   if (config.providers.length === 0) {
@@ -174,7 +174,7 @@ export async function startServer(config: ServiceConfig, logger: Logger): Promis
       }
       await deliveryStopped;
       await promoterStopped;
-      await eventWorkers?.stop(Math.min(config.shutdownTimeoutMs, 2000)).catch((err: unknown) => {
+      await eventWorkers.stop(Math.min(config.shutdownTimeoutMs, 2000)).catch((err: unknown) => {
         logger.warn({ err }, "the event workers did not stop cleanly; their deliveries are retried when the leases run out");
       });
       stopPurge();

@@ -296,3 +296,86 @@ export const providerEvents = pgTable(
   },
   (t) => [primaryKey({ name: "provider_events_pk", columns: [t.provider, t.eventId] }), index("provider_events_received_idx").on(t.receivedAt)],
 );
+
+/**
+ * Events to the client app (SPEC §10), one row per status change, inbound message or opt-out change, written by
+ * the triggers of migration 0012 in the transaction of the change (drizzle cannot declare triggers: the SQL is the
+ * source). `subject` is the message id, or `recipient:<from>><to>` for opt-outs; `sequence` counts from 1 per
+ * subject. The message's changing fields (status, reason, provider) are kept as of the event; the rest is read
+ * from the message when the event is rendered (events/feed.ts). `position` orders the feed; the event workers'
+ * sequencer sets it once the row has committed.
+ */
+export const events = pgTable(
+  "events",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    publicId: uuid("public_id").notNull().defaultRandom(),
+    position: bigint("position", { mode: "number" }),
+    type: text("type").notNull(),
+    subject: text("subject").notNull(),
+    sequence: integer("sequence").notNull(),
+    messageId: bigint("message_id", { mode: "number" }),
+    status: text("status"),
+    reason: text("reason"),
+    provider: text("provider"),
+    providerMessageId: text("provider_message_id"),
+    data: jsonb("data"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex("events_feed_idx").on(t.position).where(sql`position IS NOT NULL`),
+    index("events_unsequenced_idx").on(t.id).where(sql`position IS NULL`),
+    index("events_subject_idx").on(t.subject, t.sequence),
+    index("events_created_brin").using("brin", t.createdAt),
+  ],
+);
+
+/** Where events are POSTed; the signing secret is in provider_credentials as `event-endpoint:<id>/signing_secret`. */
+export const eventEndpoints = pgTable("event_endpoints", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  url: text("url").notNull(),
+  events: text("events").array().notNull(),
+  description: text("description"),
+  createdAt: createdAt(),
+  disabledAt: timestamp("disabled_at", { withTimezone: true, mode: "date" }),
+  disabledReason: text("disabled_reason"),
+  failingSince: timestamp("failing_since", { withTimezone: true, mode: "date" }),
+  lastAttemptAt: timestamp("last_attempt_at", { withTimezone: true, mode: "date" }),
+  lastOutcome: text("last_outcome"),
+  lastStatusCode: integer("last_status_code"),
+  lastError: text("last_error"),
+});
+
+/** An event still to be POSTed to one endpoint (events/deliveries.ts); deleted by its 2xx. */
+export const eventDeliveries = pgTable(
+  "event_deliveries",
+  {
+    endpointId: bigint("endpoint_id", { mode: "number" })
+      .notNull()
+      .references(() => eventEndpoints.id, { onDelete: "cascade" }),
+    eventId: bigint("event_id", { mode: "number" })
+      .notNull()
+      .references(() => events.id, { onDelete: "cascade" }),
+    subject: text("subject").notNull(),
+    sequence: integer("sequence").notNull(),
+    runAt: timestamp("run_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    attempts: integer("attempts").notNull().default(0),
+    firstAt: timestamp("first_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    gaveUpAt: timestamp("gave_up_at", { withTimezone: true, mode: "date" }),
+    lockedBy: text("locked_by"),
+    lockedUntil: timestamp("locked_until", { withTimezone: true, mode: "date" }),
+    lastError: text("last_error"),
+  },
+  (t) => [
+    primaryKey({ name: "event_deliveries_pk", columns: [t.endpointId, t.eventId] }),
+    index("event_deliveries_due_idx").on(t.endpointId, t.runAt).where(sql`gave_up_at IS NULL`),
+    index("event_deliveries_subject_idx").on(t.endpointId, t.subject, t.sequence),
+    index("event_deliveries_event_idx").on(t.eventId),
+  ],
+);
+
+/** The sequencer's one row: the last feed position handed out. */
+export const eventRouter = pgTable("event_router", {
+  id: integer("id").primaryKey(),
+  position: bigint("position", { mode: "number" }).notNull(),
+});

@@ -5,6 +5,7 @@ import { isCurrent, type MigrationStatus } from "../db/migrate.ts";
 import type { SqlRunner } from "../db/runner.ts";
 import { type CounterDrift, counterDrift, isExact, repairCounters } from "./counters.ts";
 import { storedCredentialChecks } from "./credentials.ts";
+import { eventEndpointsCheck } from "./events.ts";
 import type { CheckResult, CheckStatus } from "./result.ts";
 
 /** What an item that reads the database is given: the database opened once for the whole report. */
@@ -85,4 +86,5 @@ export const DATABASE_CHECKS: readonly DatabaseCheck[] = [
   { check: "migrations", run: migrationsCheck },
   { check: "counters", run: countersCheck },
   { check: "credentials", run: storedCredentialChecks },
+  { check: "event-endpoints", run: eventEndpointsCheck },
 ];

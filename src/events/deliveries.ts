@@ -8,17 +8,19 @@ import type { SqlRunner } from "../db/runner.ts";
 import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
 
 /*
- * One statement: take the router's cursor (SKIP LOCKED: one instance routes at a time, the others find nothing),
- * read the next events in feed order that no running transaction can still precede (see feed.ts), make a delivery
- * of each for every endpoint whose subscription covers it (domain/event-types.ts subscriptionCovers, in SQL),
- * disabled endpoints included (their events wait for `enable`), and move the cursor past them.
+ * One statement, the sequencer of the feed: take the router's row (SKIP LOCKED: one instance routes at a time, the
+ * others find nothing), number the committed events that have no feed position yet in id order, after the last
+ * position given, make a delivery of each for every endpoint whose subscription covers it (domain/event-types.ts
+ * subscriptionCovers, in SQL), disabled endpoints included (their events wait for `enable`), and keep the last
+ * position. An event whose transaction commits later is numbered in a later round, after every position handed
+ * out before: the feed (feed.ts) never shows a position below one it already showed.
  */
 const ROUTE = `
-  WITH cursor AS (SELECT xid, event_id FROM event_router WHERE id = 1 FOR UPDATE SKIP LOCKED),
+  WITH cursor AS (SELECT position FROM event_router WHERE id = 1 FOR UPDATE SKIP LOCKED),
   batch AS MATERIALIZED (
-    SELECT e.id, e.xid, e.type, e.subject, e.sequence FROM events e, cursor c
-     WHERE (e.xid, e.id) > (c.xid, c.event_id) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
-     ORDER BY e.xid, e.id LIMIT $1),
+    SELECT e.id, e.type, e.subject, e.sequence, c.position + row_number() OVER (ORDER BY e.id) AS position
+      FROM (SELECT id, type, subject, sequence FROM events WHERE position IS NULL ORDER BY id LIMIT $1) e, cursor c),
+  numbered AS (UPDATE events e SET position = b.position FROM batch b WHERE e.id = b.id),
   routed AS (
     INSERT INTO event_deliveries (endpoint_id, event_id, subject, sequence)
     SELECT ep.id, b.id, b.subject, b.sequence FROM batch b JOIN event_endpoints ep
@@ -26,8 +28,8 @@ const ROUTE = `
         OR ('message.status' = ANY(ep.events) AND b.type LIKE 'message.%' AND b.type <> 'message.received')
     ON CONFLICT DO NOTHING
     RETURNING endpoint_id),
-  last AS (SELECT xid, id FROM batch ORDER BY xid DESC, id DESC LIMIT 1),
-  moved AS (UPDATE event_router r SET xid = last.xid, event_id = last.id FROM last WHERE r.id = 1)
+  moved AS (UPDATE event_router r SET position = last.position FROM (SELECT max(position) AS position FROM batch) last
+             WHERE r.id = 1 AND last.position IS NOT NULL)
   SELECT b.type, count(*)::int AS n, (SELECT count(*) FROM routed)::int AS routed FROM batch b GROUP BY b.type`;
 
 /** What one routing step did: events read per type, and deliveries made. */
@@ -37,7 +39,7 @@ export interface Routed {
   deliveries: number;
 }
 
-/** Routes up to `limit` new events; `events` is 0 when there was nothing new (or another instance was routing). */
+/** Numbers and routes up to `limit` new events; `events` is 0 when there was nothing new (or another instance was routing). */
 export async function routeEvents(sql: SqlRunner, limit: number): Promise<Routed> {
   const rows = await sql.query<{ type: string; n: number; routed: number }>(ROUTE, [limit]);
   const byType = new Map(rows.map((r) => [r.type, r.n]));

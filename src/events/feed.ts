@@ -4,10 +4,11 @@
  *
  * Order: an event id is drawn when its row is inserted, not when its transaction commits, so reading "ids after
  * the last one seen" would skip an event whose transaction committed after a later id was already read. The feed
- * therefore walks `(xid, id)`: the writing transaction's id, then the row's. It shows only events of transactions
- * older than every transaction still running (`xid < pg_snapshot_xmin(pg_current_snapshot())`): those are all
- * finished, so no event can later appear before the cursor. The price is that a long transaction anywhere holds
- * the feed back until it ends.
+ * therefore walks `position`, which the event workers' sequencer (deliveries.ts routeEvents) gives each event
+ * once it has committed, always above every position given before: an event never appears behind a cursor a
+ * client already holds. (Reading by transaction id below the oldest running one would need no sequencer, but any
+ * long transaction on the PostgreSQL server, in any database, would hold the feed back.) The price is the
+ * sequencer's pace, which is why a feed read runs a round of it first (modules/events/service.ts).
  */
 import { rfc3339Utc } from "../db/json-sql.ts";
 import { messageItemJson } from "../db/message-item-sql.ts";
@@ -24,13 +25,10 @@ export interface ClientEvent {
   data: Record<string, unknown>;
 }
 
-/** Where a feed page starts: after the event with this transaction id and row id. */
-export interface FeedPosition {
-  xid: string;
-  id: string;
-}
+/** Where a feed page starts: after the event with this position (decimal text). */
+export type FeedPosition = string;
 
-export const FEED_START: FeedPosition = { xid: "0", id: "0" };
+export const FEED_START: FeedPosition = "0";
 
 /*
  * The message as it was when the event was written: the row's fixed fields (addresses, body, timestamps) with the
@@ -59,7 +57,7 @@ const REASON = `CASE WHEN e.status IN ('failed', 'undelivered') THEN e.reason EN
 interface EventRow {
   event: string;
   reason: string | null;
-  xid: string;
+  position: string | null;
   row_id: string;
 }
 
@@ -73,14 +71,13 @@ function complete(row: EventRow, snippetLength: number): ClientEvent {
 }
 
 const PAGE = `
-  SELECT ${EVENT_JSON}::text AS event, ${REASON} AS reason, e.xid::text AS xid, e.id::text AS row_id
+  SELECT ${EVENT_JSON}::text AS event, ${REASON} AS reason, e.position::text AS position, e.id::text AS row_id
     FROM (SELECT * FROM events
-           WHERE (xid, id) > ($1::text::xid8, $2::text::bigint)
-             AND xid < pg_snapshot_xmin(pg_current_snapshot())
-             AND ($3::text[] IS NULL OR type = ANY($3::text[]))
-           ORDER BY xid, id LIMIT $4) e
+           WHERE position > $1::text::bigint AND position IS NOT NULL
+             AND ($2::text[] IS NULL OR type = ANY($2::text[]))
+           ORDER BY position LIMIT $3) e
     ${AT_EVENT}
-   ORDER BY e.xid, e.id`;
+   ORDER BY e.position`;
 
 export interface FeedPage {
   items: ClientEvent[];
@@ -90,13 +87,13 @@ export interface FeedPage {
 
 /** Up to `limit` events after `after`, of `types` when given, in commit order. */
 export async function feedPage(sql: SqlRunner, after: FeedPosition, types: readonly string[] | null, limit: number, snippetLength: number): Promise<FeedPage> {
-  const rows = await sql.query<EventRow>(PAGE, [after.xid, after.id, types === null ? null : textArray(types), limit]);
+  const rows = await sql.query<EventRow>(PAGE, [after, types === null ? null : textArray(types), limit]);
   const last = rows.at(-1);
-  return { items: rows.map((r) => complete(r, snippetLength)), next: last ? { xid: last.xid, id: last.row_id } : after };
+  return { items: rows.map((r) => complete(r, snippetLength)), next: last?.position ?? after };
 }
 
 const BY_IDS = `
-  SELECT e.id::text AS row_id, ${EVENT_JSON}::text AS event, ${REASON} AS reason, e.xid::text AS xid
+  SELECT e.id::text AS row_id, ${EVENT_JSON}::text AS event, ${REASON} AS reason, e.position::text AS position
     FROM events e ${AT_EVENT}
    WHERE e.id = ANY($1::bigint[])`;
 
@@ -109,16 +106,16 @@ export async function renderEvents(sql: SqlRunner, ids: readonly string[], snipp
 
 /** The feed cursor as the client holds it: opaque text, strictly checked when it comes back. */
 export function encodeFeedCursor(position: FeedPosition): string {
-  return Buffer.from(`${position.xid}.${position.id}`).toString("base64url");
+  return Buffer.from(`p${position}`).toString("base64url");
 }
 
-const POSITION = /^(0|[1-9]\d{0,19})\.(0|[1-9]\d{0,18})$/;
+const POSITION = /^p(0|[1-9]\d{0,18})$/;
 
 /** The position a cursor names, or null when it is not one this service issued. */
 export function decodeFeedCursor(cursor: string): FeedPosition | null {
   if (cursor.length > 64 || !/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
   const match = POSITION.exec(Buffer.from(cursor, "base64url").toString("latin1"));
   if (!match) return null;
-  if (BigInt(match[1]!) > 18_446_744_073_709_551_615n || BigInt(match[2]!) > 9_223_372_036_854_775_807n) return null;
-  return { xid: match[1]!, id: match[2]! };
+  if (BigInt(match[1]!) > 9_223_372_036_854_775_807n) return null;
+  return match[1]!;
 }

@@ -34,6 +34,8 @@ import { renderEvents } from "./feed.ts";
 import { signEvent } from "./signing.ts";
 
 export interface EventWorkerOptions {
+  /** POST events in this process; false only numbers them for the feed and routes them (another instance sends). */
+  deliver: boolean;
   /** POSTs in flight per endpoint in this process. */
   concurrency: number;
   /** How long a POST may take before it counts as failed. */
@@ -74,8 +76,6 @@ interface Gate {
 const ROUTE_BATCH = 2000;
 /** How often the endpoint list is read again (new endpoints, changed URLs). */
 const ENDPOINTS_REFRESH_MS = 2000;
-/** Idle poll when no endpoint exists: events are still counted, but nobody waits for them. */
-const IDLE_POLL_MS = 1000;
 const PURGE_BATCH = 5000;
 const PURGE_EVERY_MS = 10 * 60_000;
 
@@ -148,7 +148,7 @@ export class EventWorkers {
       } catch (err) {
         this.deps.logger.warn({ err }, "event routing or claiming failed; retrying after the poll interval");
       }
-      if (!busy && !this.stopping) await this.sleep(this.gates.size > 0 ? this.options.pollMs : IDLE_POLL_MS);
+      if (!busy && !this.stopping) await this.sleep(this.options.pollMs);
     }
   }
 
@@ -156,6 +156,7 @@ export class EventWorkers {
   private async step(): Promise<boolean> {
     const routed = await routeEvents(this.deps.sql, ROUTE_BATCH);
     for (const [type, n] of routed.byType) this.deps.metrics.eventsWritten.inc({ type }, n);
+    if (!this.options.deliver) return routed.events === ROUTE_BATCH;
     if (Date.now() - this.endpointsReadAt >= ENDPOINTS_REFRESH_MS || routed.deliveries > 0) await this.readEndpoints();
     const caps = this.capacities();
     const claimed = await claimDeliveries(this.deps.sql, caps, this.holder, this.leaseMs);

@@ -47,7 +47,7 @@ function labelsOf(metric: string): string[] | undefined {
 describe("alerts.yaml against the metrics registry", () => {
   test("has the alerts the operator guide promises", () => {
     const names = rules.map((r) => r.alert);
-    for (const name of ["MessagingDeliveryBacklog", "MessagingDeliveryErrors", "MessagingBreakerOpen", "MessagingUncertainDeliveries", "MessagingHigh5xxRate", "MessagingNotReady", "MessagingAuthFailures", "MessagingDatabaseUnavailable"]) {
+    for (const name of ["MessagingDeliveryBacklog", "MessagingDeliveryErrors", "MessagingBreakerOpen", "MessagingUncertainDeliveries", "MessagingHigh5xxRate", "MessagingNotReady", "MessagingAuthFailures", "MessagingDatabaseUnavailable", "MessagingEventEndpointBehind", "MessagingEventEndpointDisabled"]) {
       expect(names).toContain(name);
     }
     expect(new Set(names).size).toBe(names.length);
@@ -119,6 +119,9 @@ describe.skipIf(!PROMTOOL)("promtool, where installed (Debian: apt-get install p
           { series: 'messaging_http_requests_total{instance="a",route="/readyz",method="GET",status="503"}', values: "0+6x20" },
           { series: 'messaging_http_requests_total{instance="a",route="/api/messages/sms",method="POST",status="202"}', values: "0+90x20" },
           { series: "messaging_delivery_uncertain_total", values: "0 0 0 1 1 1 1 1 1 1 1" },
+          { series: 'messaging_event_oldest_pending_seconds{instance="a",endpoint="3"}', values: "1200x20" },
+          { series: 'messaging_event_oldest_pending_seconds{instance="a",endpoint="4"}', values: "10x20" },
+          { series: 'messaging_event_endpoints_disabled{instance="a"}', values: "1x20" },
         ],
         alert_rule_test: [
           fires("MessagingBreakerOpen", "10m", [{ severity: "critical", instance: "a", provider: "sms-mms" }]),
@@ -130,6 +133,8 @@ describe.skipIf(!PROMTOOL)("promtool, where installed (Debian: apt-get install p
           fires("MessagingHigh5xxRate", "15m", [{ severity: "warning" }]),
           fires("MessagingUncertainDeliveries", "5m", [{ severity: "warning" }]),
           fires("MessagingDeliveryQueueLarge", "15m", []),
+          fires("MessagingEventEndpointBehind", "15m", [{ severity: "warning", endpoint: "3" }]),
+          fires("MessagingEventEndpointDisabled", "15m", [{ severity: "warning" }]),
         ],
       },
       {
