@@ -18,6 +18,9 @@ function eventEnv(databaseUrl: string, extra: Record<string, string> = {}): Reco
     API_RATE_LIMIT_PER_IP_PER_MIN: "10000000",
     API_RATE_LIMIT_PER_SENDER_PER_MIN: "10000000",
     MESSAGING_DELIVERY_POLL_MS: "50",
+    // A job the killed instance held is claimed again within seconds (the lease is at least twice this plus 5 s).
+    MESSAGING_PROVIDER_TIMEOUT_MS: "1000",
+    MESSAGING_DELIVERY_LEASE_MS: "7000",
     MESSAGING_EVENT_POLL_MS: "50",
     MESSAGING_EVENT_BACKOFF_BASE_MS: "400",
     MESSAGING_EVENT_BACKOFF_CAP_MS: "1000",
