@@ -11,6 +11,7 @@ import { createApiKey, listApiKeys } from "../../src/security/api-keys.ts";
 import { signWebhook } from "../../src/security/webhook-signature.ts";
 import { buildTestApp, request, type TestApp } from "../helpers/app.ts";
 import { createTestDatabase } from "../helpers/database.ts";
+import { hostileRequests } from "../helpers/hostile-requests.ts";
 import { countRows, emailWebhook, phone, smsSend, smsWebhook, UNLIMITED } from "../helpers/messaging.ts";
 
 const SECRET = "whsec-inbound-6a1f0c93e2d84b75";
@@ -52,6 +53,27 @@ describe.each([
     const send = await request(t.app, "POST", "/api/messages/sms", { body: smsSend({ from: ours, to: victim }), headers: bearer(allScopes) });
     expect(send.status).toBe(202);
   });
+
+  test("2,000 hostile requests without a key store nothing (the audit's no-key fuzz wrote 116 inbound messages)", async () => {
+    const before = { messages: await countRows(t.database, "messages"), optOuts: await countRows(t.database, "opt_outs") };
+    const cases = hostileRequests(20, 2000).filter((c) => c.raw === undefined);
+    const statuses: Record<number, number> = {};
+    for (const c of cases) {
+      const headers = Object.fromEntries(Object.entries(c.headers).filter(([name]) => name.toLowerCase() !== "authorization"));
+      const init: RequestInit = { method: c.method, headers };
+      if (c.body !== undefined && c.method !== "GET" && c.method !== "HEAD") init.body = c.body;
+      let status: number;
+      try {
+        status = (await t.app.handle(new Request(`http://localhost${c.path.startsWith("/") ? c.path : `/${c.path}`}`, init))).status;
+      } catch {
+        status = 0;
+      }
+      statuses[status] = (statuses[status] ?? 0) + 1;
+    }
+    expect(statuses[202] ?? 0).toBe(0);
+    expect(await countRows(t.database, "messages")).toBe(before.messages);
+    expect(await countRows(t.database, "opt_outs")).toBe(before.optOuts);
+  }, 60_000);
 
   test.each([
     ["/api/webhooks/sms", () => smsWebhook()],
