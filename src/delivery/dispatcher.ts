@@ -39,7 +39,7 @@ import {
   queueSample,
   recordResults,
   releaseJobs,
-  releaseUnheld,
+  releaseClaims,
 } from "./jobs.ts";
 import { WorkerLiveness } from "./liveness.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
@@ -143,10 +143,10 @@ export class Dispatcher {
   private readonly liveness: WorkerLiveness;
   private ready: Promise<void> = Promise.resolve();
   private readonly takeoverMs: number;
-  /** Claims running now; a release of lost claims (reconcile) waits for none. */
-  private claiming = 0;
-  /** A claim failed after it may have committed: claims this worker does not know of may exist. */
-  private reconcile = false;
+  /** Claims numbered in `locked_by` (`<holder>#<n>`). */
+  private claimNumber = 0;
+  /** Claims that failed after they may have committed: their jobs are given back before the next claim. */
+  private lostClaims: string[] = [];
   /** Jobs whose outcome could not be written before the stop: they stay claimed, for a takeover. */
   private unwritten = 0;
   /** Set while writing is paused after a failed write. */
@@ -266,9 +266,10 @@ export class Dispatcher {
       let limit: number;
       try {
         await this.ready;
-        if (this.reconcile) {
-          await this.releaseLostClaims();
-          continue;
+        if (this.lostClaims.length > 0) {
+          const lost = [...this.lostClaims];
+          await releaseClaims(this.deps.sql, lost);
+          this.lostClaims = this.lostClaims.filter((c) => !lost.includes(c));
         }
         this.woken = false;
         await this.deps.beforeClaim?.();
@@ -278,16 +279,14 @@ export class Dispatcher {
           continue;
         }
         limit = Math.min(plan.limit, this.maxInFlight - this.inFlight);
-        this.claiming += 1;
+        const claim = `${this.holder}#${++this.claimNumber}`;
         let claimed: Awaited<ReturnType<typeof claimJobs>>;
         try {
-          claimed = await claimJobs(this.deps.sql, { holder: this.holder, leaseMs: this.leaseMs, takeoverMs: this.takeoverMs, ...plan, limit });
+          claimed = await claimJobs(this.deps.sql, { holder: this.holder, claim, leaseMs: this.leaseMs, takeoverMs: this.takeoverMs, ...plan, limit });
         } catch (err) {
-          // The claim may have committed with its answer lost: those jobs would be ours and unknown to us.
-          this.reconcile = true;
+          // The claim may have committed with its answer lost: its jobs would be ours and unknown to us.
+          this.lostClaims.push(claim);
           throw err;
-        } finally {
-          this.claiming -= 1;
         }
         jobs = claimed.jobs;
         for (const job of jobs) this.held.add(job.id);
@@ -321,18 +320,6 @@ export class Dispatcher {
         if (!this.stopping) await Bun.sleep(CLAIM_LINGER_MS);
       }
     }
-  }
-
-  /**
-   * After a claim whose answer was lost: gives back every job this worker holds but does not know of (none of
-   * them was handed to a provider). Waits until no other claim of this process is running, so that no job
-   * on its way back from a claim is mistaken for a lost one.
-   */
-  private async releaseLostClaims(): Promise<void> {
-    while (this.claiming > 0) await Bun.sleep(5);
-    if (!this.reconcile) return;
-    await releaseUnheld(this.deps.sql, this.holder, [...this.held]);
-    this.reconcile = false;
   }
 
   /** Results finished in the same turn of the event loop are written together. */

@@ -10,6 +10,9 @@
  * it finds `sending` and changes nothing. A message retried after a provider error stays `sending`: it has been
  * handed over at least once.
  *
+ * `locked_by` names the claim: `<worker id>#<claim number>` (WORKER_OF gives the worker), so that a claim whose
+ * answer was lost can be given back by its own name, whenever that statement runs (see releaseClaims).
+ *
  * A job is due when `run_at <= now()` and nobody holds it: `locked_by` is unset, or names a worker proved gone
  * (liveness.ts: no session holds its advisory lock and it has not been seen for the takeover bound), or names a
  * process from before worker registration whose lease (`locked_until`) ran out. A live worker's claim never
@@ -56,6 +59,9 @@ export interface ClaimedJob {
 export const normalizedPhoneSql = (expr: string) =>
   `(CASE WHEN btrim(${expr}, E' \t\n\r\f\v') LIKE '+%' THEN '+' ELSE '' END || regexp_replace(${expr}, '[^0-9]', '', 'g'))`;
 
+/** The worker of a claim (`locked_by` is `<worker id>#<claim number>`; a claim of an older version has no `#`). */
+export const WORKER_OF = (lockedBy: string) => `split_part(${lockedBy}, '#', 1)`;
+
 /*
  * One statement: find the workers proved gone, pick due jobs (skipping those another worker is claiming), lease
  * the live ones, drop those whose message is already final (a delivery report overtook the queue), and mark
@@ -76,16 +82,16 @@ const claimStatement = (byChannel: boolean) => `
       FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
      WHERE j.run_at <= now() AND m.status <> 'scheduled'
        AND (j.locked_by IS NULL
-            OR j.locked_by IN (SELECT id FROM dead)
-            OR (j.locked_until <= now() AND j.locked_by <> $1
-                AND NOT EXISTS (SELECT 1 FROM delivery_workers w WHERE w.id = j.locked_by)))
-       ${byChannel ? "AND m.channel = ANY($5::text[])" : ""}
+            OR ${WORKER_OF("j.locked_by")} IN (SELECT id FROM dead)
+            OR (j.locked_until <= now() AND ${WORKER_OF("j.locked_by")} <> $1
+                AND NOT EXISTS (SELECT 1 FROM delivery_workers w WHERE w.id = ${WORKER_OF("j.locked_by")})))
+       ${byChannel ? "AND m.channel = ANY($6::text[])" : ""}
      ORDER BY j.run_at
      LIMIT $2
        FOR UPDATE OF j SKIP LOCKED),
   claimed AS (
     UPDATE delivery_jobs j
-       SET locked_by = $1, locked_until = now() + $3::int * interval '1 millisecond'
+       SET locked_by = $5, locked_until = now() + $3::int * interval '1 millisecond'
       FROM due
      WHERE j.message_id = due.message_id AND due.status_then IN ('queued', 'sending')
     RETURNING j.message_id, j.attempts, j.created_at, due.previous_holder, due.status_then),
@@ -125,7 +131,10 @@ interface ClaimRow {
 }
 
 export interface ClaimOptions {
+  /** The worker claiming. */
   holder: string;
+  /** This claim's name, `<holder>#<number>`, written to `locked_by` (default `<holder>#0`). */
+  claim?: string;
   limit: number;
   leaseMs: number;
   /** How long a worker may go unseen, its lock free, before its claims are taken over (liveness.ts). */
@@ -143,7 +152,7 @@ export async function claimJobs(
   sql: SqlRunner,
   options: ClaimOptions,
 ): Promise<{ jobs: ClaimedJob[]; markedSending: number; undeliverable: string[] }> {
-  const params: unknown[] = [options.holder, options.limit, options.leaseMs, options.takeoverMs];
+  const params: unknown[] = [options.holder, options.limit, options.leaseMs, options.takeoverMs, options.claim ?? `${options.holder}#0`];
   if (options.channels) params.push(textArray(options.channels));
   const rows = await sql.query<ClaimRow>(options.channels ? CLAIM_CHANNELS : CLAIM_ANY, params);
   let markedSending = 0;
@@ -175,7 +184,7 @@ export async function claimJobs(
 /** Removes jobs this holder claimed whose message is no longer waiting (see CLAIM). */
 export async function dropJobs(sql: SqlRunner, holder: string, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
-  await sql.query("DELETE FROM delivery_jobs WHERE message_id = ANY($1::bigint[]) AND locked_by = $2", [textArray(ids), holder]);
+  await sql.query(`DELETE FROM delivery_jobs WHERE message_id = ANY($1::bigint[]) AND ${WORKER_OF("locked_by")} = $2`, [textArray(ids), holder]);
 }
 
 /** One provider call, for the attempt log. */
@@ -237,7 +246,7 @@ const RECORD = `
        SET run_at = r.run_at, attempts = j.attempts + r.calls, last_error = coalesce(r.reason, j.last_error),
            locked_by = NULL, locked_until = NULL
       FROM unnest($14::bigint[], $15::timestamptz[], $16::int[], $17::text[]) AS r(id, run_at, calls, reason)
-     WHERE j.message_id = r.id AND j.locked_by = $18),
+     WHERE j.message_id = r.id AND ${WORKER_OF("j.locked_by")} = $18),
   opted_out AS (
     INSERT INTO opt_outs (from_addr, to_addr, source, reason, message_id)
     SELECT DISTINCT ON (o.from_addr, o.to_addr) o.from_addr, o.to_addr, 'provider', o.reason, o.message_id
@@ -298,7 +307,7 @@ const RECORD_TRIES = 3;
 export async function releaseJobs(sql: SqlRunner, holder: string, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
   await sql.query(
-    "UPDATE delivery_jobs SET run_at = now(), locked_by = NULL, locked_until = NULL WHERE message_id = ANY($1::bigint[]) AND locked_by = $2",
+    `UPDATE delivery_jobs SET run_at = now(), locked_by = NULL, locked_until = NULL WHERE message_id = ANY($1::bigint[]) AND ${WORKER_OF("locked_by")} = $2`,
     [textArray(ids), holder],
   );
 }
@@ -314,12 +323,11 @@ export async function queueSample(sql: SqlRunner): Promise<{ depth: number; olde
 }
 
 /**
- * Gives back every job `holder` holds except `known` ones: claims whose answer was lost with a connection, so
- * that no provider was called for them. Due again at once, not uncertain.
+ * Gives back the jobs of claims whose answer was lost with a connection (`claims`: their `locked_by` names), so
+ * that no provider was called for them: due again at once, not uncertain. Only those claims' jobs are touched,
+ * so this statement is right whenever it runs, even after later claims (a statement held in a dead
+ * connection's buffer can reach the server late).
  */
-export async function releaseUnheld(sql: SqlRunner, holder: string, known: readonly string[]): Promise<void> {
-  await sql.query(
-    "UPDATE delivery_jobs SET locked_by = NULL, locked_until = NULL WHERE locked_by = $1 AND NOT (message_id = ANY($2::bigint[]))",
-    [holder, textArray(known)],
-  );
+export async function releaseClaims(sql: SqlRunner, claims: readonly string[]): Promise<void> {
+  await sql.query("UPDATE delivery_jobs SET locked_by = NULL, locked_until = NULL WHERE locked_by = ANY($1::text[])", [textArray(claims)]);
 }
