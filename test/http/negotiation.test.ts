@@ -188,7 +188,7 @@ describe("malformed bodies", () => {
 });
 
 describe("routes", () => {
-  test.each(["/api/nope", "/api/messages", "/api/conversations/1/nope", "/", "/api/provider/mock"])("GET %s answers 404 not_found", async (path) => {
+  test.each(["/api/nope", "/api/messages/1/nope", "/api/conversations/1/nope", "/", "/api/provider/mock"])("GET %s answers 404 not_found", async (path) => {
     expectError(await get(t.app, path), 404, "not_found");
   });
 

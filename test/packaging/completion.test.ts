@@ -117,7 +117,7 @@ describe("messaging completion", () => {
 
   test.skipIf(!which("fish"))("fish completes subcommands and options of the command being typed", () => {
     const script = scripts.fish ?? "";
-    expect(fishComplete(script, "messaging keys ").sort()).toEqual(["create", "help", "list", "revoke"]);
+    expect(fishComplete(script, "messaging keys ").sort()).toEqual(["create", "help", "list", "revoke", "update"]);
     expect(fishComplete(script, "messaging serve --po")).toEqual(["--port"]);
   });
 
