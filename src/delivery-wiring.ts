@@ -56,8 +56,10 @@ export function createDelivery(
       { giveUpAt: Date.now() + retryReportsForMs, firstWaitMs: REPORT_RETRY_FIRST_MS, source: "the mock provider" },
     );
   let usesMock = false;
+  const mocks = new Set<string>();
   const mock = (name: string) => {
     usesMock = true;
+    mocks.add(name);
     return new MockProvider(name, { config: () => mockSettings, ledger, onDelivered });
   };
   const configured = new Map(config.providers.map((p) => [p.name, p]));
@@ -84,6 +86,9 @@ export function createDelivery(
             beforeClaim: async () => {
               mockSettings = await getMockConfig({ sql: database.sql, defaults });
             },
+            // A test may shorten the mock's breaker cool-down at run time (selftest's breaker case does).
+            breakerOpenMs: (provider: string) =>
+              mocks.has(provider) && typeof mockSettings.breaker_open_secs === "number" ? mockSettings.breaker_open_secs * 1000 : undefined,
           }
         : {}),
     },

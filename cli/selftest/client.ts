@@ -54,13 +54,25 @@ const RESERVE = 2;
 /** Times an unexpected 429 is waited out before it is answered to the case. */
 const RATE_LIMIT_RETRIES = 5;
 
-/** One per run: both lanes share its view of the rate limit. */
+/**
+ * Which of the target's buckets a request is charged to: with a key, the key's (SPEC §8: per API key); without one
+ * (the auth cases, a signed webhook), the client address's. Each is mirrored on its own.
+ */
+export type Lane = "key" | "anonymous";
+
+/** One per run: both lanes of cases share its view of the rate limits. */
 export class RateBudget {
-  private mirror: BucketMirror | undefined;
+  private readonly mirrors = new Map<Lane, BucketMirror>();
+  /** The lane of the requests the limit questions are about: the key's when the run has one. */
+  private readonly main: Lane;
+
+  constructor(hasKey = false) {
+    this.main = hasKey ? "key" : "anonymous";
+  }
 
   /** Waits, when the mirror says the bucket is nearly empty, until a token (plus the reserve) has refilled. */
-  async beforeRequest(signal?: AbortSignal): Promise<void> {
-    const m = this.mirror;
+  async beforeRequest(signal?: AbortSignal, lane: Lane = this.main): Promise<void> {
+    const m = this.mirrors.get(lane);
     if (!m) return;
     const ratePerMs = m.limit / 60_000;
     const now = Date.now();
@@ -73,22 +85,22 @@ export class RateBudget {
   }
 
   /** Learns from an answer that carried the per-client headers (not a 429, whose headers may be a sender's). */
-  observe(answer: { status: number; headers: Headers }): void {
+  observe(answer: { status: number; headers: Headers }, lane: Lane = this.main): void {
     if (answer.status === 429) return;
     const limit = Number(answer.headers.get("ratelimit-limit"));
     const remaining = Number(answer.headers.get("ratelimit-remaining"));
     if (!Number.isFinite(limit) || limit <= 0 || !Number.isFinite(remaining) || !answer.headers.has("ratelimit-remaining")) return;
-    this.mirror = { limit, tokens: remaining, at: Date.now() };
+    this.mirrors.set(lane, { limit, tokens: remaining, at: Date.now() });
   }
 
-  /** The last limit seen, for the rate-limit case. */
+  /** The last limit seen on the run's own lane, for the rate-limit case. */
   get limit(): number | undefined {
-    return this.mirror?.limit;
+    return this.mirrors.get(this.main)?.limit;
   }
 
-  /** True when the next request would have to wait for the bucket to refill. */
+  /** True when the next request of the run's own lane would have to wait for the bucket to refill. */
   get exhausted(): boolean {
-    const m = this.mirror;
+    const m = this.mirrors.get(this.main);
     if (!m) return false;
     return m.tokens + (Date.now() - m.at) * (m.limit / 60_000) < Math.min(1 + RESERVE, m.limit);
   }
@@ -132,13 +144,14 @@ export class Client {
 
   async request(path: string, options: RequestOptions = {}): Promise<Answer> {
     const limited = new URL(path, this.options.target).pathname.startsWith("/api/");
+    const lane: Lane = this.sendsKey(path, options) ? "key" : "anonymous";
     for (let attempt = 0; ; attempt++) {
       if (limited) {
-        await this.budget.beforeRequest(this.options.signal);
+        await this.budget.beforeRequest(this.options.signal, lane);
         this.apiRequests += 1;
       }
       const answer = await this.once(path, options);
-      if (limited) this.budget.observe(answer);
+      if (limited) this.budget.observe(answer, lane);
       if (answer.status !== 429 || options.expectRateLimit || attempt >= RATE_LIMIT_RETRIES) return answer;
       // Someone else's traffic (or an earlier run) emptied the bucket: wait as told, then ask again.
       const retryAfter = Number(answer.headers.get("retry-after"));
@@ -146,11 +159,16 @@ export class Client {
     }
   }
 
-  private async once(path: string, options: RequestOptions): Promise<Answer> {
-    const headers = new Headers(options.headers);
+  /** Whether the request carries the run's API key (and is then charged to the key's bucket). */
+  private sendsKey(path: string, options: RequestOptions): boolean {
     // With a secret, the generic webhooks are posted as a provider posts them: signed, without an API key.
     const signsInstead = !options.unsigned && this.options.webhookSecret !== undefined && isGenericWebhook(path);
-    if (this.options.token && !options.anonymous && !signsInstead && !headers.has("authorization")) {
+    return Boolean(this.options.token) && !options.anonymous && !signsInstead;
+  }
+
+  private async once(path: string, options: RequestOptions): Promise<Answer> {
+    const headers = new Headers(options.headers);
+    if (this.sendsKey(path, options) && !headers.has("authorization")) {
       headers.set("authorization", `Bearer ${this.options.token}`);
     }
     let body: string | Uint8Array | undefined;

@@ -80,6 +80,8 @@ export interface DispatcherDeps {
   sharedLimiter?: Limiter;
   /** A connection of its own for the worker's advisory lock (PostgreSQL); without it the pool's is used. */
   session?: { sql: SqlRunner; close(): Promise<void> };
+  /** A provider's breaker cool-down when it differs from the configured one (the mock's runtime config); else undefined. */
+  breakerOpenMs?: (provider: string) => number | undefined;
 }
 
 /** The default takeover bound: a dead worker's claims are free within it (plus a poll) of its death. */
@@ -174,6 +176,7 @@ export class Dispatcher {
         ...options.breaker,
         ...(spec.maxPerSecond !== undefined ? { maxPerSecond: spec.maxPerSecond } : {}),
         ...(spec.maxPerSecond !== undefined && deps.sharedLimiter ? { sharedBucket: sharedBucket(deps.sharedLimiter, spec.name, spec.maxPerSecond) } : {}),
+        ...(deps.breakerOpenMs ? { openMsNow: () => deps.breakerOpenMs!(spec.name) } : {}),
         onTransition: (to, from) => {
           deps.metrics.breakerState.set({ provider: spec.name }, BREAKER_GAUGE[to]);
           deps.metrics.breakerTransitions.inc({ provider: spec.name, to });

@@ -20,6 +20,8 @@ export type Refusal = "open" | "probing" | "paused" | "paced";
 export type Entry = { allowed: true; release: (result: BreakerResult, retryAfterMs?: number) => void } | { allowed: false; refusal: Refusal; retryAt?: number };
 
 export interface GuardOptions extends BreakerOptions {
+  /** The cool-down in force now, when it may change while running (the mock's `breaker_open_secs`); else `openMs`. */
+  openMsNow?: () => number | undefined;
   /** Calls per second; absent: unlimited. */
   maxPerSecond?: number;
   /**
@@ -60,7 +62,7 @@ export class ProviderGuard {
   async enter(): Promise<Entry> {
     for (;;) {
       const now = this.now();
-      const admission = admit(this.breaker, now, this.options);
+      const admission = admit(this.breaker, now, this.breakerOptions());
       if (!admission.allowed) return { allowed: false, refusal: admission.refusal!, ...(admission.retryAt ? { retryAt: admission.retryAt } : {}) };
       if (admission.next.state === "closed" && !this.healthy && this.inFlight >= this.options.failureThreshold - this.breaker.failures) {
         await new Promise<void>((resolve) => this.waiters.push(resolve));
@@ -76,7 +78,7 @@ export class ProviderGuard {
           return { allowed: false, refusal: "paced", retryAt: after + shared.retryAfterMs };
         }
         // Other calls may have moved the breaker while the shared bucket answered: ask it again.
-        const again = admit(this.breaker, after, this.options);
+        const again = admit(this.breaker, after, this.breakerOptions());
         if (!again.allowed) return { allowed: false, refusal: again.refusal!, ...(again.retryAt ? { retryAt: again.retryAt } : {}) };
         next = again.next;
       }
@@ -90,7 +92,7 @@ export class ProviderGuard {
           released = true;
           this.inFlight -= 1;
           this.healthy = result !== "failure";
-          this.move(record(this.breaker, result, this.now(), this.options, retryAfterMs).next);
+          this.move(record(this.breaker, result, this.now(), this.breakerOptions(), retryAfterMs).next);
           const waiting = this.waiters;
           this.waiters = [];
           for (const wake of waiting) wake();
@@ -111,6 +113,11 @@ export class ProviderGuard {
     if (this.options.maxPerSecond === undefined) return 0;
     this.refill(this.now());
     return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) * this.msPerToken());
+  }
+
+  private breakerOptions(): BreakerOptions {
+    const openMs = this.options.openMsNow?.();
+    return openMs === undefined ? this.options : { failureThreshold: this.options.failureThreshold, openMs };
   }
 
   private move(next: Breaker): void {

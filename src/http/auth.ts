@@ -70,7 +70,8 @@ const MAX_AUTHORIZATION_LENGTH = 512;
  * validated or charged to a sender for a caller that has not shown a key, so an unauthenticated request learns
  * nothing but 401 (not which bodies or routes exist). Missing, malformed, unknown, wrong, expired or revoked
  * keys all get the same 401 with `WWW-Authenticate: Bearer`; a key without the route's scope gets 403. A client
- * with too many recent failures gets 429 with `Retry-After`, even with a good key, until its count decays.
+ * that presented too many wrong keys recently gets 429 with `Retry-After`, even with a good key, until its count
+ * decays (a request presenting no key at all is not counted: it is charged to the per-IP limit instead).
  */
 export function auth(options: AuthOptions) {
   return new Elysia({ name: "auth" }).onRequest(async function authenticate({ request, server }) {
@@ -94,7 +95,10 @@ export function auth(options: AuthOptions) {
     const presented = header && header.length <= MAX_AUTHORIZATION_LENGTH ? /^Bearer +(\S+) *$/i.exec(header)?.[1] : undefined;
     const principal = presented ? await options.verifier.verify(presented) : null;
     if (!principal) {
-      await options.failures?.recordFailure(client);
+      // Only a presented credential is a guess. A request with none is plain unauthenticated traffic, which the
+      // per-IP limit already charged (http/rate-limit.ts); counting it too would let a monitor or a selftest that
+      // checks the 401 lock its own address out.
+      if (header !== null) await options.failures?.recordFailure(client);
       options.onFailure?.(presented ? "invalid" : "missing");
       throw unauthorized();
     }

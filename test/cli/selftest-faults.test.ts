@@ -158,7 +158,7 @@ describe("a service with one behaviour broken fails the case that checks it, by 
   }, 120_000);
 
   test("a case that changed the mock provider's config and then failed still puts the config back", async () => {
-    const config = { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: 4242, latency_ms: 5, delivery_report_pct: 0 };
+    const config = { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: 4242, latency_ms: 5, delivery_report_pct: 0, breaker_open_secs: null };
     const put = await fetch(`${server.url}/api/provider/mock/config`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(config) });
     expect(put.status).toBe(200);
     const r = await runWith("never-sent", "delivery.sent");

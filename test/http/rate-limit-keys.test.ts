@@ -91,6 +91,19 @@ describe("auth on: per key, per IP only without a key", () => {
   });
 });
 
+describe("the auth-failure counter counts wrong keys, not requests without one", () => {
+  test("requests without a key answer 401 however many (the per-IP limit is theirs); two wrong keys block the address", async () => {
+    const t = await buildTestApp({ database: base.database, config: { auth: "on", authFailureLimit: 2, authFailureWindowSecs: 60, rateLimitPerIpPerMin: 1000 } });
+    const good = (await createApiKey(t.database.sql, { name: "good", scopes: ["read"] })).key;
+    for (let i = 0; i < 6; i++) expect((await request(t.app, "GET", "/api/conversations")).status).toBe(401);
+    expect((await request(t.app, "GET", "/api/conversations", { headers: bearer(good) })).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await request(t.app, "GET", "/api/conversations", { headers: bearer(`msg_${"b".repeat(10)}_${"y".repeat(43)}`) })).status).toBe(401);
+    const blocked = await request(t.app, "GET", "/api/conversations", { headers: bearer(good) });
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThanOrEqual(59);
+  });
+});
+
 describe("provider webhook routes: one bucket per configured provider", () => {
   test("a configured provider's routes share its bucket at the per-key limit; an unknown provider name is charged per IP", async () => {
     const t = await buildTestApp({

@@ -1,10 +1,12 @@
-import { type Case, check, checkError, checkStatus, fail } from "../case.ts";
+import { type Case, check, checkError, checkStatus } from "../case.ts";
 import { smsPayload } from "./fixtures.ts";
 
 /** A body comfortably past the default 256 KiB limit (SPEC §2); a target with a raised limit is told apart below. */
 const OVERSIZED_BYTES = 300 * 1024;
 /** Sends one sender makes at most while looking for its limit (SPEC §3 default: 60 a minute). */
 const SENDER_PROBE_MAX = 400;
+/** Sends in flight at once while looking for it. */
+const SENDER_PROBE_ROUND = 8;
 
 /** SPEC §2: every error class answers the one envelope, framework errors included. */
 export const errorCases: Case[] = [
@@ -119,26 +121,41 @@ export const errorCases: Case[] = [
     async run(ctx) {
       const from = ctx.data.phone();
       const to = ctx.data.phone();
-      for (let n = 1; n <= SENDER_PROBE_MAX; n++) {
+      // A few at a time: the 429 comes after the limit's burst (60 by default), and one send after another takes
+      // a round trip and a commit each (seconds on an embedded database); concurrent sends share commits.
+      for (let sent = 0; sent < SENDER_PROBE_MAX; ) {
         if (ctx.http.rateLimitExhausted) {
           ctx.skip(
-            `the per-client limit (${ctx.http.rateLimit} a minute) ran out after ${n - 1} sends from one sender without a 429: ` +
+            `the per-client limit (${ctx.http.rateLimit} a minute) ran out after ${sent} sends from one sender without a 429: ` +
               "the sender's limit cannot be reached from one client",
           );
         }
-        const a = await ctx.http.post("/api/messages/sms", smsPayload(ctx, { from, to, body: ctx.data.body(`rate ${n}`) }), { expectRateLimit: true });
-        if (a.status === 202) continue;
-        checkError(a, 429, "rate_limited", `send ${n} from one sender`);
+        const round = Math.min(SENDER_PROBE_ROUND, SENDER_PROBE_MAX - sent);
+        const answers = await Promise.all(
+          Array.from({ length: round }, (_, i) =>
+            ctx.http.post("/api/messages/sms", smsPayload(ctx, { from, to, body: ctx.data.body(`rate ${sent + i + 1}`) }), { expectRateLimit: true }),
+          ),
+        );
+        sent += round;
+        const a = answers.find((x) => x.status !== 202);
+        if (!a) continue;
+        checkError(a, 429, "rate_limited", `a send from one sender after ${sent - round} accepted`);
         const retryAfter = a.headers.get("retry-after") ?? "";
         check(/^\d+$/.test(retryAfter) && Number(retryAfter) >= 1, `Retry-After is "${retryAfter}", not whole seconds`);
         for (const name of ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]) {
           check(/^\d+$/.test(a.headers.get(name) ?? ""), `the 429 has no ${name}`);
         }
         check(a.headers.get("ratelimit-remaining") === "0", `RateLimit-Remaining of the 429 is ${a.headers.get("ratelimit-remaining")}, not 0`);
-        ctx.note(`the sender was refused at send ${n} (RateLimit-Limit ${a.headers.get("ratelimit-limit")})`);
+        const accepted = answers.filter((x) => x.status === 202).length + sent - round;
+        ctx.note(`the sender was refused after ${accepted} accepted sends (RateLimit-Limit ${a.headers.get("ratelimit-limit")})`);
         return;
       }
-      fail(`${SENDER_PROBE_MAX} sends from one sender were all accepted: no per-sender limit`);
+      // A per-sender limit above what the run may spend is a legitimate setting (API_RATE_LIMIT_PER_SENDER_PER_MIN
+      // goes to 10,000,000), so this proves nothing against the contract: say so instead of failing.
+      ctx.skip(
+        `${SENDER_PROBE_MAX} sends from one sender were all accepted: the target's per-sender limit is above the ${SENDER_PROBE_MAX} ` +
+          "sends this case may spend (API_RATE_LIMIT_PER_SENDER_PER_MIN), so its 429 cannot be reached here",
+      );
     },
   },
 ];

@@ -13,7 +13,7 @@ const percent = z
  * old behaviour: a client that PUTs only the four original fields keeps working, and a config stored before
  * they existed still parses.
  */
-export const NEWER_FIELD_DEFAULTS = { latency_ms: 0, delivery_report_pct: 0 } as const;
+export const NEWER_FIELD_DEFAULTS = { latency_ms: 0, delivery_report_pct: 0, breaker_open_secs: null } as const;
 
 const LATENCY_MAX_MS = 60_000;
 
@@ -39,6 +39,14 @@ export const mockConfigSchema = z
     delivery_report_pct: percent.default(NEWER_FIELD_DEFAULTS.delivery_report_pct).meta({
       description: "Share of accepted messages the mock later reports as delivered on its own; default 0",
     }),
+    breaker_open_secs: z
+      .number({ error: "must be an integer from 1 to 3600 or null" })
+      .int("must be an integer from 1 to 3600 or null")
+      .min(1, "must be an integer from 1 to 3600 or null")
+      .max(3600, "must be an integer from 1 to 3600 or null")
+      .nullable()
+      .default(NEWER_FIELD_DEFAULTS.breaker_open_secs)
+      .meta({ description: "Cool-down of the mock providers' circuit breakers in seconds (tests shorten it); null: API_BREAKER_OPEN_SECS" }),
   })
   .superRefine((c, ctx) => {
     if (c.timeout_pct + c.error_pct + c.ratelimit_pct > 100) {

@@ -18,6 +18,8 @@ export interface MockSettings {
   seed: number | null;
   latency_ms: number;
   delivery_report_pct: number;
+  /** The mock providers' breaker cool-down in seconds, or null for API_BREAKER_OPEN_SECS (read by the dispatcher). */
+  breaker_open_secs?: number | null;
 }
 
 export interface MockProviderDeps {

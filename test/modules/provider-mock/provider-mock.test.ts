@@ -12,7 +12,7 @@ afterAll(() => t.close());
 
 const put = (app: TestApp["app"], body: unknown) => request(app, "PUT", "/api/provider/mock/config", { body });
 /** A config of the four original fields as GET answers it: the newer fields at their defaults. */
-const answered = (config: object) => ({ ...config, latency_ms: 0, delivery_report_pct: 0 });
+const answered = (config: object) => ({ ...config, latency_ms: 0, delivery_report_pct: 0, breaker_open_secs: null });
 
 describe("POST /api/provider/mock/inbound", () => {
   test.each([
@@ -97,7 +97,7 @@ describe("GET/PUT /api/provider/mock/config", () => {
   });
 
   test("PUT replaces the config, answers it, and GET returns it", async () => {
-    const config = { timeout_pct: 10, error_pct: 20, ratelimit_pct: 30, seed: 7, latency_ms: 25, delivery_report_pct: 40 };
+    const config = { timeout_pct: 10, error_pct: 20, ratelimit_pct: 30, seed: 7, latency_ms: 25, delivery_report_pct: 40, breaker_open_secs: 2 };
     const res = await put(t.app, config);
     expect(res.status).toBe(200);
     expect(res.json).toEqual(config);
@@ -105,7 +105,7 @@ describe("GET/PUT /api/provider/mock/config", () => {
   });
 
   test("a PUT of only the four original fields works, and answers and stores the newer ones at 0", async () => {
-    await put(t.app, { timeout_pct: 1, error_pct: 1, ratelimit_pct: 1, seed: 1, latency_ms: 500, delivery_report_pct: 50 });
+    await put(t.app, { timeout_pct: 1, error_pct: 1, ratelimit_pct: 1, seed: 1, latency_ms: 500, delivery_report_pct: 50, breaker_open_secs: 5 });
     const config = { timeout_pct: 10, error_pct: 20, ratelimit_pct: 30, seed: 7 };
     const res = await put(t.app, config);
     expect(res.status).toBe(200);
@@ -120,8 +120,10 @@ describe("GET/PUT /api/provider/mock/config", () => {
   });
 
   test("the newer fields accept their bounds", async () => {
-    const config = { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: null, latency_ms: 60000, delivery_report_pct: 100 };
-    expect((await put(t.app, config)).json).toEqual(config);
+    for (const breaker_open_secs of [1, 3600, null]) {
+      const config = { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: null, latency_ms: 60000, delivery_report_pct: 100, breaker_open_secs };
+      expect((await put(t.app, config)).json).toEqual(config);
+    }
   });
 
   test("a PUT with seed null and a sum of exactly 100 is accepted", async () => {
@@ -160,6 +162,9 @@ describe("GET/PUT /api/provider/mock/config", () => {
     ["a delivery report share above 100", { delivery_report_pct: 101 }, "delivery_report_pct"],
     ["a negative delivery report share", { delivery_report_pct: -1 }, "delivery_report_pct"],
     ["a delivery report share as null", { delivery_report_pct: null }, "delivery_report_pct"],
+    ["a breaker cool-down of 0", { breaker_open_secs: 0 }, "breaker_open_secs"],
+    ["a breaker cool-down above an hour", { breaker_open_secs: 3601 }, "breaker_open_secs"],
+    ["a fractional breaker cool-down", { breaker_open_secs: 1.5 }, "breaker_open_secs"],
   ])("%s is a 400 validation_failed and changes nothing", async (_case, override, field) => {
     const before = (await get(t.app, "/api/provider/mock/config")).json;
     const res = await put(t.app, { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: null, ...override });
