@@ -58,8 +58,14 @@ describe("token buckets in Redis", () => {
   test("refills at its rate on the Redis clock: 20/s gives one token back within about 50 ms", async () => {
     const { limits } = await fresh("refill");
     const shape = perSecond(20);
-    for (let i = 0; i < 20; i++) expect((await limits.limiter.take("provider:p", shape)).allowed).toBe(true);
-    const refused = await limits.limiter.take("provider:p", shape);
+    // The burst of 20 first (a loaded machine may refill a token or two while taking them), then a refusal.
+    let taken = 0;
+    let refused = await limits.limiter.take("provider:p", shape);
+    while (refused.allowed && taken < 200) {
+      taken += 1;
+      refused = await limits.limiter.take("provider:p", shape);
+    }
+    expect(taken).toBeGreaterThanOrEqual(20);
     expect(refused.allowed).toBe(false);
     expect(refused.retryAfterMs).toBeLessThanOrEqual(50);
     await Bun.sleep(refused.retryAfterMs + 30);
