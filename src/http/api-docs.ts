@@ -157,7 +157,7 @@ export function withSecurity(document: OpenApiDocument, requirement: (method: st
     ...document,
     info: {
       ...info,
-      description: `${info.description ?? ""}\n\nAuthentication: every route under \`/api/\` except the webhooks needs \`Authorization: Bearer <key>\` (keys are made with \`messaging keys create\` and carry the scopes \`send\`, \`read\`, \`admin\`); each operation names the scope it needs.${authOff ? " This deployment runs with `MESSAGING_AUTH=off` and accepts requests without a key." : ""}`,
+      description: `${info.description ?? ""}\n\nAuthentication: every route under \`/api/\` except the Twilio and SendGrid webhooks needs \`Authorization: Bearer <key>\` (keys are made with \`messaging keys create\` and carry the scopes \`send\`, \`read\`, \`admin\`, \`inbound\`; on the generic webhooks a valid \`X-Messaging-Signature\` may stand in for the key where webhook secrets are configured); each operation names the scope it needs.${authOff ? " This deployment runs with `MESSAGING_AUTH=off` and accepts requests without a key." : ""}`,
     },
     components: {
       ...components,

@@ -14,19 +14,19 @@ const pgError = (code: string, message = "boom") => Object.assign(new Error(mess
 
 describe("isStorageFull", () => {
   test.each([
-    ["53100 disk_full", pgError("53100", 'could not extend file "base/5/16460": No space left on device'), true],
-    ["53200 out_of_memory", pgError("53200", "out of memory"), true],
-    ["53000 insufficient_resources", pgError("53000"), true],
-    ["53400 configuration_limit_exceeded", pgError("53400"), true],
-    ["ENOSPC from the file system", Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }), true],
-    ["EDQUOT from the file system", Object.assign(new Error("quota"), { code: "EDQUOT" }), true],
-    ["'could not extend file' under another code", pgError("XX000", 'could not extend file "base/1/2": wrote only 4096 of 8192 bytes'), true],
-    ["drizzle's wrapper around a 53100", new Error("Failed query: insert …", { cause: pgError("53100") }), true],
-    ["53300 too_many_connections (an availability problem, not storage)", pgError("53300", "sorry, too many clients already"), false],
-    ["23505 unique_violation", pgError("23505", "duplicate key"), false],
-    ["a lost connection", Object.assign(new Error("write ECONNRESET"), { code: "ECONNRESET" }), false],
-  ])("%s → %p", (_name, error, expected) => {
-    expect(isStorageFull(error)).toBe(expected);
+    ["53100 disk_full", () => pgError("53100", 'could not extend file "base/5/16460": No space left on device'), true],
+    ["53200 out_of_memory", () => pgError("53200", "out of memory"), true],
+    ["53000 insufficient_resources", () => pgError("53000"), true],
+    ["53400 configuration_limit_exceeded", () => pgError("53400"), true],
+    ["ENOSPC from the file system", () => Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }), true],
+    ["EDQUOT from the file system", () => Object.assign(new Error("quota"), { code: "EDQUOT" }), true],
+    ["'could not extend file' under another code", () => pgError("XX000", 'could not extend file "base/1/2": wrote only 4096 of 8192 bytes'), true],
+    ["drizzle's wrapper around a 53100", () => new Error("Failed query: insert …", { cause: pgError("53100") }), true],
+    ["53300 too_many_connections (an availability problem, not storage)", () => pgError("53300", "sorry, too many clients already"), false],
+    ["23505 unique_violation", () => pgError("23505", "duplicate key"), false],
+    ["a lost connection", () => Object.assign(new Error("write ECONNRESET"), { code: "ECONNRESET" }), false],
+  ] as const)("%s → %p", (_name, error, expected) => {
+    expect(isStorageFull(error())).toBe(expected);
   });
 });
 
