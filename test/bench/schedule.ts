@@ -42,23 +42,26 @@ async function serve(env: Record<string, string>, cwd: string): Promise<string> 
       HOST: "127.0.0.1",
       LOG_LEVEL: "info",
       MESSAGING_AUTH: "off",
-      API_RATE_LIMIT_PER_IP_PER_MIN: "100000000",
-      API_RATE_LIMIT_PER_SENDER_PER_MIN: "100000000",
+      API_RATE_LIMIT_PER_IP_PER_MIN: "10000000",
+      API_RATE_LIMIT_PER_SENDER_PER_MIN: "10000000",
       ...env,
     },
     stdout: "pipe",
-    stderr: "ignore",
+    stderr: "inherit",
   });
   children.push(child);
   const decoder = new TextDecoder();
+  const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
   let out = "";
-  for await (const chunk of child.stdout as ReadableStream<Uint8Array>) {
-    out += decoder.decode(chunk);
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += decoder.decode(value);
     const m = /"port":(\d+)[^\n]*"messaging listening"|"messaging listening"[^\n]*"port":(\d+)/.exec(out);
     if (m) {
       // Keep draining its output so the pipe never fills.
       void (async () => {
-        for await (const _ of child.stdout as ReadableStream<Uint8Array>);
+        while (!(await reader.read().catch(() => ({ done: true }))).done);
       })();
       return `http://127.0.0.1:${m[1] ?? m[2]}`;
     }
@@ -116,8 +119,9 @@ async function lag(database: "postgres" | "embedded"): Promise<void> {
     }
     const url = await serve(env, dir);
     await api(url, "PUT", "/api/provider/mock/config", { timeout_pct: 0, error_pct: 0, ratelimit_pct: 0, seed: null, latency_ms: 0, delivery_report_pct: 0 });
-    // Far enough ahead that every send is accepted before the first one is due.
-    const start = Date.now() + 8000;
+    // Far enough ahead that every send is accepted before the first one is due (the embedded database commits
+    // each scheduled send on its own, with its own WAL sync: about 20 ms each on a loaded machine).
+    const start = Date.now() + Number(process.env.LAG_LEAD_MS ?? (database === "embedded" ? 40_000 : 8000));
     const ids = await pool(LAG_MESSAGES, 16, async (i) => {
       const at = start + Math.floor((i * LAG_SPREAD_MS) / LAG_MESSAGES);
       return (await api(url, "POST", "/api/messages/sms", sms(i, { send_at: new Date(at).toISOString() }))).id as string;
@@ -127,6 +131,7 @@ async function lag(database: "postgres" | "embedded"): Promise<void> {
     const lags = await pool(ids.length, 16, async (i) => {
       const m = await api(url, "GET", `/api/messages/${ids[i]}`);
       if (m.status !== "sent") throw new Error(`message ${ids[i]} is ${m.status}`);
+      if (m.send_at === null) throw new Error(`message ${ids[i]} was accepted after its send_at: raise LAG_LEAD_MS`);
       return Date.parse(m.attempts[0].started_at) - Date.parse(m.send_at);
     });
     lags.sort((a, b) => a - b);
@@ -207,10 +212,17 @@ async function burst(): Promise<void> {
     const fresh = freshLoad(url, 30, 2);
     let drainedAt = 0;
     for (;;) {
-      const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM messages WHERE body LIKE 'burst %' AND status IN ('scheduled', 'queued')`;
+      const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM messages WHERE body LIKE 'burst %' AND status IN ('scheduled', 'queued', 'sending')`;
       if (row!.n === 0) {
         drainedAt = Date.now();
         break;
+      }
+      if (process.env.SAMPLE) {
+        const q = await sql`
+          SELECT m.body LIKE 'burst %' AS burst, m.status, count(*)::int AS n,
+                 (extract(epoch FROM now() - min(m.created_at)))::float8 AS oldest_s
+            FROM delivery_jobs j JOIN messages m ON m.id = j.message_id GROUP BY 1, 2 ORDER BY 1, 2`;
+        console.log(`  ${Math.round((Date.now() - dueAt) / 1000)} s: ${q.map((r) => `${r.burst ? "burst" : "fresh"} ${r.status} ${r.n} (oldest ${Number(r.oldest_s).toFixed(1)} s)`).join(", ")}`);
       }
       await Bun.sleep(250);
     }
@@ -222,12 +234,31 @@ async function burst(): Promise<void> {
     const handed = last!.at.getTime() - dueAt;
     console.log(
       `burst: ${last!.n} of ${BURST} due in one second handed to the provider within ${ms(handed)} ` +
-        `(${Math.round(last!.n / (handed / 1000))}/s; none left scheduled or queued ${ms(drainedAt - dueAt)} after the due second by this poll); load ${loadAtDrain}`,
+        `(${Math.round(last!.n / (handed / 1000))}/s; all sent ${ms(drainedAt - dueAt)} after the due second by this poll); load ${loadAtDrain}`,
     );
     console.log(
       `fresh sends during the burst: ${freshIds.length} in 30 s (${Math.round(freshIds.length / 30)}/s asked ${FRESH_RATE}/s), ` +
         `202 → provider call p50 ${ms(quantile(during, 0.5))}, p99 ${ms(quantile(during, 0.99))}, max ${ms(during.at(-1)!)}; load ${load()}`,
     );
+    // The reference: the same delivery draining plain queued messages (no schedule), as the send path stores them.
+    const reference = Math.min(BURST, 20_000);
+    await sql.unsafe(
+      `WITH c AS (SELECT id, participant_a FROM conversations ORDER BY id LIMIT 500),
+       m AS (
+         INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, status, timestamp, segments, encoding)
+         SELECT c.id, 'outbound', 'sms', 'sms', c.participant_a, '+18045550003', 'plain ' || n, 'queued', now(), 1, 'GSM-7'
+           FROM c, generate_series(1, $1::int / 500) n RETURNING id)
+       INSERT INTO delivery_jobs (message_id) SELECT id FROM m`,
+      [reference],
+    );
+    const plainFrom = Date.now();
+    for (;;) {
+      const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM messages WHERE body LIKE 'plain %' AND status IN ('queued', 'sending')`;
+      if (row!.n === 0) break;
+      await Bun.sleep(250);
+    }
+    const plainMs = Date.now() - plainFrom;
+    console.log(`reference: ${reference} plain queued messages drained in ${ms(plainMs)} (${Math.round(reference / (plainMs / 1000))}/s) by the same process; load ${load()}`);
   } finally {
     children.splice(0).forEach((c) => c.kill("SIGTERM"));
     await Bun.sleep(500);

@@ -10,7 +10,7 @@
  */
 import type { SqlRunner } from "../../db/runner.ts";
 import { textArray, nullableTextArray } from "../../db/sql-arrays.ts";
-import { enqueueSql } from "../../delivery/enqueue.ts";
+import { enqueueSql, QUEUED_DUE } from "../../delivery/enqueue.ts";
 import { advanceStatusSql } from "../../delivery/status.ts";
 import type { Channel } from "../../domain/channel.ts";
 import type { MessageStatus } from "../../domain/message-status.ts";
@@ -96,15 +96,12 @@ export async function countScheduled(sql: SqlRunner): Promise<number> {
 }
 
 /**
- * How many of `ids` are still `queued` (no worker has claimed them yet). The promoter hands the next batch over
- * only when most of its last one was claimed, so a backlog enters the queue at the rate it drains and fresh
- * sends never wait behind all of it. Primary-key lookups only; asks nothing of the queue's own tables.
+ * How many messages (anyone's, fresh sends included) wait in the delivery queue for a worker now, counted up to
+ * `bound`. The promoter hands the next batch over only while few do, so a backlog enters the queue at the rate it
+ * drains, and a fresh send finds at most about one batch of it ahead.
  */
-export async function countStillQueued(sql: SqlRunner, ids: readonly string[]): Promise<number> {
-  if (ids.length === 0) return 0;
-  const [row] = await sql.query<{ n: number }>("SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::bigint[]) AND status = 'queued'", [
-    textArray(ids),
-  ]);
+export async function countQueuedDue(sql: SqlRunner, bound: number): Promise<number> {
+  const [row] = await sql.query<{ n: number }>(QUEUED_DUE, [bound]);
   return row?.n ?? 0;
 }
 

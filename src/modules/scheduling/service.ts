@@ -11,7 +11,7 @@ import { AppError } from "../../http/errors.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { getMessage, type MessagesDeps, parseId } from "../messages/service.ts";
-import { cancelOnce, countScheduled, countStillQueued, currentStatus, lockDue, nextDueAt, type Promoted, promoteLocked } from "./repository.ts";
+import { cancelOnce, countQueuedDue, countScheduled, currentStatus, lockDue, nextDueAt, type Promoted, promoteLocked } from "./repository.ts";
 
 export interface PromoterDeps {
   sql: SqlRunner;
@@ -28,7 +28,7 @@ export interface PromoterOptions {
   batchSize: number;
   /** How often the gauge of waiting messages is refreshed. */
   sampleMs?: number;
-  /** While most of the last batch is still unclaimed, how often to look again before handing over more. */
+  /** While the queue holds more than half a batch of due messages, how often to look again before handing over more. */
   paceMs?: number;
 }
 
@@ -36,9 +36,10 @@ export interface PromoterOptions {
  * Runs in every `serve` process. It sleeps until the nearest `send_at` it knows of (from the database after
  * each round, and from this instance's own scheduled sends as they commit), or at most `pollMs`, then moves
  * every due message into the delivery queue in batches. Instances share the work through `SKIP LOCKED`, a
- * restart loses nothing (the schedule is rows), and a batch is handed over only once most of the previous one
- * was claimed: a backlog of 100,000 messages due in one second drains at the delivery rate, with fresh sends
- * queued behind at most one batch of it rather than behind all of it.
+ * restart loses nothing (the schedule is rows), and a batch is handed over only while the delivery queue holds
+ * less than half a batch of due messages (anyone's): a backlog of 100,000 messages due in one second drains at
+ * the rate delivery takes it, using the capacity fresh sends leave, and a fresh send finds at most about one
+ * batch of it ahead rather than all of it.
  */
 export class Promoter {
   private running = false;
@@ -47,8 +48,8 @@ export class Promoter {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private resolveSleep: (() => void) | undefined;
   private stopSampler = () => {};
-  /** The ids of the last batch this process queued, until most of them are claimed. */
-  private outstanding: string[] = [];
+  /** Whether the last round handed messages over: only then can the queue hold a backlog of ours. */
+  private handedOver = false;
 
   constructor(
     private readonly deps: PromoterDeps,
@@ -97,12 +98,12 @@ export class Promoter {
     }
   }
 
-  /** True (after a short wait) while most of the last batch still waits for a worker. */
+  /** True (after a short wait) while the queue still holds half a batch or more of due messages. */
   private async paced(): Promise<boolean> {
-    if (this.outstanding.length === 0) return false;
-    const waiting = await countStillQueued(this.deps.sql, this.outstanding);
-    if (waiting <= this.outstanding.length / 2) {
-      this.outstanding = [];
+    if (!this.handedOver) return false;
+    const half = Math.ceil(this.options.batchSize / 2);
+    if ((await countQueuedDue(this.deps.sql, half)) < half) {
+      this.handedOver = false;
       return false;
     }
     await this.sleep(Date.now() + (this.options.paceMs ?? 25));
@@ -126,7 +127,7 @@ export class Promoter {
     if (queued.length > 0) {
       this.deps.metrics.scheduledPromoted.inc({ outcome: "queued" }, queued.length);
       this.deps.metrics.messagesStatus.inc({ status: "queued" }, queued.length);
-      this.outstanding = queued;
+      this.handedOver = true;
       this.deps.onQueued();
     }
     if (failed > 0) {
