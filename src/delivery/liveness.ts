@@ -10,8 +10,10 @@
  * - it has not been seen for `takeoverMs`: a worker whose session dropped (a network cut, a PostgreSQL restart)
  *   reconnects, re-takes its lock and is seen again within the bound, keeping its claims and the outcomes it
  *   has not written yet;
- * - the worker taking over has itself been connected for `takeoverMs`: after a cut that every worker saw, none
- *   takes over another until each had the bound to come back.
+ * - the worker taking over has itself been connected for `takeoverMs` since its last reconnect: after a cut that
+ *   every worker saw, none takes over another until each had the bound to come back. A worker's first session
+ *   (a process that just started) counts as watching already: it was not cut, so a restart after a kill -9
+ *   takes over within the bound of the death, not of its own start.
  * So a dead worker's claims are free within `takeoverMs` plus one poll of its death. On the embedded database one
  * process owns the data directory, so the workers of a previous process are gone for certain: their claims are
  * free at start (`singleProcess`).
@@ -43,7 +45,7 @@ const HEARTBEAT = `
                       AND l.classid = ${WORKER_LOCK_CLASS}::oid AND l.objid = $2::int::oid) AS had),
   lock AS (SELECT had OR pg_try_advisory_lock(${WORKER_LOCK_CLASS}, $2::int) AS held FROM mine)
   INSERT INTO delivery_workers AS w (id, lock_key, backend_pid, connected_at, seen_at)
-  VALUES ($1, $2, pg_backend_pid(), now(), now())
+  VALUES ($1, $2, pg_backend_pid(), now() - $3::int * interval '1 millisecond', now())
   ON CONFLICT (id) DO UPDATE
      SET seen_at = now(), backend_pid = pg_backend_pid(),
          connected_at = CASE WHEN w.backend_pid = pg_backend_pid() THEN w.connected_at ELSE now() END
@@ -111,7 +113,7 @@ export class WorkerLiveness {
 
   private async beatOnce(): Promise<void> {
     try {
-      const [row] = await this.sql.query<{ held: boolean }>(HEARTBEAT, [this.id, this.lockKey]);
+      const [row] = await this.sql.query<{ held: boolean }>(HEARTBEAT, [this.id, this.lockKey, this.options.takeoverMs]);
       const held = row?.held === true;
       if (!this.connected) this.logger.info({ worker: this.id, lock_held: held }, "delivery worker registered; its claims are its own again");
       this.connected = true;

@@ -65,12 +65,18 @@ cpu_of() {
 }
 
 PORT=""
-start_serve() { # env...
-  PORT=$(free_port)
-  env DATABASE_URL="$BASE_DB_URL/$DB" PORT="$PORT" HOST=127.0.0.1 "$@" "$BIN" serve >>"$LOG" 2>&1 &
-  PIDS+=($!)
-  SERVE_PID=$!
-  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.05; done
+start_serve() { # env...   (a port taken between the check and the listen, on a shared machine, is retried)
+  for _ in 1 2 3; do
+    PORT=$(free_port)
+    env DATABASE_URL="$BASE_DB_URL/$DB" PORT="$PORT" HOST=127.0.0.1 "$@" "$BIN" serve >>"$LOG" 2>&1 &
+    PIDS+=($!)
+    SERVE_PID=$!
+    for _ in $(seq 600); do
+      curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return
+      kill -0 "$SERVE_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+  done
   echo "serve did not start; its log:" >&2; cat "$LOG" >&2; exit 1
 }
 stop_all() {
@@ -175,7 +181,10 @@ if want healthz; then
       (cd "$WORK" && exec env -i PATH="$PATH" HOME="$WORK" PORT="$PORT" HOST=127.0.0.1 LOG_LEVEL=info MESSAGING_AUTH=on "$BIN" serve >>"$LOG" 2>&1) &
     fi
     PIDS+=($!)
-    for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.05; done
+    # The embedded database's first start (initdb) takes tens of seconds on a loaded machine: wait for the 200.
+    up=""
+    for _ in $(seq 1200); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && { up=1; break; }; sleep 0.1; done
+    [ -n "$up" ] || { echo "$who did not answer /healthz within 120 s" >&2; exit 1; }
     wrk -t2 -c50 -d2s "http://127.0.0.1:$PORT/healthz" >/dev/null
     HZ[$who]=$(wrk -t2 -c50 -d"$DURATION" "http://127.0.0.1:$PORT/healthz" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
     stop_all

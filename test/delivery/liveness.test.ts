@@ -163,7 +163,9 @@ describe.each(["postgres", "embedded"] as const)("delivery workers on %s", (data
         { routes: { sms: ["p1"], mms: ["p1"], email: ["p1"] }, providers: [{ name: "p1", kind: "mock", timeoutMs: 30_000 }] },
         () => slow,
       );
-      const a = new Dispatcher({ sql: t.database.sql, registry, metrics: createMetrics({ version: VERSION }), logger: silent, session }, OPTIONS);
+      // The bound gives a reconnect (at the next heartbeat, within 1 s) its room: three heartbeats.
+      const bound = { takeoverMs: 3000 };
+      const a = new Dispatcher({ sql: t.database.sql, registry, metrics: createMetrics({ version: VERSION }), logger: silent, session }, { ...OPTIONS, ...bound });
       running.push(a);
       a.start();
       await until("both calls under way", async () => slow.total() === 2);
@@ -171,7 +173,7 @@ describe.each(["postgres", "embedded"] as const)("delivery workers on %s", (data
       await t.database.sql.query("SELECT pg_terminate_backend($1)", [row!.pid]);
       // Another worker, waiting for claims to free: it must get none while A lives.
       const other = new CountingProvider("p1");
-      start(other);
+      start(other, bound);
       await until("A registered on a new session", async () => {
         const [now] = await t.database.sql.query<{ pid: number; held: boolean }>(
           `SELECT w.backend_pid AS pid, EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objid = w.lock_key::oid AND l.pid = w.backend_pid) AS held
