@@ -55,6 +55,9 @@ export interface Answer {
   status: number;
   retryAfter: string | null;
   ms: number;
+  /** When it was sent and answered (performance.now()). */
+  start: number;
+  end: number;
 }
 
 /** One write request on `route`, with fresh addresses (no rate limit is shared between calls). */
@@ -74,9 +77,11 @@ export async function write(baseUrl: string, route: WriteRoute, abortAfterMs: nu
       signal: AbortSignal.timeout(abortAfterMs),
     });
     await res.arrayBuffer();
-    return { route, status: res.status, retryAfter: res.headers.get("retry-after"), ms: performance.now() - started };
+    const end = performance.now();
+    return { route, status: res.status, retryAfter: res.headers.get("retry-after"), ms: end - started, start: started, end };
   } catch {
-    return { route, status: 0, retryAfter: null, ms: performance.now() - started };
+    const end = performance.now();
+    return { route, status: 0, retryAfter: null, ms: end - started, start: started, end };
   }
 }
 
@@ -117,3 +122,43 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** What one outage did to the traffic: the answers that ended after the cut, and when the service was ready again. */
+export interface OutageRun {
+  /** Answers that ended at or after the cut (the requests the outage could touch). */
+  touched: Answer[];
+  cutAt: number;
+  restoredAt: number;
+  /** Milliseconds from the restore to the first 200 from /readyz (Infinity when none came within 15 s). */
+  readyAfterMs: number;
+}
+
+/**
+ * Writers keep sending while every PostgreSQL connection is reset and new ones are refused for `outageMs`; then
+ * the proxy heals, /readyz is polled every 50 ms, and the traffic runs on until `settleMs` after the restore.
+ */
+export async function runOutage(setup: ServerBehindProxy, options: { writers: number; outageMs: number; settleMs: number }): Promise<OutageRun> {
+  const { proxy, server } = setup;
+  const traffic = startTraffic(server.url, { writers: options.writers, abortAfterMs: 60_000 });
+  await Bun.sleep(1000);
+  const cutAt = performance.now();
+  proxy.refuse();
+  proxy.reset();
+  await Bun.sleep(options.outageMs);
+  await proxy.heal();
+  const restoredAt = performance.now();
+  let readyAfterMs = Number.POSITIVE_INFINITY;
+  while (performance.now() - restoredAt < 15_000) {
+    if ((await fetch(`${server.url}/readyz`).then((r) => r.status, () => 0)) === 200) {
+      readyAfterMs = performance.now() - restoredAt;
+      break;
+    }
+    await Bun.sleep(50);
+  }
+  await Bun.sleep(Math.max(0, options.settleMs - (performance.now() - restoredAt)));
+  const answers = await traffic.stop();
+  return { touched: answers.filter((a) => a.end >= cutAt), cutAt, restoredAt, readyAfterMs };
+}
+
+/** Answers to requests sent while the database was away and answered more than `ms` after it was back. */
+export const answeredLate = (run: OutageRun, ms: number): Answer[] => run.touched.filter((a) => a.start < run.restoredAt && a.end > run.restoredAt + ms);
