@@ -141,6 +141,7 @@ export function createApp(deps: AppDeps) {
         signatureMayStandIn: (path) => config.webhookSecrets.length > 0 && isGenericWebhook(path),
         clientOf: (request, server) => clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trustedProxies),
         failures: rateLimits.authFailures,
+        failureLimit: config.authFailureLimit,
         onFailure: (reason) => metrics.authFailures.inc({ reason }),
       }),
     )

@@ -47,6 +47,8 @@ export interface AuthOptions {
   /** The client as the rate limit sees it (socket address, or the trusted proxies' forwarded hop). */
   clientOf: (request: Request, server: { requestIP(r: Request): { address: string } | null } | null) => string;
   failures?: AuthFailureCounter;
+  /** `MESSAGING_AUTH_FAILURE_LIMIT`, named in the RateLimit-Limit of the throttle's 429. */
+  failureLimit?: number;
   onFailure?: (reason: "missing" | "invalid" | "scope" | "throttled") => void;
   /**
    * Paths where a request without an Authorization header may show a webhook signature instead of a key (the
@@ -84,7 +86,15 @@ export function auth(options: AuthOptions) {
     if (throttle?.blocked) {
       options.onFailure?.("throttled");
       throw new AppError("rate_limited", `too many failed authentications from this client; retry in ${throttle.retryAfterSecs} s`, {
-        headers: { "retry-after": String(throttle.retryAfterSecs) },
+        // The throttle's own RateLimit-* figures, as every 429 carries its refusing limit's (SPEC §8).
+        headers: {
+          "retry-after": String(throttle.retryAfterSecs),
+          ...(options.failureLimit !== undefined && {
+            "ratelimit-limit": String(options.failureLimit),
+            "ratelimit-remaining": "0",
+            "ratelimit-reset": String(throttle.retryAfterSecs),
+          }),
+        },
       });
     }
     const header = request.headers.get("authorization");

@@ -49,7 +49,7 @@ async function sendRate(env: Record<string, string>): Promise<{ rate: number; ok
     const made = await runBinary(["keys", "create", "--name", "bench", "--json"], { env: { DATABASE_URL: pg.url } });
     const key = (JSON.parse(made.stdout) as { key: string }).key;
     const s = await startServe({
-      env: { DATABASE_URL: pg.url, MESSAGING_AUTH: "on", LOG_LEVEL: "warn", API_RATE_LIMIT_PER_SENDER_PER_MIN: "10000000", MESSAGING_RATE_LIMIT_PER_KEY_PER_MIN: "10000000", MESSAGING_DELIVERY_WORKERS: "0", ...env },
+      env: { DATABASE_URL: pg.url, MESSAGING_AUTH: "on", API_RATE_LIMIT_PER_SENDER_PER_MIN: "10000000", MESSAGING_RATE_LIMIT_PER_KEY_PER_MIN: "10000000", MESSAGING_DELIVERY_WORKERS: "0", ...env },
     });
     let i = 0;
     let ok = 0;

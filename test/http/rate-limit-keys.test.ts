@@ -101,6 +101,10 @@ describe("the auth-failure counter counts wrong keys, not requests without one",
     const blocked = await request(t.app, "GET", "/api/conversations", { headers: bearer(good) });
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThanOrEqual(59);
+    // Like every 429, the limit that refused it in the RateLimit-* headers.
+    expect(blocked.headers.get("ratelimit-limit")).toBe("2");
+    expect(blocked.headers.get("ratelimit-remaining")).toBe("0");
+    expect(blocked.headers.get("ratelimit-reset")).toBe(blocked.headers.get("retry-after"));
   });
 });
 
