@@ -139,11 +139,12 @@ describe("GET /openapi.json", () => {
     for (const [method, path] of BODY_MODELS) expect(doc.paths[path][method].requestBody.required).toBe(true);
   });
 
-  test("the mock config body documents its four fields and the two newer optional ones", () => {
+  test("the mock config body documents its four fields and the three newer optional ones", () => {
     const config = doc.components.schemas["providerMock.config"];
-    expect(Object.keys(config.properties).sort()).toEqual(["delivery_report_pct", "error_pct", "latency_ms", "ratelimit_pct", "seed", "timeout_pct"]);
+    expect(Object.keys(config.properties).sort()).toEqual(["breaker_open_secs", "delivery_report_pct", "error_pct", "latency_ms", "ratelimit_pct", "seed", "timeout_pct"]);
     expect(config.required).not.toContain("latency_ms");
     expect(config.required).not.toContain("delivery_report_pct");
+    expect(config.required).not.toContain("breaker_open_secs");
   });
 
   test("the mock report route documents its body, its 202 answer and its 404", () => {
