@@ -1,5 +1,6 @@
 // Address rules: how a phone number or an email address is recognised and
 // reduced to the one spelling that identifies a participant.
+import { mailboxAddress, parseMailbox } from "./mailbox.ts";
 
 /** Separators people type inside phone numbers; they carry no identity. */
 const PHONE_SEPARATORS = /[\s.\-()]/g;
@@ -24,7 +25,8 @@ export function normalizePhone(raw: string): string {
  * leave no mailbox), so it is kept.
  */
 export function normalizeEmail(raw: string): string {
-  const lowered = raw.trim().toLowerCase();
+  // A sender written `Name <address>` is the participant of its address.
+  const lowered = (raw.includes("<") ? mailboxAddress(raw) : raw).trim().toLowerCase();
   const at = lowered.lastIndexOf("@");
   if (at < 0) return lowered;
   const local = lowered.slice(0, at);
@@ -85,4 +87,16 @@ export function emailAddressProblem(raw: string): string | null {
   if (local.length > EMAIL_LOCAL_PART_MAX_LENGTH) return `must have a local part (before the @) of at most ${EMAIL_LOCAL_PART_MAX_LENGTH} characters`;
   const labels = domain.split(".");
   return labels.length >= 2 && labels.every((label) => label.length > 0) ? null : malformed;
+}
+
+/**
+ * Why `raw` is not an email sender, or null when it is one: an address, or an RFC 5322 name-addr
+ * (`Example <noreply@example.com>`) whose address passes the same rules. Parsed by a library (domain/mailbox.ts).
+ */
+export function emailSenderProblem(raw: string): string | null {
+  if (raw.length > EMAIL_MAX_LENGTH + 200) return `must be at most ${EMAIL_MAX_LENGTH + 200} characters`;
+  if (!raw.includes("<")) return emailAddressProblem(raw);
+  const mailbox = parseMailbox(raw);
+  if (mailbox === null) return "must be an email address, or a display name and an address (Name <address@example.com>)";
+  return emailAddressProblem(mailbox.address);
 }

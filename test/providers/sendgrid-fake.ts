@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { loadOperation } from "../helpers/openapi.ts";
 
 /**
  * A fake SendGrid v3 Mail Send API on loopback, speaking the documented wire format over real HTTP: a Bearer key,
@@ -39,8 +40,19 @@ export interface FakeSendGrid {
   messageIds: string[];
   /** Answers the next requests with these faults, one each, before behaving normally again. */
   script(...faults: SendGridFault[]): void;
+  /**
+   * Every way a request to /v3/mail/send departed from SendGrid's own OpenAPI description (../shared/specs/), each
+   * prefixed with the request's number; `assertConformant()` fails the test on any and clears them.
+   */
+  violations: string[];
+  /** Why requests are not checked against the description (it is absent), or undefined when they are. */
+  unchecked: string | undefined;
+  assertConformant(): void;
   close(): Promise<void>;
 }
+
+/** SendGrid's description of Mail Send (its header parameters and JSON body), shared by every fake. */
+const mailSend = loadOperation("tsg_mail_v3.json", "/v3/mail/send", "post");
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -83,6 +95,7 @@ export async function startFakeSendGrid(options: FakeSendGridOptions): Promise<F
   const requests: RecordedRequest[] = [];
   const messageIds: string[] = [];
   const faults: SendGridFault[] = [];
+  const violations: string[] = [];
   const maxBodyBytes = options.maxBodyBytes ?? 30 * 1024 * 1024;
 
   function answer(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) {
@@ -131,6 +144,15 @@ export async function startFakeSendGrid(options: FakeSendGridOptions): Promise<F
       const raw = Buffer.concat(chunks);
       const body = raw.toString("utf8");
       requests.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body });
+      if (typeof mailSend !== "string" && req.method === "POST" && req.url === "/v3/mail/send") {
+        let json: unknown;
+        try {
+          json = JSON.parse(body);
+        } catch {
+          json = body;
+        }
+        violations.push(...mailSend.violations({ headers: req.headers, json }).map((v) => `request ${requests.length}: ${v}`));
+      }
       handle(req, res, body, raw.byteLength).catch(() => req.socket.destroy());
     });
   });
@@ -143,6 +165,12 @@ export async function startFakeSendGrid(options: FakeSendGridOptions): Promise<F
     requests,
     messageIds,
     script: (...next) => void faults.push(...next),
+    violations,
+    unchecked: typeof mailSend === "string" ? mailSend : undefined,
+    assertConformant: () => {
+      const found = violations.splice(0);
+      if (found.length > 0) throw new Error(`requests the fake SendGrid received violate SendGrid's OpenAPI description:\n${found.join("\n")}`);
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -22,6 +22,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { loadOperation } from "../helpers/openapi.ts";
 
 /** A fault the next request gets instead of the documented behaviour. */
 export type TwilioFault =
@@ -56,8 +57,19 @@ export interface FakeTwilio {
   unsubscribed: Set<string>;
   /** Credentials the fake accepts; add an API key pair or a rotated token to test them. */
   credentials: Map<string, string>;
+  /**
+   * Every way a request to Messages.json departed from Twilio's own OpenAPI description (../shared/specs/), each
+   * prefixed with the request's number; `assertConformant()` fails the test on any and clears them.
+   */
+  violations: string[];
+  /** Why requests are not checked against the description (it is absent), or undefined when they are. */
+  unchecked: string | undefined;
+  assertConformant(): void;
   close(): Promise<void>;
 }
+
+/** Twilio's description of creating a Message (its parameters and form body), shared by every fake. */
+const createMessage = loadOperation("twilio_api_v2010.json", "/2010-04-01/Accounts/{AccountSid}/Messages.json", "post");
 
 export const FAKE_ACCOUNT_SID = `AC${"0123456789abcdef".repeat(2)}`;
 export const FAKE_AUTH_TOKEN = "fake-auth-token-0123456789abcdef";
@@ -159,6 +171,7 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
   const faults: TwilioFault[] = [];
   const unsubscribed = new Set<string>();
   const credentials = new Map([[FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN]]);
+  const violations: string[] = [];
   const path = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/;
 
   const server = createServer(async (req, res) => {
@@ -168,6 +181,11 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
     const body = Buffer.concat(chunks).toString("utf8");
     const form = new URLSearchParams(body);
     requests.push({ method: req.method ?? "", path: req.url ?? "", headers: { ...req.headers }, body, form: [...form], at });
+    const messages = path.exec(req.url ?? "");
+    if (typeof createMessage !== "string" && req.method === "POST" && messages) {
+      const found = createMessage.violations({ path: { AccountSid: decodeURIComponent(messages[1]!) }, headers: req.headers, form: [...form] });
+      violations.push(...found.map((v) => `request ${requests.length}: ${v}`));
+    }
 
     const fault = faults.shift();
     if (fault) return applyFault(fault, req, res);
@@ -203,6 +221,12 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
     },
     unsubscribed,
     credentials,
+    violations,
+    unchecked: typeof createMessage === "string" ? createMessage : undefined,
+    assertConformant: () => {
+      const found = violations.splice(0);
+      if (found.length > 0) throw new Error(`requests the fake Twilio received violate Twilio's OpenAPI description:\n${found.join("\n")}`);
+    },
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { MESSAGE_STATUSES } from "../../domain/message-status.ts";
 import { pageMeta, paginationQuery } from "../../http/pagination.ts";
-import { emailAddressProblem, phoneAddressProblem } from "../../domain/address.ts";
+import { emailAddressProblem, emailSenderProblem, phoneAddressProblem } from "../../domain/address.ts";
 import { attachmentUrlProblem } from "../../domain/attachment-url.ts";
 import { DEFAULT_SCHEDULE_MAX_DAYS, sendAtProblem } from "../../domain/schedule.ts";
 import { parseRfc3339 } from "../../domain/timestamp.ts";
@@ -33,6 +33,12 @@ const ruleOf = (problem: (s: string) => string | null) => (s: string, ctx: z.Ref
 export const phoneAddress = () => nonEmpty().superRefine(ruleOf(phoneAddressProblem));
 
 export const emailAddress = () => nonEmpty().superRefine(ruleOf(emailAddressProblem));
+
+/** An email `from`: an address, or `Name <address>` (SPEC §3); the conversation uses the address. */
+export const emailSender = () =>
+  nonEmpty()
+    .superRefine(ruleOf(emailSenderProblem))
+    .meta({ description: "An email address, or a display name and an address (`Example <noreply@example.com>`)" });
 
 /**
  * RFC 5322's line limit: a header line holds at most 998 characters. Counted in characters (code points), not
@@ -125,7 +131,7 @@ export function messageModels(limits: MessageLimits) {
 
   const sendEmail = z
     .object({
-      from: emailAddress(),
+      from: emailSender(),
       to: emailAddress(),
       body: nonEmpty().meta({ description: "Stored verbatim; may contain HTML" }),
       subject: emailSubject(),
