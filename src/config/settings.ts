@@ -42,6 +42,13 @@ const list = () =>
     z.array(z.string().min(1), { error: "must be a comma-separated list" }),
   );
 
+/** TCP ports, each 1 to 65535. */
+const ports = () =>
+  z.preprocess(
+    (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean).map((s) => (/^\d{1,5}$/.test(s) ? Number(s) : s)) : v),
+    z.array(z.number({ error: "must be a comma-separated list of ports" }).int().min(1).max(65535), { error: "must be a comma-separated list of ports" }),
+  );
+
 /** Addresses and CIDR ranges; the first unusable entry is named, so the error is one clear line. */
 const proxyRanges = () =>
   list().superRefine((entries, ctx) => {
@@ -168,6 +175,7 @@ export const SETTINGS = [
   { key: "webhookToleranceSecs", env: "MESSAGING_WEBHOOK_TOLERANCE_SECS", schema: integer(1, 86400), default: 300, description: "How far (past or future) a signed webhook's timestamp may be from the clock" },
   { key: "ssrfAllowlist", env: "SSRF_ALLOWLIST", schema: list(), default: [], description: "Hosts outbound requests may reach (comma-separated): exact names, `.suffix` for any subdomain, or IP addresses (an address listed here may be private or loopback)" },
   { key: "egressAllowHttp", env: "MESSAGING_EGRESS_ALLOW_HTTP", schema: boolean(), default: false, description: "Let outbound requests use plain http (port 80) as well as https" },
+  { key: "attachmentPorts", env: "MESSAGING_ATTACHMENT_PORTS", schema: ports(), default: [], description: "Ports an email attachment's URL may name besides 443 (and 80 with MESSAGING_EGRESS_ALLOW_HTTP), e.g. a file server on 8443; its host must still be in SSRF_ALLOWLIST" },
   { key: "masterKeys", env: "MESSAGING_MASTER_KEYS", schema: parsed(masterKeysSetting).optional(), description: "Master keys of the provider credential store, `id:base64key` (32 bytes) comma-separated: the first encrypts, all decrypt (`messaging creds rotate` moves every credential to the first)", secret: true },
   { key: "masterKeysFile", env: "MESSAGING_MASTER_KEYS_FILE", schema: path().optional(), description: "File of master keys instead of MESSAGING_MASTER_KEYS (one `id:base64key` per line, `#` comments). With neither, the embedded database uses `master.keys` in the data directory, which `serve` generates (mode 0600); PostgreSQL stores no credentials without one" },
 ] as const satisfies readonly SettingSpec[];

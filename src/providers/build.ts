@@ -15,7 +15,7 @@ import { SendGridProvider } from "./sendgrid/adapter.ts";
 import { SmtpProvider, smtpHostCheck } from "./smtp/adapter.ts";
 import { TwilioProvider } from "./twilio/adapter.ts";
 
-type BuildSettings = Pick<Config, "ssrfAllowlist" | "egressAllowHttp" | "publicUrl" | "emailAttachmentMaxBytes">;
+type BuildSettings = Pick<Config, "ssrfAllowlist" | "egressAllowHttp" | "publicUrl" | "emailAttachmentMaxBytes" | "attachmentPorts">;
 
 export function buildProvider(
   config: BuildSettings,
@@ -30,8 +30,10 @@ export function buildProvider(
   };
   // The guard's own deadline bounds a request the dispatcher's timeout abandoned (see twilio/adapter.ts on aborts).
   const egress = () => egressFromConfig(config, { ...providerEgress(config, provider), timeoutMs });
-  // Attachments come from anywhere SSRF_ALLOWLIST allows, on the usual ports, within the message's size cap.
-  const attachments = attachmentFetcher((maxResponseBytes) => egressFromConfig(config, { timeoutMs, maxResponseBytes }), config.emailAttachmentMaxBytes);
+  // Attachments come from anywhere SSRF_ALLOWLIST allows, on the usual ports (and MESSAGING_ATTACHMENT_PORTS),
+  // within the message's size cap.
+  const ports = [...(config.egressAllowHttp ? [443, 80] : [443]), ...config.attachmentPorts];
+  const attachments = attachmentFetcher((maxResponseBytes) => egressFromConfig(config, { timeoutMs, maxResponseBytes, ports }), config.emailAttachmentMaxBytes);
   const nameOf = (address: string) => senderName(provider.senders, address);
   switch (provider.kind) {
     case "twilio": {

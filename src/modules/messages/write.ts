@@ -4,7 +4,7 @@ import { type Channel, transportOf } from "../../domain/channel.ts";
 import { conversationKey } from "../../domain/conversation-key.ts";
 import { replyPair, sendPair } from "../../domain/opt-out.ts";
 import { smsSegments } from "../../domain/sms-segments.ts";
-import { SUBJECT_LENGTH, snippet } from "../../domain/snippet.ts";
+import { defaultSubject } from "../../domain/email-text.ts";
 import { parseRfc3339 } from "../../domain/timestamp.ts";
 import { AppError } from "../../http/errors.ts";
 import type { WriteAnswer } from "../../http/idempotency.ts";
@@ -33,7 +33,7 @@ export const accepted = (ids: StoredIds): Accepted => ({ status: "accepted", id:
 
 /**
  * The row a validated input becomes: its transport, conversation key and initial status derived once, with
- * an email's subject (the body's snippet when none was given) or an SMS/MMS body's encoding, segments and the
+ * an email's subject (the body's text when none was given) or an SMS/MMS body's encoding, segments and the
  * opt-out pair it concerns.
  */
 export function newMessage(input: MessageInput, direction: NewMessage["direction"], providerMessageId: string | null): NewMessage {
@@ -49,7 +49,8 @@ export function newMessage(input: MessageInput, direction: NewMessage["direction
     from: input.from,
     to: input.to,
     body: input.body,
-    subject: email ? input.subject || snippet(input.body, SUBJECT_LENGTH) : null,
+    // Without one, the body's text (an HTML body's tags removed, entities decoded), cut to 78 characters (SPEC §3).
+    subject: email ? input.subject || defaultSubject(input.body) : null,
     segments: sms?.segments ?? null,
     encoding: sms?.encoding ?? null,
     attachments: input.attachments,

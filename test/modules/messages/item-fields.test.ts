@@ -44,8 +44,9 @@ describe.each(["postgres", "embedded"] as const)("subject, segments and encoding
     }
   });
 
-  test("a short body is its own default subject, and a subject of exactly 998 characters is accepted", async () => {
-    expect((await item(await post(t.app, "/api/messages/email", emailSend({ body: "<p>hi</p>" })))).subject).toBe("<p>hi</p>");
+  test("a short body's text is its default subject (an HTML body's tags removed), and a subject of exactly 998 characters is accepted", async () => {
+    expect((await item(await post(t.app, "/api/messages/email", emailSend({ body: "<p>hi &amp; bye</p>" })))).subject).toBe("hi & bye");
+    expect((await item(await post(t.app, "/api/messages/email", emailSend({ body: "plain  hi" })))).subject).toBe("plain hi");
     const long = "é".repeat(998);
     expect((await item(await post(t.app, "/api/messages/email", emailSend({ subject: long })))).subject).toBe(long);
   });
