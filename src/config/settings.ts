@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { DEFAULT_ROUTES, parseRates, parseRoutes } from "../domain/provider-routes.ts";
-import { parseProxyRange } from "../security/client-address.ts";
-import { type MasterKey, parseMasterKeys } from "../security/keyring.ts";
+import { parseProxyRange } from "../domain/proxy-range.ts";
+import { type MasterKey, parseMasterKeys } from "../domain/master-keys.ts";
 
 /**
  * Every setting of `messaging`, in one table: its key in the typed config, the environment variable

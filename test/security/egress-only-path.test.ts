@@ -45,6 +45,9 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
     "fetch call":
       "`messaging selftest --target URL` is an HTTP client an operator runs against a deployment they name on the command line; it is not the service's own egress (no provider call, nothing a request can steer), so the guard's allowlist and private-range refusals (which would refuse the usual loopback or internal target) do not apply",
   },
+  "src/domain/proxy-range.ts": {
+    "network module import": "imports isIP from node:net to read MESSAGING_TRUSTED_PROXIES entries; opens nothing",
+  },
   "src/security/client-address.ts": {
     "network module import": "imports BlockList and isIP from node:net to match client addresses against trusted proxies; opens nothing",
   },
