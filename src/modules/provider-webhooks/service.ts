@@ -13,7 +13,7 @@ import { EVENT_ID_RETENTION_HOURS } from "./sendgrid-events.ts";
 
 export { EVENT_ID_RETENTION_HOURS, SENDGRID_EVENT_TOLERANCE_SECS, sendgridEvents } from "./sendgrid-events.ts";
 export { authorizeInboundParse, sendgridInbound } from "./sendgrid-inbound.ts";
-export { twilioInbound, twilioSignedUrls, twilioStatus } from "./twilio.ts";
+export { twilioInbound, twilioStatus } from "./twilio.ts";
 export { configuredProvider, type ProviderWebhookDeps } from "./webhook.ts";
 
 /**

@@ -2,11 +2,11 @@
  * Twilio's webhooks: message status callbacks and incoming messages, both form-encoded and signed with
  * `X-Twilio-Signature`, which is checked before anything in them is read.
  */
-import type { ReportedStatus } from "../../delivery/reports.ts";
 import { formatTimestamp } from "../../domain/timestamp.ts";
 import { validationFailed } from "../../http/errors.ts";
 import type { RawBody } from "../../http/raw-body.ts";
-import { TWILIO_SIGNATURE_HEADER, verifyTwilioSignature } from "../../providers/twilio/signature.ts";
+import { twilioReportedStatus } from "../../providers/twilio/reports.ts";
+import { TWILIO_SIGNATURE_HEADER, twilioSignedUrls, verifyTwilioSignature } from "../../providers/twilio/signature.ts";
 import { receiveMessage } from "../messages/service.ts";
 import { twilioInboundSchema, twilioStatusSchema } from "./model.ts";
 import {
@@ -27,26 +27,6 @@ function formPairs(body: RawBody): [string, string][] {
   return [...new URLSearchParams(decodeUtf8(body.bytes))];
 }
 
-/** The request target as sent (path and query), without scheme and authority. */
-const targetOf = (url: string) => url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "") || "/";
-
-/**
- * The URL Twilio signed: MESSAGING_PUBLIC_URL followed by the path and query this request named, since behind a
- * proxy the request's own URL (scheme, host, port) is not the one Twilio was given; the request URL itself when no
- * public URL is set. Twilio documents that it is inconsistent about a default port (`:443`) in the signed URL, and
- * its own libraries accept either spelling, so both are tried.
- */
-export function twilioSignedUrls(publicUrl: string | undefined, requestUrl: string): string[] {
-  const url = publicUrl ? publicUrl.replace(/\/+$/, "") + targetOf(requestUrl) : requestUrl;
-  const parts = /^(https?):\/\/([^/?#:]+)(?::(\d+))?(.*)$/i.exec(url);
-  if (!parts) return [url];
-  const [, scheme, host, port, rest] = parts;
-  const standard = scheme!.toLowerCase() === "https" ? "443" : "80";
-  if (port === undefined) return [url, `${scheme}://${host}:${standard}${rest}`];
-  if (port === standard) return [url, `${scheme}://${host}${rest}`];
-  return [url];
-}
-
 /**
  * Twilio signs with the account's auth token (its webhook-security page), also when messages are sent with an API
  * key: so `auth_token` is what verifies, every value of it still in its rotation overlap.
@@ -63,14 +43,6 @@ function assertTwilioSigned(deps: ProviderWebhookDeps, provider: TwilioConfig, r
   }
 }
 
-/** Twilio's message statuses that report a delivery; the others (queued, sending, accepted, …) change nothing. */
-const TWILIO_REPORTED: Readonly<Record<string, ReportedStatus>> = {
-  sent: "sent",
-  delivered: "delivered",
-  undelivered: "undelivered",
-  failed: "failed",
-};
-
 /**
  * A message status callback: a delivery report for the message Twilio named by its sid. A repeat or a report the
  * message has moved past changes nothing (`duplicate`); a sid not stored (yet, or a message sent by another system
@@ -82,7 +54,7 @@ export function twilioStatus(deps: ProviderWebhookDeps, name: string, request: R
     const form = formPairs(body);
     assertTwilioSigned(deps, provider, request, form);
     const report = validated(twilioStatusSchema, Object.fromEntries(form));
-    const status = TWILIO_REPORTED[report.MessageStatus];
+    const status = twilioReportedStatus(report.MessageStatus);
     if (status === undefined) return ["accepted", undefined];
     const code = report.ErrorCode?.trim();
     const result = await applyReport(deps, name, { providerMessageId: report.MessageSid, status, errorCode: code ? `twilio ${code}` : null });

@@ -65,3 +65,23 @@ export function verifyTwilioSignature(
   }
   return matched;
 }
+
+/** The request target as sent (path and query), without scheme and authority. */
+const targetOf = (url: string) => url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "") || "/";
+
+/**
+ * The URL Twilio signed: MESSAGING_PUBLIC_URL followed by the path and query this request named, since behind a
+ * proxy the request's own URL (scheme, host, port) is not the one Twilio was given; the request URL itself when no
+ * public URL is set. Twilio documents that it is inconsistent about a default port (`:443`) in the signed URL, and
+ * its own libraries accept either spelling, so both are tried.
+ */
+export function twilioSignedUrls(publicUrl: string | undefined, requestUrl: string): string[] {
+  const url = publicUrl ? publicUrl.replace(/\/+$/, "") + targetOf(requestUrl) : requestUrl;
+  const parts = /^(https?):\/\/([^/?#:]+)(?::(\d+))?(.*)$/i.exec(url);
+  if (!parts) return [url];
+  const [, scheme, host, port, rest] = parts;
+  const standard = scheme!.toLowerCase() === "https" ? "443" : "80";
+  if (port === undefined) return [url, `${scheme}://${host}:${standard}${rest}`];
+  if (port === standard) return [url, `${scheme}://${host}${rest}`];
+  return [url];
+}

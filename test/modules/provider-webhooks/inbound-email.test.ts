@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { firstMailbox, messageIdOf } from "../../../src/modules/provider-webhooks/inbound-email.ts";
-import { twilioSignedUrls } from "../../../src/modules/provider-webhooks/service.ts";
+import { twilioSignedUrls } from "../../../src/providers/twilio/signature.ts";
 
 describe("firstMailbox", () => {
   test.each([
