@@ -55,9 +55,9 @@ CREATE TABLE "event_deliveries" (
 	CONSTRAINT "event_deliveries_pk" PRIMARY KEY("endpoint_id","event_id")
 );
 --> statement-breakpoint
-CREATE INDEX "event_deliveries_due_idx" ON "event_deliveries" USING btree ("endpoint_id","run_at") WHERE "gave_up_at" IS NULL;
+CREATE INDEX "event_deliveries_due_idx" ON "event_deliveries" USING btree ("endpoint_id","run_at","event_id") WHERE "gave_up_at" IS NULL;
 --> statement-breakpoint
-CREATE INDEX "event_deliveries_subject_idx" ON "event_deliveries" USING btree ("endpoint_id","subject","sequence");
+CREATE INDEX "event_deliveries_subject_idx" ON "event_deliveries" USING btree ("subject","endpoint_id","sequence");
 --> statement-breakpoint
 CREATE INDEX "event_deliveries_event_idx" ON "event_deliveries" USING btree ("event_id");
 --> statement-breakpoint

@@ -368,8 +368,8 @@ export const eventDeliveries = pgTable(
   },
   (t) => [
     primaryKey({ name: "event_deliveries_pk", columns: [t.endpointId, t.eventId] }),
-    index("event_deliveries_due_idx").on(t.endpointId, t.runAt).where(sql`gave_up_at IS NULL`),
-    index("event_deliveries_subject_idx").on(t.endpointId, t.subject, t.sequence),
+    index("event_deliveries_due_idx").on(t.endpointId, t.runAt, t.eventId).where(sql`gave_up_at IS NULL`),
+    index("event_deliveries_subject_idx").on(t.subject, t.endpointId, t.sequence),
     index("event_deliveries_event_idx").on(t.eventId),
   ],
 );

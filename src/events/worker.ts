@@ -187,6 +187,8 @@ export class EventWorkers {
       const admission = admit(gate.breaker, now, this.options.breaker);
       if (!admission.allowed) continue;
       const free = this.options.concurrency - gate.inFlight;
+      // Claim for a busy endpoint once half its slots are free, not at every answer: each claim is a round trip.
+      if (gate.inFlight > 0 && free < Math.ceil(this.options.concurrency / 2)) continue;
       caps.set(id, gate.breaker.state === "closed" ? free : Math.min(1, free));
     }
     return caps;
