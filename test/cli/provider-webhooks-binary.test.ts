@@ -3,7 +3,7 @@
  * URL under MESSAGING_PUBLIC_URL; a status callback signed as Twilio signs it (computed here, with the auth token
  * the fake accepts) POSTed to that URL ends the message `delivered`, and one signed with another token is refused.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -17,6 +17,8 @@ import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } f
 const dir = mkdtempSync(join(tmpdir(), "msg-test-provider-webhooks-binary-"));
 let db: DeliveryDatabase;
 let fake: FakeTwilio;
+// Every request the fake received conforms to Twilio\'s own OpenAPI description (../shared/specs/).
+afterEach(() => fake?.assertConformant());
 let serve: ServeProcess | undefined;
 
 /** A port nothing listens on right now: the public URL has to name the binary's port before it starts. */

@@ -4,7 +4,7 @@
  * the credential stored by `creds set` `serve` delivers a sent SMS to the fake Twilio on loopback, then sends with a
  * token rotated by `creds rotate` while it runs, without a restart.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +16,8 @@ import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } f
 const dir = mkdtempSync(join(tmpdir(), "msg-test-provider-binary-"));
 let db: DeliveryDatabase;
 let fake: FakeTwilio;
+// Every request the fake received conforms to Twilio\'s own OpenAPI description (../shared/specs/).
+afterEach(() => fake?.assertConformant());
 let serve: ServeProcess | undefined;
 let configFile: string;
 const MASTER_KEY = generateMasterKey("k1");

@@ -5,6 +5,7 @@
  * senders `@relay.example`), with a loopback file server for attachments. Both fakes check every request against
  * the providers' own OpenAPI descriptions (../shared/specs/), and the test fails on any violation.
  */
+import { validationCounts } from "../helpers/openapi.ts";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -113,6 +114,7 @@ beforeAll(async () => {
   serve = await startServe({ args: ["--config", config], env });
 }, 120_000);
 
+afterAll(() => console.log(`[openapi] requests checked against the providers' descriptions so far: ${JSON.stringify(validationCounts)}`));
 afterAll(async () => {
   await serve?.stop();
   files?.stop(true);

@@ -4,7 +4,7 @@
  * from the credentials lookup, and createDelivery's dispatcher delivering a sent SMS to it for real; and what
  * buildProvider gives the SendGrid and SMTP adapters (the key, the sender, the address rules).
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,8 @@ const silent = createLogger({ level: "silent", destination: new Writable({ write
 const dir = mkdtempSync(join(tmpdir(), "msg-test-wiring-"));
 let t: TestApp;
 let fake: FakeTwilio;
+// Every request the fake received conforms to Twilio\'s own OpenAPI description (../shared/specs/).
+afterEach(() => fake?.assertConformant());
 let delivery: Delivery | undefined;
 
 beforeAll(async () => {

@@ -1,3 +1,4 @@
+import { validationCounts } from "../helpers/openapi.ts";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { deliveryIdempotencyKey, type OutboundMessage, type ProviderOutcome, sendWithTimeout } from "../../src/providers/provider.ts";
 import { looksLikeHtml } from "../../src/providers/email-content.ts";
@@ -21,6 +22,7 @@ let fake: FakeSendGrid;
 beforeAll(async () => {
   fake = await startFakeSendGrid({ apiKey: API_KEY, verifiedSenders: [SENDER], maxBodyBytes: 64 * 1024 });
 });
+afterAll(() => console.log(`[openapi] requests checked against the providers' descriptions so far: ${JSON.stringify(validationCounts)}`));
 afterAll(() => fake.close());
 // Every request the adapter made must conform to SendGrid's own OpenAPI description (skipped, with the reason
 // printed, when ../shared/specs/ is absent).

@@ -3,7 +3,7 @@ import { type OutboundMessage, type ProviderOutcome, sendWithTimeout } from "../
 import { retryAfterMs, type TwilioCredentials, TwilioProvider, type TwilioProviderOptions } from "../../src/providers/twilio/adapter.ts";
 import { createEgress } from "../../src/security/egress.ts";
 import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "./twilio-fake.ts";
-import { loadOperation } from "../helpers/openapi.ts";
+import { loadOperation, validationCounts } from "../helpers/openapi.ts";
 
 const fake0Unchecked = () => {
   const op = loadOperation("twilio_api_v2010.json", "/2010-04-01/Accounts/{AccountSid}/Messages.json", "post");
@@ -19,6 +19,7 @@ let fake: FakeTwilio;
 beforeAll(async () => {
   fake = await startFakeTwilio();
 });
+afterAll(() => console.log(`[openapi] requests checked against the providers' descriptions so far: ${JSON.stringify(validationCounts)}`));
 afterAll(() => fake.close());
 // Every request the adapter made must conform to Twilio's own OpenAPI description (skipped, with the reason
 // printed, when ../shared/specs/ is absent).

@@ -5,7 +5,7 @@
  * master key is rotated, `check` and `creds list` run. Then every row of every table (all columns as text) and
  * every line every command wrote are searched for the values and for the Basic credentials made of them.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +22,8 @@ const dir = mkdtempSync(join(tmpdir(), "msg-test-credential-leaks-"));
 const written: { what: string; text: string }[] = [];
 let db: DeliveryDatabase;
 let fake: FakeTwilio;
+// Every request the fake received conforms to Twilio\'s own OpenAPI description (../shared/specs/).
+afterEach(() => fake?.assertConformant());
 let serve: ServeProcess | undefined;
 let configFile: string;
 
