@@ -1,6 +1,5 @@
 import { statSync } from "node:fs";
-import type { ServiceConfig } from "../providers/config.ts";
-import { requiredSecrets } from "../providers/config.ts";
+import { requiredSecrets, type ServiceConfig, twilioUnverifiable } from "../providers/config.ts";
 import { rootCauseMessage } from "../db/availability.ts";
 import { isCurrent } from "../db/migrate.ts";
 import { credentialsProblem } from "../providers/readiness.ts";
@@ -73,7 +72,7 @@ export async function storedCredentialChecks({ config, database, migrations }: D
   const missing = credentialsProblem(config.providers, store, keys.length > 0);
   // Twilio signs its webhooks with the account's auth token even when an API key sends: without one, every
   // status callback and inbound message is refused (401), though sending works.
-  const unverifiable = config.providers.filter((p) => p.kind === "twilio" && p.apiKeySid !== undefined && !store.has(p.name, "auth_token"));
+  const unverifiable = twilioUnverifiable(config.providers.filter((p) => p.kind === "twilio"), (provider, name) => store.has(provider, name));
   if (missing !== undefined) out.push({ check: "provider-credentials", status: "error", message: missing });
   else if (unverifiable.length > 0) {
     const names = unverifiable.map((p) => p.name).join(", ");

@@ -1,4 +1,4 @@
-import { type ServiceConfig, providersProblem } from "../providers/config.ts";
+import { providersProblem, providerWebhookGaps, type ServiceConfig } from "../providers/config.ts";
 import { CHANNELS } from "../domain/channel.ts";
 import { canonicalAddress, classifyAddress, isLoopbackHost } from "../security/address-class.ts";
 import { inboundWebhookAccess } from "../security/inbound-access.ts";
@@ -55,16 +55,7 @@ export function routesCheck(config: ServiceConfig): CheckResult[] {
  * database items check it.
  */
 export function providerWebhooksCheck(config: ServiceConfig): CheckResult[] {
-  const gaps: string[] = [];
-  const twilio = config.providers.filter((p) => p.kind === "twilio").map((p) => p.name);
-  if (twilio.length > 0 && config.publicUrl === undefined) {
-    gaps.push(`no MESSAGING_PUBLIC_URL, so ${twilio.join(", ")} send no StatusCallback and their messages never go past sent`);
-  }
-  for (const p of config.providers) {
-    if (p.kind === "sendgrid" && p.eventVerificationKey === undefined) {
-      gaps.push(`${p.name} has no event_verification_key, so its event webhook refuses every post (no delivered or bounce)`);
-    }
-  }
+  const gaps = providerWebhookGaps(config.providers, config.publicUrl);
   if (gaps.length > 0) return [warn("provider-webhooks", gaps.join("; "))];
   if (config.providers.some((p) => p.kind === "twilio" || p.kind === "sendgrid")) {
     return [ok("provider-webhooks", "delivery reports can reach this service (status callbacks, signed events)")];

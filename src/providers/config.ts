@@ -15,9 +15,11 @@ import { parseMailbox } from "../domain/mailbox.ts";
 import { PROVIDER_NAME, type Routes } from "../domain/provider-routes.ts";
 import { egressUrlProblem } from "../security/egress.ts";
 import { CREDENTIAL_NAMES, isProviderName, PROVIDER_KINDS, type ProviderKind } from "./kinds.ts";
-import { readSendGrid, SENDGRID_CHANNELS, SENDGRID_DEFAULT_BASE_URL, type SendGridSettings, sendgridKeys, sendgridSecrets } from "./sendgrid/config.ts";
+import { readSendGrid, SENDGRID_CHANNELS, SENDGRID_DEFAULT_BASE_URL, type SendGridSettings, sendgridKeys, sendgridSecrets, sendgridWebhookGap } from "./sendgrid/config.ts";
 import { readSmtp, SMTP_CHANNELS, type SmtpSettings, smtpKeys, smtpSecrets } from "./smtp/config.ts";
-import { readTwilio, TWILIO_API_BASE_URL, TWILIO_CHANNELS, type TwilioSettings, twilioKeys, twilioProblem, twilioSecrets } from "./twilio/config.ts";
+import { readTwilio, TWILIO_API_BASE_URL, TWILIO_CHANNELS, type TwilioSettings, twilioKeys, twilioProblem, twilioSecrets, twilioWebhookGap } from "./twilio/config.ts";
+
+export { twilioUnverifiable } from "./twilio/config.ts";
 
 export { CREDENTIAL_NAMES, isProviderName, PROVIDER_KINDS, type ProviderKind };
 
@@ -253,4 +255,14 @@ export function providerEgress(config: { egressAllowHttp: boolean }, provider: P
   const port = provider.baseUrl === undefined ? "" : new URL(provider.baseUrl).port;
   if (port === "") return { allowHttp: config.egressAllowHttp };
   return { allowHttp: config.egressAllowHttp, ports: [...(config.egressAllowHttp ? [443, 80] : [443]), Number(port)] };
+}
+
+/**
+ * What the providers' own webhooks need from the configuration and lack, one sentence each (each kind says its own:
+ * Twilio's status callbacks need the public URL, SendGrid's signed events their verification key).
+ */
+export function providerWebhookGaps(providers: readonly ProviderConfig[], publicUrl: string | undefined): string[] {
+  const gaps: (string | undefined)[] = [twilioWebhookGap(providers.filter((p) => p.kind === "twilio").map((p) => p.name), publicUrl)];
+  for (const p of providers) if (p.kind === "sendgrid") gaps.push(sendgridWebhookGap(p.name, p));
+  return gaps.filter((g): g is string => g !== undefined);
 }

@@ -19,3 +19,8 @@ export function readSendGrid(entry: Record<string, unknown>): SendGridSettings {
 }
 
 export const sendgridSecrets = (): string[] => ["api_key"];
+
+/** What a SendGrid provider's event webhook lacks: without its verification key, every event post is refused. */
+export function sendgridWebhookGap(name: string, settings: SendGridSettings): string | undefined {
+  return settings.eventVerificationKey === undefined ? `${name} has no event_verification_key, so its event webhook refuses every post (no delivered or bounce)` : undefined;
+}

@@ -38,3 +38,17 @@ export function readTwilio(entry: Record<string, unknown>): TwilioSettings {
 
 /** The credential it sends with: an API key's secret when one is configured, else the account's auth token. */
 export const twilioSecrets = (settings: TwilioSettings): string[] => (settings.apiKeySid !== undefined ? ["api_key_secret"] : ["auth_token"]);
+
+/** What a Twilio provider's webhooks lack in the configuration: its status callback is built on the public URL. */
+export function twilioWebhookGap(names: readonly string[], publicUrl: string | undefined): string | undefined {
+  if (names.length === 0 || publicUrl !== undefined) return undefined;
+  return `no MESSAGING_PUBLIC_URL, so ${names.join(", ")} send no StatusCallback and their messages never go past sent`;
+}
+
+/**
+ * Twilio signs its webhooks with the account's auth token even when an API key sends: the providers sending with a
+ * key that have no auth_token stored, whose every status callback and inbound message will be refused (401).
+ */
+export function twilioUnverifiable<P extends { name: string } & TwilioSettings>(providers: readonly P[], has: (provider: string, name: string) => boolean): P[] {
+  return providers.filter((p) => p.apiKeySid !== undefined && !has(p.name, "auth_token"));
+}
