@@ -6,6 +6,7 @@
  */
 import type { SqlRunner } from "../db/runner.ts";
 import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
+import { AT_EVENT, type ClientEvent, completeEvent, EVENT_JSON, REASON } from "./feed.ts";
 
 /*
  * One statement, the sequencer of the feed: take the router's row (SKIP LOCKED: one instance routes at a time, the
@@ -54,6 +55,8 @@ export interface ClaimedDelivery {
   attempts: number;
   /** When its retry window started (ms): routing, or the last `enable`. */
   firstAt: number;
+  /** The body to POST, rendered by the claim itself; undefined when the event was purged meanwhile. */
+  event: ClientEvent | undefined;
 }
 
 /*
@@ -81,23 +84,34 @@ const CLAIM = `
                 AND p.attempts = 0 AND p.gave_up_at IS NULL)
          ORDER BY d.run_at, d.event_id
          LIMIT c.cap
-         FOR UPDATE OF d SKIP LOCKED) d)
-  UPDATE event_deliveries d SET locked_by = $3, locked_until = now() + $4::int * interval '1 millisecond'
-    FROM due WHERE d.endpoint_id = due.endpoint_id AND d.event_id = due.event_id
-  RETURNING d.endpoint_id::text AS endpoint_id, d.event_id::text AS event_id, d.attempts,
-            (extract(epoch FROM d.first_at) * 1000)::float8 AS first_ms`;
+         FOR UPDATE OF d SKIP LOCKED) d),
+  claimed AS (
+    UPDATE event_deliveries d SET locked_by = $3, locked_until = now() + $4::int * interval '1 millisecond'
+      FROM due WHERE d.endpoint_id = due.endpoint_id AND d.event_id = due.event_id
+    RETURNING d.endpoint_id, d.event_id, d.attempts, d.first_at)
+  SELECT c.endpoint_id::text AS endpoint_id, c.event_id::text AS event_id, c.attempts,
+         (extract(epoch FROM c.first_at) * 1000)::float8 AS first_ms,
+         ${EVENT_JSON}::text AS event, ${REASON} AS reason
+    FROM claimed c LEFT JOIN events e ON e.id = c.event_id
+    ${AT_EVENT}`;
 
-/** Claims due deliveries for `holder`: at most `caps.get(endpoint)` of each endpoint. */
-export async function claimDeliveries(sql: SqlRunner, caps: ReadonlyMap<string, number>, holder: string, leaseMs: number): Promise<ClaimedDelivery[]> {
+/** Claims due deliveries for `holder`, at most `caps.get(endpoint)` of each endpoint, with their bodies rendered. */
+export async function claimDeliveries(sql: SqlRunner, caps: ReadonlyMap<string, number>, holder: string, leaseMs: number, snippetLength = 64): Promise<ClaimedDelivery[]> {
   const open = [...caps].filter(([, cap]) => cap > 0);
   if (open.length === 0) return [];
-  const rows = await sql.query<{ endpoint_id: string; event_id: string; attempts: number; first_ms: number }>(CLAIM, [
+  const rows = await sql.query<{ endpoint_id: string; event_id: string; attempts: number; first_ms: number; event: string | null; reason: string | null }>(CLAIM, [
     textArray(open.map(([id]) => id)),
     textArray(open.map(([, cap]) => String(cap))),
     holder,
     leaseMs,
   ]);
-  return rows.map((r) => ({ endpointId: r.endpoint_id, eventId: r.event_id, attempts: r.attempts, firstAt: Number(r.first_ms) }));
+  return rows.map((r) => ({
+    endpointId: r.endpoint_id,
+    eventId: r.event_id,
+    attempts: r.attempts,
+    firstAt: Number(r.first_ms),
+    event: r.event === null ? undefined : completeEvent({ event: r.event, reason: r.reason }, snippetLength),
+  }));
 }
 
 /** How one POST of an event ended. */

@@ -35,7 +35,7 @@ export const FEED_START: FeedPosition = "0";
  * event's own status, reason and provider fields, which are the parts of a message that change. A message deleted
  * since (retention, DELETE /api/conversations/{id}) leaves its id and the event's status only.
  */
-const AT_EVENT = `
+export const AT_EVENT = `
   LEFT JOIN LATERAL (
     SELECT msg.id, msg.conversation_id, msg.direction, msg.channel, msg.from_addr, msg.to_addr, msg.body, msg.attachments,
            e.status, msg.timestamp, msg.subject, msg.segments, msg.encoding, msg.send_at,
@@ -45,14 +45,14 @@ const AT_EVENT = `
 const DETAIL = `, 'provider', m.provider, 'provider_message_id', m.provider_message_id,
   'status_reason', CASE WHEN m.status IN ('failed', 'undelivered') THEN m.reason END`;
 
-const EVENT_JSON = `json_build_object(
+export const EVENT_JSON = `json_build_object(
   'id', 'evt_' || replace(e.public_id::text, '-', ''), 'type', e.type, 'created_at', ${rfc3339Utc("e.created_at")}, 'sequence', e.sequence,
   'data', CASE WHEN e.message_id IS NULL THEN e.data::json
                WHEN m.id IS NULL THEN json_build_object('id', e.message_id::text, 'status', e.status, 'deleted', true)
                ELSE ${messageItemJson("m", DETAIL)} END)`;
 
 /** The reason of a failed or undelivered message, beside the status it explains (the body promise of SPEC §10). */
-const REASON = `CASE WHEN e.status IN ('failed', 'undelivered') THEN e.reason END`;
+export const REASON = `CASE WHEN e.status IN ('failed', 'undelivered') THEN e.reason END`;
 
 interface EventRow {
   event: string;
@@ -62,7 +62,7 @@ interface EventRow {
 }
 
 /** Completes a rendered event: the grapheme-aware snippet (TypeScript's part of a message item) and the reason. */
-function complete(row: EventRow, snippetLength: number): ClientEvent {
+export function completeEvent(row: { event: string; reason: string | null }, snippetLength: number): ClientEvent {
   const event = JSON.parse(row.event) as ClientEvent;
   const data = event.data;
   if (typeof data.body === "string") data.snippet = snippet(data.body, snippetLength);
@@ -89,19 +89,7 @@ export interface FeedPage {
 export async function feedPage(sql: SqlRunner, after: FeedPosition, types: readonly string[] | null, limit: number, snippetLength: number): Promise<FeedPage> {
   const rows = await sql.query<EventRow>(PAGE, [after, types === null ? null : textArray(types), limit]);
   const last = rows.at(-1);
-  return { items: rows.map((r) => complete(r, snippetLength)), next: last?.position ?? after };
-}
-
-const BY_IDS = `
-  SELECT e.id::text AS row_id, ${EVENT_JSON}::text AS event, ${REASON} AS reason, e.position::text AS position
-    FROM events e ${AT_EVENT}
-   WHERE e.id = ANY($1::bigint[])`;
-
-/** The bodies of the given events (row ids), by row id; an event purged meanwhile is absent. */
-export async function renderEvents(sql: SqlRunner, ids: readonly string[], snippetLength: number): Promise<Map<string, ClientEvent>> {
-  if (ids.length === 0) return new Map();
-  const rows = await sql.query<EventRow>(BY_IDS, [textArray(ids)]);
-  return new Map(rows.map((r) => [r.row_id, complete(r, snippetLength)]));
+  return { items: rows.map((r) => completeEvent(r, snippetLength)), next: last?.position ?? after };
 }
 
 /** The feed cursor as the client holds it: opaque text, strictly checked when it comes back. */

@@ -30,7 +30,6 @@ import {
   routeEvents,
 } from "./deliveries.ts";
 import { SECRET_NAME, secretProvider } from "./endpoints.ts";
-import { renderEvents } from "./feed.ts";
 import { signEvent } from "./signing.ts";
 
 export interface EventWorkerOptions {
@@ -159,8 +158,8 @@ export class EventWorkers {
     if (!this.options.deliver) return routed.events === ROUTE_BATCH;
     if (Date.now() - this.endpointsReadAt >= ENDPOINTS_REFRESH_MS || routed.deliveries > 0) await this.readEndpoints();
     const caps = this.capacities();
-    const claimed = await claimDeliveries(this.deps.sql, caps, this.holder, this.leaseMs);
-    if (claimed.length > 0) await this.send(claimed);
+    const claimed = await claimDeliveries(this.deps.sql, caps, this.holder, this.leaseMs, this.options.snippetLength);
+    if (claimed.length > 0) this.send(claimed);
     const full = claimed.length > 0 && claimed.length === [...caps.values()].reduce((a, b) => a + b, 0);
     return routed.events === ROUTE_BATCH || full;
   }
@@ -194,11 +193,10 @@ export class EventWorkers {
     return caps;
   }
 
-  private async send(claimed: readonly ClaimedDelivery[]): Promise<void> {
-    const bodies = await renderEvents(this.deps.sql, [...new Set(claimed.map((c) => c.eventId))], this.options.snippetLength);
+  private send(claimed: readonly ClaimedDelivery[]): void {
     for (const delivery of claimed) {
       const gate = this.gates.get(delivery.endpointId);
-      const event = bodies.get(delivery.eventId);
+      const event = delivery.event;
       if (!gate || !event) {
         // Deleted or purged between the claim and now: nothing to send; the lease lets it go.
         this.enqueue({ ...failure(delivery, "the endpoint or event is gone"), retryAt: new Date() });
