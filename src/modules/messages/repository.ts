@@ -186,15 +186,16 @@ export async function insertMessage(sql: SqlRunner, m: NewMessage, token: string
  * (`FOR UPDATE` above a sort) and missing ones inserted in key order, so concurrent batches take their locks
  * in one order and cannot deadlock. Message ids are drawn up front so each caller learns its own by position.
  * A message whose recipient opted out of its sender ($15, $16: the normalized pairs, NULL for emails) is left
- * out of every write and answered as a row of NULLs in its place, as the single send does.
+ * out of every write and answered as a row of NULLs in its place, as the single send does. A scheduled send ($17:
+ * its send_at, NULL for one sent at once) is stored `scheduled` and waits in scheduled_messages instead of the queue.
  */
 const INSERT_OUTBOUND_BATCH = `
   WITH checked AS MATERIALIZED (
     SELECT t.*, EXISTS (SELECT 1 FROM opt_outs o WHERE o.from_addr = t.opt_from AND o.to_addr = t.opt_to) AS opted_out
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                  $12::text[], $13::smallint[], $14::text[], $15::text[], $16::text[])
+                  $12::text[], $13::smallint[], $14::text[], $15::text[], $16::text[], $17::timestamptz[])
            WITH ORDINALITY AS t(transport, participant_a, participant_b, key, ts, channel, from_addr, to_addr, body, attachments,
-                                subject, segments, encoding, opt_from, opt_to, ord)
+                                subject, segments, encoding, opt_from, opt_to, send_at, ord)
   ),
   input AS MATERIALIZED (
     SELECT checked.*, nextval('messages_id_seq'::regclass) AS id FROM checked WHERE NOT opted_out
@@ -229,13 +230,15 @@ const INSERT_OUTBOUND_BATCH = `
   conv AS (SELECT id, key FROM upd UNION ALL SELECT id, key FROM ins),
   msg AS (
     INSERT INTO messages (id, conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, timestamp,
-                          subject, segments, encoding)
+                          subject, segments, encoding, send_at)
     SELECT input.id, conv.id, 'outbound', input.channel, input.transport, input.from_addr, input.to_addr, input.body,
-           input.attachments::jsonb, 'queued', input.ts, input.subject, input.segments, input.encoding
+           input.attachments::jsonb, CASE WHEN input.send_at IS NULL THEN 'queued' ELSE 'scheduled' END, input.ts, input.subject,
+           input.segments, input.encoding, input.send_at
       FROM input JOIN conv USING (key)
-    RETURNING id
+    RETURNING id, send_at
   ),
-  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg),
+  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg WHERE send_at IS NULL),
+  waiting AS (INSERT INTO scheduled_messages (message_id, send_at) SELECT id, send_at FROM msg WHERE send_at IS NOT NULL),
   stored AS (SELECT input.ord, input.id, conv.id AS conversation_id FROM input JOIN conv USING (key)),
   answer AS (SELECT checked.ord, stored.id, stored.conversation_id FROM checked LEFT JOIN stored USING (ord)),
   ${RECEIPT("$11", "answer", " ORDER BY ord")}
@@ -266,6 +269,7 @@ export async function insertOutboundBatch(sql: SqlRunner, batch: NewMessage[], t
     nullable((m) => m.encoding),
     nullable((m) => m.optOutPair?.from ?? null),
     nullable((m) => m.optOutPair?.to ?? null),
+    nullable((m) => m.sendAt?.toISOString() ?? null),
   ]);
   if (rows.length !== batch.length) throw new Error(`batch insert answered ${rows.length} of ${batch.length} messages`);
   return rows.map((r) => (r.id === null || r.conversation_id === null ? null : { id: r.id, conversation_id: r.conversation_id }));

@@ -17,8 +17,9 @@ import { accepted, countWrite, type MessageInput, newMessage, type WriteResult, 
  * connection is lost mid-write (see `writeOnce`). An SMS/MMS to a recipient who opted out of its sender is
  * refused (422 `recipient_opted_out`) by the statement that would have stored it: nothing is stored or queued,
  * and an Idempotency-Key is not consumed (its transaction rolls back), so the same key may be sent again after
- * the recipient opts back in. A send with a future `send_at` is stored `scheduled` and waits for the promoter
- * (modules/scheduling) instead of entering the delivery queue; it is charged and opt-out checked now all the same.
+ * the recipient opts back in. A send with a future `send_at` is written the same ways (grouped or keyed), but stored
+ * `scheduled`: it waits for the promoter (modules/scheduling) instead of entering the delivery queue, and is
+ * charged and opt-out checked now all the same.
  */
 export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?: IdempotencyRequest): Promise<WriteResult> {
   const message = newMessage(input, "outbound", null);
@@ -42,17 +43,6 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
       // The receipt committed with the stored response, which holds exactly this answer.
       // (A refused send writes no receipt, so it never reads as committed.)
       ([ids]) => ({ status: 202, body: accepted(storedOrRefused(deps, ids ?? null)), replayed: false }),
-    );
-  } else if (message.sendAt) {
-    // Scheduled sends are rare next to immediate ones and take their own statement (they wait in
-    // scheduled_messages, not the queue); the batcher groups only the hot path.
-    await chargeSender(deps, message);
-    const answer = (ids: StoredIds | null): WriteResult => ({ status: 202, body: accepted(storedOrRefused(deps, ids)), replayed: false });
-    result = await writeOnce(
-      deps.fence,
-      deps.onOutcome,
-      async (token) => answer(await insertMessage(deps.sql, message, token)),
-      ([ids]) => answer(ids ?? null),
     );
   } else {
     await chargeSender(deps, message);

@@ -88,6 +88,30 @@ for (const database of ["postgres", "embedded"] as const) {
       expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(0);
     });
 
+    test("concurrent sends, half of them scheduled, share group commits and each lands where it belongs", async () => {
+      const sendAt = inMs(3_600_000);
+      const batches = async () => {
+        const text = await t.metrics.registry.metrics();
+        return { sends: metricValue(text, "messaging_send_batch_size_sum"), statements: metricValue(text, "messaging_send_batch_size_count") };
+      };
+      const before = await batches();
+      const answers = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => post(t.app, "/api/messages/sms", smsSend(i % 2 === 0 ? { send_at: sendAt } : {}))),
+      );
+      expect(answers.every((a) => a.status === 202)).toBe(true);
+      const after = await batches();
+      // Fewer statements than sends: scheduled and immediate ones were written together.
+      expect(after.statements - before.statements).toBeLessThan(after.sends - before.sends);
+      for (const [i, a] of answers.entries()) {
+        const scheduled = i % 2 === 0;
+        const item = (await get(t.app, `/api/messages/${a.json.id}`)).json;
+        expect([item.status, item.send_at]).toEqual(scheduled ? ["scheduled", new Date(sendAt).toISOString()] : ["queued", null]);
+        expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [a.json.id])).toBe(scheduled ? 0 : 1);
+        const [row] = await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM scheduled_messages WHERE message_id = $1", [a.json.id]);
+        expect(row!.n).toBe(scheduled ? 1 : 0);
+      }
+    });
+
     test("it is not sent before send_at and is sent soon after it: scheduled → queued → sending → sent", async () => {
       const provider = new RecordingProvider();
       workers = startWorkers(t, provider);
