@@ -158,7 +158,7 @@ export const SETTINGS = [
   { key: "breakerErrorThreshold", env: "API_BREAKER_ERROR_THRESHOLD", schema: integer(1, 1000), default: 5, description: "Consecutive provider failures that open a circuit breaker" },
   { key: "breakerOpenSecs", env: "API_BREAKER_OPEN_SECS", schema: integer(1, 3600), default: 30, description: "Seconds an open breaker waits before letting one probe through" },
   { key: "eventWorkers", env: "MESSAGING_EVENT_WORKERS", schema: boolean(), default: true, description: "POST client events (SPEC §10) to the subscribed endpoints from this process; off leaves that to other instances (every instance still numbers new events for GET /api/events)" },
-  { key: "eventConcurrency", env: "MESSAGING_EVENT_CONCURRENCY", schema: integer(1, 1000), default: 16, description: "Event POSTs in flight per endpoint and process" },
+  { key: "eventConcurrency", env: "MESSAGING_EVENT_CONCURRENCY", schema: integer(1, 1000), default: 32, description: "Event POSTs in flight per endpoint and process" },
   { key: "eventTimeoutMs", env: "MESSAGING_EVENT_TIMEOUT_MS", schema: integer(100, 120000), default: 10000, description: "An event POST without a complete answer by then counts as failed and is retried" },
   { key: "eventPollMs", env: "MESSAGING_EVENT_POLL_MS", schema: integer(10, 60000), default: 100, description: "How often the event workers look for new events and due retries" },
   { key: "eventRetryHours", env: "MESSAGING_EVENT_RETRY_HOURS", schema: integer(1, 720), default: 24, description: "How long a failing event POST is retried (exponential backoff with jitter) before it is given up; a given-up event stays in the feed and is sent again by enable" },

@@ -83,6 +83,7 @@ export class EventWorkers {
   private readonly random: () => number;
   private readonly gates = new Map<string, Gate>();
   private endpointsReadAt = 0;
+  private routedAt = 0;
   private stopping = false;
   private running: Promise<void> | undefined;
   private sleeper: (() => void) | undefined;
@@ -153,10 +154,16 @@ export class EventWorkers {
 
   /** One round: route what is new, claim what the endpoints can take. True when there may be more at once. */
   private async step(): Promise<boolean> {
-    const routed = await routeEvents(this.deps.sql, ROUTE_BATCH);
-    for (const [type, n] of routed.byType) this.deps.metrics.eventsWritten.inc({ type }, n);
+    // An answer wakes the loop to claim again; routing (a write) runs at most twice per poll interval meanwhile.
+    let routed = { events: 0, deliveries: 0 };
+    if (this.inFlight === 0 || Date.now() - this.routedAt >= this.options.pollMs / 2) {
+      this.routedAt = Date.now();
+      const step = await routeEvents(this.deps.sql, ROUTE_BATCH);
+      for (const [type, n] of step.byType) this.deps.metrics.eventsWritten.inc({ type }, n);
+      routed = step;
+    }
     if (!this.options.deliver) return routed.events === ROUTE_BATCH;
-    if (Date.now() - this.endpointsReadAt >= ENDPOINTS_REFRESH_MS || routed.deliveries > 0) await this.readEndpoints();
+    if (Date.now() - this.endpointsReadAt >= ENDPOINTS_REFRESH_MS) await this.readEndpoints();
     const caps = this.capacities();
     const claimed = await claimDeliveries(this.deps.sql, caps, this.holder, this.leaseMs, this.options.snippetLength);
     if (claimed.length > 0) this.send(claimed);
