@@ -28,7 +28,8 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits, cursor
         response: { 202: "messages.accepted", ...WRITE_ERRORS },
         detail: {
           summary: "Send an SMS or MMS",
-          description: "202 means committed. Honours Idempotency-Key (replays carry Idempotent-Replayed: true).",
+          description:
+            "202 means committed. Honours Idempotency-Key (replays carry Idempotent-Replayed: true). 422 sender_not_allowed: no provider of the route owns `from`; 422 recipient_opted_out: the recipient texted STOP to `from`; 400 naming the limit: more media or a longer body than the route's providers take (Twilio: 10 media, 1600 UTF-16 code units).",
         },
       },
     )
@@ -43,7 +44,11 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits, cursor
         // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.
         parse: "json",
         response: { 202: "messages.accepted", ...WRITE_ERRORS },
-        detail: { summary: "Send an email", description: "202 means committed. Honours Idempotency-Key." },
+        detail: {
+          summary: "Send an email",
+          description:
+            "202 means committed. Honours Idempotency-Key. `from` may carry a display name (`Example <noreply@example.com>`). 422 sender_not_allowed: no provider of the route owns `from`. Attachments are fetched and sent as real attachments; without `subject`, the subject is the body's text.",
+        },
       },
     )
     .get("/api/messages", ({ query }) => listMessagesByStatus(deps, cursorKey, query.status, query), {
