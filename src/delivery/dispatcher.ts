@@ -92,6 +92,8 @@ const RESULT_RETRY_MAX_MS = 2000;
 
 /** The reason a message whose recipient opted out after it was queued fails with (SPEC §4). */
 export const OPTED_OUT_REASON = "recipient_opted_out";
+/** Why a message fails when no provider of its route owns its sender any more (SPEC §3 sender_not_allowed). */
+export const NO_PROVIDER_REASON = "sender_not_allowed: no provider of the route owns this sender or can carry the message";
 
 const refusal = (job: ClaimedJob): Delivered => ({
   result: { messageId: job.id, end: "failed", reason: OPTED_OUT_REASON, calls: 0 },
@@ -404,7 +406,13 @@ export class Dispatcher {
     let reason: string | null = null;
     let retryAfterMs = 0;
     let earliest = Infinity;
-    for (const { spec, provider } of this.deps.registry.chain(job.channel, job)) {
+    // Only the providers that own the sender (and fit the message) are tried. None left: the configuration changed
+    // since the send was accepted (which checked it), and no retry will find one.
+    const chain = this.deps.registry.chain(job.channel, job);
+    if (chain.length === 0) {
+      return { result: { messageId: job.id, end: "failed", reason: NO_PROVIDER_REASON, calls: 0 }, attempts };
+    }
+    for (const { spec, provider } of chain) {
       if (this.stopController.signal.aborted) break;
       const entry = await this.guards.get(spec.name)!.enter();
       if (!entry.allowed) {

@@ -186,6 +186,24 @@ for (const database of ["postgres", "embedded"] as const) describe(`delivery on 
     expect(detail.json.attempts.map((a: { attempt: number }) => a.attempt)).toEqual([1, 2]);
   });
 
+  test("a failover chain tries only the providers that own the message's sender; none left fails it at once", async () => {
+    const first = new ScriptedProvider("p-owns-a", () => accepted("never"));
+    const second = new ScriptedProvider("p-owns-b", (_n, id) => accepted(`b-${id}`));
+    const { dispatcher } = startDispatcher([first, second], { sms: ["p-owns-a", "p-owns-b"], mms: ["p-owns-a"], email: ["p-owns-a"] }, {}, [
+      { capacity: { senders: [{ kind: "phone", number: "+15550000001" }] } },
+      { capacity: { senders: [{ kind: "phone", number: "+15550000002" }] } },
+    ]);
+    const owned = await post(t.app, "/api/messages/sms", smsSend({ from: "+1 555 000 0002" }));
+    const orphan = await post(t.app, "/api/messages/sms", smsSend({ from: "+15550000009" }));
+    dispatcher.start();
+    await until(allIn([owned.json.id], "sent"));
+    await until(allIn([orphan.json.id], "failed"));
+    expect(first.calls).toEqual([]);
+    expect(second.calls.map((c) => c.id)).toEqual([owned.json.id]);
+    const [row] = await t.database.sql.query<{ reason: string }>("SELECT status_reason AS reason FROM messages WHERE id = $1", [orphan.json.id]);
+    expect(row!.reason).toStartWith("sender_not_allowed");
+  });
+
   test("a permanent error fails the message at once with the provider's reason", async () => {
     const provider = new ScriptedProvider("p1", () => permanentError("invalid number", 400));
     const { dispatcher } = startDispatcher([provider], only("p1"));
