@@ -93,7 +93,7 @@ describe.each(["postgres", "embedded"] as const)("on %s", (kind) => {
   });
 
   test("the mock config is stored and read back", async () => {
-    const config = { timeout_pct: 10, error_pct: 10, ratelimit_pct: 10, seed: 1, latency_ms: 5, delivery_report_pct: 20 };
+    const config = { timeout_pct: 10, error_pct: 10, ratelimit_pct: 10, seed: 1, latency_ms: 5, delivery_report_pct: 20, breaker_open_secs: 7 };
     expect((await request(t.app, "PUT", "/api/provider/mock/config", { body: config })).status).toBe(200);
     expect((await get(t.app, "/api/provider/mock/config")).json).toEqual(config);
   });
