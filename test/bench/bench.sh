@@ -13,6 +13,8 @@
 #                         MESSAGING_BIN=/path/to/binary measures another build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=test/bench/lib.sh
+. test/bench/lib.sh
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
 BASE_DB_URL="${BASE_DB_URL:-postgres://postgres@127.0.0.1:5432}"
 DURATION="${DURATION:-10s}"
@@ -35,14 +37,6 @@ cleanup() {
   rm -f "$LOG"
 }
 trap cleanup EXIT
-
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    ss -ltn "sport = :$port" | grep -q LISTEN || { echo "$port"; return; }
-  done
-}
 
 fresh_db() {
   psql "$BASE_DB_URL/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
@@ -134,21 +128,8 @@ fi
 if want drain; then
   echo "== 2. drain a backlog of $BACKLOG (load $(load))" >&2
   fresh_db
-  psql "$BASE_DB_URL/$DB" -q <<SQL
-WITH c AS (
-  INSERT INTO conversations (transport, participant_a, participant_b, key, message_count, last_activity_at)
-  SELECT 'sms', '+1203555' || lpad(g::text, 4, '0'), '+18045550002', 'sms:+1203555' || lpad(g::text, 4, '0') || '<->+18045550002', 0, now()
-    FROM generate_series(1, 500) g
-  RETURNING id),
-m AS (
-  INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, status, timestamp)
-  SELECT c.id, 'outbound', 'sms', 'sms', '+12035550000', '+18045550002', 'backlog ' || n, 'queued', now()
-    FROM c, generate_series(1, $BACKLOG / 500) n
-  RETURNING id)
-INSERT INTO delivery_jobs (message_id) SELECT id FROM m;
-UPDATE conversations SET message_count = $BACKLOG / 500;
-VACUUM ANALYZE;
-SQL
+  seed_backlog "$BASE_DB_URL/$DB" "$BACKLOG"
+  psql "$BASE_DB_URL/$DB" -qc "VACUUM ANALYZE"
   # Started with its workers held back by a long poll and no wake-up: the backlog is claimed from the first poll on.
   # CPU is counted from the process's start (start-up included, about 0.3 s) and over every backend it opened.
   start_serve LOG_LEVEL=info

@@ -7,6 +7,8 @@
 #                                  ONLY=drain|steady|load to run one part)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=test/bench/lib.sh
+. test/bench/lib.sh
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
 BASE_DB_URL="${BASE_DB_URL:-postgres://postgres@127.0.0.1:5432}"
 BACKLOG="${BACKLOG:-20000}"
@@ -47,27 +49,10 @@ stop_all() {
   PIDS=()
 }
 
-seed_backlog() {
-  psql "$DATABASE_URL" -q <<SQL
-WITH c AS (
-  INSERT INTO conversations (transport, participant_a, participant_b, key, message_count, last_activity_at)
-  SELECT 'sms', '+1203555' || lpad(g::text, 4, '0'), '+18045550002', 'sms:+1203555' || lpad(g::text, 4, '0') || '<->+18045550002', 0, now()
-    FROM generate_series(1, 500) g
-  RETURNING id),
-m AS (
-  INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, status, timestamp)
-  SELECT c.id, 'outbound', 'sms', 'sms', '+12035550000', '+18045550002', 'backlog ' || n, 'queued', now()
-    FROM c, generate_series(1, $BACKLOG / 500) n
-  RETURNING id)
-INSERT INTO delivery_jobs (message_id) SELECT id FROM m;
-UPDATE conversations SET message_count = $BACKLOG / 500;
-SQL
-}
-
 drain() { # processes
   local n=$1
   fresh_db
-  seed_backlog
+  seed_backlog "$DATABASE_URL" "$BACKLOG"
   local queued; queued=$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM delivery_jobs")
   for i in $(seq "$n"); do start_serve $((18190 + i)); done
   local deadline=$((SECONDS + 120))

@@ -10,6 +10,8 @@
 #        MESSAGING_BIN=/path/to/binary measures another build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=test/bench/lib.sh
+. test/bench/lib.sh
 
 BIN="${MESSAGING_BIN:-$PWD/dist/messaging}"
 [[ -x "$BIN" ]] || bun run build >/dev/null
@@ -29,13 +31,6 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    ss -ltn "sport = :$port" | grep -q LISTEN || { echo "$port"; return; }
-  done
-}
 PORT="$(free_port)"
 URL="http://127.0.0.1:$PORT/healthz"
 

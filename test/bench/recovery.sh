@@ -8,6 +8,8 @@
 # Usage: test/bench/recovery.sh   (env: BASE_DB_URL, MESSAGING_BIN, RATE=300, KILL_AFTER=3, LATENCY_MS=300, LIMIT_S=90)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=test/bench/lib.sh
+. test/bench/lib.sh
 BASE_DB_URL="${BASE_DB_URL:-postgres://postgres@127.0.0.1:5432}"
 BIN="${MESSAGING_BIN:-$PWD/dist/messaging}"
 RATE="${RATE:-300}"
@@ -26,13 +28,6 @@ cleanup() {
 }
 trap cleanup EXIT
 q() { psql "$BASE_DB_URL/$DB" -Atc "$1"; }
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    ss -ltn "sport = :$port" | grep -q LISTEN || { echo "$port"; return; }
-  done
-}
 export DATABASE_URL="$BASE_DB_URL/$DB" MESSAGING_AUTH=off LOG_LEVEL=warn HOST=127.0.0.1
 export API_RATE_LIMIT_PER_IP_PER_MIN=10000000 API_RATE_LIMIT_PER_SENDER_PER_MIN=10000000
 psql "$BASE_DB_URL/postgres" -qc "CREATE DATABASE $DB" >/dev/null

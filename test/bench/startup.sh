@@ -10,6 +10,8 @@
 # Usage: test/bench/startup.sh   (env: RUNS, BASE_DB_URL, MESSAGING_BIN=/path/to/binary measures another build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=test/bench/lib.sh
+. test/bench/lib.sh
 
 BIN="${MESSAGING_BIN:-$PWD/dist/messaging}"
 RUNS="${RUNS:-7}"
@@ -34,14 +36,6 @@ cleanup() {
 trap cleanup EXIT
 
 exec 4<> <(:)
-
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    ss -ltn "sport = :$port" | grep -q LISTEN || { echo "$port"; return; }
-  done
-}
 
 # The binary runs from an empty directory with only the environment given here, as an operator would run it.
 run_bin() { (cd "$WORK" && exec env -i PATH="$PATH" HOME="$WORK" "$@"); }
