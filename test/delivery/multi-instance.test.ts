@@ -15,7 +15,7 @@ afterAll(async () => {
 });
 
 /**
- * Queues `BACKLOG` outbound SMS in one transaction (as test/bench/delivery.sh does): 100 conversations of 10
+ * Queues `BACKLOG` outbound SMS in one transaction (as test/bench/lib.sh seed_backlog does): 100 conversations of 10
  * messages, each with its job, all due at once.
  */
 async function seedBacklog(database: DeliveryDatabase): Promise<void> {
