@@ -161,9 +161,6 @@ export function createApp(deps: AppDeps) {
         keys: deps.events?.keys ?? [],
         egress: eventEgress(config),
         snippetLength: config.snippetLength,
-        onRouted: (byType) => {
-          for (const [type, n] of byType) metrics.eventsWritten.inc({ type }, n);
-        },
         ...(deps.events?.credentialsChanged ? { credentialsChanged: deps.events.credentialsChanged } : {}),
       }),
     )

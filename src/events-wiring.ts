@@ -16,8 +16,8 @@ import { VERSION } from "./version.ts";
 const MAX_EVENT_RESPONSE_BYTES = 64 * 1024;
 
 /**
- * The event workers of this process. They always number new events for the feed (GET /api/events shows only
- * numbered ones); with MESSAGING_EVENT_WORKERS off they POST nothing.
+ * The event workers of this process. They always route new events to the endpoints (the feed, GET /api/events,
+ * needs no worker); with MESSAGING_EVENT_WORKERS off they POST nothing.
  */
 export function createEventWorkers(config: Config, database: DatabaseHandle, metrics: Metrics, logger: Logger, credentials: CredentialLookup): EventWorkers {
   const egress = eventEgress(config, {

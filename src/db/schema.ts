@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   check,
+  customType,
   index,
   integer,
   jsonb,
@@ -14,6 +15,9 @@ import {
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+
+/** A 64-bit transaction id (PostgreSQL's `xid8`), as decimal text. */
+const xid8 = customType<{ data: string }>({ dataType: () => "xid8" });
 
 const createdAt = () => timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
 
@@ -302,8 +306,9 @@ export const providerEvents = pgTable(
  * the triggers of migration 0012 in the transaction of the change (drizzle cannot declare triggers: the SQL is the
  * source). `subject` is the message id, or `recipient:<from>><to>` for opt-outs; `sequence` counts from 1 per
  * subject. The message's changing fields (status, reason, provider) are kept as of the event; the rest is read
- * from the message when the event is rendered (events/feed.ts). `position` orders the feed; the event workers'
- * sequencer sets it once the row has committed.
+ * from the message when the event is rendered (events/feed.ts). `feed_xid` (0017: the writing transaction's id,
+ * never below the previous event of its subject) and `id` order the feed; `position` is the order the sequencer of
+ * 0012 gave the events written before 0017, which come first.
  */
 export const events = pgTable(
   "events",
@@ -311,6 +316,7 @@ export const events = pgTable(
     id: bigserial("id", { mode: "number" }).primaryKey(),
     publicId: uuid("public_id").notNull().defaultRandom(),
     position: bigint("position", { mode: "number" }),
+    feedXid: xid8("feed_xid"),
     type: text("type").notNull(),
     subject: text("subject").notNull(),
     sequence: integer("sequence").notNull(),
@@ -324,7 +330,7 @@ export const events = pgTable(
   },
   (t) => [
     uniqueIndex("events_feed_idx").on(t.position).where(sql`position IS NOT NULL`),
-    index("events_unsequenced_idx").on(t.id).where(sql`position IS NULL`),
+    index("events_order_idx").on(t.feedXid, t.id).where(sql`feed_xid IS NOT NULL`),
     index("events_subject_idx").on(t.subject, t.sequence),
     index("events_created_brin").using("brin", t.createdAt),
   ],
@@ -374,8 +380,10 @@ export const eventDeliveries = pgTable(
   ],
 );
 
-/** The sequencer's one row: the last feed position handed out. */
+/** The router's one row: the last event routed, as (feed_xid, event_id); `position` is 0012's, read by nothing now. */
 export const eventRouter = pgTable("event_router", {
   id: integer("id").primaryKey(),
   position: bigint("position", { mode: "number" }).notNull(),
+  feedXid: xid8("feed_xid").notNull().default(sql`'0'`),
+  eventId: bigint("event_id", { mode: "number" }).notNull().default(0),
 });

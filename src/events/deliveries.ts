@@ -9,19 +9,23 @@ import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
 import { AT_EVENT, type ClientEvent, completeEvent, EVENT_JSON, REASON } from "./feed.ts";
 
 /*
- * One statement, the sequencer of the feed: take the router's row (SKIP LOCKED: one instance routes at a time, the
- * others find nothing), number the committed events that have no feed position yet in id order, after the last
- * position given, make a delivery of each for every endpoint whose subscription covers it (domain/event-types.ts
- * subscriptionCovers, in SQL), disabled endpoints included (their events wait for `enable`), and keep the last
- * position. An event whose transaction commits later is numbered in a later round, after every position handed
- * out before: the feed (feed.ts) never shows a position below one it already showed.
+ * One statement, the router: take the router's row (SKIP LOCKED: one instance routes at a time, the others find
+ * nothing), read the events after its cursor in feed order up to the event horizon (feed.ts), make a delivery of
+ * each for every endpoint whose subscription covers it (domain/event-types.ts subscriptionCovers, in SQL), disabled
+ * endpoints included (their events wait for `enable`), and move the cursor to the last one read. Reads only, but
+ * for the deliveries and that one row: with no endpoint an event costs nothing here after its insert. An event
+ * whose transaction commits late sorts below the horizon only once it has committed, never behind the cursor. The
+ * cursor only moves forward: an instance whose snapshot is older than the last move reads nothing new.
  */
 const ROUTE = `
-  WITH cursor AS (SELECT position FROM event_router WHERE id = 1 FOR UPDATE SKIP LOCKED),
+  WITH h AS MATERIALIZED (SELECT messaging_event_horizon() AS horizon),
+  cursor AS (SELECT feed_xid, event_id FROM event_router WHERE id = 1 FOR UPDATE SKIP LOCKED),
   batch AS MATERIALIZED (
-    SELECT e.id, e.type, e.subject, e.sequence, c.position + row_number() OVER (ORDER BY e.id) AS position
-      FROM (SELECT id, type, subject, sequence FROM events WHERE position IS NULL ORDER BY id LIMIT $1) e, cursor c),
-  numbered AS (UPDATE events e SET position = b.position FROM batch b WHERE e.id = b.id),
+    SELECT e.id, e.type, e.subject, e.sequence, e.feed_xid
+      FROM cursor c, LATERAL (
+        SELECT id, type, subject, sequence, feed_xid FROM events
+         WHERE feed_xid IS NOT NULL AND (feed_xid, id) > (c.feed_xid, c.event_id) AND feed_xid < (SELECT horizon FROM h)
+         ORDER BY feed_xid, id LIMIT $1) e),
   routed AS (
     INSERT INTO event_deliveries (endpoint_id, event_id, subject, sequence)
     SELECT ep.id, b.id, b.subject, b.sequence FROM batch b JOIN event_endpoints ep
@@ -29,8 +33,10 @@ const ROUTE = `
         OR ('message.status' = ANY(ep.events) AND b.type LIKE 'message.%' AND b.type <> 'message.received')
     ON CONFLICT DO NOTHING
     RETURNING endpoint_id),
-  moved AS (UPDATE event_router r SET position = last.position FROM (SELECT max(position) AS position FROM batch) last
-             WHERE r.id = 1 AND last.position IS NOT NULL)
+  moved AS (
+    UPDATE event_router r SET feed_xid = last.feed_xid, event_id = last.id
+      FROM (SELECT feed_xid, id FROM batch ORDER BY feed_xid DESC, id DESC LIMIT 1) last
+     WHERE r.id = 1 AND (last.feed_xid, last.id) > (r.feed_xid, r.event_id))
   SELECT b.type, count(*)::int AS n, (SELECT count(*) FROM routed)::int AS routed FROM batch b GROUP BY b.type`;
 
 /** What one routing step did: events read per type, and deliveries made. */
@@ -40,7 +46,7 @@ export interface Routed {
   deliveries: number;
 }
 
-/** Numbers and routes up to `limit` new events; `events` is 0 when there was nothing new (or another instance was routing). */
+/** Routes up to `limit` new events; `events` is 0 when there was nothing new (or another instance was routing). */
 export async function routeEvents(sql: SqlRunner, limit: number): Promise<Routed> {
   const rows = await sql.query<{ type: string; n: number; routed: number }>(ROUTE, [limit]);
   const byType = new Map(rows.map((r) => [r.type, r.n]));

@@ -4,11 +4,15 @@
  *
  * Order: an event id is drawn when its row is inserted, not when its transaction commits, so reading "ids after
  * the last one seen" would skip an event whose transaction committed after a later id was already read. The feed
- * therefore walks `position`, which the event workers' sequencer (deliveries.ts routeEvents) gives each event
- * once it has committed, always above every position given before: an event never appears behind a cursor a
- * client already holds. (Reading by transaction id below the oldest running one would need no sequencer, but any
- * long transaction on the PostgreSQL server, in any database, would hold the feed back.) The price is the
- * sequencer's pace, which is why a feed read runs a round of it first (modules/events/service.ts).
+ * therefore walks (feed_xid, id), the writing transaction's id first (never below the previous event of the same
+ * message, so a message's events stay in sequence order), and shows only events below the event horizon
+ * (`messaging_event_horizon()`, migration 0017): the oldest transaction of this database still running. No
+ * transaction below it can still commit, so an event never appears behind a cursor a client already holds, and
+ * nothing is written to give an event its place. A long write transaction in this database holds the feed back
+ * until it ends; one in another database on the same server does not.
+ *
+ * Events written before 0017 were numbered by a sequencer (`position`); they come first, in that order, and the
+ * cursors issued then (`p<position>`) still work.
  */
 import { rfc3339Utc } from "../db/json-sql.ts";
 import { messageItemJson } from "../db/message-item-sql.ts";
@@ -25,10 +29,14 @@ export interface ClientEvent {
   data: Record<string, unknown>;
 }
 
-/** Where a feed page starts: after the event with this position (decimal text). */
-export type FeedPosition = string;
+/**
+ * Where a feed page starts: after the event with this `position` (numbered before migration 0017), or after the
+ * event with this (feed_xid, id). Decimal text, as PostgreSQL prints them.
+ */
+export type FeedPosition = { position: string } | { xid: string; id: string };
 
-export const FEED_START: FeedPosition = "0";
+/** The start of the feed: before the oldest event numbered before 0017, and so before every later one. */
+export const FEED_START: FeedPosition = { position: "0" };
 
 /*
  * The message as it was when the event was written: the row's fixed fields (addresses, body, timestamps) with the
@@ -58,6 +66,7 @@ interface EventRow {
   event: string;
   reason: string | null;
   position: string | null;
+  feed_xid: string | null;
   row_id: string;
 }
 
@@ -70,40 +79,69 @@ export function completeEvent(row: { event: string; reason: string | null }, sni
   return event;
 }
 
+/*
+ * Two ordered ranges, the numbered events of before 0017 ($1: the cursor is still among them) and then the rest
+ * by (feed_xid, id) below the horizon, each read on its own index, the first $5 of both together.
+ */
 const PAGE = `
-  SELECT ${EVENT_JSON}::text AS event, ${REASON} AS reason, e.position::text AS position, e.id::text AS row_id
-    FROM (SELECT * FROM events
-           WHERE position > $1::text::bigint AND position IS NOT NULL
-             AND ($2::text[] IS NULL OR type = ANY($2::text[]))
-           ORDER BY position LIMIT $3) e
+  WITH h AS MATERIALIZED (SELECT messaging_event_horizon() AS horizon),
+  page AS MATERIALIZED (
+    (SELECT 0 AS part, * FROM events
+      WHERE $1::boolean AND position > $2::text::bigint AND position IS NOT NULL AND feed_xid IS NULL
+        AND ($6::text[] IS NULL OR type = ANY($6::text[]))
+      ORDER BY position LIMIT $5)
+    UNION ALL
+    (SELECT 1 AS part, * FROM events
+      WHERE feed_xid IS NOT NULL AND (feed_xid, id) > ($3::text::xid8, $4::text::bigint) AND feed_xid < (SELECT horizon FROM h)
+        AND ($6::text[] IS NULL OR type = ANY($6::text[]))
+      ORDER BY feed_xid, id LIMIT $5)),
+  e AS (SELECT *, CASE WHEN part = 0 THEN position END AS numbered FROM page ORDER BY part, numbered, feed_xid, id LIMIT $5)
+  SELECT ${EVENT_JSON}::text AS event, ${REASON} AS reason, e.position::text AS position, e.feed_xid::text AS feed_xid,
+         e.id::text AS row_id
+    FROM e
     ${AT_EVENT}
-   ORDER BY e.position`;
+   ORDER BY e.part, e.numbered, e.feed_xid, e.id`;
 
 export interface FeedPage {
   items: ClientEvent[];
-  /** The position after the last item; the same position when the page is empty. */
+  /** The place after the last item; the same place when the page is empty. */
   next: FeedPosition;
 }
 
 /** Up to `limit` events after `after`, of `types` when given, in commit order. */
 export async function feedPage(sql: SqlRunner, after: FeedPosition, types: readonly string[] | null, limit: number, snippetLength: number): Promise<FeedPage> {
-  const rows = await sql.query<EventRow>(PAGE, [after, types === null ? null : textArray(types), limit]);
+  const numbered = "position" in after;
+  const rows = await sql.query<EventRow>(PAGE, [
+    numbered,
+    numbered ? after.position : "0",
+    numbered ? "0" : after.xid,
+    numbered ? "0" : after.id,
+    limit,
+    types === null ? null : textArray(types),
+  ]);
   const last = rows.at(-1);
-  return { items: rows.map((r) => completeEvent(r, snippetLength)), next: last?.position ?? after };
+  const next: FeedPosition = !last ? after : last.feed_xid === null ? { position: last.position! } : { xid: last.feed_xid, id: last.row_id };
+  return { items: rows.map((r) => completeEvent(r, snippetLength)), next };
 }
 
 /** The feed cursor as the client holds it: opaque text, strictly checked when it comes back. */
-export function encodeFeedCursor(position: FeedPosition): string {
-  return Buffer.from(`p${position}`).toString("base64url");
+export function encodeFeedCursor(at: FeedPosition): string {
+  return Buffer.from("position" in at ? `p${at.position}` : `x${at.xid}.${at.id}`).toString("base64url");
 }
 
-const POSITION = /^p(0|[1-9]\d{0,18})$/;
+const INT64 = "(0|[1-9]\\d{0,18})";
+const NUMBERED = new RegExp(`^p${INT64}$`);
+const ORDERED = new RegExp(`^x${INT64}\\.${INT64}$`);
+const INT64_MAX = 9_223_372_036_854_775_807n;
 
-/** The position a cursor names, or null when it is not one this service issued. */
+/** The place a cursor names, or null when it is not one this service issued. */
 export function decodeFeedCursor(cursor: string): FeedPosition | null {
   if (cursor.length > 64 || !/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
-  const match = POSITION.exec(Buffer.from(cursor, "base64url").toString("latin1"));
-  if (!match) return null;
-  if (BigInt(match[1]!) > 9_223_372_036_854_775_807n) return null;
-  return match[1]!;
+  const text = Buffer.from(cursor, "base64url").toString("latin1");
+  const numbered = NUMBERED.exec(text);
+  if (numbered) return BigInt(numbered[1]!) > INT64_MAX ? null : { position: numbered[1]! };
+  const ordered = ORDERED.exec(text);
+  if (!ordered) return null;
+  if (BigInt(ordered[1]!) > INT64_MAX || BigInt(ordered[2]!) > INT64_MAX) return null;
+  return { xid: ordered[1]!, id: ordered[2]! };
 }

@@ -33,7 +33,7 @@ import { SECRET_NAME, secretProvider } from "./endpoints.ts";
 import { signEvent } from "./signing.ts";
 
 export interface EventWorkerOptions {
-  /** POST events in this process; false only numbers them for the feed and routes them (another instance sends). */
+  /** POST events in this process; false only routes them (another instance sends). */
   deliver: boolean;
   /** POSTs in flight per endpoint in this process. */
   concurrency: number;

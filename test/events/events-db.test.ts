@@ -1,13 +1,16 @@
 // The event outbox in the database (SPEC §10) on both databases, through the app: what the triggers write for
 // scheduling and rollbacks, the endpoint rules the delivery statement applies (disable after failing too long),
-// retention, the `check` item, and the admin scope of the endpoint routes.
+// retention, the `check` item, the admin scope of the endpoint routes, and the feed order under concurrent
+// transactions on PostgreSQL (a late commit, a message's events, another database's long transaction).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import postgres from "postgres";
 import { migrationStatus } from "../../src/db/migrate.ts";
 import { claimDeliveries, purgeEventBatch, recordDeliveries, routeEvents } from "../../src/events/deliveries.ts";
 import { FEED_START, feedPage, decodeFeedCursor, encodeFeedCursor } from "../../src/events/feed.ts";
 import { createApiKey } from "../../src/security/api-keys.ts";
 import { eventEndpointsCheck } from "../../src/diagnostics/events.ts";
 import { buildTestApp, request, type TestApp } from "../helpers/app.ts";
+import { TEST_DATABASE_URL } from "../helpers/database.ts";
 
 const sms = (from: string, to: string, extra: Record<string, unknown> = {}) => ({
   from, to, type: "sms", body: "hi", attachments: null, timestamp: "2024-11-01T12:00:00Z", ...extra,
@@ -19,11 +22,8 @@ describe.each(["postgres", "embedded"] as const)("events on %s", (kind) => {
     t = await buildTestApp({ database: kind, config: { ssrfAllowlist: ["127.0.0.1"], egressAllowHttp: true, rateLimitPerSenderPerMin: 100000 } });
   }, 60_000);
   afterAll(() => t?.close());
-  // The sequencer numbers committed events for the feed (serve runs it every MESSAGING_EVENT_POLL_MS).
-  const all = async () => {
-    await routeEvents(t.database.sql, 10_000);
-    return (await feedPage(t.database.sql, FEED_START, null, 1000, 64)).items;
-  };
+  // The feed needs no worker: a committed event is in it as soon as no older transaction of the database runs.
+  const all = async () => (await feedPage(t.database.sql, FEED_START, null, 1000, 64)).items;
 
   test("a scheduled send writes message.scheduled, its cancel message.canceled, in sequence", async () => {
     const sendAt = new Date(Date.now() + 3_600_000).toISOString();
@@ -90,12 +90,82 @@ describe.each(["postgres", "embedded"] as const)("events on %s", (kind) => {
 });
 
 describe("the feed cursor", () => {
-  test("round-trips, and anything it did not issue is refused", () => {
-    for (const position of ["0", "1", "9223372036854775807"]) expect(decodeFeedCursor(encodeFeedCursor(position))).toBe(position);
+  test("round-trips, old (position) and new (transaction id, event id), and anything it did not issue is refused", () => {
+    for (const position of ["0", "1", "9223372036854775807"]) expect(decodeFeedCursor(encodeFeedCursor({ position }))).toEqual({ position });
+    for (const [xid, id] of [["0", "0"], ["748", "12"], ["9223372036854775807", "9223372036854775807"]] as const) {
+      expect(decodeFeedCursor(encodeFeedCursor({ xid, id }))).toEqual({ xid, id });
+    }
+    // A cursor issued before migration 0017 is still read as the position it names.
+    expect(decodeFeedCursor(Buffer.from("p42").toString("base64url"))).toEqual({ position: "42" });
     const encoded = (text: string) => Buffer.from(text).toString("base64url");
-    for (const bad of ["", "x", encoded("p1.2"), encoded("p-1"), encoded("p01"), encoded("1"), "a".repeat(65), encoded("p9223372036854775808")]) {
+    for (const bad of ["", "x", encoded("p1.2"), encoded("p-1"), encoded("p01"), encoded("1"), "a".repeat(65), encoded("p9223372036854775808"),
+      encoded("x1"), encoded("x1.02"), encoded("x.1"), encoded("x1.2.3"), encoded("x9223372036854775808.1"), encoded("x1.9223372036854775808"), encoded("p1.2x")]) {
       expect(decodeFeedCursor(bad)).toBeNull();
     }
+  });
+});
+
+describe("the feed order under concurrent transactions (PostgreSQL)", () => {
+  let t: TestApp;
+  let other: postgres.Sql;
+  beforeAll(async () => {
+    t = await buildTestApp({ config: { rateLimitPerSenderPerMin: 100000 } });
+    other = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  }, 60_000);
+  afterAll(async () => {
+    await other?.end();
+    await t?.close();
+  });
+  const optOut = (n: number) =>
+    `INSERT INTO opt_outs (from_addr, to_addr, source, reason) VALUES ('+1202555${String(n).padStart(4, "0")}', '+13035559999', 'inbound', 'STOP')`;
+  const page = (after = FEED_START) => feedPage(t.database.sql, after, null, 1000, 64);
+  const froms = (items: { data: Record<string, unknown> }[]) => items.map((e) => e.data.from);
+
+  test("an event whose transaction commits late is never behind a cursor already handed out", async () => {
+    const start = (await page()).next;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let wrote!: () => void;
+    const written = new Promise<void>((resolve) => (wrote = resolve));
+    // The early transaction writes its event first (lower id, lower transaction id) and commits last.
+    const early = t.database.sql.transaction(async (tx) => {
+      await tx.query(optOut(1));
+      wrote();
+      await held;
+    });
+    await written;
+    await t.database.sql.query(optOut(2));
+    const during = await page(start);
+    expect(froms(during.items)).toEqual([]);
+    expect(during.next).toEqual(start);
+    release();
+    await early;
+    const after = await page(during.next);
+    expect(froms(after.items)).toEqual(["+12025550001", "+12025550002"]);
+    expect((await page(after.next)).items).toEqual([]);
+  });
+
+  test("a long transaction in another database holds nothing back", async () => {
+    const start = (await page()).next;
+    await other.begin(async (tx) => {
+      await tx`SELECT pg_current_xact_id()`;
+      await t.database.sql.query(optOut(3));
+      expect(froms((await page(start)).items)).toEqual(["+12025550003"]);
+    });
+  });
+
+  test("a message's later event sorts after its earlier one even when its transaction began first", async () => {
+    const sent = await request(t.app, "POST", "/api/messages/sms", { body: sms("+12025550004", "+13035550004") });
+    expect(sent.status).toBe(202);
+    const start = (await page()).next;
+    // `first` draws its transaction id, then `second` changes the message and commits, then `first` changes it.
+    await t.database.sql.transaction(async (first) => {
+      await first.query(optOut(5));
+      await t.database.sql.query("UPDATE messages SET status = 'failed', status_reason = 'second' WHERE id = $1::bigint", [sent.json.id]);
+      await first.query("UPDATE messages SET status = 'canceled' WHERE id = $1::bigint", [sent.json.id]);
+    });
+    const mine = (await page(start)).items.filter((e) => e.data.id === sent.json.id);
+    expect(mine.map((e) => `${e.sequence}:${e.type}`)).toEqual(["2:message.failed", "3:message.canceled"]);
   });
 });
 

@@ -13,7 +13,6 @@ import {
   listEndpoints,
   rotateEndpointSecret,
 } from "../../events/endpoints.ts";
-import { routeEvents } from "../../events/deliveries.ts";
 import { decodeFeedCursor, encodeFeedCursor, FEED_START, feedPage } from "../../events/feed.ts";
 import { AppError, validationFailed } from "../../http/errors.ts";
 import type { EventsQuery } from "./model.ts";
@@ -23,13 +22,9 @@ export interface EventsDeps extends EndpointDeps {
   snippetLength: number;
   /** Tell this process's credential store to read again (a new secret must sign at once). */
   credentialsChanged?: () => Promise<void>;
-  /** Counts the events a feed read numbers (messaging_events_written_total), as the event workers do. */
-  onRouted?: (byType: ReadonlyMap<string, number>) => void;
 }
 
 const FEED_LIMIT_DEFAULT = 100;
-/** Most events one feed read numbers; beyond it the event workers catch up. */
-const SEQUENCE_ON_READ = 5000;
 
 function answer(err: unknown): never {
   if (err instanceof EndpointError) {
@@ -81,10 +76,6 @@ export async function readFeed(deps: EventsDeps, q: EventsQuery) {
   const after = q.after === undefined ? FEED_START : decodeFeedCursor(q.after);
   if (after === null) throw validationFailed([{ path: "query.after", message: "after is not a cursor this service issued" }]);
   const types = typesFilter(q.types);
-  // Number what has committed since the sequencer's last round, so a read sees every committed event at once
-  // whatever the workers' pace (or when none runs). Best effort: a read must work while writes cannot.
-  const routed = await routeEvents(deps.sql, SEQUENCE_ON_READ).catch(() => undefined);
-  if (routed && routed.events > 0) deps.onRouted?.(routed.byType);
   const page = await feedPage(deps.sql, after, types, q.limit ?? FEED_LIMIT_DEFAULT, deps.snippetLength);
   return { items: page.items, next_cursor: encodeFeedCursor(page.next) };
 }
