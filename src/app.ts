@@ -120,8 +120,15 @@ export function createApp(deps: AppDeps) {
     ...(deps.onScheduled ? { onScheduled: deps.onScheduled } : {}),
     // What the route's providers can carry (their senders, their limits), checked before a send is stored.
     routeCheck: routeCheck(registryConfig({ routes: config.deliveryRoutes, timeoutMs: config.providerTimeoutMs, providers: config.providers })),
-    // Embedded PGlite has one connection, so one batch at a time; PostgreSQL gets a few in parallel.
-    batch: { maxInFlight: database.kind === "embedded" ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 4)), maxBatch: 256, maxQueued: config.sendQueueLimit },
+    // Embedded PGlite has one connection, so one batch at a time. PostgreSQL gets a few in parallel, but a second
+    // batch only for a queue of 64 (a quarter of a statement): under 50 clients, one batch at a time carried ~50
+    // sends per statement and cost PostgreSQL 0.12 s of CPU per 1,000 sends instead of 0.20 s at ~7 per statement.
+    batch: {
+      maxInFlight: database.kind === "embedded" ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 4)),
+      parallelAfter: 64,
+      maxBatch: 256,
+      maxQueued: config.sendQueueLimit,
+    },
   });
   const conversations = conversationsDeps(messages);
   // The error handler needs the final route table (405 vs 404); it is known once the app is assembled.

@@ -8,6 +8,13 @@ import { writeOnce } from "./write.ts";
 export interface SendBatcherOptions {
   /** Batches written at once; while they run, new sends wait and join the next batch. */
   maxInFlight: number;
+  /**
+   * Sends that must be waiting before a batch starts beside one already being written (default 1: at once). A
+   * statement has a fixed cost (its plan, triggers, receipt and commit), so under load a second statement of a few
+   * sends costs the database and this process more than those sends joining the batch after the one in flight;
+   * parallel batches are for a queue deeper than one statement drains at a time.
+   */
+  parallelAfter?: number;
   /** Most sends in one statement. */
   maxBatch: number;
   /** Most sends waiting for a batch; past it a send is refused at once with 503 (default: unbounded). */
@@ -42,7 +49,8 @@ export const sendQueueFull = () =>
  * Group commit for unkeyed outbound sends. Under load the database commit is the limit, so sends that
  * arrive while earlier batches are being written share the next statement (one commit, one WAL flush).
  * There is no timer: an idle service writes a lone send at once, so batching adds no latency when there
- * is nothing to batch. Every caller answers only after the statement holding its message commits, and with
+ * is nothing to batch. While a batch is being written, another starts beside it only once `parallelAfter` sends
+ * wait: below that, they are cheaper as the next batch. Every caller answers only after the statement holding its message commits, and with
  * the truth when its connection is lost (see `writeOnce`): the whole batch committed or none of it did.
  * Only when PostgreSQL itself refused the statement (a SQLSTATE, so nothing of it committed) are its sends
  * retried one by one, so that one bad message cannot fail its neighbours. The queue is bounded: past
@@ -54,12 +62,14 @@ export class SendBatcher {
   private queue: Pending[] = [];
   private inFlight = 0;
   private readonly fence: WriteFence;
+  private readonly parallelAfter: number;
 
   constructor(
     private readonly sql: SqlRunner,
     private readonly options: SendBatcherOptions,
   ) {
     this.fence = options.fence ?? inProcessWriteFence;
+    this.parallelAfter = Math.max(1, options.parallelAfter ?? 1);
   }
 
   submit(message: NewMessage): Promise<Written> {
@@ -74,7 +84,7 @@ export class SendBatcher {
   }
 
   private pump(): void {
-    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
+    while (this.queue.length > 0 && this.inFlight < this.options.maxInFlight && (this.inFlight === 0 || this.queue.length >= this.parallelAfter)) {
       const batch = this.queue.splice(0, this.options.maxBatch);
       this.options.observe?.batch?.(batch.length);
       this.inFlight++;

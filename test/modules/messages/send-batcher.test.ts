@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { openPostgres } from "../../../src/db/client.ts";
+import type { SqlRunner } from "../../../src/db/runner.ts";
 import { SendBatcher } from "../../../src/modules/messages/send-batcher.ts";
 import { buildTestApp, type TestApp } from "../../helpers/app.ts";
 import { outboundRow as outbound } from "../../helpers/messaging.ts";
@@ -68,6 +69,39 @@ describe.each(["postgres", "embedded"] as const)("SendBatcher on %s", (database)
 });
 
 describe("SendBatcher without a database", () => {
+  test("a batch starts beside one in flight only once parallelAfter sends wait", async () => {
+    // A database that answers each statement only when told to, and remembers how many sends each carried.
+    const statements: { size: number; answer: () => void }[] = [];
+    const sql: SqlRunner = {
+      query: <T>(_text: string, params: unknown[] = []) =>
+        new Promise<T[]>((resolve) => {
+          const size = typeof params[0] === "string" && params[0].startsWith("{") ? params[0].split(",").length : 1;
+          const rows = Array.from({ length: size }, (_, i) => ({ id: String(statements.length * 100 + i), conversation_id: "1" }));
+          statements.push({ size, answer: () => resolve(rows as T[]) });
+        }),
+      transaction: (fn) => fn(sql),
+    };
+    const batcher = new SendBatcher(sql, { maxInFlight: 4, maxBatch: 256, parallelAfter: 3 });
+    const sends = [batcher.submit(outbound("+12015550020", "parallel 0"))];
+    expect(statements.map((s) => s.size)).toEqual([1]);
+    sends.push(batcher.submit(outbound("+12015550020", "parallel 1")), batcher.submit(outbound("+12015550020", "parallel 2")));
+    expect(statements.map((s) => s.size)).toEqual([1]);
+    sends.push(batcher.submit(outbound("+12015550020", "parallel 3")));
+    expect(statements.map((s) => s.size)).toEqual([1, 3]);
+    sends.push(batcher.submit(outbound("+12015550020", "parallel 4")));
+    // A statement's end reaches the batcher a few microtasks after its callers are answered.
+    const settled = () => new Promise((resolve) => setImmediate(resolve));
+    statements[0]!.answer();
+    await settled();
+    // The batch of three is still being written: the lone waiting send waits for it rather than pay a statement beside it.
+    expect(statements.map((s) => s.size)).toEqual([1, 3]);
+    statements[1]!.answer();
+    await settled();
+    expect(statements.map((s) => s.size)).toEqual([1, 3, 1]);
+    statements[2]!.answer();
+    expect(new Set((await Promise.all(sends)).map((ids) => ids!.id)).size).toBe(5);
+  });
+
   test("an unreachable database rejects every send of the batch", async () => {
     const down = openPostgres("postgres://postgres@127.0.0.1:1/none", 1);
     const batcher = new SendBatcher(down.sql, { maxInFlight: 1, maxBatch: 256 });
