@@ -13,13 +13,18 @@ import { AT_EVENT, type ClientEvent, completeEvent, EVENT_JSON, REASON } from ".
  * nothing), read the events after its cursor in feed order up to the event horizon (feed.ts), make a delivery of
  * each for every endpoint whose subscription covers it (domain/event-types.ts subscriptionCovers, in SQL), disabled
  * endpoints included (their events wait for `enable`), and move the cursor to the last one read. Reads only, but
- * for the deliveries and that one row: with no endpoint an event costs nothing here after its insert. An event
+ * for the deliveries and that one row: with no endpoint an event costs nothing here after its insert. Only when
+ * some event lies after the cursor does a round ask for the horizon (a look at every backend's transaction) and
+ * lock the router's row (a write, so a commit that waits for the WAL flush): an idle round reads two pages. An event
  * whose transaction commits late sorts below the horizon only once it has committed, never behind the cursor. The
  * cursor only moves forward: an instance whose snapshot is older than the last move reads nothing new.
  */
 const ROUTE = `
-  WITH h AS MATERIALIZED (SELECT messaging_event_horizon() AS horizon),
-  cursor AS (SELECT feed_xid, event_id FROM event_router WHERE id = 1 FOR UPDATE SKIP LOCKED),
+  WITH peek AS MATERIALIZED (SELECT feed_xid, event_id FROM event_router WHERE id = 1),
+  h AS MATERIALIZED (
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM events e, peek p WHERE e.feed_xid IS NOT NULL AND (e.feed_xid, e.id) > (p.feed_xid, p.event_id))
+                THEN messaging_event_horizon() END AS horizon),
+  cursor AS (SELECT r.feed_xid, r.event_id FROM event_router r, h WHERE r.id = 1 AND h.horizon IS NOT NULL FOR UPDATE OF r SKIP LOCKED),
   batch AS MATERIALIZED (
     SELECT e.id, e.type, e.subject, e.sequence, e.feed_xid
       FROM cursor c, LATERAL (

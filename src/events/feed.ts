@@ -81,10 +81,13 @@ export function completeEvent(row: { event: string; reason: string | null }, sni
 
 /*
  * Two ordered ranges, the numbered events of before 0017 ($1: the cursor is still among them) and then the rest
- * by (feed_xid, id) below the horizon, each read on its own index, the first $5 of both together.
+ * by (feed_xid, id) below the horizon, each read on its own index, the first $5 of both together. A client at the
+ * end of the feed asks again and again: the horizon is computed only when some event lies after its cursor.
  */
 const PAGE = `
-  WITH h AS MATERIALIZED (SELECT messaging_event_horizon() AS horizon),
+  WITH h AS MATERIALIZED (
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM events WHERE feed_xid IS NOT NULL AND (feed_xid, id) > ($3::text::xid8, $4::text::bigint))
+                THEN messaging_event_horizon() END AS horizon),
   page AS MATERIALIZED (
     (SELECT 0 AS part, * FROM events
       WHERE $1::boolean AND position > $2::text::bigint AND position IS NOT NULL AND feed_xid IS NULL
