@@ -4,7 +4,8 @@ import { registryConfig, routeCheck } from "./providers/registry.ts";
 import type { DatabaseHandle } from "./db/client.ts";
 import { probeStorage, StorageHealth } from "./db/storage-health.ts";
 import { apiDocs, DOCS_PATH } from "./http/api-docs.ts";
-import { auth, authenticatedByKey, routeRequirement } from "./http/auth.ts";
+import { admission } from "./http/admission.ts";
+import { auth, authenticatedByKey, type RequestServer, routeRequirement } from "./http/auth.ts";
 import { errorHandler } from "./http/error-handler.ts";
 import { jsonBody } from "./http/json-body.ts";
 import { peerAddress, requestRateLimit } from "./http/rate-limit.ts";
@@ -133,28 +134,33 @@ export function createApp(deps: AppDeps) {
   const conversations = conversationsDeps(messages);
   // The error handler needs the final route table (405 vs 404); it is known once the app is assembled.
   let routeTable = (): { method: string; path: string }[] => [];
+  // The listening server (null under app.handle): read through the app rather than Elysia's context, whose
+  // `server` getter a hook reading it would make every route define on each request.
+  let server = (): (RequestServer & { timeout(request: Request, seconds: number): void }) | null => null;
+  const authentication = auth({
+    mode: config.auth,
+    verifier: new ApiKeyVerifier(database.sql, { onTouchError: (err) => logger.warn({ err }, "could not record an API key's last use") }),
+    requirement,
+    // With webhook secrets set, a valid X-Messaging-Signature opens the generic webhooks as an inbound key does.
+    signatureMayStandIn: (path) => config.webhookSecrets.length > 0 && isGenericWebhook(path),
+    clientOf: (request, server) => clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trustedProxies),
+    failures: rateLimits.authFailures,
+    failureLimit: config.authFailureLimit,
+    onFailure: (reason) => metrics.authFailures.inc({ reason }),
+  });
+  // Requests that will not authenticate are charged per client (a provider's webhooks per provider) before
+  // authentication; authenticated ones per API key after it (http/rate-limit.ts). One hook runs all three.
+  const admit = admission(
+    (request, state, set) => rateLimit.beforeAuth(request, state, set, server()),
+    (request, state) => authentication.admit(request, state, server()),
+    (request, state, set) => rateLimit.afterAuth(request, state, set),
+  );
   const app = new Elysia({ name: "messaging" })
-    .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH }))
+    .use(requestContext({ logger, metrics, headers: securityHeaders({ enabled: config.securityHeadersEnabled, hsts }), docsPath: DOCS_PATH, admit }))
     .use(errorHandler({ logger, metrics, routes: () => routeTable(), storage }))
-    // Requests that will not authenticate are charged per client (a provider's webhooks per provider) before
-    // authentication; authenticated ones per API key after it (http/rate-limit.ts).
-    .use(rateLimit.beforeAuth)
-    .use(
-      auth({
-        mode: config.auth,
-        verifier: new ApiKeyVerifier(database.sql, { onTouchError: (err) => logger.warn({ err }, "could not record an API key's last use") }),
-        requirement,
-        // With webhook secrets set, a valid X-Messaging-Signature opens the generic webhooks as an inbound key does.
-        signatureMayStandIn: (path) => config.webhookSecrets.length > 0 && isGenericWebhook(path),
-        clientOf: (request, server) => clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trustedProxies),
-        failures: rateLimits.authFailures,
-        failureLimit: config.authFailureLimit,
-        onFailure: (reason) => metrics.authFailures.inc({ reason }),
-      }),
-    )
-    .use(rateLimit.afterAuth)
+    .use(authentication.routeCheck)
     .use(webhookSignature({ secrets: config.webhookSecrets, toleranceSecs: config.webhookToleranceSecs, protects: isSignedInbound, metrics }))
-    .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook, bodiless: (path) => isCancel(path) || isBodilessAction(path) }))
+    .use(jsonBody({ ...bodyLimits, skipAccept, ownBody: isProviderWebhook, bodiless: (path) => isCancel(path) || isBodilessAction(path), server: () => server() }))
     .use(apiDocs({ version: deps.version, publicUrl: config.publicUrl, requirement, authOff: config.auth === "off" }))
     .use(healthModule({ healthPath: config.healthPath, readiness: new ReadinessProbe(database.db, database.describe, 2000, () => rateLimits.unready(), storage), draining: deps.shutdown?.draining, metrics }))
     .use(messagesModule(messages, limits, conversations.cursorKey))
@@ -191,6 +197,7 @@ export function createApp(deps: AppDeps) {
       ),
     );
   routeTable = () => app.routes;
+  server = () => app.server;
   return app;
 }
 

@@ -2,33 +2,26 @@ import { Elysia } from "elysia";
 import type { ApiKeyVerifier, Scope } from "../security/api-keys.ts";
 import { AppError } from "./errors.ts";
 import { SIGNATURE_HEADER } from "../security/webhook-signature.ts";
-import { requestPath } from "./request-target.ts";
+import { type Principal, type RequestState, requestState } from "./request-state.ts";
 
-/** Who is calling; idempotency keys are scoped by it (the API key's id, or `anonymous` with auth off). */
-export interface Principal {
-  id: string;
-  /** The key's own requests per minute (null: the deployment's per-key limit); absent for `anonymous`. */
-  rateLimitPerMin?: number | null;
-}
+export type { Principal };
 
 export const ANONYMOUS: Principal = { id: "anonymous" };
 
-const principals = new WeakMap<Request, Principal>();
-
 export function principalOf(request: Request): Principal {
-  return principals.get(request) ?? ANONYMOUS;
+  return requestState(request).principal ?? ANONYMOUS;
 }
 
 /** The authenticated caller of a request, or undefined when it did not authenticate (open route, auth off). */
 export function authenticatedPrincipal(request: Request): Principal | undefined {
-  return principals.get(request);
+  return requestState(request).principal;
 }
 
 /** True when an API key authenticated this request (false with auth off, and for a signature standing in for one). */
-export const authenticatedByKey = (request: Request): boolean => principals.has(request);
+export const authenticatedByKey = (request: Request): boolean => requestState(request).principal !== undefined;
 
-/** Keyless requests let through because a webhook signature stands in for the key (verified by webhook-signature.ts). */
-const signatureInstead = new WeakSet<Request>();
+/** The server a request arrived on (null under `app.handle`, as in tests). */
+export type RequestServer = { requestIP(r: Request): { address: string } | null } | null;
 
 /**
  * Counts failed authentications per client; a client over its limit is refused even with a good key. In this
@@ -45,7 +38,7 @@ export interface AuthOptions {
   /** The scope a request needs, `"any"` for any valid key, or null when the path is open. */
   requirement: (method: string, path: string) => Scope | "any" | null;
   /** The client as the rate limit sees it (socket address, or the trusted proxies' forwarded hop). */
-  clientOf: (request: Request, server: { requestIP(r: Request): { address: string } | null } | null) => string;
+  clientOf: (request: Request, server: RequestServer) => string;
   failures?: AuthFailureCounter;
   /** `MESSAGING_AUTH_FAILURE_LIMIT`, named in the RateLimit-Limit of the throttle's 429. */
   failureLimit?: number;
@@ -68,19 +61,19 @@ const unauthorized = () =>
 const MAX_AUTHORIZATION_LENGTH = 512;
 
 /**
- * API-key authentication (SPEC §8) in `onRequest`, before anything else reads the request: no body is parsed,
- * validated or charged to a sender for a caller that has not shown a key, so an unauthenticated request learns
- * nothing but 401 (not which bodies or routes exist). Missing, malformed, unknown, wrong, expired or revoked
- * keys all get the same 401 with `WWW-Authenticate: Bearer`; a key without the route's scope gets 403. A client
- * that presented too many wrong keys recently gets 429 with `Retry-After`, even with a good key, until its count
- * decays (a request presenting no key at all is not counted: it is charged to the per-IP limit instead).
+ * API-key authentication (SPEC §8), a step of request admission (http/admission.ts) that runs in `onRequest`,
+ * before anything else reads the request: no body is parsed, validated or charged to a sender for a caller that
+ * has not shown a key, so an unauthenticated request learns nothing but 401 (not which bodies or routes exist).
+ * Missing, malformed, unknown, wrong, expired or revoked keys all get the same 401 with `WWW-Authenticate: Bearer`;
+ * a key without the route's scope gets 403. A client that presented too many wrong keys recently gets 429 with
+ * `Retry-After`, even with a good key, until its count decays (a request presenting no key at all is not counted:
+ * it is charged to the per-IP limit instead).
+ *
+ * `admit` is synchronous (undefined) for a request that needs no key, so an open route costs no promise;
+ * `routeCheck` is the plugin that checks the matched route pattern again before validation and the handler.
  */
 export function auth(options: AuthOptions) {
-  return new Elysia({ name: "auth" }).onRequest(async function authenticate({ request, server }) {
-    if (options.mode === "off") return;
-    const path = requestPath(request.url) ?? "";
-    const needed = options.requirement(request.method, path);
-    if (needed === null) return;
+  async function authenticate(request: Request, state: RequestState, path: string, needed: Scope | "any", server: RequestServer): Promise<void> {
     const client = options.clientOf(request, server);
     const throttle = await options.failures?.check(client);
     if (throttle?.blocked) {
@@ -99,7 +92,7 @@ export function auth(options: AuthOptions) {
     }
     const header = request.headers.get("authorization");
     if (header === null && request.headers.has(SIGNATURE_HEADER) && options.signatureMayStandIn?.(path)) {
-      signatureInstead.add(request);
+      state.signatureInstead = true;
       return;
     }
     const presented = header && header.length <= MAX_AUTHORIZATION_LENGTH ? /^Bearer +(\S+) *$/i.exec(header)?.[1] : undefined;
@@ -116,15 +109,27 @@ export function auth(options: AuthOptions) {
       options.onFailure?.("scope");
       throw new AppError("forbidden", `this API key lacks the ${needed} scope`);
     }
-    principals.set(request, { id: principal.id, rateLimitPerMin: principal.rateLimitPerMin });
-  })
+    state.principal = { id: principal.id, rateLimitPerMin: principal.rateLimitPerMin };
+  }
+
+  return {
+    admit(request: Request, state: RequestState, server: RequestServer): Promise<void> | undefined {
+      if (options.mode === "off") return undefined;
+      const path = state.path ?? "";
+      const needed = options.requirement(request.method, path);
+      if (needed === null) return undefined;
+      return authenticate(request, state, path, needed, server);
+    },
     // Defence in depth: whatever spelling of a path reached a protected route (`//api/…`, an encoded letter),
     // the matched route pattern decides too, before validation and the handler.
-    .onTransform({ as: "global" }, function authenticatedRoute({ request, route }) {
-      if (options.mode === "off" || principals.has(request)) return;
-      if (signatureInstead.has(request) && options.signatureMayStandIn?.(route)) return;
+    routeCheck: new Elysia({ name: "auth" }).onTransform({ as: "global" }, function authenticatedRoute({ request, route }) {
+      if (options.mode === "off") return;
+      const state = requestState(request);
+      if (state.principal !== undefined) return;
+      if (state.signatureInstead === true && options.signatureMayStandIn?.(route)) return;
       if (options.requirement(request.method, route) !== null) throw unauthorized();
-    });
+    }),
+  };
 }
 
 /**

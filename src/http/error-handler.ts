@@ -6,7 +6,6 @@ import type { Metrics } from "../observability/metrics.ts";
 import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
 import { allowedMethods } from "./method-not-allowed.ts";
 import { requestState } from "./request-state.ts";
-import { requestPath } from "./request-target.ts";
 
 /** Seconds a client should wait before retrying when the database is unreachable. */
 const DATABASE_RETRY_AFTER = "2";
@@ -24,7 +23,7 @@ export function errorHandler(deps: {
 }) {
   return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error, request, set, route }) => {
     const state = requestState(request);
-    const appError = toAppError(code, error, request.method, requestPath(request.url), deps);
+    const appError = toAppError(code, error, request.method, state.path, deps);
     // The route pattern, never the raw target: a target may carry an address (`CONNECT user@example.com:443`).
     const where = { request_id: state.id, method: request.method, route: route || "unmatched" };
     if (appError.status >= 500 && appError.code === "internal_error") deps.logger.error({ err: error, ...where }, "unhandled error");

@@ -2,7 +2,6 @@ import { Elysia } from "elysia";
 import { readWithinDeadline } from "./body-deadline.ts";
 import { assertAcceptsJson, assertDeclaredLength, readJsonBody } from "./negotiation.ts";
 import { requestState } from "./request-state.ts";
-import { requestPath } from "./request-target.ts";
 
 export interface JsonBodyOptions {
   maxBodyBytes: number;
@@ -19,6 +18,12 @@ export interface JsonBodyOptions {
   ownBody?: (path: string) => boolean;
   /** Paths whose POST takes no body (`/api/messages/{id}/cancel`): one sent without any needs no Content-Type. */
   bodiless?: (path: string) => boolean;
+  /**
+   * The server the requests arrive on, to close a connection whose body is late (null under `app.handle`).
+   * Passed in rather than read from Elysia's context: a hook that reads `server` there makes every route's
+   * handler define it on each request's context.
+   */
+  server?: () => { timeout(request: Request, seconds: number): void } | null;
 }
 
 /**
@@ -33,19 +38,19 @@ export function jsonBody(options: JsonBodyOptions) {
     .onRequest(function checkDeclaredLength({ request }) {
       if (request.method !== "GET" && request.method !== "HEAD") assertDeclaredLength(request, options.maxBodyBytes);
     })
-    .onParse({ as: "global" }, async function parseJson({ request, server }) {
+    .onParse({ as: "global" }, async function parseJson({ request }) {
       // DELETE takes no body (the API's one DELETE names its target in the path), so none is required of it.
       if (request.method === "DELETE" && !hasBody(request)) return;
-      const path = requestPath(request.url) ?? "";
+      const state = requestState(request);
+      const path = state.path ?? "";
       if (options.ownBody?.(path)) return;
       if (options.bodiless?.(path) && !hasBody(request)) return;
-      const state = requestState(request);
       const { value, raw } = await readWithinDeadline(readJsonBody(request, options.maxBodyBytes, state.rawBodyCheck), {
         timeoutMs: options.bodyTimeoutMs,
         closing,
         // Bun keeps the socket waiting for the rest of the body even after a `Connection: close` answer; this
         // closes it within a few seconds (its timer runs in 4 s steps).
-        abandon: () => server?.timeout(request, 1),
+        abandon: () => options.server?.()?.timeout(request, 1),
       });
       state.rawBody = raw;
       return value;

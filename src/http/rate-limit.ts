@@ -1,11 +1,11 @@
-import { Elysia } from "elysia";
 import type { BucketDecision } from "../domain/token-bucket.ts";
 import { type BucketShape, type Limiter, perMinute } from "../limits/limiter.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { clientAddress, TrustedProxies } from "../security/client-address.ts";
-import { authenticatedPrincipal } from "./auth.ts";
+import type { ResponseSet } from "./admission.ts";
+import type { RequestServer } from "./auth.ts";
 import { AppError } from "./errors.ts";
-import { requestPath } from "./request-target.ts";
+import type { RequestState } from "./request-state.ts";
 
 /** RateLimit-* headers of the IETF draft, and Retry-After on refusal. */
 export function rateLimitHeaders(d: BucketDecision): Record<string, string> {
@@ -28,7 +28,7 @@ export function rateLimited(d: BucketDecision, what: string): AppError {
  * The socket peer of a request: `"local"` when there is no socket (`app.handle` in tests, which then all
  * share one client). "local" is not an IP, so it is never a trusted proxy and its X-Forwarded-For is ignored.
  */
-export function peerAddress(request: Request, server: { requestIP(request: Request): { address: string } | null } | null): string {
+export function peerAddress(request: Request, server: RequestServer): string {
   return server?.requestIP(request)?.address ?? "local";
 }
 
@@ -64,14 +64,15 @@ const REFUSALS: Record<Limit, string> = {
  *   provider calls from (a provider's few addresses carry the reports of every message, and Twilio does not retry
  *   a status callback refused with 429). A request presenting a wrong key is the auth-failure counter's.
  * - after it, an authenticated request is charged to its API key (the key's own limit, or the per-key default).
- * The buckets are the limiter's: per process, or shared by every instance through Redis.
+ * The buckets are the limiter's: per process, or shared by every instance through Redis. Both are steps of request
+ * admission (http/admission.ts): synchronous (undefined) for a request they do not charge.
  */
 export function requestRateLimit(options: RequestRateLimitOptions) {
   const trusted = new TrustedProxies(options.trustedProxies);
   const perKey = perMinute(options.perKeyPerMinute);
   const perIp = perMinute(options.perIpPerMinute);
 
-  async function charge(limit: Limit, name: string, shape: BucketShape, set: { headers: Record<string, unknown> }) {
+  async function charge(limit: Limit, name: string, shape: BucketShape, set: ResponseSet): Promise<void> {
     const decision = await options.limiter.take(name, shape);
     if (!decision.allowed) {
       options.metrics.rateLimited.inc({ limit });
@@ -83,20 +84,18 @@ export function requestRateLimit(options: RequestRateLimitOptions) {
   }
 
   return {
-    beforeAuth: new Elysia({ name: "rate-limit-unauthenticated" }).onRequest(async function limitByClient({ request, server, set }) {
-      const path = requestPath(request.url) ?? "";
-      if (!options.applies(path) || options.authenticates(request, path)) return;
+    beforeAuth(request: Request, state: RequestState, set: ResponseSet, server: RequestServer): Promise<void> | undefined {
+      const path = state.path ?? "";
+      if (!options.applies(path) || options.authenticates(request, path)) return undefined;
       const provider = options.providerWebhook(path);
       if (provider !== null) return charge("webhook", `webhook:${provider}`, perKey, set);
       const client = clientAddress(peerAddress(request, server), request.headers.get("x-forwarded-for"), trusted);
       return charge("ip", `ip:${client}`, perIp, set);
-    }),
-    afterAuth: new Elysia({ name: "rate-limit-per-key" }).onRequest(async function limitByKey({ request, set }) {
-      const principal = authenticatedPrincipal(request);
-      if (!principal) return;
-      const path = requestPath(request.url) ?? "";
-      if (!options.applies(path)) return;
+    },
+    afterAuth(_request: Request, state: RequestState, set: ResponseSet): Promise<void> | undefined {
+      const principal = state.principal;
+      if (!principal || !options.applies(state.path ?? "")) return undefined;
       return charge("key", `key:${principal.id}`, principal.rateLimitPerMin ? perMinute(principal.rateLimitPerMin) : perKey, set);
-    }),
+    },
   };
 }

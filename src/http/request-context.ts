@@ -1,8 +1,8 @@
 import { Elysia } from "elysia";
 import { type Logger, writeRequestLine } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import type { AdmissionStep } from "./admission.ts";
 import { beginRequest, requestState } from "./request-state.ts";
-import { requestPath } from "./request-target.ts";
 import { DOCS_CSP } from "./security-headers.ts";
 
 export interface RequestContextOptions {
@@ -12,26 +12,36 @@ export interface RequestContextOptions {
   headers: Record<string, string>;
   /** Path prefix of the API reference, which gets a content policy that lets its page run. */
   docsPath: string;
+  /** What every request passes next, on arrival (rate limits, authentication: http/admission.ts). */
+  admit?: AdmissionStep;
 }
 
+const admitAll: AdmissionStep = () => undefined;
+
 /**
- * First and last word on every request: assigns the request id, sets the fixed response headers, and
- * once the response is out, logs one line and records the request metrics by route pattern (never by raw path,
- * so ids and addresses never become label values).
+ * First and last word on every request. On arrival, one `onRequest` hook assigns the request id, sets the fixed
+ * response headers and runs admission (a promise only for requests that wait on a limiter or a key lookup). Once
+ * the response is out, it logs one line and records the request metrics by route pattern (never by raw path, so
+ * ids and addresses never become label values).
  */
 export function requestContext(options: RequestContextOptions) {
-  const { logger, metrics, headers, docsPath } = options;
-  const headerEntries = Object.entries(headers);
-  const docsPolicy = Boolean(headers["content-security-policy"]);
+  const { logger, metrics, docsPath } = options;
+  const admit = options.admit ?? admitAll;
+  const names = Object.keys(options.headers);
+  const values = names.map((name) => options.headers[name]!);
+  const docsPolicy = Boolean(options.headers["content-security-policy"]);
   return new Elysia({ name: "request-context" })
-    .onRequest(function assignRequestId({ request, set }) {
+    .onRequest(function admitRequest({ request, set }) {
       const state = beginRequest(request);
-      for (const [name, value] of headerEntries) set.headers[name] = value;
-      set.headers["x-request-id"] = state.id;
-      if (docsPolicy && isDocsRequest(request.url, docsPath)) {
-        set.headers["content-security-policy"] = DOCS_CSP;
-        set.headers["cache-control"] = "no-cache";
+      const headers = set.headers;
+      for (let i = 0; i < names.length; i++) headers[names[i]!] = values[i]!;
+      headers["x-request-id"] = state.id;
+      if (docsPolicy && state.path !== null && state.path.startsWith(docsPath)) {
+        headers["content-security-policy"] = DOCS_CSP;
+        headers["cache-control"] = "no-cache";
       }
+      // Elysia awaits what an onRequest hook returns only when its source reads as asynchronous (a `return f(`).
+      return admit(request, state, set);
     })
     .onAfterResponse({ as: "global" }, function logRequest({ request, set, route }) {
       const state = requestState(request);
@@ -45,6 +55,3 @@ export function requestContext(options: RequestContextOptions) {
       }
     });
 }
-
-/** Whether the target is under the API reference; the substring test spares most requests the parse. */
-const isDocsRequest = (url: string, docsPath: string) => url.includes(docsPath) && requestPath(url)?.startsWith(docsPath) === true;

@@ -1,11 +1,20 @@
+import { requestPath } from "./request-target.ts";
+
 /**
  * What the cross-cutting plugins learn about one request before (or without) reaching a route:
- * its id, its arrival time and the raw body bytes. Kept beside the Request rather than in Elysia's context,
- * so that errors raised before routing (size, parse) still know the request id.
+ * its id, its arrival time, its path, who authenticated it and the raw body bytes. Kept beside the Request rather
+ * than in Elysia's context, so that errors raised before routing (size, parse) still know the request id; one
+ * entry per request, which every plugin shares.
  */
 export interface RequestState {
   id: string;
   startedAt: number;
+  /** `requestPath` of the target (null: no path, as in `CONNECT host:port`), computed once. */
+  path: string | null;
+  /** The API key that authenticated the request (http/auth.ts); absent when none did. */
+  principal?: Principal;
+  /** A webhook signature stands in for the key (auth.ts lets it through, webhook-signature.ts verifies it). */
+  signatureInstead?: boolean;
   /** The body exactly as sent (before decoding, which would drop a byte-order mark): fingerprints use it. */
   rawBody?: Uint8Array;
   /**
@@ -15,6 +24,13 @@ export interface RequestState {
   rawBodyCheck?: (bytes: Uint8Array) => void;
 }
 
+/** Who is calling; idempotency keys are scoped by it (the API key's id, or `anonymous` with auth off). */
+export interface Principal {
+  id: string;
+  /** The key's own requests per minute (null: the deployment's per-key limit); absent for `anonymous`. */
+  rateLimitPerMin?: number | null;
+}
+
 const states = new WeakMap<Request, RequestState>();
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
@@ -22,8 +38,9 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 export function beginRequest(request: Request): RequestState {
   const inbound = request.headers.get("x-request-id");
   const state: RequestState = {
-    id: inbound && SANE_REQUEST_ID.test(inbound) ? inbound : crypto.randomUUID(),
+    id: inbound !== null && SANE_REQUEST_ID.test(inbound) ? inbound : crypto.randomUUID(),
     startedAt: performance.now(),
+    path: requestPath(request.url),
   };
   states.set(request, state);
   return state;

@@ -8,7 +8,6 @@ import {
 } from "../security/webhook-signature.ts";
 import { AppError } from "./errors.ts";
 import { requestState } from "./request-state.ts";
-import { requestPath } from "./request-target.ts";
 
 export interface WebhookSignatureOptions {
   /** `MESSAGING_WEBHOOK_SECRETS`; empty means webhooks are accepted unsigned. */
@@ -49,11 +48,11 @@ export function webhookSignature(options: WebhookSignatureOptions) {
 
   return plugin
     .onRequest(function checkSignatureHeader({ request }) {
-      const path = requestPath(request.url);
-      if (path === null || !options.protects(path, request)) return;
+      const state = requestState(request);
+      if (state.path === null || !options.protects(state.path, request)) return;
       const problem = signatureHeaderProblem(request.headers.get(SIGNATURE_HEADER), now(), options.toleranceSecs);
       if (problem) throw refuse(problem);
-      requestState(request).rawBodyCheck = (bytes) => verify(request, bytes);
+      state.rawBodyCheck = (bytes) => verify(request, bytes);
     })
     .onTransform({ as: "global" }, function requireSignature({ request, route }) {
       if (verified.has(request) || !options.protects(route, request)) return;
