@@ -14,7 +14,8 @@ import m11 from "./0012_events.sql" with { type: "text" };
 import m12 from "./0013_scheduled_sends.sql" with { type: "text" };
 import m13 from "./0014_delivery_workers.sql" with { type: "text" };
 import m14 from "./0015_inbound_scope.sql" with { type: "text" };
-import m15 from "./0017_event_order_by_xid.sql" with { type: "text" };
+import m15 from "./0016_message_queue.sql" with { type: "text" };
+import m16 from "./0017_event_order_by_xid.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
@@ -33,5 +34,6 @@ export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0013_scheduled_sends", sql: m12 },
   { tag: "0014_delivery_workers", sql: m13 },
   { tag: "0015_inbound_scope", sql: m14 },
-  { tag: "0017_event_order_by_xid", sql: m15 },
+  { tag: "0016_message_queue", sql: m15 },
+  { tag: "0017_event_order_by_xid", sql: m16 },
 ];

@@ -4,10 +4,9 @@
  * statement as the rows they count.
  */
 
-/** A CTE deleting the attempts and delivery jobs of the message ids in the CTE `doomed(id)`. */
+/** A CTE deleting the attempts of the message ids in the CTE `doomed(id)` (a message is its own delivery job). */
 export const DELETE_DEPENDENTS = `
-  attempts_gone AS (DELETE FROM delivery_attempts WHERE message_id IN (SELECT id FROM doomed)),
-  jobs_gone AS (DELETE FROM delivery_jobs WHERE message_id IN (SELECT id FROM doomed))`;
+  attempts_gone AS (DELETE FROM delivery_attempts WHERE message_id IN (SELECT id FROM doomed))`;
 
 /**
  * A CTE taking the rows of the CTE `removed` (conversations deleted by the statement) off one counter stripe.

@@ -83,8 +83,20 @@ export const messages = pgTable(
     sendAt: timestamp("send_at", { withTimezone: true, mode: "date" }),
     createdAt: createdAt(),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    /*
+     * The message is its own delivery job (migration 0016, delivery/jobs.ts): it is in the queue exactly while
+     * `run_at` is set (when it may next be claimed); `attempts` counts its provider calls so far, and
+     * `locked_by`/`locked_until` are the claim of the worker holding it. The status write clears all of it when
+     * the message becomes final.
+     */
+    runAt: timestamp("run_at", { withTimezone: true, mode: "date" }),
+    attempts: integer("attempts").notNull().default(0),
+    lockedBy: text("locked_by"),
+    lockedUntil: timestamp("locked_until", { withTimezone: true, mode: "date" }),
   },
   (t) => [
+    // The delivery queue: only messages waiting for a provider are in it.
+    index("messages_due_idx").on(t.runAt).where(sql`run_at IS NOT NULL`),
     index("messages_conversation_time_idx").on(t.conversationId, t.timestamp, t.id),
     // Retention takes the oldest messages first, a batch at a time (modules/retention).
     index("messages_timestamp_idx").on(t.timestamp),
@@ -97,27 +109,6 @@ export const messages = pgTable(
       .on(t.providerMessageId)
       .where(sql`direction = 'outbound' AND provider_message_id IS NOT NULL`),
   ],
-);
-
-/**
- * Outbound messages still to hand to a provider; a row leaves when the message reaches a final state.
- * `run_at` is when the job may next be claimed; `locked_by`/`locked_until` are the lease of the worker that
- * claimed it (see delivery/jobs.ts).
- */
-export const deliveryJobs = pgTable(
-  "delivery_jobs",
-  {
-    messageId: bigint("message_id", { mode: "number" })
-      .primaryKey()
-      .references(() => messages.id),
-    runAt: timestamp("run_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
-    attempts: integer("attempts").notNull().default(0),
-    lockedBy: text("locked_by"),
-    lockedUntil: timestamp("locked_until", { withTimezone: true, mode: "date" }),
-    lastError: text("last_error"),
-    createdAt: createdAt(),
-  },
-  (t) => [index("delivery_jobs_due_idx").on(t.runAt)],
 );
 
 /**

@@ -5,8 +5,8 @@
  * instances through LISTEN/NOTIFY) and otherwise poll.
  *
  * Guarantees, and their limits:
- * - A message is never lost: its job row leaves the queue only in the transaction that records its final
- *   status. A worker that dies mid-call leaves claimed jobs that another worker takes over once the dead one
+ * - A message is never lost: it leaves the queue (its `run_at` is cleared) only in the transaction that records
+ *   its final status. A worker that dies mid-call leaves claimed jobs that another worker takes over once the dead one
  *   is proved gone (liveness.ts), within the takeover bound of its death.
  * - A known outcome is never thrown away: when the result of a provider call cannot be written (the database
  *   is unreachable), the worker keeps it and writes it again, with backoff, until it is written or the process
@@ -34,7 +34,6 @@ import {
   type AttemptRecord,
   type ClaimedJob,
   claimJobs,
-  dropJobs,
   type JobResult,
   queueSample,
   recordResults,
@@ -297,11 +296,6 @@ export class Dispatcher {
         for (const job of jobs) this.held.add(job.id);
         this.inFlight += jobs.length;
         if (claimed.markedSending > 0) this.deps.metrics.messagesStatus.inc({ status: "sending" }, claimed.markedSending);
-        if (claimed.undeliverable.length > 0) {
-          await dropJobs(this.deps.sql, this.holder, claimed.undeliverable).catch((err: unknown) =>
-            this.deps.logger.warn({ err }, "could not drop the jobs of messages that left the queue; they are dropped at the next claim after a restart"),
-          );
-        }
       } catch (err) {
         this.deps.logger.warn({ err }, "claiming delivery jobs failed; retrying after the poll interval");
         await this.sleep(this.options.pollMs);

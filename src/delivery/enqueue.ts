@@ -1,21 +1,18 @@
 /**
- * How a message outside the delivery queue enters it: the one SQL fragment the scheduling module
- * (modules/scheduling) needs of the queue, kept here with the queue it describes, so a change to the queue's shape
- * changes it in the same place (and the scheduling tests say whether it held).
+ * How a message outside the delivery queue enters it, for the scheduling module (modules/scheduling), kept here
+ * with the queue it describes.
  *
- * `enqueueSql(rel)`: a data-modifying CTE body putting the messages whose ids (bigint) are the `id` column of the
- * relation `rel` into the queue, due now. Their status must already be `queued`.
+ * The message row is its own job (delivery/jobs.ts): a message is in the queue while its `run_at` is set, and the
+ * status write (status.ts) sets it, due now, as the message moves into `queued`. So the promoter needs nothing
+ * but that status write: a scheduled message it moves to `queued` is in the queue in the same statement.
  *
  * `QUEUED_DUE` ($1: a bound): how many messages wait for a worker now (due, still `queued`), counted up to the
- * bound, through the due-time index. The promoter hands a backlog over only while this is small, so a fresh send
+ * bound, through the due index. The promoter hands a backlog over only while this is small, so a fresh send
  * never finds more than about one promoter batch ahead of it.
  *
- * Taking a message back (a cancel) needs nothing from here: "queued and not claimed" is `status = 'queued'`
- * (see jobs.ts), and the claim drops the job of a message that left `queued` under it.
+ * Taking a message back (a cancel) needs nothing from here either: "queued and not claimed" is
+ * `status = 'queued'` (see jobs.ts), and the status write that cancels takes the message out of the queue.
  */
-export const enqueueSql = (rel: string) => `INSERT INTO delivery_jobs (message_id) SELECT id::bigint FROM ${rel}`;
-
 export const QUEUED_DUE = `
   SELECT count(*)::int AS n FROM (
-    SELECT 1 FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
-     WHERE j.run_at <= now() AND m.status = 'queued' LIMIT $1) waiting`;
+    SELECT 1 FROM messages WHERE run_at <= now() AND status = 'queued' LIMIT $1) waiting`;

@@ -2,13 +2,20 @@
  * The delivery queue in SQL: claiming due jobs, and writing a batch of results, each in one statement (one round
  * trip, one implicit transaction). Both run the same on PostgreSQL and the embedded PGlite.
  *
+ * **The message is its own job** (migration 0016): an outbound message is in the queue exactly while its
+ * `run_at` is set, and `attempts`, `locked_by` and `locked_until` are its job's columns. The send stores it with
+ * `run_at = now()` (a scheduled one with none, until the promoter's move to `queued`), and the status write
+ * (status.ts) takes it out of the queue, with its claim, as it leaves `queued`/`sending`. So a delivered message
+ * costs one insert and two updates of its own row (the claim, a HOT update; the result), and no job row is
+ * inserted, claimed or deleted beside it. `messages_due_idx` is partial on `run_at IS NOT NULL`: it holds only
+ * the queue.
+ *
  * **Queued and not claimed** (the contract with cancels and other writers): an outbound message is waiting in the
  * queue, not handed to any worker, exactly when `messages.status = 'queued'`. A claim moves it to `sending` in
- * the statement that leases its job, through the one status write (status.ts). So a conditional statement such
- * as `UPDATE messages SET status = … WHERE id = $1 AND status = 'queued'` either commits first, and then the
- * claim does not deliver the message (it finds the status moved, see `deliver` in CLAIM, and drops the job), or
- * it finds `sending` and changes nothing. A message retried after a provider error stays `sending`: it has been
- * handed over at least once.
+ * the statement that leases it. So a conditional statement such as `UPDATE messages SET status = … WHERE id = $1
+ * AND status = 'queued'` either commits first, and then the claim does not see the message (the status write took
+ * it out of the queue, and the claim's row lock re-reads the row), or it finds `sending` and changes nothing. A
+ * message retried after a provider error stays `sending`: it has been handed over at least once.
  *
  * `locked_by` names the claim: `<worker id>#<claim number>` (WORKER_OF gives the worker), so that a claim whose
  * answer was lost can be given back by its own name, whenever that statement runs (see releaseClaims).
@@ -17,7 +24,7 @@
  * (liveness.ts: no session holds its advisory lock and it has not been seen for the takeover bound), or names a
  * process from before worker registration whose lease (`locked_until`) ran out. A live worker's claim never
  * expires, however long its provider call or its reconnect takes, so no second worker is handed a message
- * whose outcome the first one still holds. A claim sets only the lease columns, which no index covers, so
+ * whose outcome the first one still holds. A claim sets only the lease and the status, which no index covers, so
  * PostgreSQL can update the row in place (HOT; see migration 0003). A claimed job that still names a holder was
  * claimed before and never got its result written: its provider may already have the message, so it is
  * retried with the same idempotency key and counted as uncertain.
@@ -28,7 +35,7 @@ import { hasSqlState, SQLSTATE } from "../db/sql-state.ts";
 import type { Channel } from "../domain/channel.ts";
 import type { OptOutPair } from "../domain/opt-out.ts";
 import { workerLockHeldSql } from "./liveness.ts";
-import { advanceStatusSql, changeParams, changesFromParams, type StatusAdvanced } from "./status.ts";
+import { advanceStatusSql, changeParams, changesFromParams, IN_QUEUE_SQL, type StatusAdvanced } from "./status.ts";
 
 /** A claimed job with the message it delivers. */
 export interface ClaimedJob {
@@ -63,13 +70,13 @@ export const normalizedPhoneSql = (expr: string) =>
 export const WORKER_OF = (lockedBy: string) => `split_part(${lockedBy}, '#', 1)`;
 
 /*
- * One statement: find the workers proved gone, pick due jobs (skipping those another worker is claiming), lease
- * the live ones, drop those whose message is already final (a delivery report overtook the queue), and mark
- * queued messages `sending` through the one status write. A job is delivered only when its message was
- * `sending` already (a retry) or moved to `sending` here: one whose status another statement changed after this
- * one's snapshot (a cancel, a final report) is not, and the caller drops its job (dropJobs). A text whose
- * recipient opted out of its sender since it was accepted (`opted_out`) is not sent: the caller fails it.
- * Nothing in it touches a row twice. A worker never takes over its own claims: it still holds their outcomes.
+ * One statement: find the workers proved gone, pick due messages (skipping those another worker is claiming or
+ * writing), lease them and move the queued ones to `sending`. The row lock re-reads each row at its latest version,
+ * so a message a cancel or a final report took out of the queue after this statement's snapshot is not picked. A
+ * due row whose status is no longer one of the queue's (written by something other than the status write) is
+ * taken out of the queue instead. A text whose recipient opted out of its sender since it was accepted
+ * (`opted_out`) is not sent: the caller fails it. A worker never takes over its own claims: it still holds their
+ * outcomes. The age of a message counts from its `send_at` when it was scheduled, else from its acceptance.
  */
 const claimStatement = (byChannel: boolean) => `
   WITH dead AS MATERIALIZED (
@@ -77,38 +84,36 @@ const claimStatement = (byChannel: boolean) => `
      WHERE w.id <> $1 AND w.seen_at < now() - $4::int * interval '1 millisecond'
        AND (SELECT me.connected_at FROM delivery_workers me WHERE me.id = $1) < now() - $4::int * interval '1 millisecond'
        AND NOT ${workerLockHeldSql("w")}),
-  due AS (
-    SELECT j.message_id, j.locked_by AS previous_holder, m.status AS status_then
-      FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
-     WHERE j.run_at <= now() AND m.status <> 'scheduled'
-       AND (j.locked_by IS NULL
-            OR ${WORKER_OF("j.locked_by")} IN (SELECT id FROM dead)
-            OR (j.locked_until <= now() AND ${WORKER_OF("j.locked_by")} <> $1
-                AND NOT EXISTS (SELECT 1 FROM delivery_workers w WHERE w.id = ${WORKER_OF("j.locked_by")})))
+  due AS MATERIALIZED (
+    SELECT m.id, m.locked_by AS previous_holder, m.status AS status_then
+      FROM messages m
+     WHERE m.run_at <= now()
+       AND (m.locked_by IS NULL
+            OR ${WORKER_OF("m.locked_by")} IN (SELECT id FROM dead)
+            OR (m.locked_until <= now() AND ${WORKER_OF("m.locked_by")} <> $1
+                AND NOT EXISTS (SELECT 1 FROM delivery_workers w WHERE w.id = ${WORKER_OF("m.locked_by")})))
        ${byChannel ? "AND m.channel = ANY($6::text[])" : ""}
-     ORDER BY j.run_at
+     ORDER BY m.run_at
      LIMIT $2
-       FOR UPDATE OF j SKIP LOCKED),
+       FOR NO KEY UPDATE OF m SKIP LOCKED),
   claimed AS (
-    UPDATE delivery_jobs j
-       SET locked_by = $5, locked_until = now() + $3::int * interval '1 millisecond'
+    UPDATE messages m
+       SET locked_by = $5, locked_until = now() + $3::int * interval '1 millisecond',
+           status = 'sending', updated_at = CASE WHEN m.status = 'queued' THEN now() ELSE m.updated_at END
       FROM due
-     WHERE j.message_id = due.message_id AND due.status_then IN ('queued', 'sending')
-    RETURNING j.message_id, j.attempts, j.created_at, due.previous_holder, due.status_then),
+     WHERE m.id = due.id AND due.status_then IN ${IN_QUEUE_SQL}
+    RETURNING m.id, m.attempts, coalesce(m.send_at, m.created_at) AS queued_at, due.previous_holder, due.status_then,
+              m.channel, m.from_addr, m.to_addr, m.body, m.attachments, m.subject, m.send_at),
   dropped AS (
-    DELETE FROM delivery_jobs j USING due WHERE j.message_id = due.message_id AND due.status_then NOT IN ('queued', 'sending')),
-  change AS (
-    SELECT c.message_id AS id, 'sending'::text AS status, NULL::text AS provider, NULL::text AS provider_message_id, NULL::text AS reason
-      FROM claimed c WHERE c.status_then = 'queued'),
-  moved AS (${advanceStatusSql("change")})
-  SELECT c.message_id::text AS id, c.attempts, (extract(epoch FROM c.created_at) * 1000)::float8 AS created_ms,
-         c.previous_holder IS NOT NULL AS uncertain, m.channel, m.from_addr, m.to_addr, m.body, m.attachments::text AS attachments, m.subject,
-         (extract(epoch FROM m.send_at) * 1000)::float8 AS send_at_ms,
-         coalesce(mv.moved, false) AS marked_sending,
-         c.status_then = 'sending' OR coalesce(mv.moved, false) AS deliver,
-         m.channel <> 'email' AND EXISTS (
-           SELECT 1 FROM opt_outs o WHERE o.from_addr = ${normalizedPhoneSql("m.from_addr")} AND o.to_addr = ${normalizedPhoneSql("m.to_addr")}) AS opted_out
-    FROM claimed c JOIN messages m ON m.id = c.message_id LEFT JOIN moved mv ON mv.id = c.message_id::text`;
+    UPDATE messages m SET run_at = NULL, locked_by = NULL, locked_until = NULL
+      FROM due WHERE m.id = due.id AND due.status_then NOT IN ${IN_QUEUE_SQL})
+  SELECT c.id::text AS id, c.attempts, (extract(epoch FROM c.queued_at) * 1000)::float8 AS created_ms,
+         c.previous_holder IS NOT NULL AS uncertain, c.channel, c.from_addr, c.to_addr, c.body, c.attachments::text AS attachments, c.subject,
+         (extract(epoch FROM c.send_at) * 1000)::float8 AS send_at_ms,
+         c.status_then = 'queued' AS marked_sending,
+         c.channel <> 'email' AND EXISTS (
+           SELECT 1 FROM opt_outs o WHERE o.from_addr = ${normalizedPhoneSql("c.from_addr")} AND o.to_addr = ${normalizedPhoneSql("c.to_addr")}) AS opted_out
+    FROM claimed c`;
 
 const CLAIM_ANY = claimStatement(false);
 const CLAIM_CHANNELS = claimStatement(true);
@@ -119,7 +124,6 @@ interface ClaimRow {
   created_ms: number;
   uncertain: boolean;
   marked_sending: boolean;
-  deliver: boolean;
   opted_out: boolean;
   channel: Channel;
   from_addr: string;
@@ -145,25 +149,16 @@ export interface ClaimOptions {
 
 /**
  * Claims up to `limit` due jobs for `holder` and marks their queued messages `sending`, in one statement.
- * Returns the jobs to deliver, how many messages moved to `sending`, and the ids of jobs claimed but not to be
- * delivered (their message left `queued` under the claim), which the caller drops with dropJobs.
+ * Returns the jobs to deliver and how many messages moved to `sending`.
  */
-export async function claimJobs(
-  sql: SqlRunner,
-  options: ClaimOptions,
-): Promise<{ jobs: ClaimedJob[]; markedSending: number; undeliverable: string[] }> {
+export async function claimJobs(sql: SqlRunner, options: ClaimOptions): Promise<{ jobs: ClaimedJob[]; markedSending: number }> {
   const params: unknown[] = [options.holder, options.limit, options.leaseMs, options.takeoverMs, options.claim ?? `${options.holder}#0`];
   if (options.channels) params.push(textArray(options.channels));
   const rows = await sql.query<ClaimRow>(options.channels ? CLAIM_CHANNELS : CLAIM_ANY, params);
   let markedSending = 0;
-  const undeliverable: string[] = [];
-  const jobs = rows.flatMap((r): ClaimedJob[] => {
+  const jobs = rows.map((r): ClaimedJob => {
     if (r.marked_sending) markedSending += 1;
-    if (!r.deliver) {
-      undeliverable.push(r.id);
-      return [];
-    }
-    return [{
+    return {
       id: r.id,
       attempts: r.attempts,
       createdAt: Number(r.created_ms),
@@ -176,15 +171,9 @@ export async function claimJobs(
       subject: r.subject,
       sendAt: r.send_at_ms === null ? null : Number(r.send_at_ms),
       optedOut: r.opted_out,
-    }];
+    };
   });
-  return { jobs, markedSending, undeliverable };
-}
-
-/** Removes jobs this holder claimed whose message is no longer waiting (see CLAIM). */
-export async function dropJobs(sql: SqlRunner, holder: string, ids: readonly string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await sql.query(`DELETE FROM delivery_jobs WHERE message_id = ANY($1::bigint[]) AND ${WORKER_OF("locked_by")} = $2`, [textArray(ids), holder]);
+  return { jobs, markedSending };
 }
 
 /** One provider call, for the attempt log. */
@@ -213,10 +202,10 @@ export type JobResult =
   | { messageId: string; end: "retry"; runAt: Date; reason: string | null; calls: number };
 
 /*
- * One statement for a batch of results: the attempt log, the final statuses through the one status write,
- * the removal of finished jobs and the next run of the others. A job whose lease another worker took over
- * keeps that worker's lease: only its holder reschedules it. A job that is gone (a final delivery report
- * removed it) is simply not found. So is a message deleted during its call (DELETE /api/conversations/{id},
+ * One statement for a batch of results: the attempt log, the final statuses through the one status write (which
+ * takes finished messages out of the queue with their claims), and the next run of the others. A job whose lease
+ * another worker took over keeps that worker's lease: only its holder reschedules it. A job already out of the
+ * queue (a final delivery report settled it) is simply not rescheduled. So is a message deleted during its call (DELETE /api/conversations/{id},
  * retention): its attempt is dropped, where the foreign key would have failed the whole batch. A delete that
  * commits after the statement's snapshot but before its foreign-key check still fails it; recordResults then
  * runs it again, when the new snapshot no longer shows the message. (Locking the messages here instead would
@@ -225,7 +214,7 @@ export type JobResult =
  *
  * Writing the same batch again is harmless, so a worker retries it after a lost connection without knowing
  * whether the first try committed: an attempt already recorded (same message, number and start) is not
- * inserted twice, a status already moved does not move again, a job already removed or released is not found.
+ * inserted twice, a status already moved does not move again, a job already finished or released is not found.
  */
 const RECORD = `
   WITH attempts AS (
@@ -238,15 +227,12 @@ const RECORD = `
                         WHERE d.message_id = a.message_id AND d.attempt = a.attempt AND d.started_at = a.started_at)
      ORDER BY a.ord),
   change AS (${changesFromParams(9)}),
-  moved AS (${advanceStatusSql("change")}),
-  finished AS (
-    DELETE FROM delivery_jobs WHERE message_id = ANY($9::bigint[])),
+  moved AS (${advanceStatusSql("change", "$9::bigint[]")}),
   rescheduled AS (
-    UPDATE delivery_jobs j
-       SET run_at = r.run_at, attempts = j.attempts + r.calls, last_error = coalesce(r.reason, j.last_error),
-           locked_by = NULL, locked_until = NULL
+    UPDATE messages m
+       SET run_at = r.run_at, attempts = m.attempts + r.calls, locked_by = NULL, locked_until = NULL
       FROM unnest($14::bigint[], $15::timestamptz[], $16::int[], $17::text[]) AS r(id, run_at, calls, reason)
-     WHERE j.message_id = r.id AND ${WORKER_OF("j.locked_by")} = $18),
+     WHERE m.id = r.id AND m.id = ANY($14::bigint[]) AND m.run_at IS NOT NULL AND ${WORKER_OF("m.locked_by")} = $18),
   opted_out AS (
     INSERT INTO opt_outs (from_addr, to_addr, source, reason, message_id)
     SELECT DISTINCT ON (o.from_addr, o.to_addr) o.from_addr, o.to_addr, 'provider', o.reason, o.message_id
@@ -283,6 +269,7 @@ export async function recordResults(
     textArray(retries.map((r) => r.messageId)),
     textArray(retries.map((r) => r.runAt.toISOString())),
     textArray(retries.map((r) => String(r.calls))),
+    // $17, the reason of a retry, is in the attempt log (delivery_attempts.error); the message keeps none.
     nullableTextArray(retries.map((r) => r.reason)),
     holder,
     textArray(optOuts.map((o) => o.pair.from)),
@@ -307,7 +294,8 @@ const RECORD_TRIES = 3;
 export async function releaseJobs(sql: SqlRunner, holder: string, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
   await sql.query(
-    `UPDATE delivery_jobs SET run_at = now(), locked_by = NULL, locked_until = NULL WHERE message_id = ANY($1::bigint[]) AND ${WORKER_OF("locked_by")} = $2`,
+    `UPDATE messages SET run_at = now(), locked_by = NULL, locked_until = NULL
+      WHERE id = ANY($1::bigint[]) AND run_at IS NOT NULL AND ${WORKER_OF("locked_by")} = $2`,
     [textArray(ids), holder],
   );
 }
@@ -315,8 +303,8 @@ export async function releaseJobs(sql: SqlRunner, holder: string, ids: readonly 
 /** The queue as an operator sees it: jobs not yet final, and how long the oldest due unclaimed one has waited. */
 export async function queueSample(sql: SqlRunner): Promise<{ depth: number; oldestDueSeconds: number }> {
   const [row] = await sql.query<{ depth: number; oldest: number | null }>(
-    `SELECT (SELECT count(*) FROM delivery_jobs)::int AS depth,
-            (SELECT extract(epoch FROM now() - min(run_at)) FROM delivery_jobs
+    `SELECT (SELECT count(*) FROM messages WHERE run_at IS NOT NULL)::int AS depth,
+            (SELECT extract(epoch FROM now() - min(run_at)) FROM messages
               WHERE run_at <= now() AND locked_by IS NULL)::float8 AS oldest`,
   );
   return { depth: row?.depth ?? 0, oldestDueSeconds: Math.max(0, Number(row?.oldest ?? 0)) };
@@ -326,8 +314,10 @@ export async function queueSample(sql: SqlRunner): Promise<{ depth: number; olde
  * Gives back the jobs of claims whose answer was lost with a connection (`claims`: their `locked_by` names), so
  * that no provider was called for them: due again at once, not uncertain. Only those claims' jobs are touched,
  * so this statement is right whenever it runs, even after later claims (a statement held in a dead
- * connection's buffer can reach the server late).
+ * connection's buffer can reach the server late). It reads the queue through its index, not the whole table.
  */
 export async function releaseClaims(sql: SqlRunner, claims: readonly string[]): Promise<void> {
-  await sql.query("UPDATE delivery_jobs SET locked_by = NULL, locked_until = NULL WHERE locked_by = ANY($1::text[])", [textArray(claims)]);
+  await sql.query("UPDATE messages SET locked_by = NULL, locked_until = NULL WHERE run_at IS NOT NULL AND locked_by = ANY($1::text[])", [
+    textArray(claims),
+  ]);
 }

@@ -5,7 +5,7 @@
  * answered as a no-op instead of moving a message back.
  */
 import type { SqlRunner } from "../db/runner.ts";
-import { isTerminalStatus, type MessageStatus } from "../domain/message-status.ts";
+import type { MessageStatus } from "../domain/message-status.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { advanceStatuses } from "./status.ts";
@@ -41,24 +41,15 @@ const BY_PROVIDER_ID = `
    WHERE provider_message_id = $1 AND direction = 'outbound' AND provider_message_id IS NOT NULL
    ORDER BY id LIMIT 1 FOR UPDATE`;
 
-/**
- * A final status ends delivery: the dispatcher must not retry a message a provider already settled. A job a
- * worker is claiming right now is skipped rather than waited for: the claim locks the job before the message
- * and this transaction holds the message, so waiting could deadlock. That worker then finds the message final
- * when it writes its result, and removes the job itself.
- */
-const DROP_JOB = `
-  DELETE FROM delivery_jobs
-   WHERE message_id = (SELECT message_id FROM delivery_jobs WHERE message_id = $1 FOR UPDATE SKIP LOCKED)`;
-
 /** Our ids are positive integers below 2^53; anything else names no message (and would not cast to bigint). */
 const isMessageId = (raw: string) => /^[1-9][0-9]{0,15}$/.test(raw) && Number.isSafeInteger(Number(raw));
 
 /**
  * Applies one delivery report. A report that cannot move the status (a repeat, a late `sent` after
  * `delivered`, a step back) changes nothing and still answers `found: true` with the current status, since a
- * provider retries a report it sees refused. A report that settles the message drops its delivery job in the
- * same transaction.
+ * provider retries a report it sees refused. A report that settles the message takes it out of the delivery
+ * queue in the same status write (status.ts), so the dispatcher does not retry a message a provider settled; a
+ * worker holding it finds the status moved when it writes its result.
  */
 export async function reportDelivery(deps: ReportDeps, report: DeliveryReport): Promise<ReportResult> {
   if (report.messageId !== undefined && !isMessageId(report.messageId)) return { found: false };
@@ -71,7 +62,6 @@ export async function reportDelivery(deps: ReportDeps, report: DeliveryReport): 
     const [advanced] = await advanceStatuses(tx, [{ messageId: message.id, to: report.status, reason: fails ? (report.errorCode ?? null) : null }]);
     const changed = advanced?.moved === true;
     const status = advanced?.moved ? advanced.status : message.status;
-    if (changed && isTerminalStatus(status)) await tx.query(DROP_JOB, [message.id]);
     return { found: true, messageId: message.id, status, changed };
   });
   if (result.found && result.changed) deps.metrics?.messagesStatus.inc({ status: result.status });

@@ -27,28 +27,44 @@ const ALLOWED_PAIRS = MESSAGE_STATUSES.flatMap((from) =>
 /** A SQL condition: `fromExpr` may move to `toExpr` (both text expressions). */
 export const statusMayMoveSql = (fromExpr: string, toExpr: string) => `(${fromExpr}, ${toExpr}) IN (VALUES ${ALLOWED_PAIRS})`;
 
+/** The statuses of a message in the delivery queue (`run_at` set): waiting for a worker, or held by one. */
+export const IN_QUEUE_SQL = "('queued', 'sending')";
+
 /**
  * THE status write: a conditional UPDATE of `messages` from the relation `source` (columns id, status,
  * provider, provider_message_id, reason), returning the rows it touched (`id` as text, `status`, `moved`).
  * Statements that change statuses embed it, as a data-modifying CTE or whole, and nothing else writes
- * `messages.status` of an outbound message.
+ * `messages.status` of an outbound message, except the claim's `queued` → `sending` (delivery/jobs.ts).
+ *
+ * It also keeps the delivery queue (the message row is its own job, migration 0016): a message entering
+ * `queued` (from `scheduled`) joins it, due now; a message leaving `queued`/`sending` (sent, a final status, a
+ * cancel) leaves it, with its claim. So "in the queue" and the status cannot disagree, whoever writes.
  *
  * The provider fields are filled when still empty even if the status does not move, so that an acceptance
  * recorded after a faster `delivered` report still names its provider. A reason is kept only with the move
- * it explains.
+ * it explains. `ids` (optional): an SQL bigint[] holding every id of `source`, which lets the planner find the
+ * rows by the primary key instead of hashing the whole table.
  */
-export const advanceStatusSql = (source: string) => `
+export const advanceStatusSql = (source: string, ids?: string) => {
+  const moves = statusMayMoveSql("m.status", `${source}.status`);
+  const next = `(CASE WHEN ${moves} THEN ${source}.status ELSE m.status END)`;
+  const leaves = `${next} NOT IN ${IN_QUEUE_SQL}`;
+  return `
   UPDATE messages m
-     SET status = CASE WHEN ${statusMayMoveSql("m.status", `${source}.status`)} THEN ${source}.status ELSE m.status END,
-         status_reason = CASE WHEN ${statusMayMoveSql("m.status", `${source}.status`)} THEN coalesce(${source}.reason, m.status_reason) ELSE m.status_reason END,
+     SET status = ${next},
+         status_reason = CASE WHEN ${moves} THEN coalesce(${source}.reason, m.status_reason) ELSE m.status_reason END,
          provider = coalesce(m.provider, ${source}.provider),
          provider_message_id = coalesce(m.provider_message_id, ${source}.provider_message_id),
+         run_at = CASE WHEN ${leaves} THEN NULL ELSE coalesce(m.run_at, now()) END,
+         locked_by = CASE WHEN ${leaves} THEN NULL ELSE m.locked_by END,
+         locked_until = CASE WHEN ${leaves} THEN NULL ELSE m.locked_until END,
          updated_at = now()
     FROM ${source}
-   WHERE m.id = ${source}.id AND m.direction = 'outbound'
-     AND (${statusMayMoveSql("m.status", `${source}.status`)}
+   WHERE m.id = ${source}.id AND m.direction = 'outbound'${ids ? ` AND m.id = ANY(${ids})` : ""}
+     AND (${moves}
           OR (${source}.provider_message_id IS NOT NULL AND m.provider_message_id IS NULL))
   RETURNING m.id::text AS id, m.status, m.status = ${source}.status AS moved`;
+};
 
 /** The columns of a batch of changes as `unnest` parameters $n…$n+4, for `advanceStatusSql`. */
 export const changesFromParams = (first: number) =>
@@ -67,7 +83,7 @@ export function changeParams(changes: readonly StatusChange[]): string[] {
   ];
 }
 
-const ADVANCE = `WITH change AS (${changesFromParams(1)}) ${advanceStatusSql("change")}`;
+const ADVANCE = `WITH change AS (${changesFromParams(1)}) ${advanceStatusSql("change", "$1::bigint[]")}`;
 
 /** A message an `advanceStatuses` call touched: `moved` is false when only its provider fields were filled. */
 export interface StatusAdvanced {

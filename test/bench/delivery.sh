@@ -53,10 +53,10 @@ drain() { # processes
   local n=$1
   fresh_db
   seed_backlog "$DATABASE_URL" "$BACKLOG"
-  local queued; queued=$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM delivery_jobs")
+  local queued; queued=$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM $(jobs_of "$DATABASE_URL")")
   for i in $(seq "$n"); do start_serve $((18190 + i)); done
   local deadline=$((SECONDS + 120))
-  while [ "$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM delivery_jobs")" != "0" ]; do
+  while [ "$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM $(jobs_of "$DATABASE_URL")")" != "0" ]; do
     [ $SECONDS -lt $deadline ] || { echo "drain did not finish in 120 s" >&2; break; }
     sleep 0.2
   done
@@ -103,7 +103,7 @@ for workers in 2 0; do
   start_serve 18190 MESSAGING_DELIVERY_WORKERS=$workers
   wrk -t2 -c50 -d3s -s test/bench/send.lua "http://127.0.0.1:18190" >/dev/null
   rps=$(wrk -t2 -c50 -d"$DURATION" -s test/bench/send.lua "http://127.0.0.1:18190" | awk '/Requests\/sec/ {print $2}')
-  left=$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM delivery_jobs")
+  left=$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM $(jobs_of "$DATABASE_URL")")
   stop_all
   echo "delivery workers $workers: $rps sends/s (jobs still queued at the end: $left)"
   eval "RPS_$workers=$rps"

@@ -54,7 +54,7 @@ SENDER=$!
 sleep "$KILL_AFTER"
 kill -9 "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 kill -9 "$SENDER"; wait "$SENDER" 2>/dev/null || true; SENDER=""
-held=$(q "SELECT count(*) FROM delivery_jobs WHERE locked_by IS NOT NULL")
+held=$(q "SELECT count(*) FROM $(jobs_of "$DATABASE_URL") WHERE locked_by IS NOT NULL")
 # The mock's latency stays for the restart: a taken-over message is delivered as slowly as the others.
 t0=$(date +%s%N)
 start

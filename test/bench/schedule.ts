@@ -221,7 +221,7 @@ async function burst(): Promise<void> {
         const q = await sql`
           SELECT m.body LIKE 'burst %' AS burst, m.status, count(*)::int AS n,
                  (extract(epoch FROM now() - min(m.created_at)))::float8 AS oldest_s
-            FROM delivery_jobs j JOIN messages m ON m.id = j.message_id GROUP BY 1, 2 ORDER BY 1, 2`;
+            FROM messages m WHERE m.run_at IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`;
         console.log(`  ${Math.round((Date.now() - dueAt) / 1000)} s: ${q.map((r) => `${r.burst ? "burst" : "fresh"} ${r.status} ${r.n} (oldest ${Number(r.oldest_s).toFixed(1)} s)`).join(", ")}`);
       }
       await Bun.sleep(250);
@@ -245,10 +245,10 @@ async function burst(): Promise<void> {
     await sql.unsafe(
       `WITH c AS (SELECT id, participant_a FROM conversations ORDER BY id LIMIT 500),
        m AS (
-         INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, status, timestamp, segments, encoding)
-         SELECT c.id, 'outbound', 'sms', 'sms', c.participant_a, '+18045550003', 'plain ' || n, 'queued', now(), 1, 'GSM-7'
+         INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, status, timestamp, segments, encoding, run_at)
+         SELECT c.id, 'outbound', 'sms', 'sms', c.participant_a, '+18045550003', 'plain ' || n, 'queued', now(), 1, 'GSM-7', now()
            FROM c, generate_series(1, $1::int / 500) n RETURNING id)
-       INSERT INTO delivery_jobs (message_id) SELECT id FROM m`,
+       SELECT count(*) FROM m`,
       [reference],
     );
     const plainFrom = Date.now();

@@ -63,7 +63,7 @@ describe.each(["postgres", "embedded"] as const)("migration runner on %s", (kind
 
   test("up applies every embedded migration, in journal order, on a fresh database", async () => {
     expect(await migrateUp(db)).toEqual(TAGS);
-    for (const table of ["conversations", "messages", "delivery_jobs", "idempotency_keys"]) {
+    for (const table of ["conversations", "messages", "delivery_attempts", "idempotency_keys"]) {
       expect(await tableExists(target.handle, table)).toBe(true);
     }
   });

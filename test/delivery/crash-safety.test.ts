@@ -84,7 +84,7 @@ describe("serve killed mid-delivery", () => {
       20,
     );
     const sendingAtKill = await db.count("messages WHERE status = 'sending'");
-    const heldAtKill = await db.count("delivery_jobs WHERE locked_by IS NOT NULL");
+    const heldAtKill = await db.count("messages WHERE run_at IS NOT NULL AND locked_by IS NOT NULL");
     const unsentAtKill = await db.count("messages WHERE status <> 'sent'");
     const acceptedAtKill = await acceptedUnrecorded(db);
     expect(unsentAtKill).toBeGreaterThan(0); // the kill did land mid-stream
@@ -93,7 +93,7 @@ describe("serve killed mid-delivery", () => {
     // been unseen for the takeover bound (5 s). Every message is sent within 10 s of the restart.
     const restartedAt = Date.now();
     const second = await serve(db, env);
-    await waitUntil("every job final", async () => (await db.count("delivery_jobs")) === 0, 10_000 - (Date.now() - restartedAt), 100);
+    await waitUntil("every job final", async () => (await db.count("messages WHERE run_at IS NOT NULL")) === 0, 10_000 - (Date.now() - restartedAt), 100);
 
     const messages = await db.sql<{ id: string; status: string; provider_message_id: string | null }[]>`
       SELECT id::text AS id, status, provider_message_id FROM messages ORDER BY id`;
@@ -157,7 +157,7 @@ describe("serve stopped gracefully mid-delivery", () => {
     await waitUntil("all 20 in the provider's hands", async () => (await db.count("messages WHERE status = 'sending'")) === 20, 10_000);
     expect(await first.stop()).toBe(0);
     const jobs = await db.sql<{ locked_by: string | null; due: boolean }[]>`
-      SELECT locked_by, run_at <= now() AS due FROM delivery_jobs`;
+      SELECT locked_by, run_at <= now() AS due FROM messages WHERE run_at IS NOT NULL`;
     expect(jobs.length).toBe(20);
     expect(jobs.filter((j) => j.locked_by !== null || !j.due)).toEqual([]);
 
@@ -165,7 +165,7 @@ describe("serve stopped gracefully mid-delivery", () => {
     await db.sql`UPDATE runtime_settings SET value = jsonb_set(value, '{latency_ms}', '0') WHERE name = 'provider.mock'`;
     const restartedAt = Date.now();
     const second = await serve(db, env);
-    await waitUntil("the released jobs delivered", async () => (await db.count("delivery_jobs")) === 0, 10_000);
+    await waitUntil("the released jobs delivered", async () => (await db.count("messages WHERE run_at IS NOT NULL")) === 0, 10_000);
     const elapsed = Date.now() - restartedAt;
     expect(await db.count("messages WHERE status = 'sent'")).toBe(20);
     expect(await db.count("mock_provider_sends WHERE calls = 1")).toBe(20);
@@ -188,7 +188,7 @@ describe("a slow provider call is not taken for a dead worker", () => {
     await waitUntil("the messages claimed", async () => (await db.count("messages WHERE status = 'sending'")) === 5, 5_000);
     await Bun.sleep(8_000); // four bounds past the claim, the calls still running
     expect(await db.count("delivery_attempts")).toBe(0);
-    expect(await db.count("delivery_jobs WHERE locked_by IS NOT NULL")).toBe(5);
+    expect(await db.count("messages WHERE run_at IS NOT NULL AND locked_by IS NOT NULL")).toBe(5);
     await waitUntil("the slow calls answered and written", async () => (await db.count("messages WHERE status = 'sent'")) === 5, 15_000, 100);
     expect(await db.count("mock_provider_sends WHERE calls = 1")).toBe(5);
     expect(await db.count("delivery_attempts")).toBe(5);

@@ -22,7 +22,7 @@ import {
 } from "../../src/providers/provider.ts";
 import { VERSION } from "../../src/version.ts";
 import { buildTestApp, type TestApp } from "../helpers/app.ts";
-import { countRows, emailSend, get, metricValue, post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
+import { countJobs, countRows, emailSend, get, metricValue, post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
 
 const silent = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
 
@@ -111,7 +111,7 @@ for (const database of ["postgres", "embedded"] as const) describe(`delivery on 
     await running?.stop(1000);
     running = undefined;
     // Each test starts from an empty queue.
-    await t.database.sql.query("DELETE FROM delivery_jobs");
+    await t.database.sql.query("UPDATE messages SET run_at = NULL, locked_by = NULL, locked_until = NULL WHERE run_at IS NOT NULL");
   });
 
   test("every queued message ends sent, with its provider, provider id and one attempt", async () => {
@@ -120,7 +120,7 @@ for (const database of ["postgres", "embedded"] as const) describe(`delivery on 
     const ids = await send(30);
     dispatcher.start();
     await until(allIn(ids, "sent"));
-    expect(await countRows(t.database, "delivery_jobs", "message_id = ANY($1::bigint[])", [`{${ids.join(",")}}`])).toBe(0);
+    expect(await countJobs(t.database, "message_id = ANY($1::bigint[])", [`{${ids.join(",")}}`])).toBe(0);
     const detail = await get(t.app, `/api/messages/${ids[0]}`);
     expect(detail.json.status).toBe("sent");
     expect(detail.json.attempts).toHaveLength(1);
@@ -286,7 +286,7 @@ for (const database of ["postgres", "embedded"] as const) describe(`delivery on 
     running = undefined;
     expect(Date.now() - began).toBeLessThan(3000);
     const jobs = await t.database.sql.query<{ locked_by: string | null; due: boolean; attempts: number }>(
-      "SELECT locked_by, run_at <= now() AS due, attempts FROM delivery_jobs WHERE message_id = ANY($1::bigint[])",
+      "SELECT locked_by, run_at <= now() AS due, attempts FROM messages WHERE run_at IS NOT NULL AND id = ANY($1::bigint[])",
       [`{${ids.join(",")}}`],
     );
     expect(jobs).toHaveLength(3);

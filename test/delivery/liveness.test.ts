@@ -77,7 +77,7 @@ describe.each(["postgres", "embedded"] as const)("delivery workers on %s", (data
   });
   afterEach(async () => {
     for (const d of running.splice(0)) await d.stop(1000);
-    await t.database.sql.query("DELETE FROM delivery_jobs");
+    await t.database.sql.query("UPDATE messages SET run_at = NULL, locked_by = NULL, locked_until = NULL WHERE run_at IS NOT NULL");
     await t.database.sql.query("DELETE FROM delivery_workers");
   });
   afterAll(() => t.close());
@@ -219,7 +219,7 @@ describe.each(["postgres", "embedded"] as const)("delivery workers on %s", (data
     await dispatcher.stop(500, 200);
     running.splice(running.indexOf(dispatcher), 1);
     expect(metricValue(await metrics.registry.metrics(), "messaging_delivery_results_unwritten_total")).toBe(2);
-    const held = await t.database.sql.query<{ locked_by: string }>("SELECT locked_by FROM delivery_jobs WHERE message_id = ANY($1::bigint[])", [`{${ids.join(",")}}`]);
+    const held = await t.database.sql.query<{ locked_by: string }>("SELECT locked_by FROM messages WHERE run_at IS NOT NULL AND id = ANY($1::bigint[])", [`{${ids.join(",")}}`]);
     expect(held.map((h) => h.locked_by.split("#")[0])).toEqual([dispatcher.holder, dispatcher.holder]);
     expect((await t.database.sql.query("SELECT 1 FROM delivery_workers WHERE id = $1", [dispatcher.holder])).length).toBe(1);
   });

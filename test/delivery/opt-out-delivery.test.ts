@@ -16,7 +16,7 @@ import { TwilioProvider } from "../../src/providers/twilio/adapter.ts";
 import { createEgress } from "../../src/security/egress.ts";
 import { VERSION } from "../../src/version.ts";
 import { buildTestApp, type TestApp } from "../helpers/app.ts";
-import { countRows, email, emailSend, metricValue, phone, post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
+import { countJobs, countRows, email, emailSend, metricValue, phone, post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
 import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
 
 const silent = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
@@ -117,11 +117,11 @@ describe.each(["postgres", "embedded"] as const)("Twilio 21610 on %s", (database
     ]);
     expect(metricValue(await metrics.registry.metrics(), "messaging_opt_outs_total", { action: "stop", source: "provider" })).toBe(1);
 
-    const jobs = await countRows(t.database, "delivery_jobs");
+    const jobs = await countJobs(t.database);
     const refused = await post(t.app, "/api/messages/sms", smsSend({ from: us, to: them }));
     expect(refused.status).toBe(422);
     expect(refused.json.code).toBe("recipient_opted_out");
-    expect(await countRows(t.database, "delivery_jobs")).toBe(jobs);
+    expect(await countJobs(t.database)).toBe(jobs);
     expect((await post(t.app, "/api/messages/sms", smsSend({ from: us, to: other }))).status).toBe(202);
   });
 

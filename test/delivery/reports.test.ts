@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { reportDelivery } from "../../src/delivery/reports.ts";
 import { buildTestApp, type TestApp } from "../helpers/app.ts";
-import { countRows, metricValue, post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
+import { countJobs, countRows, metricValue, post, smsSend, UNLIMITED } from "../helpers/messaging.ts";
 
 // reportDelivery is what real providers' webhooks will call; the mock's route covers the HTTP side.
 describe.each(["postgres", "embedded"] as const)("reportDelivery on %s", (kind) => {
@@ -18,11 +18,12 @@ describe.each(["postgres", "embedded"] as const)("reportDelivery on %s", (kind) 
     return (await post(t.app, "/api/messages/sms", smsSend())).json.id;
   }
 
-  test("a `sent` report moves the message and, not being final, keeps its delivery job", async () => {
+  test("a `sent` report moves the message and takes it out of the delivery queue: the provider has it", async () => {
     const id = await queued();
     const before = await statusCount("sent");
     expect(await reportDelivery(deps(), { messageId: id, status: "sent", errorCode: "ignored" })).toEqual({ found: true, messageId: id, status: "sent", changed: true });
-    expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [id])).toBe(1);
+    // (A claim would not have called a provider for it either: only `queued` and `sending` messages are delivered.)
+    expect(await countJobs(t.database, "message_id = $1", [id])).toBe(0);
     expect(await statusCount("sent")).toBe(before + 1);
     const [row] = await t.database.sql.query<{ status_reason: string | null }>("SELECT status_reason FROM messages WHERE id = $1", [id]);
     expect(row!.status_reason).toBeNull();
@@ -35,7 +36,7 @@ describe.each(["postgres", "embedded"] as const)("reportDelivery on %s", (kind) 
     expect(result).toEqual({ found: true, messageId: id, status: "failed", changed: true });
     const [row] = await t.database.sql.query<{ status: string; status_reason: string }>("SELECT status, status_reason FROM messages WHERE id = $1", [id]);
     expect(row).toEqual({ status: "failed", status_reason: "E21610" });
-    expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [id])).toBe(0);
+    expect(await countJobs(t.database, "message_id = $1", [id])).toBe(0);
   });
 
   test("a report that cannot move the status answers the standing one, unchanged, and counts nothing", async () => {

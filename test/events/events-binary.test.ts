@@ -327,14 +327,14 @@ describe("events survive kill -9", () => {
       const first = await startServe({ args: ["--migrate"], env: eventEnv(db.url) });
       processes.push(first);
       await addEndpoint(first.url, r.url, ["*"]);
-      // A send that rolls back after its message was inserted: a trigger of the test's own fails its job insert.
+      // A send that rolls back after its message was inserted: a trigger of the test's own fails it after the insert.
       await db.sql.unsafe(`
         CREATE FUNCTION test_refuse_job() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-          IF (SELECT body FROM messages WHERE id = NEW.message_id) = 'ROLLBACK ME' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+          IF NEW.body = 'ROLLBACK ME' THEN RAISE EXCEPTION 'refused by the test'; END IF;
           RETURN NEW;
         END $$;
-        CREATE TRIGGER test_refuse_job AFTER INSERT ON delivery_jobs FOR EACH ROW EXECUTE FUNCTION test_refuse_job();`);
+        CREATE TRIGGER test_refuse_job AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION test_refuse_job();`);
       const c = pair();
       const rolledBack = await sendSms(first.url, c.ours, c.theirs, "ROLLBACK ME");
       expect(rolledBack.status).not.toBe(202);

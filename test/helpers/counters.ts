@@ -1,6 +1,7 @@
 import { expect } from "bun:test";
 import type { DatabaseHandle } from "../../src/db/client.ts";
 import { counterDrift } from "../../src/diagnostics/counters.ts";
+import { JOBS } from "./messaging.ts";
 
 /** The counters equal the rows: sum(stripes) = count(*) of conversations, every message_count = its messages. */
 export async function expectCountersExact(database: DatabaseHandle): Promise<number> {
@@ -19,9 +20,13 @@ export async function addAttempt(database: DatabaseHandle, messageId: string): P
   );
 }
 
-/** Rows of `table` whose message_id is one of `ids` (delivery_attempts, delivery_jobs). */
+/**
+ * Rows of `table` whose message_id is one of `ids`: delivery attempts, or "delivery_jobs", the messages among `ids`
+ * still in the delivery queue (a message is its own job, delivery/jobs.ts).
+ */
 export async function rowsOfMessages(database: DatabaseHandle, table: "delivery_attempts" | "delivery_jobs", ids: string[]): Promise<number> {
-  const [row] = await database.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE message_id = ANY($1::bigint[])`, [
+  const from = table === "delivery_jobs" ? JOBS : table;
+  const [row] = await database.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${from} WHERE message_id = ANY($1::bigint[])`, [
     `{${ids.join(",")}}`,
   ]);
   return row!.n;

@@ -60,7 +60,19 @@ export function get(app: Handler, path: string, headers: Record<string, string> 
   return request(app, "GET", path, { headers });
 }
 
-const TABLES = new Set(["messages", "conversations", "delivery_jobs", "idempotency_keys", "runtime_settings", "opt_outs"]);
+const TABLES = new Set(["messages", "conversations", "idempotency_keys", "runtime_settings", "opt_outs"]);
+
+/**
+ * The delivery queue as a relation of jobs: a message is its own job while its `run_at` is set (delivery/jobs.ts),
+ * so tests that count or read jobs by `message_id` read this instead of a table.
+ */
+export const JOBS = "(SELECT id AS message_id, run_at, attempts, locked_by, locked_until FROM messages WHERE run_at IS NOT NULL) jobs";
+
+/** Jobs in the delivery queue, optionally filtered by a parameterized `where` clause (`"message_id = $1"`). */
+export async function countJobs(database: DatabaseHandle, where = "true", params: unknown[] = []): Promise<number> {
+  const [row] = await database.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${JOBS} WHERE ${where}`, params);
+  return row!.n;
+}
 
 /** Rows of a table, optionally filtered by a parameterized `where` clause (`"conversation_id = $1"`). */
 export async function countRows(database: DatabaseHandle, table: string, where = "true", params: unknown[] = []): Promise<number> {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { buildTestApp, request, type TestApp } from "../helpers/app.ts";
-import { concurrently, countRows, emailSend, get, phone, post, smsSend, smsWebhook, UNLIMITED } from "../helpers/messaging.ts";
+import { concurrently, countJobs, countRows, emailSend, get, phone, post, smsSend, smsWebhook, UNLIMITED } from "../helpers/messaging.ts";
 
 // A smoke of the write and read paths on both databases `serve` can run on: a fresh PostgreSQL database and
 // the embedded PGlite (one connection, so concurrency is serialized there). The same promises must hold on both.
@@ -18,7 +18,7 @@ describe.each(["postgres", "embedded"] as const)("on %s", (kind) => {
     const res = await post(t.app, "/api/messages/sms", smsSend({ from: a, to: b, timestamp: "2024-01-01T00:00:01Z", body: "first" }));
     expect(res.status).toBe(202);
     expect(res.json).toEqual({ status: "accepted", id: "1", conversation_id: "1" });
-    expect(await countRows(t.database, "delivery_jobs", "message_id = 1")).toBe(1);
+    expect(await countJobs(t.database, "message_id = 1")).toBe(1);
   });
 
   test("a webhook reply lands in the same conversation as inbound/received, and a repeat is deduplicated", async () => {
@@ -29,7 +29,7 @@ describe.each(["postgres", "embedded"] as const)("on %s", (kind) => {
     const again = await post(t.app, "/api/webhooks/sms", hook);
     expect(again.status).toBe(202);
     expect(again.json.id).toBe(res.json.id);
-    expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(0);
+    expect(await countJobs(t.database, "message_id = $1", [res.json.id])).toBe(0);
   });
 
   test("reads list the conversation and its messages in timestamp order", async () => {

@@ -73,7 +73,7 @@ test("faults while delivering lose no message and send none twice", async () => 
   try {
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const [left] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM delivery_jobs`;
+      const [left] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM messages WHERE run_at IS NOT NULL`;
       if (left!.n === 0) break;
       if (Date.now() > deadline) throw new Error(`${left!.n} jobs still queued`);
       await Bun.sleep(100);

@@ -64,11 +64,11 @@ async function seed(tag: string, n: number): Promise<void> {
       VALUES ('sms', '+15005550006', '+18045550002', 'sms:+15005550006<->+18045550002', 0, now())
       ON CONFLICT (key) DO UPDATE SET message_count = conversations.message_count RETURNING id),
     m AS (
-      INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, status, timestamp, segments, encoding)
-      SELECT c.id, 'outbound', 'sms', 'sms', '+15005550006', '+18045550002', '${tag} ' || g, 'queued', now(), 1, 'GSM-7'
+      INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, status, timestamp, segments, encoding, run_at)
+      SELECT c.id, 'outbound', 'sms', 'sms', '+15005550006', '+18045550002', '${tag} ' || g, 'queued', now(), 1, 'GSM-7', now()
         FROM c, generate_series(1, ${n}) g
       RETURNING id)
-    INSERT INTO delivery_jobs (message_id) SELECT id FROM m`);
+    SELECT count(*) FROM m`);
 }
 
 /** How often the fake was asked for each message of `tag` (by body), and how many of them are sent. */

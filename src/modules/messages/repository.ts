@@ -66,7 +66,7 @@ const COUNT_NEW_CONVERSATIONS = `
 
 /*
  * The write path is ONE statement: the conversation upsert (creating the pair or bumping its count and
- * last activity), the message insert and, for outbound messages, the delivery job, chained through
+ * last activity), the message insert (an outbound one is its own delivery job, due at once), chained through
  * data-modifying CTEs. One statement is one implicit transaction and one round trip, so a 202 follows a
  * single commit. Raw SQL because drizzle cannot chain inserts through CTEs into a prepared statement.
  *
@@ -92,11 +92,15 @@ const upsertConversation = (allowed = "true") => `
   ${COUNT_NEW_CONVERSATIONS},
   conv AS (SELECT id FROM upd UNION ALL SELECT id FROM ins)`;
 
-/** The message insert of the single-message statements; `sendAt` is the SQL of its `send_at` (scheduled sends). */
-const insertMessageSql = (sendAt = "NULL") => `
+/**
+ * The message insert of the single-message statements; `sendAt` is the SQL of its `send_at` (scheduled sends),
+ * `runAt` of its `run_at`: `now()` puts an outbound message in the delivery queue, due at once (the message row is
+ * its own job, delivery/jobs.ts); NULL keeps it out (inbound, scheduled).
+ */
+const insertMessageSql = (sendAt = "NULL", runAt = "NULL") => `
   INSERT INTO messages (conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, provider_message_id, timestamp,
-                        subject, segments, encoding, send_at)
-  SELECT conv.id, $6, $7, $1, $8, $9, $10, $11::jsonb, $12, $13, $5::timestamptz, $15, $16::smallint, $17, ${sendAt}::timestamptz FROM conv
+                        subject, segments, encoding, send_at, run_at)
+  SELECT conv.id, $6, $7, $1, $8, $9, $10, $11::jsonb, $12, $13, $5::timestamptz, $15, $16::smallint, $17, ${sendAt}::timestamptz, ${runAt} FROM conv
   RETURNING id, conversation_id, send_at`;
 const INSERT_MESSAGE = insertMessageSql();
 
@@ -122,8 +126,7 @@ const NOT_OPTED_OUT = "NOT EXISTS (SELECT 1 FROM opted_out)";
 const INSERT_OUTBOUND = `
   WITH ${OPTED_OUT},
   ${upsertConversation(NOT_OPTED_OUT)},
-  msg AS (${INSERT_MESSAGE}),
-  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg),
+  msg AS (${insertMessageSql("NULL", "now()")}),
   ${RECEIPT("$14", "msg")}
   SELECT msg.id::text AS id, msg.conversation_id::text AS conversation_id FROM (SELECT 1) one LEFT JOIN msg ON true`;
 
@@ -146,7 +149,7 @@ const INSERT_INBOUND = `
   SELECT id::text AS id, conversation_id::text AS conversation_id FROM msg`;
 
 /**
- * Stores a message with its conversation update (and delivery job when outbound, or its place among the scheduled
+ * Stores a message with its conversation update (in the delivery queue when outbound, or its place among the scheduled
  * when it has a `sendAt`) in one statement, with a
  * receipt under `token` so that its outcome can be learned after a lost connection. Null: an outbound SMS/MMS
  * whose recipient opted out of its sender; nothing was stored.
@@ -230,14 +233,13 @@ const INSERT_OUTBOUND_BATCH = `
   conv AS (SELECT id, key FROM upd UNION ALL SELECT id, key FROM ins),
   msg AS (
     INSERT INTO messages (id, conversation_id, direction, channel, transport, from_addr, to_addr, body, attachments, status, timestamp,
-                          subject, segments, encoding, send_at)
+                          subject, segments, encoding, send_at, run_at)
     SELECT input.id, conv.id, 'outbound', input.channel, input.transport, input.from_addr, input.to_addr, input.body,
            input.attachments::jsonb, CASE WHEN input.send_at IS NULL THEN 'queued' ELSE 'scheduled' END, input.ts, input.subject,
-           input.segments, input.encoding, input.send_at
+           input.segments, input.encoding, input.send_at, CASE WHEN input.send_at IS NULL THEN now() END
       FROM input JOIN conv USING (key)
     RETURNING id, send_at
   ),
-  job AS (INSERT INTO delivery_jobs (message_id) SELECT id FROM msg WHERE send_at IS NULL),
   waiting AS (INSERT INTO scheduled_messages (message_id, send_at) SELECT id, send_at FROM msg WHERE send_at IS NOT NULL),
   stored AS (SELECT input.ord, input.id, conv.id AS conversation_id FROM input JOIN conv USING (key)),
   answer AS (SELECT checked.ord, stored.id, stored.conversation_id FROM checked LEFT JOIN stored USING (ord)),

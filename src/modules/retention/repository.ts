@@ -5,12 +5,13 @@ import type { SqlRunner } from "../../db/runner.ts";
  * One batch of retention as one statement: the oldest messages past the cutoff (by their own `timestamp`, the
  * time a user means by "older than"), with their attempts and jobs; their conversations' message_count goes
  * down by what was really deleted, a conversation left without messages is deleted, and the counters follow.
+ * (A message is its own delivery job, delivery/jobs.ts: its queue columns go with its row.)
  *
  * A scheduled message is never old: it waits for its send_at however old its client's `timestamp` is, and is
  * purged only once sent or canceled, by a later run.
  *
- * A message still in a worker's hands (its job leased, or being claimed right now) is left for a later run, so
- * retention never races a delivery for the message and job rows; its job is locked first, with SKIP LOCKED.
+ * A message still in a worker's hands (leased, or being claimed right now) is left for a later run, so retention
+ * never races a delivery for the message row; a queued one is locked first, with SKIP LOCKED.
  *
  * Conversations are locked with SKIP LOCKED, so retention never waits on a conversation: concurrent instances
  * take disjoint conversations, and a send or a DELETE holding one keeps it (its messages wait for a later
@@ -21,21 +22,21 @@ import type { SqlRunner } from "../../db/runner.ts";
  */
 const PURGE_BATCH = `
   WITH candidates AS MATERIALIZED (
-    SELECT m.id, m.conversation_id FROM messages m
+    SELECT m.id, m.conversation_id, m.run_at IS NOT NULL AS in_queue FROM messages m
      WHERE m.timestamp < now() - $1::int * interval '1 day'
        AND m.status <> 'scheduled'
-       AND NOT EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.message_id = m.id AND j.locked_until > now())
+       AND (m.locked_until IS NULL OR m.locked_until <= now())
      ORDER BY m.timestamp LIMIT $2),
   locked AS MATERIALIZED (
     SELECT c.id, c.message_count FROM conversations c
      WHERE c.id IN (SELECT conversation_id FROM candidates)
      ORDER BY c.key FOR UPDATE OF c SKIP LOCKED),
   free_jobs AS MATERIALIZED (
-    SELECT message_id FROM delivery_jobs WHERE message_id IN (SELECT id FROM candidates) FOR UPDATE SKIP LOCKED),
+    SELECT id FROM messages WHERE id IN (SELECT id FROM candidates WHERE in_queue) FOR UPDATE SKIP LOCKED),
   doomed AS (
     SELECT id FROM candidates
      WHERE conversation_id IN (SELECT id FROM locked)
-       AND (id IN (SELECT message_id FROM free_jobs) OR NOT EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.message_id = candidates.id))),
+       AND (NOT in_queue OR id IN (SELECT id FROM free_jobs))),
   ${DELETE_DEPENDENTS},
   messages_gone AS (DELETE FROM messages WHERE id IN (SELECT id FROM doomed) RETURNING conversation_id),
   per_conversation AS (

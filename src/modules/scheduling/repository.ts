@@ -4,13 +4,13 @@
  * `scheduled` and a `scheduled_messages` row (migration 0013) that exists exactly while it waits; both leave
  * that state together, in one statement, whoever moves them (the promoter or a cancel).
  *
- * Lock order, the same in every statement here: the `scheduled_messages` row, then the message (and, promoting,
- * a new delivery job). No statement here waits on a job row, so none can deadlock with the claim (job, then
- * message) or a result write (message, then job).
+ * Lock order, the same in every statement here: the `scheduled_messages` row, then the message. The delivery
+ * queue is the message row itself (delivery/jobs.ts), and the claim and result writes lock only message rows, so
+ * none of them can deadlock with these.
  */
 import type { SqlRunner } from "../../db/runner.ts";
 import { textArray, nullableTextArray } from "../../db/sql-arrays.ts";
-import { enqueueSql, QUEUED_DUE } from "../../delivery/enqueue.ts";
+import { QUEUED_DUE } from "../../delivery/enqueue.ts";
 import { advanceStatusSql } from "../../delivery/status.ts";
 import type { Channel } from "../../domain/channel.ts";
 import type { MessageStatus } from "../../domain/message-status.ts";
@@ -45,8 +45,8 @@ export async function lockDue(tx: SqlRunner, limit: number): Promise<DueMessage[
  * Takes locked due messages off the schedule: each becomes `queued` and enters the delivery queue, or, when its
  * recipient opted out of its sender since it was accepted ($2, $3: the normalized pair, NULL for an email),
  * `failed` with reason `recipient_opted_out` and never reaches a provider (SPEC §3: the check runs again at
- * dispatch). The status moves through the one status write, so a message a cancel took meanwhile stays canceled
- * and is not queued.
+ * dispatch). The status moves through the one status write, which also puts a `queued` message in the delivery
+ * queue (due now), so a message a cancel took meanwhile stays canceled and is not queued.
  */
 const PROMOTE = `
   WITH input AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS i(id, opt_from, opt_to)),
@@ -58,8 +58,7 @@ const PROMOTE = `
     SELECT id, CASE WHEN opted_out THEN 'failed' ELSE 'queued' END AS status, NULL::text AS provider,
            NULL::text AS provider_message_id, CASE WHEN opted_out THEN 'recipient_opted_out' END AS reason
       FROM checked),
-  moved AS (${advanceStatusSql("change")}),
-  enqueued AS (${enqueueSql("(SELECT id FROM moved WHERE moved AND status = 'queued') q")})
+  moved AS (${advanceStatusSql("change", "$1::bigint[]")})
   SELECT id, status FROM moved WHERE moved`;
 
 /** A message the promoter moved: `queued` (now in the delivery queue) or `failed` (opted out). */
@@ -109,9 +108,9 @@ export async function countQueuedDue(sql: SqlRunner, bound: number): Promise<num
  * A cancel, decided by this one statement: a scheduled message leaves the schedule, or a queued one is taken while
  * no worker has claimed it, and either becomes `canceled` through the one status write. "Queued and not claimed"
  * is the delivery queue's own contract (delivery/jobs.ts): exactly `status = 'queued'`, since a claim moves the
- * message to `sending` in the statement that leases its job. The status write re-reads the row under its lock, so
- * a claim that committed first leaves `sending` there and nothing moves (409); a cancel that commits first makes
- * the claim find the status moved, deliver nothing and drop the job. Only rows of the schedule and the message
+ * message to `sending` in the statement that leases it. The status write re-reads the row under its lock, so
+ * a claim that committed first leaves `sending` there and nothing moves (409); a cancel that commits first takes
+ * the message out of the queue, and the claim's row lock, re-reading the row, does not pick it. Only rows of the schedule and the message
  * are locked, in that order (the promoter's order), so neither a claim nor a result write can deadlock with it.
  * `before` is what the statement's snapshot saw, for the answer when nothing moved.
  */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { buildTestApp, type TestApp } from "../../helpers/app.ts";
-import { concurrently, countRows, emailSend, get, phone, post, smsSend, UNLIMITED } from "../../helpers/messaging.ts";
+import { concurrently, countJobs, countRows, emailSend, get, phone, post, smsSend, UNLIMITED } from "../../helpers/messaging.ts";
 
 // One fresh PostgreSQL database for the file; the first test relies on it being empty.
 let t: TestApp;
@@ -97,13 +97,13 @@ describe("durable acknowledgement", () => {
       [res.json.id],
     );
     expect(rows).toEqual([{ conversation_id: res.json.conversation_id, direction: "outbound", status: "queued", body: "durable" }]);
-    expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(1);
+    expect(await countJobs(t.database, "message_id = $1", [res.json.id])).toBe(1);
     expect(await countRows(t.database, "conversations", "id = $1", [res.json.conversation_id])).toBe(1);
   });
 
   test("after a 202 an outbound email has its delivery job too", async () => {
     const res = await post(t.app, "/api/messages/email", emailSend());
-    expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(1);
+    expect(await countJobs(t.database, "message_id = $1", [res.json.id])).toBe(1);
   });
 
   test("an inbound webhook message is committed with status received and no delivery job", async () => {
@@ -114,13 +114,12 @@ describe("durable acknowledgement", () => {
       [res.json.id],
     );
     expect(rows).toEqual([{ direction: "inbound", status: "received" }]);
-    expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(0);
+    expect(await countJobs(t.database, "message_id = $1", [res.json.id])).toBe(0);
   });
 
   test("every message answered 202 so far has exactly one row, and every outbound one exactly one job", async () => {
     const orphans = await t.database.sql.query(
-      `SELECT m.id FROM messages m LEFT JOIN delivery_jobs j ON j.message_id = m.id
-        WHERE (m.direction = 'outbound') <> (j.message_id IS NOT NULL)`,
+      `SELECT m.id FROM messages m WHERE (m.direction = 'outbound') <> (m.run_at IS NOT NULL)`,
     );
     expect(orphans).toEqual([]);
   });
@@ -141,6 +140,6 @@ describe("concurrency", () => {
     const [row] = await t.database.sql.query<{ message_count: number }>("SELECT message_count FROM conversations WHERE id = $1", [id]);
     expect(row!.message_count).toBe(100);
     expect(await countRows(t.database, "messages", "conversation_id = $1", [id])).toBe(100);
-    expect(await countRows(t.database, "delivery_jobs", "message_id IN (SELECT id FROM messages WHERE conversation_id = $1)", [id])).toBe(100);
+    expect(await countJobs(t.database, "message_id IN (SELECT id FROM messages WHERE conversation_id = $1)", [id])).toBe(100);
   });
 });

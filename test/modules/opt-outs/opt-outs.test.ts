@@ -9,7 +9,7 @@ import { SendBatcher } from "../../../src/modules/messages/send-batcher.ts";
 import { newMessage } from "../../../src/modules/messages/write.ts";
 import { createApiKey } from "../../../src/security/api-keys.ts";
 import { buildTestApp, type TestApp } from "../../helpers/app.ts";
-import { countRows, email, emailSend, emailWebhook, get, metricValue, phone, post, smsSend, smsWebhook, TS, UNLIMITED } from "../../helpers/messaging.ts";
+import { countJobs, countRows, email, emailSend, emailWebhook, get, metricValue, phone, post, smsSend, smsWebhook, TS, UNLIMITED } from "../../helpers/messaging.ts";
 
 const MEDIA = ["https://media.example.com/1.jpg"];
 
@@ -142,7 +142,7 @@ describe.each(["postgres", "embedded"] as const)("opt-outs on %s", (database) =>
     const inbound = await reply(them, us, "STOP");
     const counts = async () => ({
       messages: await countRows(t.database, "messages"),
-      jobs: await countRows(t.database, "delivery_jobs"),
+      jobs: await countJobs(t.database),
       conversations: await countRows(t.database, "conversations"),
       inConversation: await countRows(t.database, "messages", "conversation_id = $1", [inbound.json.conversation_id]),
     });
@@ -219,7 +219,7 @@ describe.each(["postgres", "embedded"] as const)("opt-outs on %s", (database) =>
     results.forEach((r, i) => (i % 3 === 1 ? expect(r).toBeNull() : expect(r).toEqual({ id: expect.any(String), conversation_id: expect.any(String) })));
     const stored = await t.database.sql.query<{ body: string }>("SELECT body FROM messages WHERE body LIKE $1 ORDER BY id", [`batch ${us} %`]);
     expect(stored.map((r) => r.body).sort()).toEqual(messages.filter((_, i) => i % 3 !== 1).map((m) => m.body).sort());
-    expect(await countRows(t.database, "delivery_jobs", "message_id IN (SELECT id FROM messages WHERE body LIKE $1)", [`batch ${us} %`])).toBe(14);
+    expect(await countJobs(t.database, "message_id IN (SELECT id FROM messages WHERE body LIKE $1)", [`batch ${us} %`])).toBe(14);
   });
 
   test("concurrent HTTP sends: every refused one is 422, every other 202 with its own message", async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { buildTestApp, request, type TestApp } from "../../helpers/app.ts";
-import { countRows, email, get, phone, post, TS, UNLIMITED } from "../../helpers/messaging.ts";
+import { countJobs, countRows, email, get, phone, post, TS, UNLIMITED } from "../../helpers/messaging.ts";
 
 // One database; the app starts from non-zero API_PROVIDER_* defaults so "defaults come from config" is visible.
 const DEFAULTS = { providerTimeoutPct: 5, providerErrorPct: 7, providerRatelimitPct: 3, providerSeed: 42 };
@@ -29,7 +29,7 @@ describe("POST /api/provider/mock/inbound", () => {
     expect(msg.json.status).toBe("received");
     expect(msg.json.channel).toBe(channel);
     expect(msg.json.body).toBe(`mock ${channel}`);
-    expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(0);
+    expect(await countJobs(t.database, "message_id = $1", [res.json.id])).toBe(0);
   });
 
   test("channel is read case-insensitively", async () => {

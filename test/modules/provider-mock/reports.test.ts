@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { buildTestApp, type TestApp } from "../../helpers/app.ts";
-import { countRows, get, metricValue, post, smsSend, smsWebhook, UNLIMITED } from "../../helpers/messaging.ts";
+import { countJobs, countRows, get, metricValue, post, smsSend, smsWebhook, UNLIMITED } from "../../helpers/messaging.ts";
 
 // No dispatcher runs in app tests: a send stays `queued` with its delivery job until a report or SQL moves it.
 let t: TestApp;
@@ -80,9 +80,9 @@ describe("POST /api/provider/mock/reports", () => {
 
   test("a final report removes the delivery job, so the dispatcher stops retrying", async () => {
     const id = await sendOne();
-    expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [id])).toBe(1);
+    expect(await countJobs(t.database, "message_id = $1", [id])).toBe(1);
     await report({ message_id: id, status: "undelivered" });
-    expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [id])).toBe(0);
+    expect(await countJobs(t.database, "message_id = $1", [id])).toBe(0);
   });
 
   test("an unknown message is a 404 in the error envelope", async () => {

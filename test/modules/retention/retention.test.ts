@@ -59,10 +59,10 @@ describe.each(["postgres", "embedded"] as const)("retention on %s", (database) =
 
   test("a message whose delivery a worker holds stays until the lease ends", async () => {
     const held = await send(smsSend({ timestamp: daysAgo(50) }));
-    await t.database.sql.query("UPDATE delivery_jobs SET locked_by = 'worker-1', locked_until = now() + interval '1 hour' WHERE message_id = $1", [held.id]);
+    await t.database.sql.query("UPDATE messages SET locked_by = 'worker-1', locked_until = now() + interval '1 hour' WHERE id = $1", [held.id]);
     await purgeOldMessages(t.database.sql, 30);
     expect((await get(t.app, `/api/messages/${held.id}`)).status).toBe(200);
-    await t.database.sql.query("UPDATE delivery_jobs SET locked_by = NULL, locked_until = NULL WHERE message_id = $1", [held.id]);
+    await t.database.sql.query("UPDATE messages SET locked_by = NULL, locked_until = NULL WHERE id = $1", [held.id]);
     expect(await purgeOldMessages(t.database.sql, 30)).toEqual({ messages: 1, conversations: 1 });
     expect(await rowsOfMessages(t.database, "delivery_jobs", [held.id])).toBe(0);
     await expectCountersExact(t.database);

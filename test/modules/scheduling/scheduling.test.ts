@@ -11,7 +11,7 @@ import { Promoter } from "../../../src/modules/scheduling/service.ts";
 import { createMetrics, type Metrics } from "../../../src/observability/metrics.ts";
 import { VERSION } from "../../../src/version.ts";
 import { buildTestApp, type TestApp } from "../../helpers/app.ts";
-import { countRows, emailSend, get, metricValue, post, smsSend, smsWebhook, UNLIMITED } from "../../helpers/messaging.ts";
+import { countJobs, countRows, emailSend, get, metricValue, post, smsSend, smsWebhook, UNLIMITED } from "../../helpers/messaging.ts";
 import { RecordingProvider, silent, startWorkers } from "./workers.ts";
 
 const inMs = (ms: number) => new Date(Date.now() + ms).toISOString();
@@ -63,7 +63,7 @@ for (const database of ["postgres", "embedded"] as const) {
           expect(res.status).toBe(202);
           const item = (await get(t.app, `/api/messages/${res.json.id}`)).json;
           expect(item).toMatchObject({ status: "queued", send_at: null });
-          expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(1);
+          expect(await countJobs(t.database, "message_id = $1", [res.json.id])).toBe(1);
         }
       });
 
@@ -85,7 +85,7 @@ for (const database of ["postgres", "embedded"] as const) {
       const page = (await get(t.app, `/api/conversations/${res.json.conversation_id}/messages`)).json;
       expect(page.meta.total).toBe(1);
       expect(page.items[0]).toMatchObject({ id: res.json.id, status: "scheduled", send_at: sendAt.toISOString() });
-      expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(0);
+      expect(await countJobs(t.database, "message_id = $1", [res.json.id])).toBe(0);
     });
 
     test("concurrent sends, half of them scheduled, share group commits and each lands where it belongs", async () => {
@@ -106,7 +106,7 @@ for (const database of ["postgres", "embedded"] as const) {
         const scheduled = i % 2 === 0;
         const item = (await get(t.app, `/api/messages/${a.json.id}`)).json;
         expect([item.status, item.send_at]).toEqual(scheduled ? ["scheduled", new Date(sendAt).toISOString()] : ["queued", null]);
-        expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [a.json.id])).toBe(scheduled ? 0 : 1);
+        expect(await countJobs(t.database, "message_id = $1", [a.json.id])).toBe(scheduled ? 0 : 1);
         const [row] = await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM scheduled_messages WHERE message_id = $1", [a.json.id]);
         expect(row!.n).toBe(scheduled ? 1 : 0);
       }
@@ -152,7 +152,7 @@ for (const database of ["postgres", "embedded"] as const) {
       await Bun.sleep(1200);
       expect(provider.callsOf(res.json.id)).toBe(0);
       expect(await status(res.json.id)).toBe("canceled");
-      expect(await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])).toBe(0);
+      expect(await countJobs(t.database, "message_id = $1", [res.json.id])).toBe(0);
       // Still part of its conversation: canceling takes nothing out of the thread.
       expect((await get(t.app, `/api/conversations/${res.json.conversation_id}/messages`)).json.meta.total).toBe(1);
     });
@@ -165,7 +165,7 @@ for (const database of ["postgres", "embedded"] as const) {
       expect(cancel.json.status).toBe("canceled");
       const provider = new RecordingProvider();
       workers = startWorkers(t, provider);
-      await until(async () => (await countRows(t.database, "delivery_jobs", "message_id = $1", [res.json.id])) === 0, 3000);
+      await until(async () => (await countJobs(t.database, "message_id = $1", [res.json.id])) === 0, 3000);
       await Bun.sleep(200);
       expect(provider.callsOf(res.json.id)).toBe(0);
       expect(await status(res.json.id)).toBe("canceled");
