@@ -3,12 +3,17 @@
  * on loopback in this process. Not run by `bun test`. Prints one JSON line per figure, each with the load average
  * (the machine may be shared).
  *
- *   bun test/bench/events.ts [latency|rates|drain|all]      (default: all; DATABASE server: TEST_DATABASE_URL or local)
+ *   bun test/bench/events.ts [latency|rates|drain|cost|all]      (default: all; DATABASE server: TEST_DATABASE_URL or local)
  *
  * latency  events at 500 sends/s for 10 s with one endpoint subscribed to everything: commit → receiver p50/p99
  * rates    closed-loop send rate (32 clients, 5 s rounds, alternated twice): no endpoint, an endpoint on `*`,
  *          an endpoint that never answers (the send rate must stay ≥ 0.9× the one without)
  * drain    20,000 events routed to an endpoint while no instance POSTs, then one instance drains them
+ * cost     what the outbox writes per delivered message with no endpoint: 5,000 sends, each delivered; the events
+ *          table's row inserts, updates (HOT or not) and the router's updates per message, from pg_stat_user_tables
+ *          once the instance has stopped (its statistics flushed); WAL bytes per message over the run written for
+ *          this database (pg_walinspect's records whose blocks are this database's; other databases on a shared
+ *          server write WAL too), in all and for the events table and its indexes
  */
 import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
@@ -40,7 +45,7 @@ async function fresh(extra: Record<string, string> = {}): Promise<{ serve: Serve
   const migrated = await runBinary(["migrate", "up"], { env: { DATABASE_URL: db.url } });
   if (migrated.exitCode !== 0) throw new Error(migrated.stderr);
   const serve = await startServe({ env: { ...env(db.url, extra), LOG_LEVEL: "info" } });
-  const sql = postgres(db.url, { max: 2, onnotice: () => {} });
+  const sql = postgres(db.url, { max: 3, onnotice: () => {} });
   return {
     serve,
     sql,
@@ -173,7 +178,63 @@ async function drain(): Promise<void> {
   await done().catch(() => {});
 }
 
+async function cost(): Promise<void> {
+  const { serve, sql, done } = await fresh();
+  const total = 5000;
+  // A temporary replication slot keeps the run's WAL from being recycled until it is read (dropped with its session).
+  const slot = await sql.reserve();
+  const slotName = `events_cost_${process.pid}`;
+  await slot`SELECT pg_create_physical_replication_slot(${slotName}, true, true)`;
+  const [start] = await slot<{ lsn: string }[]>`SELECT pg_current_wal_lsn()::text AS lsn`;
+  let issued = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (issued < total) {
+        issued += 1;
+        if (!(await send(serve.url))) throw new Error("a send was refused");
+      }
+    }),
+  );
+  const deadline = Date.now() + 120_000;
+  while ((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM messages WHERE status = 'sent'`)[0]!.n < total && Date.now() < deadline) await Bun.sleep(100);
+  await Bun.sleep(1000); // a last routing round
+  const [end] = await sql<{ lsn: string }[]>`SELECT pg_current_wal_lsn()::text AS lsn`;
+  await serve.stop();
+  await sql`CREATE EXTENSION IF NOT EXISTS pg_walinspect`;
+  // Each record's first block names its relation: `rel <tablespace>/<database>/<filenode>`.
+  const wal = await sql<{ rel: string; bytes: number }[]>`
+    WITH w AS (
+      SELECT record_length, substring(block_ref from 'rel [0-9]+/([0-9]+)/') AS db, substring(block_ref from 'rel [0-9]+/[0-9]+/([0-9]+)') AS node
+        FROM pg_get_wal_records_info(${start!.lsn}::pg_lsn, ${end!.lsn}::pg_lsn))
+    SELECT coalesce(c.relname, '?') AS rel, sum(record_length)::float8 AS bytes
+      FROM w LEFT JOIN pg_class c ON pg_relation_filenode(c.oid) = w.node::oid
+     WHERE w.db = (SELECT oid::text FROM pg_database WHERE datname = current_database())
+     GROUP BY 1`;
+  await slot`SELECT pg_drop_replication_slot(${slotName})`;
+  slot.release();
+  const walOf = (names: string[]) => wal.filter((w) => names.includes(w.rel)).reduce((sum, w) => sum + w.bytes, 0);
+  const eventRelations = ["events", "events_pkey", "events_subject_idx", "events_created_brin", "events_feed_idx", "events_unsequenced_idx", "events_order_idx"];
+  await Bun.sleep(1500);
+  const rows = await sql<{ relname: string; ins: number; upd: number; hot: number }[]>`
+    SELECT relname, n_tup_ins::int AS ins, n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot
+      FROM pg_stat_user_tables WHERE relname IN ('events', 'event_router')`;
+  const [sent] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM messages WHERE status = 'sent'`;
+  const of = (name: string) => rows.find((r) => r.relname === name) ?? { ins: 0, upd: 0, hot: 0 };
+  const per = (n: number) => Number((n / sent!.n).toFixed(3));
+  report("outbox writes per delivered message, no endpoint (5,000 sends)", {
+    delivered: sent!.n,
+    events_inserts: per(of("events").ins),
+    events_updates: per(of("events").upd),
+    events_hot_updates: per(of("events").hot),
+    router_updates: per(of("event_router").upd),
+    wal_bytes_per_message: Math.round(wal.reduce((sum, w) => sum + w.bytes, 0) / sent!.n),
+    events_wal_bytes_per_message: Math.round(walOf(eventRelations) / sent!.n),
+  });
+  await done();
+}
+
 await ensureBinary();
 if (which === "latency" || which === "all") await latency();
 if (which === "rates" || which === "all") await rates();
 if (which === "drain" || which === "all") await drain();
+if (which === "cost" || which === "all") await cost();
