@@ -225,6 +225,19 @@ export async function endpointBacklog(sql: SqlRunner): Promise<EndpointBacklog[]
 }
 
 /**
+ * How long the event horizon (feed.ts) has held committed events back: the age of the first committed event at or
+ * above it, in feed order, 0 when there is none. A few milliseconds normally; a write transaction of this database
+ * left open makes it grow until the transaction ends.
+ */
+export async function feedHeldBackSeconds(sql: SqlRunner): Promise<number> {
+  const [row] = await sql.query<{ seconds: number }>(
+    `SELECT greatest(0, extract(epoch FROM now() - created_at))::float8 AS seconds FROM events
+      WHERE feed_xid IS NOT NULL AND feed_xid >= messaging_event_horizon() ORDER BY feed_xid, id LIMIT 1`,
+  );
+  return Number(row?.seconds ?? 0);
+}
+
+/**
  * One batch of retention: events older than `days` days (their undelivered deliveries go with them, by the
  * foreign key). The creation times are in a BRIN index, so finding the old ones reads the table's oldest pages.
  */

@@ -24,6 +24,7 @@ import {
   claimDeliveries,
   type DeliveryResult,
   endpointBacklog,
+  feedHeldBackSeconds,
   purgeEventBatch,
   recordDeliveries,
   releaseDeliveries,
@@ -323,6 +324,7 @@ export class EventWorkers {
         this.deps.metrics.eventOldestPending.set({ endpoint: b.endpointId }, b.oldestSeconds);
       }
       this.deps.metrics.eventEndpointsDisabled.set(backlog.filter((b) => b.disabled).length);
+      this.deps.metrics.eventFeedHeldBack.set(await feedHeldBackSeconds(this.deps.sql));
     } catch (err) {
       this.deps.logger.debug({ err }, "event backlog sample failed");
     }

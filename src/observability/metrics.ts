@@ -399,6 +399,11 @@ export function createMetrics(info: { version: string }) {
       labelNames: ["endpoint"],
       registers: [registry],
     }),
+    eventFeedHeldBack: new Gauge({
+      name: "messaging_event_feed_held_back_seconds",
+      help: "Age of the oldest committed event not yet in GET /api/events nor routed, because a write transaction of this database that began before it is still running (sampled; 0 when none)",
+      registers: [registry],
+    }),
     eventEndpointsDisabled: new Gauge({
       name: "messaging_event_endpoints_disabled",
       help: "Event endpoints that are disabled (410 Gone, or every delivery failing too long) and wait for enable",

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { migrationStatus } from "../../src/db/migrate.ts";
-import { claimDeliveries, purgeEventBatch, recordDeliveries, routeEvents } from "../../src/events/deliveries.ts";
+import { claimDeliveries, feedHeldBackSeconds, purgeEventBatch, recordDeliveries, routeEvents } from "../../src/events/deliveries.ts";
 import { FEED_START, feedPage, decodeFeedCursor, encodeFeedCursor } from "../../src/events/feed.ts";
 import { createApiKey } from "../../src/security/api-keys.ts";
 import { eventEndpointsCheck } from "../../src/diagnostics/events.ts";
@@ -138,11 +138,15 @@ describe("the feed order under concurrent transactions (PostgreSQL)", () => {
     const during = await page(start);
     expect(froms(during.items)).toEqual([]);
     expect(during.next).toEqual(start);
+    // The later event is committed and held back: what messaging_event_feed_held_back_seconds shows.
+    await Bun.sleep(1100);
+    expect(await feedHeldBackSeconds(t.database.sql)).toBeGreaterThan(1);
     release();
     await early;
     const after = await page(during.next);
     expect(froms(after.items)).toEqual(["+12025550001", "+12025550002"]);
     expect((await page(after.next)).items).toEqual([]);
+    expect(await feedHeldBackSeconds(t.database.sql)).toBe(0);
   });
 
   test("a long transaction in another database holds nothing back", async () => {
