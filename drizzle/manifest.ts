@@ -16,6 +16,7 @@ import m13 from "./0014_delivery_workers.sql" with { type: "text" };
 import m14 from "./0015_inbound_scope.sql" with { type: "text" };
 import m15 from "./0016_message_queue.sql" with { type: "text" };
 import m16 from "./0017_event_order_by_xid.sql" with { type: "text" };
+import m17 from "./0018_delivery_pages.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
@@ -36,4 +37,5 @@ export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0015_inbound_scope", sql: m14 },
   { tag: "0016_message_queue", sql: m15 },
   { tag: "0017_event_order_by_xid", sql: m16 },
+  { tag: "0018_delivery_pages", sql: m17 },
 ];
