@@ -203,40 +203,32 @@ export function createLogger(options: LoggerOptions): Logger {
 }
 
 /**
- * sonic-boom's buffer only writes once it holds 4 KiB, which a quiet server may take minutes to log (its
- * "messaging listening" line sat unseen until shutdown); the line buffer in front of it hands everything over
- * and flushes at least every FLUSH_INTERVAL_MS.
+ * stdout through Bun's native buffered writer (a FileSink): a line is copied into its buffer in native code, with
+ * no Buffer or string allocated per line, and written out once the buffer holds CHUNK_BYTES, at least every
+ * FLUSH_INTERVAL_MS on a quiet server, and at exit. On a pipe that is not being read the sink keeps the lines and
+ * writes them when it can; the server never waits for it.
+ *
+ * It replaced pino's sonic-boom behind a line buffer: at LOG_LEVEL=info /healthz spent a quarter of its CPU on
+ * that path, most of it in collecting the 16 KiB chunks and Buffer copies it allocated (measured with
+ * `bun --cpu-prof` and BUN_JSC_logGC; see docs/architecture.md).
  */
 function bufferedStdout(): pino.DestinationStream {
-  return new LineBuffer(pino.destination({ dest: 1, sync: false, minLength: 4096, contentMode: "buffer" }));
+  return new NativeLineWriter(1);
 }
 
-/** How many bytes of lines the line buffer gathers before it hands them to sonic-boom in one write. */
+/** How many bytes of lines the writer gathers before it writes them in one go. */
 const CHUNK_BYTES = 16 * 1024;
 
-type SonicBoom = ReturnType<typeof pino.destination>;
+class NativeLineWriter {
+  private readonly sink: import("bun").FileSink;
+  /** Whether anything was written since the last flush. */
+  private pending = false;
 
-/**
- * Lines gathered into one string before they reach sonic-boom. sonic-boom measures the UTF-8 length of its
- * whole pending buffer on every write, flattening it each time, which on /healthz at LOG_LEVEL=info cost more
- * than producing the line; handed chunks, it does that once per chunk, and the writes are fewer and larger.
- * `flush` and `flushSync` hand over what is gathered first, so `flushLogger` and pino see one stream.
- *
- * The chunks go over as Buffers (sonic-boom's `contentMode: "buffer"`), each line encoded straight into one: in its string mode sonic-boom encodes the
- * whole string it just wrote a second time after every write (`Buffer.from` in releaseWritingBuf, to cut off
- * the bytes written), which a CPU profile of /healthz at LOG_LEVEL=info showed as a quarter of the process's
- * time, and measures each string's UTF-8 length again. Encoded once here, a chunk is only sliced.
- */
-class LineBuffer {
-  /** Lines encoded straight into a buffer of CHUNK_BYTES, `used` bytes of it filled; no string is concatenated. */
-  private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-  private used = 0;
-
-  constructor(private readonly out: SonicBoom) {
-    setInterval(() => {
-      if (this.handOver()) this.out.flush();
-    }, FLUSH_INTERVAL_MS).unref();
-    // What pino arranges for its own asynchronous destinations: nothing gathered is lost on exit.
+  constructor(fd: number) {
+    this.sink = Bun.file(fd).writer({ highWaterMark: CHUNK_BYTES });
+    // A pipe does not keep the process alive: it exits when its work is done, flushing on the way out.
+    this.sink.unref();
+    setInterval(() => this.flush(), FLUSH_INTERVAL_MS).unref();
     process.once("exit", () => {
       try {
         this.flushSync();
@@ -247,45 +239,39 @@ class LineBuffer {
   }
 
   write(line: string): void {
-    // A UTF-8 character takes at most 3 bytes per UTF-16 unit: a line that might not fit goes to a fresh chunk.
-    if (this.used + line.length * 3 > this.chunk.length) {
-      this.handOver();
-      if (line.length * 3 > this.chunk.length) {
-        this.out.write(Buffer.from(line) as unknown as string);
-        return;
-      }
-    }
-    this.used += this.chunk.write(line, this.used, "utf8");
+    this.sink.write(line);
+    this.pending = true;
   }
 
+  /** Writes out what is gathered; `done` runs once it is written (or could not be). */
   flush(done?: (err?: Error) => void): void {
-    this.handOver();
-    this.out.flush(done);
+    if (!this.pending) {
+      done?.();
+      return;
+    }
+    this.pending = false;
+    let written: number | Promise<number>;
+    try {
+      written = this.sink.flush();
+    } catch (err) {
+      done?.(err as Error);
+      return;
+    }
+    if (typeof written === "number") done?.();
+    else written.then(() => done?.(), (err: Error) => done?.(err));
   }
 
+  /** As much as the file descriptor takes now; a pipe that is full keeps the rest in the sink. */
   flushSync(): void {
-    this.handOver();
-    this.out.flushSync();
-  }
-
-  /** True when there was something to hand over. */
-  private handOver(): boolean {
-    if (this.used === 0) return false;
-    // sonic-boom keeps the buffer it is handed until written: hand this one over and start a new one.
-    const full = this.chunk.subarray(0, this.used);
-    this.chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-    this.used = 0;
-    this.out.write(full as unknown as string);
-    return true;
+    this.pending = false;
+    this.sink.flush();
   }
 }
 
 /**
- * Writes out everything the asynchronous writer holds; call it before the process exits.
- * Waiting for one flush is not enough: when a write is already under way, sonic-boom reports "drained" as soon
- * as that write ends and keeps lines logged meanwhile (under 4 KiB) in its buffer, which an exit then loses.
- * So: wait for the write under way (a second at most, so a stuck stdout cannot hold up an exit), then write
- * the rest synchronously.
+ * Writes out everything the asynchronous writer holds; call it before the process exits. Waits for the write
+ * (a second at most, so a stuck stdout cannot hold up an exit), then writes whatever was logged meanwhile
+ * synchronously.
  */
 export async function flushLogger(logger: Logger): Promise<void> {
   await new Promise<void>((resolve) => {
