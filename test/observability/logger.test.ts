@@ -75,3 +75,29 @@ describe("the per-request line", () => {
     expect(direct.lines()[0]).toMatchObject({ level: "info", service: "messaging", msg: "request", ...line });
   });
 });
+
+describe("the per-request line on stdout (Bun's native writer, written in pieces)", () => {
+  test("every line, the cached parts reused across lines, is byte for byte pino's", async () => {
+    const logger = new URL("../../src/observability/logger.ts", import.meta.url).pathname;
+    const fields = [
+      { request_id: "0b9e5c1a-2f4d-4c6e-9a8b-7c6d5e4f3a2b", method: "GET", route: "/healthz", status: 200, duration_ms: 0.4 },
+      { request_id: "0b9e5c1a-2f4d-4c6e-9a8b-7c6d5e4f3a2c", method: "GET", route: "/healthz", status: 200, duration_ms: 17 },
+      { request_id: 'odd"id\\with\u0001bytes', method: "POST", route: "/api/messages/sms", status: 503, duration_ms: 12 },
+      { request_id: "r", method: "DELETE", route: "unmatched", status: 404, duration_ms: 1234.5 },
+    ];
+    const script = `
+      const { createLogger, flushLogger, writeRequestLine } = await import(${JSON.stringify(logger)});
+      const log = createLogger({ level: "info" });
+      for (const line of ${JSON.stringify(fields)}) { writeRequestLine(log, line); log.info(line, "request"); }
+      await flushLogger(log);`;
+    const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "inherit" });
+    const out = await new Response(child.stdout).text();
+    expect(await child.exited).toBe(0);
+    const lines = out.trimEnd().split("\n").map((text) => text.replace(/"time":"[^"]*"/, '"time":"T"'));
+    expect(lines).toHaveLength(fields.length * 2);
+    for (let i = 0; i < fields.length; i++) {
+      expect(lines[2 * i]).toBe(lines[2 * i + 1]!);
+      expect(JSON.parse(lines[2 * i]!)).toMatchObject({ level: "info", service: "messaging", msg: "request", ...fields[i] });
+    }
+  });
+});
