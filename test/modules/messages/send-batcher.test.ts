@@ -75,7 +75,8 @@ describe("SendBatcher without a database", () => {
     const sql: SqlRunner = {
       query: <T>(_text: string, params: unknown[] = []) =>
         new Promise<T[]>((resolve) => {
-          const size = typeof params[0] === "string" && params[0].startsWith("{") ? params[0].split(",").length : 1;
+          // A batch's messages arrive as one JSON array; a lone send as the single statement's parameters.
+          const size = typeof params[0] === "string" && params[0].startsWith("[") ? (JSON.parse(params[0]) as unknown[]).length : 1;
           const rows = Array.from({ length: size }, (_, i) => ({ id: String(statements.length * 100 + i), conversation_id: "1" }));
           statements.push({ size, answer: () => resolve(rows as T[]) });
         }),

@@ -14,7 +14,7 @@ import { concurrently, countRows, emailWebhook, metricValue, smsSend, UNLIMITED 
  * - cut, and no fresh connection can be made in time → 503 outcome_unknown.
  */
 const INSERT = /insert into messages/i;
-const BATCH = /unnest/i;
+const BATCH = /json_to_recordset/i;
 
 let pg: TestDatabase;
 let proxy: FaultProxy;
