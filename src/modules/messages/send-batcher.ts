@@ -88,17 +88,23 @@ export class SendBatcher {
       const batch = this.queue.splice(0, this.options.maxBatch);
       this.options.observe?.batch?.(batch.length);
       this.inFlight++;
-      this.write(batch).finally(() => {
+      let held = true;
+      // A batch holds its place until it is answered, or until its connection was lost: learning whether it
+      // committed (the fence) can take seconds, during which the next batch may go.
+      const release = () => {
+        if (!held) return;
+        held = false;
         this.inFlight--;
         this.pump();
-      });
+      };
+      this.write(batch, release).finally(release);
     }
     this.options.observe?.queued?.(this.queue.length);
   }
 
-  private async write(batch: Pending[]): Promise<void> {
+  private async write(batch: Pending[], onLost: () => void): Promise<void> {
     try {
-      const ids = await this.writeOnce(batch.map((p) => p.message));
+      const ids = await this.writeOnce(batch.map((p) => p.message), onLost);
       batch.forEach((p, i) => p.resolve(ids[i] ?? null));
     } catch (err) {
       if (batch.length > 1 && isServerError(err) && !isDatabaseUnavailable(err)) {
@@ -109,12 +115,13 @@ export class SendBatcher {
     }
   }
 
-  private writeOnce(messages: NewMessage[]): Promise<Written[]> {
+  private writeOnce(messages: NewMessage[], onLost?: () => void): Promise<Written[]> {
     return writeOnce(
       this.fence,
       (state) => this.options.observe?.outcome?.(state),
       async (token) => (messages.length === 1 ? [await insertMessage(this.sql, messages[0]!, token)] : insertOutboundBatch(this.sql, messages, token)),
       (ids) => ids,
+      onLost,
     );
   }
 }

@@ -101,19 +101,22 @@ export const outcomeUnknown = (cause: unknown) =>
  * Runs one write of the message path under a token of its own (the statement stores a receipt under it) and
  * makes its answer match the database: when the connection is lost, the token is fenced (db/write-fence.ts)
  * and a committed write is answered from its receipt as if nothing had happened, one that did not commit
- * rethrows the connection error (503, nothing stored) and an unknown outcome is `outcome_unknown`.
+ * rethrows the connection error (503, nothing stored) and an unknown outcome is `outcome_unknown`. `onLost` is told
+ * when the connection was lost, before the fence runs.
  */
 export async function writeOnce<T>(
   fence: WriteFence,
   onOutcome: (outcome: WriteOutcome["state"]) => void,
   write: (token: string) => Promise<T>,
   fromReceipt: (ids: (StoredIds | null)[]) => T,
+  onLost?: () => void,
 ): Promise<T> {
   const token = newWriteToken();
   try {
     return await write(token);
   } catch (err) {
     if (!isConnectionLoss(err)) throw err;
+    onLost?.();
     const outcome = await fence.settle(token);
     onOutcome(outcome.state);
     if (outcome.state === "committed") return fromReceipt(receiptIds(outcome.result));

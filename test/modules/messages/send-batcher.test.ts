@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { openPostgres } from "../../../src/db/client.ts";
 import type { SqlRunner } from "../../../src/db/runner.ts";
+import type { WriteFence, WriteOutcome } from "../../../src/db/write-fence.ts";
 import { SendBatcher } from "../../../src/modules/messages/send-batcher.ts";
 import { buildTestApp, type TestApp } from "../../helpers/app.ts";
 import { outboundRow as outbound } from "../../helpers/messaging.ts";
@@ -101,6 +102,28 @@ describe("SendBatcher without a database", () => {
     expect(statements.map((s) => s.size)).toEqual([1, 3, 1]);
     statements[2]!.answer();
     expect(new Set((await Promise.all(sends)).map((ids) => ids!.id)).size).toBe(5);
+  });
+
+  test("a batch whose connection was lost lets the next batch go while the fence learns its outcome", async () => {
+    const statements: { reject: (err: unknown) => void; resolve: (rows: unknown[]) => void }[] = [];
+    const sql: SqlRunner = {
+      query: <T>() => new Promise<T[]>((resolve, reject) => statements.push({ resolve: resolve as (rows: unknown[]) => void, reject })),
+      transaction: (fn) => fn(sql),
+    };
+    let settle!: (outcome: WriteOutcome) => void;
+    const fence: WriteFence = { settle: () => new Promise((resolve) => (settle = resolve)) };
+    const batcher = new SendBatcher(sql, { maxInFlight: 4, maxBatch: 256, parallelAfter: 64, fence });
+    const lost = batcher.submit(outbound("+12015550021", "lost 0"));
+    const next = batcher.submit(outbound("+12015550021", "next 0"));
+    expect(statements.length).toBe(1);
+    statements[0]!.reject(Object.assign(new Error("write ECONNRESET"), { code: "ECONNRESET" }));
+    await new Promise((resolve) => setImmediate(resolve));
+    // The first batch's outcome is still unknown, and the waiting send has gone in a statement of its own.
+    expect(statements.length).toBe(2);
+    statements[1]!.resolve([{ id: "2", conversation_id: "1" }]);
+    expect(await next).toEqual({ id: "2", conversation_id: "1" });
+    settle({ state: "committed", result: [["1", "1"]] });
+    expect(await lost).toEqual({ id: "1", conversation_id: "1" });
   });
 
   test("an unreachable database rejects every send of the batch", async () => {
