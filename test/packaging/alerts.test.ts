@@ -47,7 +47,7 @@ function labelsOf(metric: string): string[] | undefined {
 describe("alerts.yaml against the metrics registry", () => {
   test("has the alerts the operator guide promises", () => {
     const names = rules.map((r) => r.alert);
-    for (const name of ["MessagingDeliveryBacklog", "MessagingDeliveryErrors", "MessagingBreakerOpen", "MessagingUncertainDeliveries", "MessagingHigh5xxRate", "MessagingNotReady", "MessagingAuthFailures", "MessagingDatabaseUnavailable", "MessagingEventEndpointBehind", "MessagingEventEndpointDisabled"]) {
+    for (const name of ["MessagingDeliveryBacklog", "MessagingDeliveryErrors", "MessagingBreakerOpen", "MessagingUncertainDeliveries", "MessagingHigh5xxRate", "MessagingNotReady", "MessagingAuthFailures", "MessagingDatabaseUnavailable", "MessagingEventEndpointBehind", "MessagingEventEndpointDisabled", "MessagingEventFeedHeldBack"]) {
       expect(names).toContain(name);
     }
     expect(new Set(names).size).toBe(names.length);
@@ -122,6 +122,7 @@ describe.skipIf(!PROMTOOL)("promtool, where installed (Debian: apt-get install p
           { series: 'messaging_event_oldest_pending_seconds{instance="a",endpoint="3"}', values: "1200x20" },
           { series: 'messaging_event_oldest_pending_seconds{instance="a",endpoint="4"}', values: "10x20" },
           { series: 'messaging_event_endpoints_disabled{instance="a"}', values: "1x20" },
+          { series: 'messaging_event_feed_held_back_seconds{instance="a"}', values: "300x20" },
         ],
         alert_rule_test: [
           fires("MessagingBreakerOpen", "10m", [{ severity: "critical", instance: "a", provider: "sms-mms" }]),
@@ -135,6 +136,7 @@ describe.skipIf(!PROMTOOL)("promtool, where installed (Debian: apt-get install p
           fires("MessagingDeliveryQueueLarge", "15m", []),
           fires("MessagingEventEndpointBehind", "15m", [{ severity: "warning", endpoint: "3" }]),
           fires("MessagingEventEndpointDisabled", "15m", [{ severity: "warning" }]),
+          fires("MessagingEventFeedHeldBack", "15m", [{ severity: "warning" }]),
         ],
       },
       {
@@ -144,8 +146,9 @@ describe.skipIf(!PROMTOOL)("promtool, where installed (Debian: apt-get install p
           { series: 'messaging_breaker_state{instance="a",provider="sms-mms"}', values: "0x20" },
           { series: 'messaging_http_requests_total{instance="a",route="/api/messages/sms",method="POST",status="500"}', values: "0+1x20" },
           { series: 'messaging_http_requests_total{instance="a",route="/api/messages/sms",method="POST",status="202"}', values: "0+99x20" },
+          { series: 'messaging_event_feed_held_back_seconds{instance="a"}', values: "0.01x20" },
         ],
-        alert_rule_test: ["MessagingDeliveryBacklog", "MessagingBreakerOpen", "MessagingHigh5xxRate"].map((name) => fires(name, "15m", [])),
+        alert_rule_test: ["MessagingDeliveryBacklog", "MessagingBreakerOpen", "MessagingHigh5xxRate", "MessagingEventFeedHeldBack"].map((name) => fires(name, "15m", [])),
       },
     ];
     writeFileSync(join(dir, "tests.yaml"), JSON.stringify({ rule_files: ["rules.yaml"], evaluation_interval: "1m", tests }));
