@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import { AppError } from "../../http/errors.ts";
-import { documentedResponses, errorModel, errorResponses, readErrors } from "../../http/error-model.ts";
+import { documentedResponses, errorModel, readErrors } from "../../http/error-model.ts";
 import { idempotencyRequest, respondWith } from "../../http/idempotency.ts";
 import { listMessagesByStatus } from "./by-status.ts";
 import { byStatusQuery, type MessageLimits, messageModels } from "./model.ts";
@@ -8,7 +8,7 @@ import { getMessage, type MessagesDeps, sendMessage } from "./service.ts";
 
 const SEND_ROUTES = new Set(["sms", "email"]);
 
-const WRITE_ERRORS = errorResponses(400, 401, 406, 409, 413, 415, 422, 429, 503);
+const WRITE_RESPONSES = documentedResponses({ 202: "messages.accepted", ...readErrors(400, 401, 406, 409, 413, 415, 422, 429, 503) });
 
 /** `POST /api/messages/sms|email`, `GET /api/messages?status=` and `GET /api/messages/{id}`. */
 export function messagesModule(deps: MessagesDeps, limits: MessageLimits, cursorKey: () => Promise<Uint8Array>) {
@@ -25,8 +25,10 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits, cursor
         body: "messages.sendSms",
         // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.
         parse: "json",
-        response: { 202: "messages.accepted", ...WRITE_ERRORS },
+        // Documented, not validated per request: the handler builds the 202 itself (`accepted`), and errors are
+        // rendered by the error handler, which never ran through the route's response validation.
         detail: {
+          responses: WRITE_RESPONSES,
           summary: "Send an SMS or MMS",
           description:
             "202 means committed. Honours Idempotency-Key (replays carry Idempotent-Replayed: true). 422 sender_not_allowed: no provider of the route owns `from`; 422 recipient_opted_out: the recipient texted STOP to `from`; 400 naming the limit: more media or a longer body than the route's providers take (Twilio: 10 media, 1600 UTF-16 code units).",
@@ -43,8 +45,10 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits, cursor
         body: "messages.sendEmail",
         // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.
         parse: "json",
-        response: { 202: "messages.accepted", ...WRITE_ERRORS },
+        // Documented, not validated per request: the handler builds the 202 itself (`accepted`), and errors are
+        // rendered by the error handler, which never ran through the route's response validation.
         detail: {
+          responses: WRITE_RESPONSES,
           summary: "Send an email",
           description:
             "202 means committed. Honours Idempotency-Key. `from` may carry a display name (`Example <noreply@example.com>`). 422 sender_not_allowed: no provider of the route owns `from`. Attachments are fetched and sent as real attachments; without `subject`, the subject is the body's text.",
