@@ -51,6 +51,8 @@ export interface RunningServer {
 const ANSWER_GRACE_MS = 1000;
 /** How long closing the database may take (postgres.js ends its pool within 5 s; PGlite checkpoints). */
 const DATABASE_CLOSE_BOUND_MS = 8000;
+/** The scheduled-send promoter's safety-net look on the embedded database, where its own timer covers every schedule. */
+const EMBEDDED_SCHEDULE_IDLE_POLL_MS = 30_000;
 
 /**
  * Starts the whole service: database (embedded ones are migrated here; PostgreSQL must be migrated already
@@ -113,7 +115,12 @@ export async function startServer(config: ServiceConfig, logger: Logger): Promis
   const delivery = createDelivery(config, database, metrics, background, credentials.store, config.redisUrl ? limits.limiter : undefined);
   const promoter = new Promoter(
     { sql: database.sql, metrics, logger: background, onQueued: () => delivery.wake.committed() },
-    { pollMs: config.schedulePollMs, batchSize: config.scheduleBatchSize },
+    {
+      pollMs: config.schedulePollMs,
+      batchSize: config.scheduleBatchSize,
+      // One process owns the embedded database: every scheduled send commits here and wakes the promoter itself.
+      ...(database.kind === "embedded" ? { idlePollMs: EMBEDDED_SCHEDULE_IDLE_POLL_MS } : {}),
+    },
   );
   const app = createApp({
     config,

@@ -16,7 +16,7 @@
  *   takes over within the bound of the death, not of its own start.
  * So a dead worker's claims are free within `takeoverMs` plus one poll of its death. On the embedded database one
  * process owns the data directory, so the workers of a previous process are gone for certain: their claims are
- * free at start (`singleProcess`).
+ * free at start (`singleProcess`), and the heartbeat beats every 30 s instead of every second.
  */
 import { hostname } from "node:os";
 import type { SqlRunner } from "../db/runner.ts";
@@ -62,6 +62,14 @@ const SOLE_PROCESS = `
      SET seen_at = CASE WHEN id = $1 THEN seen_at ELSE '-infinity' END,
          connected_at = CASE WHEN id = $1 THEN '-infinity' ELSE connected_at END`;
 
+/** How often a worker is seen: well within the takeover bound, so a live worker never looks gone. */
+const HEARTBEAT_MS = 1000;
+/**
+ * On the embedded database nobody else takes over this worker's claims (CLAIM skips its own worker, and no other
+ * process can open the data directory), so `seen_at` only has to stay well within FORGET_GONE's ten minutes.
+ */
+const SINGLE_PROCESS_HEARTBEAT_MS = 30_000;
+
 export interface LivenessOptions {
   /** The worker's id; default host/pid/random. */
   id?: string;
@@ -94,7 +102,8 @@ export class WorkerLiveness {
   async start(): Promise<void> {
     await this.beat();
     if (this.options.singleProcess) await this.sql.query(SOLE_PROCESS, [this.id]).catch(() => {});
-    this.timer = setInterval(() => void this.beat(), this.options.heartbeatMs ?? 1000);
+    const every = this.options.heartbeatMs ?? (this.options.singleProcess ? SINGLE_PROCESS_HEARTBEAT_MS : HEARTBEAT_MS);
+    this.timer = setInterval(() => void this.beat(), every);
     this.timer.unref();
   }
 

@@ -85,6 +85,8 @@ export class EventWorkers {
   private readonly gates = new Map<string, Gate>();
   private endpointsReadAt = 0;
   private routedAt = 0;
+  /** The database's snapshot (`xmin:xmax:xips`) taken before the last routing round that left nothing behind. */
+  private routedSnapshot: string | undefined;
   private stopping = false;
   private running: Promise<void> | undefined;
   private sleeper: (() => void) | undefined;
@@ -159,9 +161,15 @@ export class EventWorkers {
     let routed = { events: 0, deliveries: 0 };
     if (this.inFlight === 0 || Date.now() - this.routedAt >= this.options.pollMs / 2) {
       this.routedAt = Date.now();
-      const step = await routeEvents(this.deps.sql, ROUTE_BATCH);
-      for (const [type, n] of step.byType) this.deps.metrics.eventsWritten.inc({ type }, n);
-      routed = step;
+      // Events are rows written by committed transactions: while the set of committed transactions is the one
+      // the last round saw (the same snapshot), there is nothing new to route, and the round is skipped.
+      const snapshot = await currentSnapshot(this.deps.sql);
+      if (snapshot === undefined || snapshot !== this.routedSnapshot) {
+        const step = await routeEvents(this.deps.sql, ROUTE_BATCH);
+        for (const [type, n] of step.byType) this.deps.metrics.eventsWritten.inc({ type }, n);
+        routed = step;
+        this.routedSnapshot = step.events < ROUTE_BATCH ? snapshot : undefined;
+      }
     }
     if (!this.options.deliver) return routed.events === ROUTE_BATCH;
     if (Date.now() - this.endpointsReadAt >= ENDPOINTS_REFRESH_MS) await this.readEndpoints();
@@ -346,6 +354,18 @@ export class EventWorkers {
       this.deps.logger.warn({ err }, "event purge failed");
     }
   }
+}
+
+/*
+ * The transactions this snapshot counts as committed are exactly those below xmax and not in the list: any new
+ * commit, or any new transaction that writes (it takes an xid), changes the text, on PostgreSQL (cluster-wide,
+ * so other databases' writes count too: a wasted round, never a missed one) and on the embedded database alike.
+ * A read-only statement takes no xid and leaves it as it is. One cheap read instead of the routing statement,
+ * whose plan alone costs about 5 ms of CPU per round on the embedded database.
+ */
+async function currentSnapshot(sql: SqlRunner): Promise<string | undefined> {
+  const [row] = await sql.query<{ s: string }>("SELECT pg_current_snapshot()::text AS s");
+  return row?.s;
 }
 
 function failure(delivery: ClaimedDelivery, error: string): DeliveryResult {

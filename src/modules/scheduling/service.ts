@@ -24,6 +24,12 @@ export interface PromoterDeps {
 export interface PromoterOptions {
   /** How often to look for due messages another instance scheduled (this one's own set a timer). */
   pollMs: number;
+  /**
+   * How often to look when no message is known to come due sooner, when longer than `pollMs`: on the embedded
+   * database every scheduled send commits in this process and sets the timer (`scheduled`), so there is nobody
+   * else to look for and an idle promoter need not query twice a second. A failed round still retries after `pollMs`.
+   */
+  idlePollMs?: number;
   /** Most messages per promoting statement. */
   batchSize: number;
   /** How often the gauge of waiting messages is refreshed. */
@@ -47,6 +53,8 @@ export class Promoter {
   private wakeAt = Infinity;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private resolveSleep: (() => void) | undefined;
+  /** The soonest `send_at` told by `scheduled` while a round ran (its queries may have missed it). */
+  private toldDuring = Infinity;
   private stopSampler = () => {};
   /** Whether the last round handed messages over: only then can the queue hold a backlog of ours. */
   private handedOver = false;
@@ -73,7 +81,8 @@ export class Promoter {
 
   /** A send scheduled for `sendAt` committed here: wake then if that is sooner than planned. */
   scheduled(sendAt: Date): void {
-    if (sendAt.getTime() < this.wakeAt) this.sleepUntil(sendAt.getTime());
+    if (!this.resolveSleep) this.toldDuring = Math.min(this.toldDuring, sendAt.getTime());
+    else if (sendAt.getTime() < this.wakeAt) this.sleepUntil(sendAt.getTime());
   }
 
   async stop(): Promise<void> {
@@ -85,12 +94,15 @@ export class Promoter {
 
   private async run(): Promise<void> {
     while (this.running) {
+      // A send told before this line committed before the queries below, which see it.
+      this.toldDuring = Infinity;
       try {
         if (await this.paced()) continue;
         const promoted = await this.promoteBatch();
         if (promoted === this.options.batchSize) continue;
         const next = await nextDueAt(this.deps.sql);
-        await this.sleep(next === null ? Date.now() + this.options.pollMs : Math.min(next, Date.now() + this.options.pollMs));
+        const poll = Date.now() + Math.max(this.options.pollMs, this.options.idlePollMs ?? 0);
+        await this.sleep(next === null ? poll : Math.min(next, poll));
       } catch (err) {
         this.deps.logger.warn({ err }, "promoting due scheduled messages failed; trying again shortly");
         await this.sleep(Date.now() + this.options.pollMs);
@@ -141,7 +153,7 @@ export class Promoter {
     if (!this.running) return Promise.resolve();
     return new Promise((resolve) => {
       this.resolveSleep = resolve;
-      this.sleepUntil(until);
+      this.sleepUntil(Math.min(until, this.toldDuring));
     });
   }
 
