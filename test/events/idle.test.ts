@@ -1,0 +1,114 @@
+// The background loops of an idle `serve` cost next to nothing (issue 19, "Request overhead"): on the embedded
+// database they share the process and thread with the HTTP server. Counted through a wrapped SqlRunner: over an
+// idle second the event router runs no routing statement, and the promoter in its embedded setting (a long idle
+// poll) runs no statement at all; a write still gets routed, and a scheduled send still goes out on time.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { SqlRunner } from "../../src/db/runner.ts";
+import { EventWorkers } from "../../src/events/worker.ts";
+import { Promoter } from "../../src/modules/scheduling/service.ts";
+import { createMetrics } from "../../src/observability/metrics.ts";
+import type { CredentialLookup } from "../../src/security/credential-lookup.ts";
+import { VERSION } from "../../src/version.ts";
+import { buildTestApp, type TestApp } from "../helpers/app.ts";
+import { post, smsSend } from "../helpers/messaging.ts";
+import { silent } from "../modules/scheduling/workers.ts";
+
+/** Counts the statements run through `sql` whose text matches. */
+function counting(sql: SqlRunner): { sql: SqlRunner; count(match: RegExp): number; reset(): void } {
+  let texts: string[] = [];
+  const wrap = (inner: SqlRunner): SqlRunner => ({
+    query: (text, params) => {
+      texts.push(text);
+      return inner.query(text, params);
+    },
+    transaction: (fn) => {
+      texts.push("BEGIN");
+      return inner.transaction((tx) => fn(wrap(tx)));
+    },
+  });
+  return { sql: wrap(sql), count: (match) => texts.filter((t) => match.test(t)).length, reset: () => (texts = []) };
+}
+
+const noCredentials = { verifying: () => [] } as unknown as CredentialLookup;
+const ROUTE = /INSERT INTO event_deliveries/;
+
+describe("idle background loops on the embedded database", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp({ database: "embedded" });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  test("the event router skips its routing statement while nothing commits, and routes a send at once", async () => {
+    const counter = counting(t.database.sql);
+    const workers = new EventWorkers(
+      { sql: counter.sql, credentials: noCredentials, egress: { request: async () => new Response(null, { status: 200 }) }, metrics: t.metrics, logger: silent },
+      {
+        deliver: false,
+        concurrency: 4,
+        timeoutMs: 1000,
+        pollMs: 20,
+        retryForMs: 60_000,
+        disableAfterMs: 60_000,
+        backoff: { baseMs: 100, capMs: 1000 },
+        breaker: { failureThreshold: 5, openMs: 1000 },
+        retentionDays: 0,
+        snippetLength: 64,
+        userAgent: `messaging/${VERSION}`,
+        sampleMs: 60_000,
+      },
+    );
+    workers.start();
+    try {
+      await Bun.sleep(300);
+      counter.reset();
+      await Bun.sleep(1000);
+      // About 50 polls in that second; a busy-polling router would run the routing statement at each.
+      expect(counter.count(ROUTE)).toBeLessThanOrEqual(1);
+      expect(counter.count(/pg_current_snapshot/)).toBeGreaterThan(10);
+
+      const [before] = await t.database.sql.query<{ event_id: string }>("SELECT event_id::text AS event_id FROM event_router WHERE id = 1");
+      const sent = await post(t.app, "/api/messages/sms", smsSend());
+      expect(sent.status).toBe(202);
+      const deadline = Date.now() + 2000;
+      let moved = false;
+      while (!moved && Date.now() < deadline) {
+        await Bun.sleep(20);
+        const [now] = await t.database.sql.query<{ event_id: string }>("SELECT event_id::text AS event_id FROM event_router WHERE id = 1");
+        moved = now!.event_id !== before!.event_id;
+      }
+      expect(moved).toBe(true);
+    } finally {
+      await workers.stop(1000);
+    }
+  });
+
+  test("the promoter with a long idle poll runs no statement while idle, and still promotes a send it was told of", async () => {
+    const counter = counting(t.database.sql);
+    const metrics = createMetrics({ version: VERSION });
+    let queued = 0;
+    const promoter = new Promoter(
+      { sql: counter.sql, metrics, logger: silent, onQueued: () => queued++ },
+      { pollMs: 20, idlePollMs: 30_000, batchSize: 10, sampleMs: 60_000 },
+    );
+    promoter.start();
+    try {
+      await Bun.sleep(300);
+      counter.reset();
+      await Bun.sleep(1000);
+      expect(counter.count(/./)).toBe(0);
+
+      const sendAt = new Date(Date.now() + 500);
+      const sent = await post(t.app, "/api/messages/sms", smsSend({ send_at: sendAt.toISOString() }));
+      expect(sent.status).toBe(202);
+      promoter.scheduled(sendAt);
+      const deadline = sendAt.getTime() + 1500;
+      while (queued === 0 && Date.now() < deadline) await Bun.sleep(20);
+      expect(queued).toBe(1);
+    } finally {
+      await promoter.stop();
+    }
+  });
+});
