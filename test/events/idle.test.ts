@@ -44,7 +44,7 @@ describe("idle background loops on the embedded database", () => {
   test("the event router skips its routing statement while nothing commits, and routes a send at once", async () => {
     const counter = counting(t.database.sql);
     const workers = new EventWorkers(
-      { sql: counter.sql, credentials: noCredentials, egress: { request: async () => new Response(null, { status: 200 }) }, metrics: t.metrics, logger: silent },
+      { sql: counter.sql, credentials: noCredentials, egress: { request: async () => { throw new Error("no endpoint is configured in this test"); } }, metrics: t.metrics, logger: silent },
       {
         deliver: false,
         concurrency: 4,
