@@ -72,8 +72,21 @@ export function requestRateLimit(options: RequestRateLimitOptions) {
   const perKey = perMinute(options.perKeyPerMinute);
   const perIp = perMinute(options.perIpPerMinute);
 
-  async function charge(limit: Limit, name: string, shape: BucketShape, set: ResponseSet): Promise<void> {
-    const decision = await options.limiter.take(name, shape);
+  const takeNow = options.limiter.takeNow?.bind(options.limiter);
+
+  /**
+   * Charges the bucket: synchronously (undefined) with an in-process limiter, so that admitting the request costs
+   * no promise (Elysia then need not wait for the onRequest hook); through a promise with the shared one.
+   */
+  function charge(limit: Limit, name: string, shape: BucketShape, set: ResponseSet): Promise<void> | undefined {
+    if (takeNow) {
+      apply(limit, takeNow(name, shape), set);
+      return undefined;
+    }
+    return options.limiter.take(name, shape).then((decision) => apply(limit, decision, set));
+  }
+
+  function apply(limit: Limit, decision: BucketDecision, set: ResponseSet): void {
     if (!decision.allowed) {
       options.metrics.rateLimited.inc({ limit });
       throw rateLimited(decision, REFUSALS[limit]);

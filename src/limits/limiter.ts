@@ -26,6 +26,11 @@ export const perSecond = (n: number): BucketShape => ({ capacity: Math.max(1, n)
 export interface Limiter {
   /** Takes one token from the named bucket, or says when one will be there. */
   take(name: string, shape: BucketShape): Promise<BucketDecision>;
+  /**
+   * The same take answered synchronously, offered by a limiter whose buckets live in this process: a caller on
+   * the request path then needs no promise for a request it admits (the shared limiter has none).
+   */
+  takeNow?(name: string, shape: BucketShape): BucketDecision;
 }
 
 /** Counts failed authentications per client (security/auth-failures.ts), in this process or shared. */
