@@ -105,6 +105,8 @@ const BREAKER_GAUGE: Record<BreakerState, number> = { closed: 0, half_open: 1, o
 const sharedBucket = (limiter: Limiter, provider: string, maxPerSecond: number) => () => limiter.take(`provider:${provider}`, perSecond(maxPerSecond));
 /** After a short claim, how long a woken worker waits for more sends to commit before claiming them. */
 const CLAIM_LINGER_MS = 5;
+/** The longest idle wait between claims on the embedded database (see idleWait). */
+const SINGLE_PROCESS_IDLE_MAX_MS = 4000;
 /** Most results one write carries (its arrays are statement parameters). */
 const RESULTS_PER_WRITE = 1000;
 
@@ -131,6 +133,10 @@ export class Dispatcher {
   private stopping = false;
   private loops: Promise<void>[] = [];
   private sleepers: (() => void)[] = [];
+  /** The next idle wait (singleProcess: doubles while claims find nothing, back to `pollMs` on a wake). */
+  private idleMs: number;
+  /** singleProcess: a wake-up at each retry time this process wrote, keyed by its `pollMs` slot. */
+  private readonly retryWakes = new Map<number, ReturnType<typeof setTimeout>>();
   private woken = false;
   private stopSampler = () => {};
   /** Jobs claimed by this process whose results are not written yet, for a clean release at shutdown. */
@@ -161,6 +167,7 @@ export class Dispatcher {
     private readonly options: DispatcherOptions,
   ) {
     this.takeoverMs = options.takeoverMs ?? DEFAULT_TAKEOVER_MS;
+    this.idleMs = options.pollMs;
     this.liveness = new WorkerLiveness(
       deps.session?.sql ?? deps.sql,
       deps.logger,
@@ -205,6 +212,7 @@ export class Dispatcher {
   /** A send committed (here or in another instance): idle workers look for due jobs now. */
   wake(): void {
     this.woken = true;
+    this.idleMs = this.options.pollMs;
     const sleepers = this.sleepers;
     this.sleepers = [];
     for (const wake of sleepers) wake();
@@ -219,6 +227,8 @@ export class Dispatcher {
     if (!this.stopping) {
       this.stopping = true;
       this.stopSampler();
+      for (const timer of this.retryWakes.values()) clearTimeout(timer);
+      this.retryWakes.clear();
       this.wake();
       for (const wake of this.capacityWaiters.splice(0)) wake();
       // Results waiting out a backoff get their last try now.
@@ -315,7 +325,7 @@ export class Dispatcher {
       // commit; lingering a moment before the next claim lets one claim carry a few milliseconds of sends
       // instead of one each (each claim and result write costs a round trip and a commit).
       if (jobs.length < limit) {
-        await this.sleep(this.options.pollMs);
+        await this.sleep(this.idleWait(jobs.length));
         if (!this.stopping) await Bun.sleep(CLAIM_LINGER_MS);
       }
     }
@@ -354,6 +364,7 @@ export class Dispatcher {
           return;
         }
         if (outcome === "written") this.writeWaitMs = RESULT_RETRY_FIRST_MS;
+        if (this.options.singleProcess) for (const d of batch) if (d.result.end === "retry") this.wakeAt(d.result.runAt.getTime());
         this.inFlight -= batch.length;
         for (const d of batch) this.held.delete(d.result.messageId);
         const waiting = this.capacityWaiters;
@@ -533,6 +544,34 @@ export class Dispatcher {
   }
 
   /** Waits until woken, stopped or `ms` passed; returns at once when a wake-up arrived since the last claim. */
+  /**
+   * How long an idle loop sleeps before it claims again. Several instances share a PostgreSQL queue, so there it
+   * is `pollMs` (their sends also NOTIFY). On the embedded database this process is the only writer: a send or a
+   * promoted schedule wakes the loops, a retry this process wrote wakes them at its time (`wakeAt`, at most
+   * `pollMs` late, as a poll would), so the wait doubles while claims find nothing, up to SINGLE_PROCESS_IDLE_MAX_MS,
+   * the bound only for what nothing here wakes for (a status write that puts a message back in the queue, a
+   * lease of a worker from before 0014 running out).
+   */
+  private idleWait(claimed: number): number {
+    if (!this.options.singleProcess) return this.options.pollMs;
+    if (claimed > 0) this.idleMs = this.options.pollMs;
+    const ms = this.idleMs;
+    this.idleMs = Math.min(this.idleMs * 2, Math.max(this.options.pollMs, SINGLE_PROCESS_IDLE_MAX_MS));
+    return ms;
+  }
+
+  /** singleProcess: wake the loops at `at` (a retry's `run_at`, written), rounded up to the next `pollMs` slot. */
+  private wakeAt(at: number): void {
+    const slot = Math.ceil(at / this.options.pollMs);
+    if (this.retryWakes.has(slot) || this.stopping) return;
+    const timer = setTimeout(() => {
+      this.retryWakes.delete(slot);
+      this.wake();
+    }, Math.max(0, slot * this.options.pollMs - Date.now()));
+    timer.unref();
+    this.retryWakes.set(slot, timer);
+  }
+
   private sleep(ms: number): Promise<void> {
     if (this.woken || this.stopping) return Promise.resolve();
     return new Promise((resolve) => {

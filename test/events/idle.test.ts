@@ -1,17 +1,21 @@
 // The background loops of an idle `serve` cost next to nothing (issue 19, "Request overhead"): on the embedded
 // database they share the process and thread with the HTTP server. Counted through a wrapped SqlRunner: over an
 // idle second the event router runs no routing statement, and the promoter in its embedded setting (a long idle
-// poll) runs no statement at all; a write still gets routed, and a scheduled send still goes out on time.
+// poll) runs no statement at all, and the delivery workers (singleProcess) back off to a claim every few seconds;
+// a write still gets routed, a scheduled send still goes out on time, and a retry still goes out at its time.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { SqlRunner } from "../../src/db/runner.ts";
+import { Dispatcher } from "../../src/delivery/dispatcher.ts";
 import { EventWorkers } from "../../src/events/worker.ts";
 import { Promoter } from "../../src/modules/scheduling/service.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
+import { accepted, type Provider, type ProviderOutcome, transientError } from "../../src/providers/provider.ts";
+import { ProviderRegistry } from "../../src/providers/registry.ts";
 import type { CredentialLookup } from "../../src/security/credential-lookup.ts";
 import { VERSION } from "../../src/version.ts";
 import { buildTestApp, type TestApp } from "../helpers/app.ts";
 import { post, smsSend } from "../helpers/messaging.ts";
-import { silent } from "../modules/scheduling/workers.ts";
+import { DISPATCH, silent } from "../modules/scheduling/workers.ts";
 
 /** Counts the statements run through `sql` whose text matches. */
 function counting(sql: SqlRunner): { sql: SqlRunner; count(match: RegExp): number; reset(): void } {
@@ -109,6 +113,52 @@ describe("idle background loops on the embedded database", () => {
       expect(queued).toBe(1);
     } finally {
       await promoter.stop();
+    }
+  });
+
+  test("idle delivery workers back off on the embedded database; a send wakes them and a retry is claimed at its time", async () => {
+    const counter = counting(t.database.sql);
+    // Each message's first call fails; the calls are recorded per message (earlier tests left messages queued).
+    const calls = new Map<string, number[]>();
+    const provider: Provider = {
+      name: "flaky",
+      async send(message: { id: string }): Promise<ProviderOutcome> {
+        const list = calls.get(message.id) ?? [];
+        list.push(Date.now());
+        calls.set(message.id, list);
+        return list.length === 1 ? transientError("first call fails") : accepted(`flaky-${message.id}-${list.length}`);
+      },
+    } as Provider;
+    const registry = new ProviderRegistry(
+      { routes: { sms: ["flaky"], mms: ["flaky"], email: ["flaky"] }, providers: [{ name: "flaky", kind: "mock", timeoutMs: 1000 }] },
+      () => provider,
+    );
+    const dispatcher = new Dispatcher(
+      { sql: counter.sql, registry, metrics: createMetrics({ version: VERSION }), logger: silent },
+      { ...DISPATCH, pollMs: 20, sampleMs: 60_000, singleProcess: true, backoff: { baseMs: 400, capMs: 400 } },
+    );
+    dispatcher.start();
+    try {
+      await Bun.sleep(1500);
+      counter.reset();
+      await Bun.sleep(1000);
+      // Two loops polling every 20 ms would claim about 100 times.
+      expect(counter.count(/locked_by/)).toBeLessThanOrEqual(4);
+
+      const sent = await post(t.app, "/api/messages/sms", smsSend());
+      expect(sent.status).toBe(202);
+      const sentAt = Date.now();
+      dispatcher.wake();
+      const id = String(sent.json.id);
+      const deadline = sentAt + 2500;
+      while ((calls.get(id)?.length ?? 0) < 2 && Date.now() < deadline) await Bun.sleep(20);
+      const mine = calls.get(id) ?? [];
+      expect(mine.length).toBe(2);
+      // The first call right away, the retry 200-400 ms later (backoff) plus at most a poll slot: not the idle bound.
+      expect(mine[0]! - sentAt).toBeLessThan(500);
+      expect(mine[1]! - mine[0]!).toBeLessThan(1000);
+    } finally {
+      await dispatcher.stop(1000);
     }
   });
 });
