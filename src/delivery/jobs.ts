@@ -212,6 +212,11 @@ export type JobResult =
  * not do: a row lock skips the rows `moved` updates in the same statement.) A message the provider refused
  * because its recipient unsubscribed records the opt-out ($19–$22), keeping an opt-out already there.
  *
+ * The two per-row checks of the attempt log end in `OFFSET 0`, which keeps each a correlated subquery: one index
+ * probe per attempt whatever the planner believes of the tables' sizes. Without it a generic plan made while the
+ * tables were small (a fresh database, or one not analyzed since it grew) hashes all of `delivery_attempts`, and
+ * sometimes `messages`, at every write, a cost that grows with the tables instead of the batch.
+ *
  * Writing the same batch again is harmless, so a worker retries it after a lost connection without knowing
  * whether the first try committed: an attempt already recorded (same message, number and start) is not
  * inserted twice, a status already moved does not move again, a job already finished or released is not found.
@@ -222,9 +227,9 @@ const RECORD = `
     SELECT a.message_id, a.attempt, a.provider, a.outcome, a.status_code, a.error, a.duration_ms, a.started_at
       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[])
            WITH ORDINALITY AS a(message_id, attempt, provider, outcome, status_code, error, duration_ms, started_at, ord)
-     WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id)
+     WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id OFFSET 0)
        AND NOT EXISTS (SELECT 1 FROM delivery_attempts d
-                        WHERE d.message_id = a.message_id AND d.attempt = a.attempt AND d.started_at = a.started_at)
+                        WHERE d.message_id = a.message_id AND d.attempt = a.attempt AND d.started_at = a.started_at OFFSET 0)
      ORDER BY a.ord),
   change AS (${changesFromParams(9)}),
   moved AS (${advanceStatusSql("change", "$9::bigint[]")}),
