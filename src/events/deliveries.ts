@@ -17,12 +17,16 @@ import { AT_EVENT, type ClientEvent, completeEvent, EVENT_JSON, REASON } from ".
  * some event lies after the cursor does a round ask for the horizon (a look at every backend's transaction) and
  * lock the router's row (a write, so a commit that waits for the WAL flush): an idle round reads two pages. An event
  * whose transaction commits late sorts below the horizon only once it has committed, never behind the cursor. The
- * cursor only moves forward: an instance whose snapshot is older than the last move reads nothing new.
+ * cursor only moves forward: an instance whose snapshot is older than the last move reads nothing new. The peek
+ * asks for the first event after the cursor in feed order (ORDER BY … LIMIT 1), so it is one probe of
+ * `events_order_idx`; written as a plain EXISTS join the planner scanned the whole events table every round.
  */
 const ROUTE = `
   WITH peek AS MATERIALIZED (SELECT feed_xid, event_id FROM event_router WHERE id = 1),
   h AS MATERIALIZED (
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM events e, peek p WHERE e.feed_xid IS NOT NULL AND (e.feed_xid, e.id) > (p.feed_xid, p.event_id))
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM peek p, LATERAL (
+                               SELECT 1 FROM events e WHERE e.feed_xid IS NOT NULL AND (e.feed_xid, e.id) > (p.feed_xid, p.event_id)
+                                ORDER BY e.feed_xid, e.id LIMIT 1) next)
                 THEN messaging_event_horizon() END AS horizon),
   cursor AS (SELECT r.feed_xid, r.event_id FROM event_router r, h WHERE r.id = 1 AND h.horizon IS NOT NULL FOR UPDATE OF r SKIP LOCKED),
   batch AS MATERIALIZED (

@@ -82,11 +82,15 @@ export function completeEvent(row: { event: string; reason: string | null }, sni
 /*
  * Two ordered ranges, the numbered events of before 0017 ($1: the cursor is still among them) and then the rest
  * by (feed_xid, id) below the horizon, each read on its own index, the first $5 of both together. A client at the
- * end of the feed asks again and again: the horizon is computed only when some event lies after its cursor.
+ * end of the feed asks again and again: the horizon is computed only when some event lies after its cursor. That
+ * look asks for the first event after the cursor in feed order (ORDER BY … LIMIT 1 in a subquery, which EXISTS
+ * does not flatten away), one probe of `events_order_idx`; a plain EXISTS was planned as a scan of the whole table.
  */
 const PAGE = `
   WITH h AS MATERIALIZED (
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM events WHERE feed_xid IS NOT NULL AND (feed_xid, id) > ($3::text::xid8, $4::text::bigint))
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM (
+                               SELECT 1 FROM events WHERE feed_xid IS NOT NULL AND (feed_xid, id) > ($3::text::xid8, $4::text::bigint)
+                                ORDER BY feed_xid, id LIMIT 1) next)
                 THEN messaging_event_horizon() END AS horizon),
   page AS MATERIALIZED (
     (SELECT 0 AS part, * FROM events
