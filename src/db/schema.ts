@@ -145,11 +145,14 @@ export const deliveryWorkers = pgTable("delivery_workers", {
   seenAt: timestamp("seen_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
 });
 
-/** One row per provider call, kept for `GET /api/messages/{id}` and audits. */
+/**
+ * One row per provider call, kept for `GET /api/messages/{id}` and audits. Keyed by (message_id, id), its only
+ * index (migration 0019): every reader asks by message.
+ */
 export const deliveryAttempts = pgTable(
   "delivery_attempts",
   {
-    id: bigserial("id", { mode: "number" }).primaryKey(),
+    id: bigserial("id", { mode: "number" }).notNull(),
     messageId: bigint("message_id", { mode: "number" })
       .notNull()
       .references(() => messages.id),
@@ -161,7 +164,7 @@ export const deliveryAttempts = pgTable(
     durationMs: integer("duration_ms").notNull(),
     startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }).notNull(),
   },
-  (t) => [index("delivery_attempts_message_idx").on(t.messageId, t.id)],
+  (t) => [primaryKey({ name: "delivery_attempts_message_id_id_pk", columns: [t.messageId, t.id] })],
 );
 
 /**
