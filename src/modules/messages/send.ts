@@ -1,4 +1,5 @@
 import { normalizeAddress } from "../../domain/channel.ts";
+import type { BucketDecision } from "../../domain/token-bucket.ts";
 import type { IdempotencyRequest } from "../../http/idempotency.ts";
 import { AppError, validationFailed } from "../../http/errors.ts";
 import { rateLimited } from "../../http/rate-limit.ts";
@@ -35,7 +36,8 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
           // A replay is not a send: it is answered before the sender is charged. A refusal below rolls the
           // transaction back, so a rate-limited request does not consume its key.
           if (stored) return { status: stored.status, body: stored.body as Accepted, replayed: true };
-          await chargeSender(deps, message);
+          const charging = chargeSender(deps, message);
+          if (charging) await charging;
           const body = accepted(storedOrRefused(deps, await insertMessage(tx, message, token)));
           await rememberResponse(tx, idem, { status: 202, body }, deps.idempotencyTtlHours);
           return { status: 202, body, replayed: false };
@@ -45,7 +47,8 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
       ([ids]) => ({ status: 202, body: accepted(storedOrRefused(deps, ids ?? null)), replayed: false }),
     );
   } else {
-    await chargeSender(deps, message);
+    const charging = chargeSender(deps, message);
+    if (charging) await charging;
     result = { status: 202, body: accepted(storedOrRefused(deps, await deps.batcher.submit(message))), replayed: false };
   }
   countWrite(deps.metrics, result, message);
@@ -80,9 +83,21 @@ function refuseUncarried(deps: MessagesDeps, input: MessageInput): void {
   throw new AppError("sender_not_allowed", `${refusal.message}; nothing was stored or sent`, { details: [{ path: "from", message: "is not a sender of any provider of this route" }] });
 }
 
-/** The per-sender limit of SPEC §3: a token bucket per normalized `from` on its transport. */
-async function chargeSender(deps: MessagesDeps, message: NewMessage): Promise<void> {
-  const decision = await deps.limiter.take(`sender:${message.transport}:${normalizeAddress(message.transport, message.from)}`, perMinute(deps.senderPerMinute));
+/**
+ * The per-sender limit of SPEC §3: a token bucket per normalized `from` on its transport. Answered synchronously
+ * (undefined) by an in-process limiter, through a promise by the shared one.
+ */
+function chargeSender(deps: MessagesDeps, message: NewMessage): Promise<void> | undefined {
+  const name = `sender:${message.transport}:${normalizeAddress(message.transport, message.from)}`;
+  const shape = perMinute(deps.senderPerMinute);
+  if (deps.limiter.takeNow) {
+    refuseOverLimit(deps, deps.limiter.takeNow(name, shape));
+    return undefined;
+  }
+  return deps.limiter.take(name, shape).then((decision) => refuseOverLimit(deps, decision));
+}
+
+function refuseOverLimit(deps: MessagesDeps, decision: BucketDecision): void {
   if (!decision.allowed) {
     deps.metrics.rateLimited.inc({ limit: "sender" });
     throw rateLimited(decision, "this sender is sending too fast");
