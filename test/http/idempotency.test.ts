@@ -28,7 +28,7 @@ describe("replay", () => {
     const again = await send(body, k);
     expect(again.status).toBe(202);
     expect(again.headers.get("idempotent-replayed")).toBe("true");
-    expect(again.json).toEqual(first.json);
+    expect(again.text).toBe(first.text);
     expect(await messages()).toBe(before);
     expect(await countJobs(t.database)).toBe(await countRows(t.database, "messages", "direction = 'outbound'"));
   });
@@ -39,7 +39,8 @@ describe("replay", () => {
     const first = await send(body, k, t.app, "/api/messages/email");
     for (let i = 0; i < 3; i++) {
       const r = await send(body, k, t.app, "/api/messages/email");
-      expect(r.json).toEqual(first.json);
+      // The same bytes, key order included: the stored copy comes back from jsonb, which sorts keys.
+      expect(r.text).toBe(first.text);
       expect(r.headers.get("idempotent-replayed")).toBe("true");
     }
   });
@@ -63,7 +64,7 @@ describe("replay", () => {
     expectFresh(first);
     const replay = await send(body, k, t.app, "/api/webhooks/sms");
     expect(replay.headers.get("idempotent-replayed")).toBe("true");
-    expect(replay.json).toEqual(first.json);
+    expect(replay.text).toBe(first.text);
     const duplicate = await post(t.app, "/api/webhooks/sms", body);
     expect(duplicate.headers.has("idempotent-replayed")).toBe(false);
     expect(duplicate.json.id).toBe(first.json.id);

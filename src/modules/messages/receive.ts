@@ -2,10 +2,9 @@ import type { SqlRunner } from "../../db/runner.ts";
 import type { IdempotencyRequest } from "../../http/idempotency.ts";
 import { claimIdempotencyKey, rememberResponse } from "../idempotency/service.ts";
 import { applyInboundKeyword, countOptOut, inboundKeyword } from "../opt-outs/service.ts";
-import type { Accepted } from "./model.ts";
 import { findInbound, insertMessage, lockInboundProviderId, type NewMessage, type StoredIds } from "./repository.ts";
 import type { MessagesDeps } from "./service.ts";
-import { accepted, countWrite, type MessageInput, newMessage, type WriteResult, writeOnce } from "./write.ts";
+import { accepted, countWrite, type MessageInput, newMessage, replayedAccepted, type WriteResult, writeOnce } from "./write.ts";
 
 /**
  * Stores an inbound message (SPEC §4) unless this provider id was seen on this transport before,
@@ -26,7 +25,7 @@ export async function receiveMessage(
       deps.sql.transaction(async (tx): Promise<WriteResult> => {
         if (idem) {
           const stored = await claimIdempotencyKey(tx, idem);
-          if (stored) return { status: stored.status, body: stored.body as Accepted, replayed: true };
+          if (stored) return { status: stored.status, body: replayedAccepted(stored.body), replayed: true };
         }
         await lockInboundProviderId(tx, message.transport, input.providerMessageId);
         const first = await findInbound(tx, message.transport, input.providerMessageId);

@@ -5,10 +5,9 @@ import { AppError, validationFailed } from "../../http/errors.ts";
 import { rateLimited } from "../../http/rate-limit.ts";
 import { perMinute } from "../../limits/limiter.ts";
 import { claimIdempotencyKey, rememberResponse } from "../idempotency/service.ts";
-import type { Accepted } from "./model.ts";
 import { insertMessage, type NewMessage, type StoredIds } from "./repository.ts";
 import type { MessagesDeps } from "./service.ts";
-import { accepted, countWrite, type MessageInput, newMessage, type WriteResult, writeOnce } from "./write.ts";
+import { accepted, countWrite, type MessageInput, newMessage, replayedAccepted, type WriteResult, writeOnce } from "./write.ts";
 
 /**
  * Accepts an outbound message (SPEC §3): sender rate limit, then one commit of the message, its
@@ -35,7 +34,7 @@ export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?
           const stored = await claimIdempotencyKey(tx, idem);
           // A replay is not a send: it is answered before the sender is charged. A refusal below rolls the
           // transaction back, so a rate-limited request does not consume its key.
-          if (stored) return { status: stored.status, body: stored.body as Accepted, replayed: true };
+          if (stored) return { status: stored.status, body: replayedAccepted(stored.body), replayed: true };
           const charging = chargeSender(deps, message);
           if (charging) await charging;
           const body = accepted(storedOrRefused(deps, await insertMessage(tx, message, token)));

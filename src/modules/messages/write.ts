@@ -32,6 +32,16 @@ export type WriteResult = WriteAnswer<Accepted & { duplicate?: boolean }>;
 export const accepted = (ids: StoredIds): Accepted => ({ status: "accepted", id: ids.id, conversation_id: ids.conversation_id });
 
 /**
+ * A stored 202 as it is replayed: in the key order of the first answer. The stored body comes back from a jsonb
+ * column, which keeps its keys sorted by length (`id` first), and a replay must carry the same bytes as the answer
+ * it repeats; the response schema used to put them back in order, but the send routes no longer run it per request.
+ */
+export function replayedAccepted(stored: unknown): Accepted & { duplicate?: boolean } {
+  const body = stored as Accepted & { duplicate?: boolean };
+  return { ...accepted(body), ...(body.duplicate !== undefined && { duplicate: body.duplicate }) };
+}
+
+/**
  * The row a validated input becomes: its transport, conversation key and initial status derived once, with
  * an email's subject (the body's text when none was given) or an SMS/MMS body's encoding, segments and the
  * opt-out pair it concerns.
