@@ -61,7 +61,7 @@ export interface DispatcherOptions {
   takeoverMs?: number;
   /** The embedded database: one process, so claims of earlier processes are free at start. */
   singleProcess?: boolean;
-  /** The worker's id in `delivery_jobs.locked_by` and `delivery_workers`. */
+  /** The worker's id in `messages.locked_by` (a claimed message) and `delivery_workers`. */
   holder?: string;
   random?: () => number;
   /** How often the queue depth and oldest due job are sampled for /metrics. */
