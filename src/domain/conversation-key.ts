@@ -17,8 +17,22 @@ export interface ConversationKey {
  * and the older servers produce for non-ASCII email addresses too.
  */
 export function conversationKey(transport: Transport, from: string, to: string): ConversationKey {
-  const x = normalizeAddress(transport, from);
-  const y = normalizeAddress(transport, to);
-  const [a, b] = Buffer.compare(Buffer.from(x, "utf8"), Buffer.from(y, "utf8")) <= 0 ? [x, y] : [y, x];
+  return conversationKeyOf(transport, normalizeAddress(transport, from), normalizeAddress(transport, to));
+}
+
+/** The same key from two addresses already normalized for `transport` (the send path normalizes them once). */
+export function conversationKeyOf(transport: Transport, x: string, y: string): ConversationKey {
+  const [a, b] = compareUtf8(x, y) <= 0 ? [x, y] : [y, x];
   return { key: `${transport}:${a}<->${b}`, participantA: a, participantB: b };
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * UTF-8 byte order. It is code point order, which UTF-16 units keep except where a surrogate (a character
+ * above U+FFFF) meets U+E000–U+FFFF: strings without surrogates (every phone number) compare as they are.
+ */
+function compareUtf8(x: string, y: string): number {
+  if (SURROGATE.test(x) || SURROGATE.test(y)) return Buffer.compare(Buffer.from(x, "utf8"), Buffer.from(y, "utf8"));
+  return x < y ? -1 : x > y ? 1 : 0;
 }

@@ -3,6 +3,10 @@
 const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 
+/** 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z, the bounds of the years a timestamp may fall in. */
+const FIRST_INSTANT = new Date(0).setUTCFullYear(1, 0, 1);
+const PAST_LAST_INSTANT = Date.UTC(10000, 0, 1);
+
 /** Days in a month of a proleptic Gregorian year; `month` is 1-based. */
 function daysInMonth(year: number, month: number): number {
   if (month === 2) {
@@ -44,16 +48,19 @@ export function parseRfc3339(s: string): Date | null {
   }
 
   const millis = Number(frac.slice(0, 3).padEnd(3, "0"));
-  const date = new Date(0);
-  // setUTCFullYear, unlike Date.UTC, does not map years 0–99 to 1900–1999.
-  date.setUTCFullYear(year, month - 1, day);
-  date.setUTCHours(hour, minute, Math.min(second, 59), millis);
-  const instant = new Date(date.getTime() - offsetMinutes * 60_000);
-  if (Number.isNaN(instant.getTime())) return null;
+  // One Date.UTC and one Date: this runs twice for every send (the model's check and the stored row).
+  // Date.UTC maps the years 0–99 to 1900–1999, so those go through setUTCFullYear, which does not.
+  const local = year >= 100 ? Date.UTC(year, month - 1, day, hour, minute, Math.min(second, 59), millis) : smallYear(year, month, day, hour, minute, second, millis);
+  const instant = local - offsetMinutes * 60_000;
   // SPEC §3: years 0001–9999 once the offset is applied. PostgreSQL stores a wider range but its input, and
   // RFC 3339's four-digit year on the way out, do not: `0001-01-01T00:30+01:00` is year 0 in UTC.
-  const utcYear = instant.getUTCFullYear();
-  return utcYear >= 1 && utcYear <= 9999 ? instant : null;
+  return instant >= FIRST_INSTANT && instant < PAST_LAST_INSTANT ? new Date(instant) : null;
+}
+
+function smallYear(year: number, month: number, day: number, hour: number, minute: number, second: number, millis: number): number {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  return date.setUTCHours(hour, minute, Math.min(second, 59), millis);
 }
 
 /**

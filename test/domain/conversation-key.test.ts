@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { Transport } from "../../src/domain/channel";
-import { conversationKey } from "../../src/domain/conversation-key";
+import { conversationKey, conversationKeyOf } from "../../src/domain/conversation-key";
 
 describe("conversationKey", () => {
   test.each<[string, Transport, string, string, string, string, string]>([
@@ -69,5 +69,23 @@ describe("conversationKey", () => {
   test("UTF-16 order would disagree with the byte order used for the key", () => {
     // Guards the byte-order test above: if these agreed it would prove nothing.
     expect("\u{1F600}" < "\uFF5A").toBe(true);
+  });
+
+  // The order is computed without encoding when neither address holds a surrogate; both ways must agree with
+  // the UTF-8 bytes for every pair of characters whose UTF-16 and code point orders could differ.
+  test("orders any two addresses by their UTF-8 bytes", () => {
+    const chars = ["a", "z", "+", "1", "\u00e9", "\u07ff", "\u0800", "\ud7ff", "\ue000", "\uff5a", "\uffff", "\u{10000}", "\u{1f600}", "\u{10ffff}"];
+    const words = chars.flatMap((c) => [c, `${c}@x.io`, `a${c}`, `${c}${c}`]);
+    for (const x of words) {
+      for (const y of words) {
+        const bytes = Buffer.compare(Buffer.from(x, "utf8"), Buffer.from(y, "utf8"));
+        const [a, b] = bytes <= 0 ? [x, y] : [y, x];
+        expect(conversationKeyOf("email", x, y)).toEqual({ key: `email:${a}<->${b}`, participantA: a, participantB: b });
+      }
+    }
+  });
+
+  test("conversationKeyOf of normalized addresses is conversationKey of the raw ones", () => {
+    expect(conversationKeyOf("sms", "+18045550199", "+12015550100")).toEqual(conversationKey("sms", "+1 (804) 555-0199", "+1 201.555.0100"));
   });
 });

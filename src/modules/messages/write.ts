@@ -1,7 +1,7 @@
 import { isConnectionLoss } from "../../db/availability.ts";
 import { newWriteToken, type WriteFence, type WriteOutcome } from "../../db/write-fence.ts";
 import { type Channel, transportOf } from "../../domain/channel.ts";
-import { conversationKey } from "../../domain/conversation-key.ts";
+import { conversationKey, conversationKeyOf } from "../../domain/conversation-key.ts";
 import { replyPair, sendPair } from "../../domain/opt-out.ts";
 import { smsSegments } from "../../domain/sms-segments.ts";
 import { defaultSubject } from "../../domain/email-text.ts";
@@ -48,8 +48,10 @@ export function replayedAccepted(stored: unknown): Accepted & { duplicate?: bool
  */
 export function newMessage(input: MessageInput, direction: NewMessage["direction"], providerMessageId: string | null): NewMessage {
   const transport = transportOf(input.channel);
-  const key = conversationKey(transport, input.from, input.to);
   const email = input.channel === "email";
+  // An SMS/MMS's opt-out pair holds both numbers normalized: its conversation key is made of the same two.
+  const optOutPair = email ? null : direction === "outbound" ? sendPair(input.from, input.to) : replyPair(input.from, input.to);
+  const key = optOutPair ? conversationKeyOf(transport, optOutPair.from, optOutPair.to) : conversationKey(transport, input.from, input.to);
   const sms = email ? null : smsSegments(input.body);
   const sendAt = direction === "outbound" ? futureSendAt(input.sendAt) : null;
   return {
@@ -71,7 +73,7 @@ export function newMessage(input: MessageInput, direction: NewMessage["direction
     conversationKey: key.key,
     participantA: key.participantA,
     participantB: key.participantB,
-    optOutPair: email ? null : direction === "outbound" ? sendPair(input.from, input.to) : replyPair(input.from, input.to),
+    optOutPair,
   };
 }
 
