@@ -5,6 +5,7 @@ import { emailAddressProblem, emailSenderProblem, phoneAddressProblem } from "..
 import { attachmentUrlProblem } from "../../domain/attachment-url.ts";
 import { DEFAULT_SCHEDULE_MAX_DAYS, sendAtProblem } from "../../domain/schedule.ts";
 import { parseRfc3339 } from "../../domain/timestamp.ts";
+import { acceptFirst, plainSms } from "./plain-sms.ts";
 
 /** The longest concatenated SMS (SPEC §3). */
 export const SMS_BODY_MAX = 1600;
@@ -128,6 +129,9 @@ export function messageModels(limits: MessageLimits) {
     })
     .superRefine(requireMmsAttachment)
     .meta({ description: "An outbound SMS or MMS" });
+  // The common send (one SMS, no media, no schedule) skips the model's checks per request; what it does not
+  // recognise, every refusal included, is the model's (plain-sms.ts).
+  acceptFirst(sendSms, (value) => plainSms(value, SMS_BODY_MAX));
 
   const sendEmail = z
     .object({
