@@ -82,9 +82,10 @@ const unsupportedMediaType = () => new AppError("unsupported_media_type", "reque
 
 /** The body's bytes, refused with 413 once more than `maxBytes` arrive (a declared length was checked on arrival). */
 export async function readBodyBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
+  // A declared length was already checked; a chunked body is counted as it arrives. `bytes()` reads the body
+  // without the stream that reading `request.body` sets up.
+  if (request.headers.get("content-length") !== null) return request.bytes();
   if (!request.body) return new Uint8Array();
-  // A declared length was already checked; a chunked body is counted as it arrives.
-  if (request.headers.get("content-length") !== null) return new Uint8Array(await request.arrayBuffer());
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {

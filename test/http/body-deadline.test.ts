@@ -57,4 +57,39 @@ describe("readWithinDeadline", () => {
     const d = deadline(60_000, closing.signal);
     expect(((await rejection(readWithinDeadline(never(), d.options))) as AppError).code).toBe("service_unavailable");
   });
+
+  // One timer and one shutdown listener serve every body being read (body-deadline.ts): each read still gets its
+  // own deadline, a read that finished is never given up, and shutdown gives up every read still waiting.
+  test("reads under one shutdown signal each time out at their own deadline, a shorter one started later first", async () => {
+    const closing = new AbortController().signal;
+    const slow = deadline(400, closing);
+    const fast = deadline(20, closing);
+    const started = performance.now();
+    const slowRead = rejection(readWithinDeadline(never(), slow.options)).then(() => performance.now() - started);
+    const fastRead = rejection(readWithinDeadline(never(), fast.options)).then(() => performance.now() - started);
+    const [fastAt, slowAt] = await Promise.all([fastRead, slowRead]);
+    expect(fastAt).toBeLessThan(slowAt);
+    expect(slowAt).toBeGreaterThanOrEqual(399);
+    expect([fast.abandoned(), slow.abandoned()]).toEqual([1, 1]);
+  });
+
+  test("a read that arrived in time is not given up when its deadline passes", async () => {
+    const closing = new AbortController().signal;
+    const done = deadline(20, closing);
+    const late = deadline(40, closing);
+    expect(await readWithinDeadline(Promise.resolve("{}"), done.options)).toBe("{}");
+    expect(((await rejection(readWithinDeadline(never(), late.options))) as AppError).code).toBe("request_timeout");
+    expect([done.abandoned(), late.abandoned()]).toEqual([0, 1]);
+  });
+
+  test("shutdown gives up every read still waiting, and none that finished", async () => {
+    const closing = new AbortController();
+    const waiting = [deadline(60_000, closing.signal), deadline(60_000, closing.signal)];
+    const finished = deadline(60_000, closing.signal);
+    const reads = waiting.map((d) => rejection(readWithinDeadline(never(), d.options)));
+    await readWithinDeadline(Promise.resolve("{}"), finished.options);
+    closing.abort();
+    expect(((await Promise.all(reads)) as AppError[]).map((e) => e.code)).toEqual(["service_unavailable", "service_unavailable"]);
+    expect([...waiting.map((d) => d.abandoned()), finished.abandoned()]).toEqual([1, 1, 0]);
+  });
 });
