@@ -17,10 +17,10 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits, cursor
     .model(messageModels(limits))
     .post(
       "/api/messages/sms",
-      async ({ body, request, set }) => {
-        const idem = idempotencyRequest(request, "/api/messages/sms");
-        return respondWith(set, await sendMessage(deps, { ...body, channel: body.type, sendAt: body.send_at }, idem));
-      },
+      ({ body, request, set }) =>
+        sendMessage(deps, { ...body, channel: body.type, sendAt: body.send_at }, idempotencyRequest(request, "/api/messages/sms")).then((answer) =>
+          respondWith(set, answer),
+        ),
       {
         body: "messages.sendSms",
         // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.
@@ -37,10 +37,10 @@ export function messagesModule(deps: MessagesDeps, limits: MessageLimits, cursor
     )
     .post(
       "/api/messages/email",
-      async ({ body, request, set }) => {
-        const idem = idempotencyRequest(request, "/api/messages/email");
-        return respondWith(set, await sendMessage(deps, { ...body, channel: "email", sendAt: body.send_at }, idem));
-      },
+      ({ body, request, set }) =>
+        sendMessage(deps, { ...body, channel: "email", sendAt: body.send_at }, idempotencyRequest(request, "/api/messages/email")).then((answer) =>
+          respondWith(set, answer),
+        ),
       {
         body: "messages.sendEmail",
         // Documents the body as JSON; the global parser (http/json-body.ts) still runs first and does the work.

@@ -21,35 +21,46 @@ import { accepted, countWrite, type MessageInput, newMessage, replayedAccepted, 
  * `scheduled`: it waits for the promoter (modules/scheduling) instead of entering the delivery queue, and is
  * charged and opt-out checked now all the same.
  */
-export async function sendMessage(deps: MessagesDeps, input: MessageInput, idem?: IdempotencyRequest): Promise<WriteResult> {
-  const message = newMessage(input, "outbound", null);
-  refuseUncarried(deps, input);
-  let result: WriteResult;
-  if (idem) {
-    result = await writeOnce(
-      deps.fence,
-      deps.onOutcome,
-      (token) =>
-        deps.sql.transaction(async (tx): Promise<WriteResult> => {
-          const stored = await claimIdempotencyKey(tx, idem);
-          // A replay is not a send: it is answered before the sender is charged. A refusal below rolls the
-          // transaction back, so a rate-limited request does not consume its key.
-          if (stored) return { status: stored.status, body: replayedAccepted(stored.body), replayed: true };
-          const charging = chargeSender(deps, message);
-          if (charging) await charging;
-          const body = accepted(storedOrRefused(deps, await insertMessage(tx, message, token)));
-          await rememberResponse(tx, idem, { status: 202, body }, deps.idempotencyTtlHours);
-          return { status: 202, body, replayed: false };
-        }),
-      // The receipt committed with the stored response, which holds exactly this answer.
-      // (A refused send writes no receipt, so it never reads as committed.)
-      ([ids]) => ({ status: 202, body: accepted(storedOrRefused(deps, ids ?? null)), replayed: false }),
-    );
-  } else {
+export function sendMessage(deps: MessagesDeps, input: MessageInput, idem?: IdempotencyRequest): Promise<WriteResult> {
+  try {
+    const message = newMessage(input, "outbound", null);
+    refuseUncarried(deps, input);
+    if (idem) return sendKeyed(deps, message, idem).then((result) => settled(deps, message, result));
+    // The unkeyed send, the common one, is a chain of callbacks on its batch rather than an async function:
+    // each await is a promise and a turn of the microtask queue, paid by every request.
     const charging = chargeSender(deps, message);
-    if (charging) await charging;
-    result = { status: 202, body: accepted(storedOrRefused(deps, await deps.batcher.submit(message))), replayed: false };
+    const written = charging ? charging.then(() => deps.batcher.submit(message)) : deps.batcher.submit(message);
+    return written.then((ids) => settled(deps, message, { status: 202, body: accepted(storedOrRefused(deps, ids)), replayed: false }));
+  } catch (err) {
+    // A refusal known before anything is written (429, 400, 422) is a rejection like the others.
+    return Promise.reject(err);
   }
+}
+
+function sendKeyed(deps: MessagesDeps, message: NewMessage, idem: IdempotencyRequest): Promise<WriteResult> {
+  return writeOnce(
+    deps.fence,
+    deps.onOutcome,
+    (token) =>
+      deps.sql.transaction(async (tx): Promise<WriteResult> => {
+        const stored = await claimIdempotencyKey(tx, idem);
+        // A replay is not a send: it is answered before the sender is charged. A refusal below rolls the
+        // transaction back, so a rate-limited request does not consume its key.
+        if (stored) return { status: stored.status, body: replayedAccepted(stored.body), replayed: true };
+        const charging = chargeSender(deps, message);
+        if (charging) await charging;
+        const body = accepted(storedOrRefused(deps, await insertMessage(tx, message, token)));
+        await rememberResponse(tx, idem, { status: 202, body }, deps.idempotencyTtlHours);
+        return { status: 202, body, replayed: false };
+      }),
+    // The receipt committed with the stored response, which holds exactly this answer.
+    // (A refused send writes no receipt, so it never reads as committed.)
+    ([ids]) => ({ status: 202, body: accepted(storedOrRefused(deps, ids ?? null)), replayed: false }),
+  );
+}
+
+/** What follows a committed send (or a replay): its metrics, and the wake-up of delivery or the scheduler. */
+function settled(deps: MessagesDeps, message: NewMessage, result: WriteResult): WriteResult {
   countWrite(deps.metrics, result, message);
   if (!result.replayed) {
     if (message.sendAt) deps.onScheduled?.(message.sendAt);
