@@ -18,6 +18,7 @@ import m15 from "./0016_message_queue.sql" with { type: "text" };
 import m16 from "./0017_event_order_by_xid.sql" with { type: "text" };
 import m17 from "./0018_delivery_pages.sql" with { type: "text" };
 import m18 from "./0019_delivery_attempts_key.sql" with { type: "text" };
+import m19 from "./0020_status_events_by_the_write.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
@@ -40,4 +41,5 @@ export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0017_event_order_by_xid", sql: m16 },
   { tag: "0018_delivery_pages", sql: m17 },
   { tag: "0019_delivery_attempts_key", sql: m18 },
+  { tag: "0020_status_events_by_the_write", sql: m19 },
 ];

@@ -96,6 +96,11 @@ export const messages = pgTable(
     attempts: integer("attempts").notNull().default(0),
     lockedBy: text("locked_by"),
     lockedUntil: timestamp("locked_until", { withTimezone: true, mode: "date" }),
+    /**
+     * Status events the status write inserted itself (migration 0020, delivery/status.ts): a status change that
+     * does not count one gets its event from the row trigger instead.
+     */
+    statusEvents: integer("status_events").notNull().default(0),
   },
   (t) => [
     // The delivery queue: only messages waiting for a provider are in it.

@@ -35,7 +35,7 @@ import { hasSqlState, SQLSTATE } from "../db/sql-state.ts";
 import type { Channel } from "../domain/channel.ts";
 import type { OptOutPair } from "../domain/opt-out.ts";
 import { workerLockHeldSql } from "./liveness.ts";
-import { advanceStatusSql, changeParams, changesFromParams, IN_QUEUE_SQL, type StatusAdvanced } from "./status.ts";
+import { changeParams, changesFromParams, IN_QUEUE_SQL, statusWriteCtes, type StatusAdvanced } from "./status.ts";
 
 /** A claimed job with the message it delivers. */
 export interface ClaimedJob {
@@ -203,7 +203,8 @@ export type JobResult =
 
 /*
  * One statement for a batch of results: the attempt log, the final statuses through the one status write (which
- * takes finished messages out of the queue with their claims), and the next run of the others. A job whose lease
+ * takes finished messages out of the queue with their claims, and inserts their events in the same statement:
+ * statusWriteCtes), and the next run of the others. A job whose lease
  * another worker took over keeps that worker's lease: only its holder reschedules it. A job already out of the
  * queue (a final delivery report settled it) is simply not rescheduled. So is a message deleted during its call (DELETE /api/conversations/{id},
  * retention): its attempt is dropped, where the foreign key would have failed the whole batch. A delete that
@@ -232,7 +233,7 @@ const RECORD = `
                         WHERE d.message_id = a.message_id AND d.attempt = a.attempt AND d.started_at = a.started_at OFFSET 0)
      ORDER BY a.ord),
   change AS (${changesFromParams(9)}),
-  moved AS (${advanceStatusSql("change", "$9::bigint[]")}),
+  ${statusWriteCtes("moved", "change", "$9::bigint[]")},
   rescheduled AS (
     UPDATE messages m
        SET run_at = r.run_at, attempts = m.attempts + r.calls, locked_by = NULL, locked_until = NULL
