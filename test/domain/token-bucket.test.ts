@@ -121,6 +121,32 @@ describe("memory bound (maxKeys)", () => {
     expect(b.take("k0", 0).allowed).toBe(false);
   });
 
+  test("a bucket used again soon after it was placed keeps its state, though it is not moved", () => {
+    const b = new TokenBuckets(60, 10);
+    for (let i = 0; i < 10; i++) drain(b, `k${i}`, 60, 0);
+    // k6 was placed 3 placements ago, fewer than maxKeys / 2: it stays where it is, and k0 is still the oldest.
+    expect(b.take("k6", 0).allowed).toBe(false);
+    b.take("new", 0);
+    // k0 was forgotten: a full bucket again. k6 kept its empty one.
+    expect(b.take("k0", 0).remaining).toBe(59);
+    expect(b.take("k6", 0).allowed).toBe(false);
+  });
+
+  test("under a stream of new keys, none used within the last 0.4 × maxKeys placements is forgotten", () => {
+    const b = new TokenBuckets(1000, 100);
+    const used = new Map<string, number>();
+    for (let i = 0; i < 20_000; i++) {
+      // Ten keys used every 20 takes, between keys never seen before: every other take places a bucket.
+      const key = i % 2 === 0 ? `hot${(i / 2) % 10}` : `cold${i}`;
+      const decision = b.take(key, 0);
+      const before = used.get(key);
+      // Every take spends a token and none refill (the clock stands still): a bucket kept has fewer left.
+      if (before !== undefined) expect(decision.remaining).toBeLessThan(999);
+      used.set(key, i);
+    }
+    expect(b.size).toBeLessThanOrEqual(100);
+  });
+
   test("never holds more than maxKeys buckets, even when none is full", () => {
     const b = new TokenBuckets(60, 3);
     for (const key of ["a", "b", "c", "d", "e", "f", "g"]) {
