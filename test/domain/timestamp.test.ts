@@ -67,6 +67,12 @@ describe("parseRfc3339 rejects", () => {
     ["0000-06-15T12:00:00Z", "year 0 in UTC (SPEC §3: 0001–9999)"],
     ["0001-01-01T00:30:00+01:00", "year 1 written, year 0 once the offset is applied"],
     ["9999-12-31T23:30:00-01:00", "year 9999 written, year 10000 once the offset is applied"],
+    ["2024-11-01T14:00:00ZZ", "two zones"],
+    ["2024-11-01T14:00:00+02:000", "an offset with a third minute digit"],
+    ["2024-11-01T14:00:00.5", "a fraction without an offset"],
+    ["2024-11-01T14:00:00Z\u0000", "a trailing NUL"],
+    ["2024-11-01TT14:00:00Z", "two Ts"],
+    ["2024-11-01T14:0٣:00Z", "an Arabic-Indic digit"],
   ])("%p (%s)", (input) => {
     expect(parseRfc3339(input)).toBeNull();
   });
