@@ -1,7 +1,7 @@
 /**
  * The HTTP app under test, without a listener: build it over a fresh database and call it with `request`.
  *
- *   const t = await buildTestApp();                          // fresh PostgreSQL database, migrated
+ *   const t = await buildTestApp();                          // fresh PostgreSQL database, migrated (a template copy)
  *   const res = await request(t.app, "GET", "/healthz");     // { status, headers, json, text }
  *   await t.close();                                         // closes and drops the database
  */
@@ -17,7 +17,7 @@ import { createLogger, type Logger } from "../../src/observability/logger.ts";
 import { type CredentialLookup, fixedCredentials } from "../../src/security/credential-lookup.ts";
 import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
 import { VERSION } from "../../src/version.ts";
-import { createEmbeddedTestDatabase, createTestDatabase } from "./database.ts";
+import { createEmbeddedTestDatabase, createMigratedTestDatabase, createTestDatabase } from "./database.ts";
 
 /**
  * A complete, validated Config as `serve` would get it from an empty environment, with logs silenced and
@@ -79,9 +79,10 @@ export interface TestApp {
 /** Builds the app with `createApp` exactly as `serve` does, over the chosen database. */
 export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const config = testConfig(options.config);
-  const { database, dispose } = await openTestDatabase(options.database ?? "postgres");
+  const migrate = options.migrate ?? true;
+  const { database, dispose, migrated } = await openTestDatabase(options.database ?? "postgres", migrate);
   try {
-    if (options.migrate ?? true) await migrateUp(database.db);
+    if (migrate && !migrated) await migrateUp(database.db);
   } catch (err) {
     await dispose();
     throw err;
@@ -94,15 +95,17 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   return { app, database, metrics, config, close: () => (closed ??= dispose()) };
 }
 
+/** `migrated`: the database comes with the migrations applied (a copy of the server's migrated template). */
 async function openTestDatabase(
   choice: "postgres" | "embedded" | DatabaseHandle,
-): Promise<{ database: DatabaseHandle; dispose(): Promise<void> }> {
+  migrate: boolean,
+): Promise<{ database: DatabaseHandle; dispose(): Promise<void>; migrated: boolean }> {
   if (choice === "embedded") {
     const embedded = await createEmbeddedTestDatabase();
-    return { database: embedded.handle, dispose: embedded.remove };
+    return { database: embedded.handle, dispose: embedded.remove, migrated: false };
   }
   if (choice === "postgres") {
-    const pg = await createTestDatabase();
+    const pg = migrate ? await createMigratedTestDatabase() : await createTestDatabase();
     const database = openPostgres(pg.url, 5);
     return {
       database,
@@ -110,9 +113,10 @@ async function openTestDatabase(
         await database.close().catch(() => {});
         await pg.drop();
       },
+      migrated: migrate,
     };
   }
-  return { database: choice, dispose: async () => {} };
+  return { database: choice, dispose: async () => {}, migrated: false };
 }
 
 /**
