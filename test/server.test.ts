@@ -1,9 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { openPostgres } from "../src/db/client.ts";
-import { migrateUp } from "../src/db/migrate.ts";
 import { StartupError, startServer } from "../src/server.ts";
 import { captureLogger, testConfig } from "./helpers/app.ts";
-import { createTestDatabase } from "./helpers/database.ts";
+import { createMigratedTestDatabase, createTestDatabase } from "./helpers/database.ts";
 import { rawHttp } from "./helpers/raw-http.ts";
 
 describe("startServer", () => {
@@ -23,10 +22,9 @@ describe("startServer", () => {
 
 describe("startServer maintenance", () => {
   test("expired idempotency keys are purged at start and counted in /metrics", async () => {
-    const pg = await createTestDatabase();
+    const pg = await createMigratedTestDatabase();
     const setup = openPostgres(pg.url, 1);
     try {
-      await migrateUp(setup.db);
       await setup.sql.query(
         `INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body, expires_at)
          VALUES ('s', 'expired', 'h', 202, '{}'::jsonb, now() - interval '1 hour')`,
@@ -53,9 +51,8 @@ describe("startServer maintenance", () => {
 
 describe("startServer retention", () => {
   async function seededWithAnOldConversation() {
-    const pg = await createTestDatabase();
+    const pg = await createMigratedTestDatabase();
     const setup = openPostgres(pg.url, 1);
-    await migrateUp(setup.db);
     await setup.sql.query(
       `WITH c AS (INSERT INTO conversations (transport, participant_a, participant_b, key, message_count, last_activity_at)
                   VALUES ('sms', '+12015550100', '+12015550101', 'sms:+12015550100<->+12015550101', 2, now() - interval '40 days')

@@ -4,7 +4,7 @@ import { migrateUp } from "../../src/db/migrate.ts";
 import type { SqlRunner } from "../../src/db/runner.ts";
 import { advanceStatuses } from "../../src/delivery/status.ts";
 import { canTransition, MESSAGE_STATUSES, type MessageStatus } from "../../src/domain/message-status.ts";
-import { createEmbeddedTestDatabase, createTestDatabase } from "../helpers/database.ts";
+import { createEmbeddedTestDatabase, createMigratedTestDatabase } from "../helpers/database.ts";
 
 /*
  * advanceStatuses is the one status writer; its condition is the domain's transition table rendered into SQL.
@@ -19,9 +19,8 @@ async function openMigrated(kind: "postgres" | "embedded"): Promise<{ database: 
     await migrateUp(embedded.handle.db);
     return { database: embedded.handle, close: embedded.remove };
   }
-  const pg = await createTestDatabase();
+  const pg = await createMigratedTestDatabase();
   const database = openPostgres(pg.url, 2);
-  await migrateUp(database.db);
   return {
     database,
     close: async () => {
@@ -135,11 +134,10 @@ describe("advanceStatuses racing on one row from two PostgreSQL connections", ()
   let b: DatabaseHandle;
   let observer: DatabaseHandle;
   beforeAll(async () => {
-    const pg = await createTestDatabase();
+    const pg = await createMigratedTestDatabase();
     url = pg.url;
     drop = pg.drop;
     a = openPostgres(url, 1);
-    await migrateUp(a.db);
     b = openPostgres(url, 1);
     observer = openPostgres(url, 1);
   });

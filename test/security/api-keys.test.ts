@@ -17,7 +17,7 @@ import {
   revokeApiKey,
 } from "../../src/security/api-keys.ts";
 import { openPostgres } from "../../src/db/client.ts";
-import { createEmbeddedTestDatabase, createTestDatabase } from "../helpers/database.ts";
+import { createEmbeddedTestDatabase, createMigratedTestDatabase } from "../helpers/database.ts";
 
 describe("key format", () => {
   test("a new key is msg_<10 base32>_<43 base64url>, and 1000 keys are all different", () => {
@@ -68,7 +68,7 @@ for (const kind of ["postgres", "embedded"] as const) {
     let dispose: () => Promise<void>;
     beforeAll(async () => {
       if (kind === "postgres") {
-        const pg = await createTestDatabase();
+        const pg = await createMigratedTestDatabase();
         handle = openPostgres(pg.url, 4);
         dispose = async () => {
           await handle.close();
@@ -78,8 +78,8 @@ for (const kind of ["postgres", "embedded"] as const) {
         const embedded = await createEmbeddedTestDatabase();
         handle = embedded.handle;
         dispose = embedded.remove;
+        await migrateUp(handle.db);
       }
-      await migrateUp(handle.db);
     });
     afterAll(() => dispose());
 

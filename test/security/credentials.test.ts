@@ -14,7 +14,7 @@ import { listCredentials, parseOverlap, reencryptAll, storeCredential } from "..
 import { credentialsProblem } from "../../src/providers/readiness.ts";
 import { CredentialStore } from "../../src/security/credentials.ts";
 import { CredentialError, generateMasterKey, type MasterKey, parseMasterKeys } from "../../src/security/keyring.ts";
-import { createEmbeddedTestDatabase, createTestDatabase } from "../helpers/database.ts";
+import { createEmbeddedTestDatabase, createMigratedTestDatabase } from "../helpers/database.ts";
 
 const keysOf = (text: string): MasterKey[] => {
   const parsed = parseMasterKeys(text);
@@ -44,7 +44,7 @@ describe.each(["postgres", "embedded"] as const)("credential store on %s", (kind
 
   beforeAll(async () => {
     if (kind === "postgres") {
-      const pg = await createTestDatabase();
+      const pg = await createMigratedTestDatabase();
       database = openPostgres(pg.url, 4);
       dispose = async () => {
         await database.close();
@@ -54,8 +54,8 @@ describe.each(["postgres", "embedded"] as const)("credential store on %s", (kind
       const embedded = await createEmbeddedTestDatabase();
       database = embedded.handle;
       dispose = embedded.remove;
+      await migrateUp(database.db);
     }
-    await migrateUp(database.db);
   }, 60_000);
   afterAll(async () => {
     for (const s of stores) s.stop();

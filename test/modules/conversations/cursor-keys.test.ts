@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { openPostgres } from "../../../src/db/client.ts";
-import { migrateUp } from "../../../src/db/migrate.ts";
 import { postgresRunner } from "../../../src/db/runner.ts";
 import { conversationsPage } from "../../../src/modules/conversations/repository.ts";
 import { conversationMessagesPage } from "../../../src/modules/messages/repository.ts";
-import { createTestDatabase, type TestDatabase } from "../../helpers/database.ts";
+import { createMigratedTestDatabase, type TestDatabase } from "../../helpers/database.ts";
 
 /*
  * The repositories' row keys over a bare postgres.js client, as any runner might be built: no drizzle has
@@ -18,10 +16,7 @@ describe("page keys over a bare postgres.js client", () => {
   let bare: ReturnType<typeof postgres>;
   let conversation: number;
   beforeAll(async () => {
-    pg = await createTestDatabase();
-    const handle = openPostgres(pg.url, 1);
-    await migrateUp(handle.db);
-    await handle.close();
+    pg = await createMigratedTestDatabase();
     bare = postgres(pg.url, { max: 1, prepare: true, onnotice: () => {} });
     await bare.unsafe(`
       INSERT INTO conversations (transport, participant_a, participant_b, key, message_count, last_activity_at)

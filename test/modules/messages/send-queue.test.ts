@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type DatabaseHandle, openPostgres } from "../../../src/db/client.ts";
-import { migrateUp } from "../../../src/db/migrate.ts";
 import { buildTestApp, request, type TestApp } from "../../helpers/app.ts";
-import { createTestDatabase, type TestDatabase } from "../../helpers/database.ts";
+import { createMigratedTestDatabase, type TestDatabase } from "../../helpers/database.ts";
 import { type FaultProxy, startFaultProxy } from "../../helpers/fault-proxy.ts";
 import { concurrently, countRows, metricValue, smsSend, UNLIMITED } from "../../helpers/messaging.ts";
 
@@ -19,9 +18,8 @@ let t: TestApp;
 const LIMIT = 5;
 
 beforeAll(async () => {
-  pg = await createTestDatabase();
+  pg = await createMigratedTestDatabase();
   direct = openPostgres(pg.url, 2);
-  await migrateUp(direct.db);
   proxy = await startFaultProxy();
   // A pool of 4 allows one batch in flight at a time.
   viaProxy = openPostgres(proxy.url(pg.url), 4);

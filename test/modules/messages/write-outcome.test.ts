@@ -1,8 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { type DatabaseHandle, openPostgres } from "../../../src/db/client.ts";
-import { migrateUp } from "../../../src/db/migrate.ts";
 import { buildTestApp, request, type TestApp } from "../../helpers/app.ts";
-import { createTestDatabase, type TestDatabase } from "../../helpers/database.ts";
+import { createMigratedTestDatabase, type TestDatabase } from "../../helpers/database.ts";
 import { type FaultProxy, startFaultProxy } from "../../helpers/fault-proxy.ts";
 import { concurrently, countRows, emailWebhook, metricValue, smsSend, UNLIMITED } from "../../helpers/messaging.ts";
 
@@ -23,9 +22,8 @@ let viaProxy: DatabaseHandle;
 let t: TestApp;
 
 beforeAll(async () => {
-  pg = await createTestDatabase();
+  pg = await createMigratedTestDatabase();
   direct = openPostgres(pg.url, 2);
-  await migrateUp(direct.db);
   proxy = await startFaultProxy();
   viaProxy = openPostgres(proxy.url(pg.url), 4, { writeOutcomeMs: 1500 });
   t = await buildTestApp({ database: viaProxy, config: UNLIMITED });

@@ -6,7 +6,7 @@ import { textArray } from "../../../src/db/sql-arrays.ts";
 import { sqlMockLedger } from "../../../src/modules/provider-mock/ledger.ts";
 import { type MockLedger, MockProvider, type MockSend, memoryMockLedger } from "../../../src/providers/mock/adapter.ts";
 import { deliveryIdempotencyKey, type ProviderOutcome } from "../../../src/providers/provider.ts";
-import { createEmbeddedTestDatabase, createTestDatabase } from "../../helpers/database.ts";
+import { createEmbeddedTestDatabase, createMigratedTestDatabase } from "../../helpers/database.ts";
 
 const send = (idempotencyKey: string, providerMessageId = `mock-${crypto.randomUUID()}`): MockSend => ({
   idempotencyKey,
@@ -79,15 +79,15 @@ describe.each(["postgres", "embedded"] as const)("sqlMockLedger on %s", (kind) =
   let cleanup: () => Promise<void>;
   beforeAll(async () => {
     if (kind === "postgres") {
-      const pg = await createTestDatabase();
+      const pg = await createMigratedTestDatabase();
       handle = openPostgres(pg.url, 2);
       cleanup = async () => (await handle.close(), await pg.drop());
     } else {
       const embedded = await createEmbeddedTestDatabase();
       handle = embedded.handle;
       cleanup = embedded.remove;
+      await migrateUp(handle.db);
     }
-    await migrateUp(handle.db);
   });
   afterAll(() => cleanup());
 
