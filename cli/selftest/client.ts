@@ -51,6 +51,8 @@ interface BucketMirror {
 
 /** Tokens kept back so the two lanes of cases never run the bucket dry between them. */
 const RESERVE = 2;
+/** Lanes of cases running at once (runner.ts), all charged to the same bucket. */
+const CASE_LANES = 2;
 /** Times an unexpected 429 is waited out before it is answered to the case. */
 const RATE_LIMIT_RETRIES = 5;
 
@@ -93,6 +95,19 @@ export class RateBudget {
     this.mirrors.set(lane, { limit, tokens: remaining, at: Date.now() });
   }
 
+  /**
+   * At most how long `requests` more requests on `lane` wait for the bucket, as last seen, while the other lane of
+   * cases spends a token for each of them: 0 when the bucket holds them all (and when it was never seen).
+   */
+  waitBoundMs(requests: number, lane: Lane = this.main): number {
+    const m = this.mirrors.get(lane);
+    if (!m) return 0;
+    const ratePerMs = m.limit / 60_000;
+    const tokens = Math.min(m.limit, m.tokens + (Date.now() - m.at) * ratePerMs);
+    const needed = CASE_LANES * requests + RESERVE;
+    return tokens >= needed ? 0 : (needed - tokens) / ratePerMs;
+  }
+
   /** The last limit seen on the run's own lane, for the rate-limit case. */
   get limit(): number | undefined {
     return this.mirrors.get(this.main)?.limit;
@@ -127,6 +142,14 @@ export class Client {
   /** The target's per-client bucket (as last seen) is empty: the next API request waits for its refill. */
   get rateLimitExhausted(): boolean {
     return this.budget.exhausted;
+  }
+
+  /**
+   * At most how long the next `requests` API requests carrying the run's key (when it has one) wait for the
+   * target's per-client bucket: what a case that must act before a deadline of the service's adds to it.
+   */
+  paceBoundMs(requests: number): number {
+    return this.budget.waitBoundMs(requests, this.options.token ? "key" : "anonymous");
   }
 
   /** The target's address of `path` (which may carry a query). */
