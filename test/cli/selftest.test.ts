@@ -57,7 +57,92 @@ async function selftest(args: string[], timeoutMs = 240_000) {
 
 const outcomes = (report: JsonReport | undefined, outcome: string) => report!.cases.filter((c) => c.outcome === outcome).map((c) => c.id);
 
-beforeAll(ensureBinary, 180_000);
+type SelftestRun = Awaited<ReturnType<typeof selftest>>;
+
+/**
+ * Starts `run` now and hands back its promise, marked as handled: the test that awaits it sees its failure, and
+ * no unhandled rejection ends the file before then.
+ */
+function started<T>(run: () => Promise<T>): Promise<T> {
+  const promise = run();
+  promise.catch(() => {});
+  return promise;
+}
+
+/** The embedded target, auth off (the first describe). */
+let embeddedTarget: Promise<ServeProcess>;
+/** The PostgreSQL target, auth on, with its key and webhook secret file (the second). */
+let keyedTarget: Promise<{ server: ServeProcess; key: string; secretFile: string }>;
+/**
+ * The four runs through a whole selection, each against a target of its own. They spend most of their time
+ * waiting on the service's clocks (send_at, the breaker's cool-down, the paced limit), so they start together
+ * when the file begins and each test awaits its own run: the file takes about as long as the longest of them
+ * instead of their sum (55 s of a 61 s file, measured one after another).
+ */
+let fullOnEmbedded: Promise<SelftestRun & { mockBefore: unknown; mockAfter: unknown }>;
+let fullKeyed: Promise<SelftestRun>;
+let fullOnPostgres: Promise<SelftestRun>;
+let pacedOnLowLimit: Promise<SelftestRun>;
+
+beforeAll(async () => {
+  await ensureBinary();
+  embeddedTarget = started(async () => {
+    const dir = tempDir();
+    await copyEmbeddedTemplate(join(dir, "messaging-data"));
+    const server = await startServe({ cwd: dir, env: FAST });
+    running.push(server);
+    return server;
+  });
+  fullOnEmbedded = started(async () => {
+    const server = await embeddedTarget;
+    const mockConfig = async () => (await fetch(`${server.url}/api/provider/mock/config`)).json();
+    const mockBefore = await mockConfig();
+    const r = await selftest(["--target", server.url]);
+    return { ...r, mockBefore, mockAfter: await mockConfig() };
+  });
+  keyedTarget = started(startKeyedTarget);
+  fullKeyed = started(async () => {
+    const { server, key, secretFile } = await keyedTarget;
+    return selftest(["--target", server.url, "--token", key, "--webhook-secret-file", secretFile]);
+  });
+  fullOnPostgres = started(async () => {
+    const pg = await createTestDatabase();
+    databases.push(pg);
+    const server = await startServe({ env: { ...FAST, DATABASE_URL: pg.url }, args: ["--migrate"] });
+    running.push(server);
+    const r = await selftest(["--target", server.url]);
+    await server.stop();
+    return r;
+  });
+  pacedOnLowLimit = started(async () => {
+    const dir = tempDir();
+    await copyEmbeddedTemplate(join(dir, "messaging-data"));
+    // The validation cases cost 55 requests: a burst of 52 makes the run wait on the limit (three times)
+    // without spending half a minute on it as a burst of 40 did.
+    const server = await startServe({ cwd: dir, env: { API_RATE_LIMIT_PER_IP_PER_MIN: "52" } });
+    running.push(server);
+    const r = await selftest(["--target", server.url, "--only", "validation"]);
+    await server.stop();
+    return r;
+  });
+}, 180_000);
+
+async function startKeyedTarget(): Promise<{ server: ServeProcess; key: string; secretFile: string }> {
+  const pg = await createTestDatabase();
+  databases.push(pg);
+  const migrated = await runBinary(["migrate", "up"], { env: { DATABASE_URL: pg.url } });
+  if (migrated.exitCode !== 0) throw new Error(`migrate up failed: ${migrated.stderr}`);
+  const created = await runBinary(["keys", "create", "--name", "selftest", "--scope", "send,read,admin", "--json"], { env: { DATABASE_URL: pg.url } });
+  if (created.exitCode !== 0) throw new Error(`keys create failed: ${created.stderr}`);
+  const key = (JSON.parse(created.stdout) as { key: string }).key;
+  const secret = `whsec-${crypto.randomUUID()}`;
+  const secretFile = join(tempDir(), "webhook.secret");
+  writeFileSync(secretFile, `${secret}\n`);
+  const server = await startServe({ env: { ...FAST, DATABASE_URL: pg.url, MESSAGING_AUTH: "on", MESSAGING_WEBHOOK_SECRETS: secret } });
+  running.push(server);
+  return { server, key, secretFile };
+}
+
 afterAll(async () => {
   await Promise.all(running.map((s) => s.stop().catch(() => {})));
   killAll(running);
@@ -68,18 +153,13 @@ afterAll(async () => {
 describe("selftest against serve on the embedded database, auth off", () => {
   let server: ServeProcess;
   beforeAll(async () => {
-    const dir = tempDir();
-    await copyEmbeddedTemplate(join(dir, "messaging-data"));
-    server = await startServe({ cwd: dir, env: FAST });
-    running.push(server);
+    server = await embeddedTarget;
   }, 120_000);
 
   test("every case passes or is skipped for a reason the target explains; exit 0", async () => {
-    const mockConfig = async () => (await fetch(`${server.url}/api/provider/mock/config`)).json();
-    const before = await mockConfig();
-    const r = await selftest(["--target", server.url]);
+    const r = await fullOnEmbedded;
     // The cases that injected faults put the mock provider's config back.
-    expect(await mockConfig()).toEqual(before);
+    expect(r.mockAfter).toEqual(r.mockBefore);
     expect(r.stderr).toBe("");
     expect(outcomes(r.report, "failed")).toEqual([]);
     expect(r.exitCode).toBe(0);
@@ -133,23 +213,12 @@ describe("selftest against serve on the embedded database, auth off", () => {
 describe("selftest against serve on PostgreSQL, auth on, signed webhooks", () => {
   let server: ServeProcess;
   let key: string;
-  let secretFile: string;
   beforeAll(async () => {
-    const pg = await createTestDatabase();
-    databases.push(pg);
-    expect((await runBinary(["migrate", "up"], { env: { DATABASE_URL: pg.url } })).exitCode).toBe(0);
-    const created = await runBinary(["keys", "create", "--name", "selftest", "--scope", "send,read,admin", "--json"], { env: { DATABASE_URL: pg.url } });
-    expect(created.exitCode).toBe(0);
-    key = (JSON.parse(created.stdout) as { key: string }).key;
-    const secret = `whsec-${crypto.randomUUID()}`;
-    secretFile = join(tempDir(), "webhook.secret");
-    writeFileSync(secretFile, `${secret}\n`);
-    server = await startServe({ env: { ...FAST, DATABASE_URL: pg.url, MESSAGING_AUTH: "on", MESSAGING_WEBHOOK_SECRETS: secret } });
-    running.push(server);
+    ({ server, key } = await keyedTarget);
   }, 120_000);
 
   test("with the key (--token) and the webhook secret every case passes but HSTS (plain http); exit 0", async () => {
-    const r = await selftest(["--target", server.url, "--token", key, "--webhook-secret-file", secretFile]);
+    const r = await fullKeyed;
     expect(outcomes(r.report, "failed")).toEqual([]);
     expect(r.exitCode).toBe(0);
     expect(outcomes(withoutOptOuts(r.report), "skipped")).toEqual(["security.hsts"]);
@@ -179,30 +248,18 @@ describe("selftest against serve on PostgreSQL, auth on, signed webhooks", () =>
 
 describe("selftest against serve on PostgreSQL, auth off", () => {
   test("every case passes or is skipped; exit 0", async () => {
-    const pg = await createTestDatabase();
-    databases.push(pg);
-    const server = await startServe({ env: { ...FAST, DATABASE_URL: pg.url }, args: ["--migrate"] });
-    running.push(server);
-    const r = await selftest(["--target", server.url]);
+    const r = await fullOnPostgres;
     expect(outcomes(r.report, "failed")).toEqual([]);
     expect(r.exitCode).toBe(0);
     expect(outcomes(r.report, "passed")).toContain("delivery.breaker");
-    await server.stop();
   }, 240_000);
 });
 
 describe("selftest against a low per-client limit", () => {
   test("a selection costing more requests than the target's burst paces itself instead of failing on 429s", async () => {
-    const dir = tempDir();
-    await copyEmbeddedTemplate(join(dir, "messaging-data"));
-    // The validation cases cost 55 requests: a burst of 52 makes the run wait on the limit (three times)
-    // without spending half a minute on it as a burst of 40 did.
-    const server = await startServe({ cwd: dir, env: { API_RATE_LIMIT_PER_IP_PER_MIN: "52" } });
-    running.push(server);
-    const r = await selftest(["--target", server.url, "--only", "validation"]);
+    const r = await pacedOnLowLimit;
     expect(outcomes(r.report, "failed")).toEqual([]);
     expect(r.exitCode).toBe(0);
     expect(r.report!.summary.api_requests).toBeGreaterThan(52);
-    await server.stop();
   }, 240_000);
 });
