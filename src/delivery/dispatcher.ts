@@ -39,10 +39,10 @@ import {
   recordResults,
   releaseJobs,
   releaseClaims,
+  type StatusMoves,
 } from "./jobs.ts";
 import { WorkerLiveness } from "./liveness.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
-import type { StatusAdvanced } from "./status.ts";
 
 export interface DispatcherOptions {
   /** Concurrent claim loops in this process. */
@@ -506,7 +506,7 @@ export class Dispatcher {
   private async record(delivered: Delivered[]): Promise<"written" | "failed" | "abandoned"> {
     const results = delivered.map((d) => d.result);
     const lastChance = this.stopping;
-    let moved: StatusAdvanced[];
+    let moved: StatusMoves[];
     try {
       moved = await recordResults(this.deps.sql, this.holder, delivered.flatMap((d) => d.attempts), results);
     } catch (err) {
@@ -539,8 +539,8 @@ export class Dispatcher {
     return "written";
   }
 
-  private countMoves(moved: readonly StatusAdvanced[]): void {
-    for (const m of moved) if (m.moved) this.deps.metrics.messagesStatus.inc({ status: m.status });
+  private countMoves(moved: readonly StatusMoves[]): void {
+    for (const m of moved) this.deps.metrics.messagesStatus.inc({ status: m.status }, m.count);
   }
 
   /** Waits until woken, stopped or `ms` passed; returns at once when a wake-up arrived since the last claim. */

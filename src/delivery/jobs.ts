@@ -33,9 +33,10 @@ import type { SqlRunner } from "../db/runner.ts";
 import { nullableTextArray, textArray } from "../db/sql-arrays.ts";
 import { hasSqlState, SQLSTATE } from "../db/sql-state.ts";
 import type { Channel } from "../domain/channel.ts";
+import type { MessageStatus } from "../domain/message-status.ts";
 import type { OptOutPair } from "../domain/opt-out.ts";
 import { workerLockHeldSql } from "./liveness.ts";
-import { changeParams, changesFromParams, IN_QUEUE_SQL, statusWriteCtes, type StatusAdvanced } from "./status.ts";
+import { changeParams, changesFromParams, IN_QUEUE_SQL, statusWriteCtes } from "./status.ts";
 
 /** A claimed job with the message it delivers. */
 export interface ClaimedJob {
@@ -244,15 +245,24 @@ const RECORD = `
     SELECT DISTINCT ON (o.from_addr, o.to_addr) o.from_addr, o.to_addr, 'provider', o.reason, o.message_id
       FROM unnest($19::text[], $20::text[], $21::text[], $22::bigint[]) AS o(from_addr, to_addr, reason, message_id)
     ON CONFLICT (from_addr, to_addr) DO NOTHING)
-  SELECT id, status, moved FROM moved`;
+  SELECT status, count(*)::int AS count FROM moved WHERE moved GROUP BY status`;
 
-/** Writes a batch of results in one statement (one implicit transaction); returns the status moves it made. */
+/** How many messages a result write moved to one status. */
+export interface StatusMoves {
+  status: MessageStatus;
+  count: number;
+}
+
+/**
+ * Writes a batch of results in one statement (one implicit transaction); returns how many messages it moved to
+ * each status (counted for /metrics: a row per status, not per message, to decode and count).
+ */
 export async function recordResults(
   sql: SqlRunner,
   holder: string,
   attempts: readonly AttemptRecord[],
   results: readonly JobResult[],
-): Promise<StatusAdvanced[]> {
+): Promise<StatusMoves[]> {
   const finished = results.filter((r) => r.end !== "retry");
   const retries = results.filter((r): r is Extract<JobResult, { end: "retry" }> => r.end === "retry");
   const optOuts = results.flatMap((r) => (r.end === "failed" && r.optOut ? [{ ...r.optOut, messageId: r.messageId }] : []));
@@ -285,7 +295,7 @@ export async function recordResults(
   ];
   for (let tries = 1; ; tries++) {
     try {
-      return await sql.query<StatusAdvanced>(RECORD, params);
+      return await sql.query<StatusMoves>(RECORD, params);
     } catch (err) {
       if (tries >= RECORD_TRIES || !hasSqlState(err, SQLSTATE.foreignKeyViolation)) throw err;
     }

@@ -95,7 +95,8 @@ describe.each(["postgres", "embedded"] as const)("status events written by the s
     const ids = [await queuedMessage(sql), await queuedMessage(sql)];
     expect((await claimAll(sql, "w-a")).toSorted()).toEqual(ids.toSorted());
     const failed = { messageId: ids[1]!, end: "failed", reason: "no route", calls: 1 } as const;
-    await recordResults(sql, "w-a", ids.map(attempt), [sent(ids[0]!), failed]);
+    const moves = await recordResults(sql, "w-a", ids.map(attempt), [sent(ids[0]!), failed]);
+    expect(moves.toSorted((x, y) => x.status.localeCompare(y.status))).toEqual([{ status: "failed", count: 1 }, { status: "sent", count: 1 }]);
     expect(await eventsOf(sql, ids[0]!)).toMatchObject([
       { sequence: 1, type: "message.queued" },
       { sequence: 2, type: "message.sent", status: "sent", provider: "sms-mms", provider_message_id: `p-${ids[0]}` },
@@ -111,8 +112,8 @@ describe.each(["postgres", "embedded"] as const)("status events written by the s
   test("writing the same results again writes no second event", async () => {
     const id = await queuedMessage(sql);
     await claimAll(sql, "w-b");
-    await recordResults(sql, "w-b", [attempt(id)], [sent(id)]);
-    await recordResults(sql, "w-b", [attempt(id)], [sent(id)]);
+    expect(await recordResults(sql, "w-b", [attempt(id)], [sent(id)])).toEqual([{ status: "sent", count: 1 }]);
+    expect(await recordResults(sql, "w-b", [attempt(id)], [sent(id)])).toEqual([]);
     expect(summary(await eventsOf(sql, id))).toEqual(["1:message.queued", "2:message.sent"]);
   });
 
