@@ -53,6 +53,8 @@ export interface Limits {
 /** Buckets in this process, one table per shape. */
 export class LocalLimiter implements Limiter {
   private readonly tables = new Map<string, TokenBuckets>();
+  /** The table of a shape object already seen: callers keep theirs, and its id is a float printed per request. */
+  private readonly tableOfShape = new WeakMap<BucketShape, TokenBuckets>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -62,11 +64,15 @@ export class LocalLimiter implements Limiter {
 
   /** The same take, answered synchronously (the fallback of the shared limiter uses it too). */
   takeNow(name: string, shape: BucketShape): BucketDecision {
-    const id = `${shape.capacity}/${shape.ratePerMs}`;
-    let table = this.tables.get(id);
+    let table = this.tableOfShape.get(shape);
     if (!table) {
-      table = new TokenBuckets(shape.capacity, 100_000, shape.ratePerMs);
-      this.tables.set(id, table);
+      const id = `${shape.capacity}/${shape.ratePerMs}`;
+      table = this.tables.get(id);
+      if (!table) {
+        table = new TokenBuckets(shape.capacity, 100_000, shape.ratePerMs);
+        this.tables.set(id, table);
+      }
+      this.tableOfShape.set(shape, table);
     }
     return table.take(name, this.now());
   }
