@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
-import { migrateUp } from "../../src/db/migrate.ts";
 import type { SqlRunner } from "../../src/db/runner.ts";
 import { advanceStatuses } from "../../src/delivery/status.ts";
 import { canTransition, MESSAGE_STATUSES, type MessageStatus } from "../../src/domain/message-status.ts";
@@ -15,8 +14,7 @@ import { createEmbeddedTestDatabase, createMigratedTestDatabase } from "../helpe
 /** A migrated, empty database of either kind. */
 async function openMigrated(kind: "postgres" | "embedded"): Promise<{ database: DatabaseHandle; close(): Promise<void> }> {
   if (kind === "embedded") {
-    const embedded = await createEmbeddedTestDatabase();
-    await migrateUp(embedded.handle.db);
+    const embedded = await createEmbeddedTestDatabase({ migrated: true });
     return { database: embedded.handle, close: embedded.remove };
   }
   const pg = await createMigratedTestDatabase();

@@ -95,14 +95,14 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   return { app, database, metrics, config, close: () => (closed ??= dispose()) };
 }
 
-/** `migrated`: the database comes with the migrations applied (a copy of the server's migrated template). */
+/** `migrated`: the database comes with the migrations applied (a copy of a migrated template). */
 async function openTestDatabase(
   choice: "postgres" | "embedded" | DatabaseHandle,
   migrate: boolean,
 ): Promise<{ database: DatabaseHandle; dispose(): Promise<void>; migrated: boolean }> {
   if (choice === "embedded") {
-    const embedded = await createEmbeddedTestDatabase();
-    return { database: embedded.handle, dispose: embedded.remove, migrated: false };
+    const embedded = await createEmbeddedTestDatabase({ migrated: migrate });
+    return { database: embedded.handle, dispose: embedded.remove, migrated: migrate };
   }
   if (choice === "postgres") {
     const pg = migrate ? await createMigratedTestDatabase() : await createTestDatabase();

@@ -7,7 +7,7 @@ import postgres from "postgres";
 import { migrations as embedded } from "../../drizzle/manifest.ts";
 import { openPostgres } from "../../src/db/client.ts";
 import { isCurrent, type Migration, migrationStatus } from "../../src/db/migrate.ts";
-import { createMigratedTestDatabase, migratedTemplateName, TEST_DATABASE_URL, type TestDatabase } from "./database.ts";
+import { createEmbeddedTestDatabase, createMigratedTestDatabase, migratedTemplateName, TEST_DATABASE_URL, type TestDatabase } from "./database.ts";
 
 const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
 const databases: TestDatabase[] = [];
@@ -127,4 +127,25 @@ describe("createMigratedTestDatabase", () => {
     expect(row!.n).toBe(1);
   });
 
+});
+
+describe("createEmbeddedTestDatabase", () => {
+  test("with { migrated: true } every embedded migration is applied, unmodified; without it none is, and copies are private", async () => {
+    const [migrated, bare, other] = [
+      await createEmbeddedTestDatabase({ migrated: true }),
+      await createEmbeddedTestDatabase(),
+      await createEmbeddedTestDatabase({ migrated: true }),
+    ];
+    try {
+      const status = await migrationStatus(migrated.handle.db);
+      expect(status.map((s) => s.tag)).toEqual(embedded.map((m) => m.tag));
+      expect(isCurrent(status)).toBe(true);
+      expect((await migrationStatus(bare.handle.db)).every((s) => s.state === "pending")).toBe(true);
+      await migrated.handle.sql.query("CREATE TABLE only_in_this_copy (n integer)");
+      const [row] = await other.handle.sql.query<{ t: string | null }>("SELECT to_regclass('only_in_this_copy')::text AS t");
+      expect(row!.t).toBeNull();
+    } finally {
+      await Promise.all([migrated.remove(), bare.remove(), other.remove()]);
+    }
+  }, 60_000);
 });

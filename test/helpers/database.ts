@@ -8,6 +8,7 @@
  *
  *   const migrated = await createMigratedTestDatabase();  // msg_test_<random> with every embedded migration applied
  *   await copyEmbeddedTemplate(join(dir, "messaging-data"));   // a fresh, unmigrated data directory for a binary
+ *   const e = await createEmbeddedTestDatabase({ migrated: true });   // PGlite, every migration applied
  */
 import { createHash } from "node:crypto";
 import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -225,19 +226,47 @@ function isAlive(pid: number): boolean {
   }
 }
 
+let migratedEmbedded: Promise<string> | undefined;
+
+/**
+ * The run's initdb'ed template with every embedded migration applied, made once per process from the first and
+ * closed cleanly. Migrating PGlite costs a quarter of a second or more, and the suite builds a few dozen
+ * migrated embedded apps.
+ */
+function migratedEmbeddedTemplate(): Promise<string> {
+  migratedEmbedded ??= (async () => {
+    const unmigrated = await embeddedTemplate();
+    const root = mkdtempSync(join(tmpdir(), `${TEMPLATE_PREFIX}${process.pid}-migrated-`));
+    process.once("exit", () => rmSync(root, { recursive: true, force: true }));
+    const dataDir = join(root, "data");
+    cpSync(unmigrated, dataDir, { recursive: true, errorOnExist: true, force: false });
+    const handle = await openDatabase({ dataDir, poolSize: 1 });
+    try {
+      await migrateUp(handle.db);
+    } finally {
+      await handle.close();
+    }
+    return dataDir;
+  })();
+  migratedEmbedded.catch(() => (migratedEmbedded = undefined));
+  return migratedEmbedded;
+}
+
 /** Fills `dataDir` (which must not exist yet) with a copy of the run's initdb'ed, unmigrated template. */
 export async function copyEmbeddedTemplate(dataDir: string): Promise<void> {
   cpSync(await embeddedTemplate(), dataDir, { recursive: true, errorOnExist: true, force: false });
 }
 
 /**
- * Opens an embedded PGlite database in a new temporary directory (not migrated), copied from the run's template
- * instead of running initdb. Opening PGlite still costs a second or so, so share one per test file.
+ * Opens an embedded PGlite database in a new temporary directory, copied from the run's template instead of
+ * running initdb: not migrated, or with `{ migrated: true }` every embedded migration applied. Opening PGlite
+ * still costs a second or so, so share one per test file.
  */
-export async function createEmbeddedTestDatabase(): Promise<TestEmbeddedDatabase> {
+export async function createEmbeddedTestDatabase(options: { migrated?: boolean } = {}): Promise<TestEmbeddedDatabase> {
   const root = await mkdtemp(join(tmpdir(), "msg-test-embedded-"));
   const dataDir = join(root, "data");
-  await copyEmbeddedTemplate(dataDir);
+  if (options.migrated) cpSync(await migratedEmbeddedTemplate(), dataDir, { recursive: true, errorOnExist: true, force: false });
+  else await copyEmbeddedTemplate(dataDir);
   const handle = await openDatabase({ dataDir, poolSize: 1 });
   return {
     handle,

@@ -4,7 +4,6 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { DatabaseHandle } from "../../src/db/client.ts";
-import { migrateUp } from "../../src/db/migrate.ts";
 import {
   ApiKeyVerifier,
   createApiKey,
@@ -75,10 +74,9 @@ for (const kind of ["postgres", "embedded"] as const) {
           await pg.drop();
         };
       } else {
-        const embedded = await createEmbeddedTestDatabase();
+        const embedded = await createEmbeddedTestDatabase({ migrated: true });
         handle = embedded.handle;
         dispose = embedded.remove;
-        await migrateUp(handle.db);
       }
     });
     afterAll(() => dispose());

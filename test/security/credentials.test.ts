@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadServiceConfig } from "../../src/providers/config.ts";
 import type { ProviderConfig } from "../../src/providers/config.ts";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
-import { migrateUp } from "../../src/db/migrate.ts";
 import { storedCredentialChecks } from "../../src/diagnostics/credentials.ts";
 import { listCredentials, parseOverlap, reencryptAll, storeCredential } from "../../src/security/credential-admin.ts";
 import { credentialsProblem } from "../../src/providers/readiness.ts";
@@ -51,10 +50,9 @@ describe.each(["postgres", "embedded"] as const)("credential store on %s", (kind
         await pg.drop();
       };
     } else {
-      const embedded = await createEmbeddedTestDatabase();
+      const embedded = await createEmbeddedTestDatabase({ migrated: true });
       database = embedded.handle;
       dispose = embedded.remove;
-      await migrateUp(database.db);
     }
   }, 60_000);
   afterAll(async () => {

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type DatabaseHandle, openPostgres } from "../../../src/db/client.ts";
-import { migrateUp } from "../../../src/db/migrate.ts";
 import type { SqlRunner } from "../../../src/db/runner.ts";
 import { textArray } from "../../../src/db/sql-arrays.ts";
 import { sqlMockLedger } from "../../../src/modules/provider-mock/ledger.ts";
@@ -83,10 +82,9 @@ describe.each(["postgres", "embedded"] as const)("sqlMockLedger on %s", (kind) =
       handle = openPostgres(pg.url, 2);
       cleanup = async () => (await handle.close(), await pg.drop());
     } else {
-      const embedded = await createEmbeddedTestDatabase();
+      const embedded = await createEmbeddedTestDatabase({ migrated: true });
       handle = embedded.handle;
       cleanup = embedded.remove;
-      await migrateUp(handle.db);
     }
   });
   afterAll(() => cleanup());
