@@ -6,7 +6,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, killAll, type ServeProcess, startServe } from "../helpers/binary.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { copyEmbeddedTemplate, createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 1500;
 /** What a stop may add to the shutdown timeout: answering the cut-short requests, closing the database, exiting. */
@@ -157,10 +157,12 @@ function embeddedTarget(): Target {
   const dir = mkdtempSync(join(tmpdir(), "msg-test-shutdown-"));
   scratch.push(dir);
   const dataDir = join(dir, "messaging-data");
+  let copied: Promise<void> | undefined;
   return {
     name: "embedded",
-    // The first start runs initdb, which takes a while on a busy machine.
+    // The first start finds the run's initdb'ed template copied in (initdb takes a while on a busy machine).
     start: async (env = {}) => {
+      await (copied ??= copyEmbeddedTemplate(dataDir));
       const s = await startServe({ cwd: dir, env, timeoutMs: 150_000 });
       running.push(s);
       return s;

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DataDirInUseError, lockDataDir } from "../../src/db/data-dir-lock.ts";
 import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
+import { copyEmbeddedTemplate } from "../helpers/database.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -78,8 +79,10 @@ describe("one serve per data directory (compiled binary)", () => {
 
   beforeAll(async () => {
     await ensureBinary();
-    // Create and migrate the database once, so the tests race on the lock rather than wait for initdb.
+    // Create and migrate the database once, so the tests race on the lock rather than wait for initdb (the run's
+    // initdb'ed template, copied, spares this one too).
     dataDir = join(dir, "served");
+    await copyEmbeddedTemplate(dataDir);
     const first = await serveOn(dataDir);
     expect(await first.stop()).toBe(0);
   }, 300_000);

@@ -2,7 +2,7 @@
  * The compiled binary delivering through the mock provider, for the crash and multi-instance tests: the
  * environment they share, a direct SQL connection to read what the processes wrote, and small polling helpers.
  *
- *   const db = await deliveryDatabase();                      // fresh PostgreSQL database + postgres.js client
+ *   const db = await deliveryDatabase();                      // fresh, migrated PostgreSQL database + postgres.js client
  *   const s = await startServe({ args: ["--migrate"], env: deliveryEnv(db.url, { MESSAGING_DELIVERY_WORKERS: "2" }) });
  *   await putMockConfig(s.url, { latency_ms: 30 });
  *   const id = await sendSms(s.url);                          // the id of a 202, or undefined
@@ -12,7 +12,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import { runBinary } from "../helpers/binary.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { createMigratedTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { metricValue } from "../helpers/messaging.ts";
 import { FAKE_ACCOUNT_SID } from "../providers/twilio-fake.ts";
 
@@ -40,8 +40,9 @@ export interface DeliveryDatabase extends TestDatabase {
   close(): Promise<void>;
 }
 
+/** A new database with every migration applied (a copy of the migrated template); the binaries' --migrate finds nothing to do. */
 export async function deliveryDatabase(): Promise<DeliveryDatabase> {
-  const pg = await createTestDatabase();
+  const pg = await createMigratedTestDatabase();
   const sql = postgres(pg.url, { max: 2, onnotice: () => {} });
   return {
     ...pg,

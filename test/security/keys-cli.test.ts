@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, killAll, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { copyEmbeddedTemplate, createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 const KEY = /msg_[a-z2-7]{10}_[A-Za-z0-9_-]{43}/g;
 const running: ServeProcess[] = [];
@@ -32,6 +32,8 @@ describe("the first serve", () => {
   test("with auth on by default and no key, serve makes one, prints it once on stderr and never logs it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "msg-keys-"));
     scratch.push(dir);
+    // A database as initdb leaves it: no migration, no key (the run's template, copied instead of initdb again).
+    await copyEmbeddedTemplate(join(dir, "messaging-data"));
     const first = await startServe({ cwd: dir, unset: ["MESSAGING_AUTH"] });
     running.push(first);
     const printed = first.stderr().match(KEY) ?? [];
@@ -54,6 +56,7 @@ describe("the first serve", () => {
   test("MESSAGING_AUTH=off logs a warning at start and makes no key", async () => {
     const dir = mkdtempSync(join(tmpdir(), "msg-keys-"));
     scratch.push(dir);
+    await copyEmbeddedTemplate(join(dir, "messaging-data"));
     const s = await startServe({ cwd: dir, env: { MESSAGING_AUTH: "off" } });
     running.push(s);
     expect(s.stdout()).toContain("MESSAGING_AUTH=off");

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, killAll, type ServeProcess, startServe } from "../../helpers/binary.ts";
+import { copyEmbeddedTemplate } from "../../helpers/database.ts";
 import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, keyOf, prepareDatabase, waitUntil } from "../../delivery/binary-fixture.ts";
 
 const running: ServeProcess[] = [];
@@ -117,6 +118,8 @@ describe("scheduled sends through the binary on the embedded database", () => {
     const dir = mkdtempSync(join(tmpdir(), "msg-sched-embedded-"));
     dirs.push(dir);
     const env = { MESSAGING_DATA_DIR: join(dir, "data"), API_RATE_LIMIT_PER_IP_PER_MIN: "100000" };
+    // The run's initdb'ed template, copied: the first start migrates it instead of running initdb again.
+    await copyEmbeddedTemplate(env.MESSAGING_DATA_DIR);
     const first = await serve(env, dir);
     const sendAt = Date.now() + 8000;
     const ids = [await schedule(first.url, sendAt), await schedule(first.url, sendAt + 200)];
