@@ -89,8 +89,9 @@ export class SendBatcher {
       this.options.observe?.batch?.(batch.length);
       this.inFlight++;
       let held = true;
-      // A batch holds its place until it is answered, or until its connection was lost: learning whether it
-      // committed (the fence) can take seconds, during which the next batch may go.
+      // A batch holds its place until its statement is answered (the next batch goes before its callers are
+      // answered), or until its connection was lost: learning whether it committed (the fence) can take seconds,
+      // during which the next batch may go.
       const release = () => {
         if (!held) return;
         held = false;
@@ -102,15 +103,22 @@ export class SendBatcher {
     this.options.observe?.queued?.(this.queue.length);
   }
 
-  private async write(batch: Pending[], onLost: () => void): Promise<void> {
+  /**
+   * Writes a batch, then gives up its place (`release`, which starts the next batch) before answering its callers:
+   * answering them runs each caller's continuation (its 202, its metrics) first, and under load that kept the
+   * database waiting for the next statement for as long as answering a whole batch took.
+   */
+  private async write(batch: Pending[], release: () => void): Promise<void> {
     try {
-      const ids = await this.writeOnce(batch.map((p) => p.message), onLost);
+      const ids = await this.writeOnce(batch.map((p) => p.message), release);
+      release();
       batch.forEach((p, i) => p.resolve(ids[i] ?? null));
     } catch (err) {
       if (batch.length > 1 && isServerError(err) && !isDatabaseUnavailable(err)) {
         await Promise.all(batch.map((p) => this.writeOnce([p.message]).then((ids) => p.resolve(ids[0] ?? null), p.reject)));
         return;
       }
+      release();
       for (const p of batch) p.reject(err);
     }
   }

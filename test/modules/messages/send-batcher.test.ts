@@ -104,6 +104,30 @@ describe("SendBatcher without a database", () => {
     expect(new Set((await Promise.all(sends)).map((ids) => ids!.id)).size).toBe(5);
   });
 
+  test("the next batch goes to the database before the callers of the one just written are answered", async () => {
+    const statements: { size: number; answer: () => void }[] = [];
+    const sql: SqlRunner = {
+      query: <T>(_text: string, params: unknown[] = []) =>
+        new Promise<T[]>((resolve) => {
+          const size = typeof params[0] === "string" && params[0].startsWith("[") ? (JSON.parse(params[0]) as unknown[]).length : 1;
+          statements.push({ size, answer: () => resolve(Array.from({ length: size }, (_, i) => ({ id: String(i + 1), conversation_id: "1" })) as T[]) });
+        }),
+      transaction: (fn) => fn(sql),
+    };
+    const batcher = new SendBatcher(sql, { maxInFlight: 1, maxBatch: 256 });
+    const seenByFirstCaller: number[] = [];
+    const first = batcher.submit(outbound("+12015550022", "pipelined 0")).then(() => seenByFirstCaller.push(statements.length));
+    const waiting = [1, 2].map((i) => batcher.submit(outbound("+12015550022", `pipelined ${i}`)));
+    expect(statements.map((s) => s.size)).toEqual([1]);
+    statements[0]!.answer();
+    await first;
+    // When the first caller was answered, the two sends that waited had already gone as the next statement.
+    expect(seenByFirstCaller).toEqual([2]);
+    expect(statements.map((s) => s.size)).toEqual([1, 2]);
+    statements[1]!.answer();
+    expect((await Promise.all(waiting)).map((ids) => ids!.id)).toEqual(["1", "2"]);
+  });
+
   test("a batch whose connection was lost lets the next batch go while the fence learns its outcome", async () => {
     const statements: { reject: (err: unknown) => void; resolve: (rows: unknown[]) => void }[] = [];
     const sql: SqlRunner = {
