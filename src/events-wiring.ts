@@ -12,6 +12,8 @@ import type { CredentialLookup } from "./security/credential-lookup.ts";
 import { eventEgress } from "./events/egress.ts";
 import { VERSION } from "./version.ts";
 
+/** The longest idle wait of the event router on the embedded database, where any statement wakes it sooner. */
+const EMBEDDED_EVENT_IDLE_MAX_MS = 30_000;
 /** A receiver's answer is read only for its status; a larger one is cut off (and counts as a failure). */
 const MAX_EVENT_RESPONSE_BYTES = 64 * 1024;
 
@@ -27,12 +29,17 @@ export function createEventWorkers(config: Config, database: DatabaseHandle, met
     maxResponseBytes: MAX_EVENT_RESPONSE_BYTES,
   });
   return new EventWorkers(
-    { sql: database.sql, credentials, egress, metrics, logger },
+    // On the embedded database every commit is this process's own: the router sleeps until a statement of another
+    // caller wakes it (its own statements run unreported), with a long poll as the safety net.
+    database.activity
+      ? { sql: database.activity.quietSql, activity: database.activity, credentials, egress, metrics, logger }
+      : { sql: database.sql, credentials, egress, metrics, logger },
     {
       deliver: config.eventWorkers,
       concurrency: config.eventConcurrency,
       timeoutMs: config.eventTimeoutMs,
       pollMs: config.eventPollMs,
+      ...(database.activity ? { idleMaxMs: EMBEDDED_EVENT_IDLE_MAX_MS } : {}),
       retryForMs: config.eventRetryHours * 3_600_000,
       disableAfterMs: config.eventDisableAfterHours * 3_600_000,
       backoff: { baseMs: config.eventBackoffBaseMs, capMs: config.eventBackoffCapMs },

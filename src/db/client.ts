@@ -5,6 +5,7 @@ import postgres from "postgres";
 import { pgliteRunner, postgresRunner, type SqlRunner } from "./runner.ts";
 import * as schema from "./schema.ts";
 import { deadlineSockets } from "./statement-deadline.ts";
+import { observeStatements, type StatementActivity } from "./statement-activity.ts";
 import { inProcessWriteFence, postgresWriteFence, type WriteFence } from "./write-fence.ts";
 
 /** The drizzle database every repository receives; the same for PostgreSQL and the embedded PGlite. */
@@ -32,6 +33,11 @@ export interface DatabaseHandle {
    * what lives with a session: the delivery worker's advisory lock (delivery/liveness.ts).
    */
   session?: () => { sql: SqlRunner; close(): Promise<void> };
+  /**
+   * Embedded only: the statements this process runs, as they settle (statement-activity.ts), so that a loop
+   * waiting for others' writes sleeps until one happens instead of polling.
+   */
+  activity?: StatementActivity;
   close(): Promise<void>;
 }
 
@@ -98,10 +104,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   const unlock = lockDataDir(options.dataDir);
   try {
     const pglite = await openEmbeddedDatabase(options.dataDir);
+    const activity = observeStatements(pglite);
     return {
       db: drizzlePglite(pglite, { schema }) as unknown as Database,
       sql: pgliteRunner(pglite),
       kind: "embedded",
+      activity,
       fence: inProcessWriteFence,
       describe: `embedded PostgreSQL in ${options.dataDir}`,
       close: async () => {

@@ -42,6 +42,12 @@ export interface EventWorkerOptions {
   timeoutMs: number;
   /** How often an idle worker looks for new events. */
   pollMs: number;
+  /**
+   * With `activity` (one process owns the database): after a round that found nothing to route or send, with no
+   * endpoint registered, the wait is this instead of `pollMs`, cut short by the next statement of another caller
+   * (rounds stay at least `pollMs` apart).
+   */
+  idleMaxMs?: number;
   /** How long a delivery is retried after it was first due. */
   retryForMs: number;
   /** An endpoint whose deliveries have all failed this long is disabled. */
@@ -59,7 +65,10 @@ export interface EventWorkerOptions {
 }
 
 export interface EventWorkerDeps {
+  /** With `activity`, a runner whose statements are not reported there (the worker's own would wake it). */
   sql: SqlRunner;
+  /** Every statement of this process (db/statement-activity.ts): one ends a worker's idle wait. */
+  activity?: { subscribe(listener: () => void): () => void };
   credentials: CredentialLookup;
   egress: Pick<Egress, "request">;
   metrics: Metrics;
@@ -97,6 +106,13 @@ export class EventWorkers {
   private readonly idleWaiters: (() => void)[] = [];
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private readonly leaseMs: number;
+  /** In the long wait of `idleMaxMs`, which a statement of another caller ends. */
+  private waitingLong = false;
+  /** The last wait was the long one: the statement that ended it may have registered the first endpoint. */
+  private waitedLong = false;
+  /** A statement of another caller settled since the current round began (it may have written events). */
+  private activitySeen = false;
+  private unsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly deps: EventWorkerDeps,
@@ -110,6 +126,7 @@ export class EventWorkers {
 
   start(): void {
     if (this.running || this.stopping) return;
+    this.unsubscribe = this.deps.activity?.subscribe(() => this.activity());
     this.running = this.loop();
     const sample = () => void this.sample();
     this.timers.push(setInterval(sample, this.options.sampleMs ?? 5000));
@@ -129,9 +146,16 @@ export class EventWorkers {
     wake?.();
   }
 
+  /** A statement of another caller settled: it ends the long idle wait; a short one runs its course. */
+  private activity(): void {
+    this.activitySeen = true;
+    if (this.waitingLong) this.wake();
+  }
+
   /** Stops claiming, waits up to `timeoutMs` for POSTs in flight, writes their outcomes and gives back the rest. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
+    this.unsubscribe?.();
     for (const t of this.timers) clearInterval(t);
     this.wake();
     await this.running;
@@ -145,18 +169,41 @@ export class EventWorkers {
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
+      const started = Date.now();
+      this.activitySeen = false;
+      const afterLongWait = this.waitedLong;
+      this.waitedLong = false;
       let busy = false;
+      let quiet = false;
       try {
-        busy = (await this.step()) || busy;
+        const round = await this.step(afterLongWait);
+        busy = round.more;
+        quiet = round.quiet;
       } catch (err) {
         this.deps.logger.warn({ err }, "event routing or claiming failed; retrying after the poll interval");
       }
-      if (!busy && !this.stopping) await this.sleep(this.options.pollMs);
+      if (busy || this.stopping) continue;
+      const { pollMs, idleMaxMs } = this.options;
+      // A statement of another caller during the round may have committed events after its snapshot: no long wait.
+      if (!quiet || idleMaxMs === undefined || this.activitySeen) {
+        await this.sleep(pollMs);
+        continue;
+      }
+      this.waitingLong = true;
+      await this.sleep(Math.max(pollMs, idleMaxMs));
+      this.waitingLong = false;
+      this.waitedLong = true;
+      const rest = started + pollMs - Date.now();
+      if (rest > 0 && !this.stopping) await this.sleep(rest);
     }
   }
 
-  /** One round: route what is new, claim what the endpoints can take. True when there may be more at once. */
-  private async step(): Promise<boolean> {
+  /**
+   * One round: route what is new, claim what the endpoints can take. `more` when there may be more at once;
+   * `quiet` when it found nothing to do and nothing can come due without a statement of some caller (no POST in
+   * flight, no endpoint whose retries fall due by the clock).
+   */
+  private async step(afterLongWait = false): Promise<{ more: boolean; quiet: boolean }> {
     // An answer wakes the loop to claim again; routing (a write) runs at most twice per poll interval meanwhile.
     let routed = { events: 0, deliveries: 0 };
     if (this.inFlight === 0 || Date.now() - this.routedAt >= this.options.pollMs / 2) {
@@ -171,13 +218,13 @@ export class EventWorkers {
         this.routedSnapshot = step.events < ROUTE_BATCH ? snapshot : undefined;
       }
     }
-    if (!this.options.deliver) return routed.events === ROUTE_BATCH;
-    if (Date.now() - this.endpointsReadAt >= ENDPOINTS_REFRESH_MS) await this.readEndpoints();
+    if (!this.options.deliver) return { more: routed.events === ROUTE_BATCH, quiet: routed.events === 0 };
+    if (Date.now() - this.endpointsReadAt >= ENDPOINTS_REFRESH_MS || (afterLongWait && this.gates.size === 0)) await this.readEndpoints();
     const caps = this.capacities();
     const claimed = await claimDeliveries(this.deps.sql, caps, this.holder, this.leaseMs, this.options.snippetLength);
     if (claimed.length > 0) this.send(claimed);
     const full = claimed.length > 0 && claimed.length === [...caps.values()].reduce((a, b) => a + b, 0);
-    return routed.events === ROUTE_BATCH || full;
+    return { more: routed.events === ROUTE_BATCH || full, quiet: routed.events === 0 && this.gates.size === 0 && this.inFlight === 0 };
   }
 
   private async readEndpoints(): Promise<void> {

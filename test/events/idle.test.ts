@@ -1,6 +1,7 @@
 // The background loops of an idle `serve` cost next to nothing (issue 19, "Request overhead"): on the embedded
 // database they share the process and thread with the HTTP server. Counted through a wrapped SqlRunner: over an
-// idle second the event router runs no routing statement, and the promoter in its embedded setting (a long idle
+// idle second the event router runs no routing statement (and, woken by the embedded database's statement
+// activity instead of polling, not even its snapshot read), and the promoter in its embedded setting (a long idle
 // poll) runs no statement at all, and the delivery workers (singleProcess) back off to a claim every few seconds;
 // a write still gets routed, a scheduled send still goes out on time, and a retry still goes out at its time.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -84,6 +85,60 @@ describe("idle background loops on the embedded database", () => {
         moved = now!.event_id !== before!.event_id;
       }
       expect(moved).toBe(true);
+    } finally {
+      await workers.stop(1000);
+    }
+  });
+
+  test("with the embedded database's statement activity the router waits long while idle, and another caller's send ends the wait", async () => {
+    const activity = t.database.activity!;
+    const counter = counting(activity.quietSql);
+    const workers = new EventWorkers(
+      {
+        sql: counter.sql,
+        activity,
+        credentials: noCredentials,
+        egress: { request: async () => { throw new Error("no endpoint is configured in this test"); } },
+        metrics: t.metrics,
+        logger: silent,
+      },
+      {
+        deliver: true,
+        concurrency: 4,
+        timeoutMs: 1000,
+        pollMs: 20,
+        idleMaxMs: 30_000,
+        retryForMs: 60_000,
+        disableAfterMs: 60_000,
+        backoff: { baseMs: 100, capMs: 1000 },
+        breaker: { failureThreshold: 5, openMs: 1000 },
+        retentionDays: 0,
+        snippetLength: 64,
+        userAgent: `messaging/${VERSION}`,
+        sampleMs: 60_000,
+      },
+    );
+    workers.start();
+    try {
+      await Bun.sleep(300);
+      counter.reset();
+      await Bun.sleep(1000);
+      // Polling every 20 ms would look about 50 times; nothing else runs a statement here, so it does not look.
+      expect(counter.count(/pg_current_snapshot/)).toBe(0);
+
+      const [before] = await t.database.sql.query<{ event_id: string }>("SELECT event_id::text AS event_id FROM event_router WHERE id = 1");
+      const sentAt = Date.now();
+      const sent = await post(t.app, "/api/messages/sms", smsSend());
+      expect(sent.status).toBe(202);
+      let moved = false;
+      while (!moved && Date.now() < sentAt + 3000) {
+        await Bun.sleep(20);
+        const [now] = await counter.sql.query<{ event_id: string }>("SELECT event_id::text AS event_id FROM event_router WHERE id = 1");
+        moved = now!.event_id !== before!.event_id;
+      }
+      // Routed within the poll of the statement, not at the 30 s safety net.
+      expect(moved).toBe(true);
+      expect(counter.count(ROUTE)).toBeGreaterThanOrEqual(1);
     } finally {
       await workers.stop(1000);
     }
