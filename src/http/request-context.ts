@@ -51,7 +51,8 @@ export function requestContext(options: RequestContextOptions) {
       const pattern = route || "unmatched";
       metrics.recordRequest(method, pattern, status, seconds);
       if (logger.isLevelEnabled("info")) {
-        writeRequestLine(logger, { request_id: state.id, method, route: pattern, status, duration_ms: Math.round(seconds * 1e4) / 10 });
+        // The id is ours (a UUID) or an inbound one that passed SANE_REQUEST_ID: JSON text either way.
+        writeRequestLine(logger, { request_id: state.id, method, route: pattern, status, duration_ms: Math.round(seconds * 1e4) / 10 }, true);
       }
     });
 }

@@ -33,6 +33,7 @@ export interface Principal {
 
 const states = new WeakMap<Request, RequestState>();
 
+/** Also JSON text as it is (no quote, backslash or control character): the log line writes it unescaped. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 
 export function beginRequest(request: Request): RequestState {

@@ -90,6 +90,25 @@ describe("the per-request line on stdout (Bun's native writer, written in pieces
       const log = createLogger({ level: "info" });
       for (const line of ${JSON.stringify(fields)}) { writeRequestLine(log, line); log.info(line, "request"); }
       await flushLogger(log);`;
+    // Lines written one after the other stay intact and in order, an id the caller vouches for included.
+    const sane = { request_id: "Req.1_2:3@4/5+6=7-8", method: "GET", route: "/healthz", status: 200, duration_ms: 0.1 };
+    const batched = `
+      const { createLogger, flushLogger, writeRequestLine } = await import(${JSON.stringify(logger)});
+      const log = createLogger({ level: "info" });
+      const sane = ${JSON.stringify(sane)};
+      for (let i = 0; i < 3; i++) writeRequestLine(log, { ...sane, status: 200 + i }, true);
+      log.info("after the batch");
+      await new Promise((resolve) => setImmediate(resolve));
+      writeRequestLine(log, { ...sane, status: 203 }, true);
+      log.info({ ...sane, status: 203 }, "request");
+      await flushLogger(log);`;
+    const batchChild = Bun.spawn([process.execPath, "-e", batched], { stdout: "pipe", stderr: "inherit" });
+    const batchOut = (await new Response(batchChild.stdout).text()).trimEnd().split("\n");
+    expect(await batchChild.exited).toBe(0);
+    expect(batchOut.map((text) => JSON.parse(text).status ?? JSON.parse(text).msg)).toEqual([200, 201, 202, "after the batch", 203, 203]);
+    // An inbound id the request state admits (request-state.ts) is written unescaped, as pino writes it.
+    expect(batchOut[4]!.replace(/"time":"[^"]*"/, "")).toBe(batchOut[5]!.replace(/"time":"[^"]*"/, ""));
+    expect(JSON.parse(batchOut[4]!)).toMatchObject({ msg: "request", ...sane, status: 203 });
     const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "inherit" });
     const out = await new Response(child.stdout).text();
     expect(await child.exited).toBe(0);
