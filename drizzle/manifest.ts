@@ -19,6 +19,7 @@ import m16 from "./0017_event_order_by_xid.sql" with { type: "text" };
 import m17 from "./0018_delivery_pages.sql" with { type: "text" };
 import m18 from "./0019_delivery_attempts_key.sql" with { type: "text" };
 import m19 from "./0020_status_events_by_the_write.sql" with { type: "text" };
+import m20 from "./0021_idempotency_response_text.sql" with { type: "text" };
 
 /** The embedded migrations, in the order they apply. */
 export const migrations: readonly { tag: string; sql: string }[] = [
@@ -42,4 +43,5 @@ export const migrations: readonly { tag: string; sql: string }[] = [
   { tag: "0018_delivery_pages", sql: m17 },
   { tag: "0019_delivery_attempts_key", sql: m18 },
   { tag: "0020_status_events_by_the_write", sql: m19 },
+  { tag: "0021_idempotency_response_text", sql: m20 },
 ];

@@ -237,6 +237,8 @@ export const idempotencyKeys = pgTable(
     requestHash: text("request_hash").notNull(),
     responseStatus: integer("response_status").notNull(),
     responseBody: jsonb("response_body").notNull(),
+    /** The first answer's text, which a replay repeats (since 0021; jsonb reorders keys). Null in older rows. */
+    responseText: text("response_text"),
     createdAt: createdAt(),
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
   },

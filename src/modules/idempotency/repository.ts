@@ -15,13 +15,17 @@ export async function tryLockKey(tx: SqlRunner, scope: string, key: string): Pro
   return row?.locked === true;
 }
 
+/**
+ * The live stored response, its body parsed from the text of the first answer so its keys keep their order. A row
+ * stored before migration 0021 has only the jsonb copy, read as text (keys in jsonb's order).
+ */
 export async function findLive(tx: SqlRunner, scope: string, key: string): Promise<StoredResponseRow | undefined> {
-  const [row] = await tx.query<StoredResponseRow>(
-    `SELECT request_hash, response_status, response_body FROM idempotency_keys
+  const [row] = await tx.query<{ request_hash: string; response_status: number; response_text: string }>(
+    `SELECT request_hash, response_status, coalesce(response_text, response_body::text) AS response_text FROM idempotency_keys
       WHERE scope = $1 AND key = $2 AND expires_at > now()`,
     [scope, key],
   );
-  return row;
+  return row && { request_hash: row.request_hash, response_status: row.response_status, response_body: JSON.parse(row.response_text) };
 }
 
 export async function saveResponse(
@@ -29,11 +33,13 @@ export async function saveResponse(
   row: { scope: string; key: string; hash: string; status: number; body: unknown; ttlHours: number },
 ): Promise<void> {
   await tx.query(
-    `INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body, expires_at)
-     VALUES ($1, $2, $3, $4, $5::jsonb, now() + make_interval(hours => $6::int))
+    // The text is what replays read; the jsonb copy is for binaries of before 0021 during an upgrade.
+    `INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body, response_text, expires_at)
+     VALUES ($1, $2, $3, $4, $5::text::jsonb, $5::text, now() + make_interval(hours => $6::int))
      ON CONFLICT (scope, key) DO UPDATE
        SET request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
-           response_body = EXCLUDED.response_body, created_at = now(), expires_at = EXCLUDED.expires_at`,
+           response_body = EXCLUDED.response_body, response_text = EXCLUDED.response_text, created_at = now(),
+           expires_at = EXCLUDED.expires_at`,
     [row.scope, row.key, row.hash, row.status, JSON.stringify(row.body), row.ttlHours],
   );
 }

@@ -93,3 +93,41 @@ describe("claimIdempotencyKey and rememberResponse", () => {
     expect(await t.database.sql.transaction((tx) => claimIdempotencyKey(tx, r))).toBeNull();
   });
 });
+
+// jsonb keeps an object's keys sorted by length: a replay rebuilt from it differed from the answer it repeats.
+describe.each(["postgres", "embedded"] as const)("a stored response on %s (migration 0021)", (database) => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = database === "postgres" ? t : await buildTestApp({ database });
+  }, 60_000);
+  afterAll(() => (database === "postgres" ? undefined : app.close()));
+  const req = (key: string) => ({ scope: `order-${database}:POST /x`, key, hash: "h" });
+  // Keys that jsonb would put in another order, at the top and below it.
+  const body = { status: "accepted", id: "9", conversation_id: "3", detail: { zebra: 1, ox: [{ longest: true, a: null }] } };
+
+  test("replays the first answer's text: every key in its first order, at every depth", async () => {
+    const r = req("order-1");
+    await app.database.sql.transaction((tx) => rememberResponse(tx, r, { status: 202, body }, 24));
+    const stored = await app.database.sql.transaction((tx) => claimIdempotencyKey(tx, r));
+    expect(JSON.stringify(stored!.body)).toBe(JSON.stringify(body));
+  });
+
+  test("a binary of before 0021 (reading response_body) still finds the same answer", async () => {
+    const r = req("order-2");
+    await app.database.sql.transaction((tx) => rememberResponse(tx, r, { status: 202, body }, 24));
+    const [row] = await app.database.sql.query<{ response_body: unknown }>("SELECT response_body FROM idempotency_keys WHERE scope = $1 AND key = $2", [r.scope, r.key]);
+    expect(row!.response_body).toEqual(body);
+  });
+
+  test("a row stored before 0021 (no text) is replayed from its jsonb copy", async () => {
+    const r = req("order-3");
+    // As a binary of before 0021 writes it, during an upgrade or before it.
+    await app.database.sql.query(
+      `INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body, expires_at)
+       VALUES ($1, $2, 'h', 202, $3::jsonb, now() + interval '1 hour')`,
+      [r.scope, r.key, JSON.stringify(body)],
+    );
+    const stored = await app.database.sql.transaction((tx) => claimIdempotencyKey(tx, r));
+    expect(stored).toEqual({ status: 202, body });
+  });
+});
