@@ -27,6 +27,8 @@ export interface SendBatcherOptions {
     queued?(depth: number): void;
     refused?(): void;
     outcome?(state: WriteOutcome["state"]): void;
+    /** The messages of a statement that committed, with what each caller is answered (null: refused, opt-out). */
+    stored?(messages: readonly NewMessage[], ids: readonly Written[]): void;
   };
 }
 
@@ -110,12 +112,21 @@ export class SendBatcher {
    */
   private async write(batch: Pending[], release: () => void): Promise<void> {
     try {
-      const ids = await this.writeOnce(batch.map((p) => p.message), release);
+      const messages = batch.map((p) => p.message);
+      const ids = await this.writeOnce(messages, release);
       release();
+      this.options.observe?.stored?.(messages, ids);
       batch.forEach((p, i) => p.resolve(ids[i] ?? null));
     } catch (err) {
       if (batch.length > 1 && isServerError(err) && !isDatabaseUnavailable(err)) {
-        await Promise.all(batch.map((p) => this.writeOnce([p.message]).then((ids) => p.resolve(ids[0] ?? null), p.reject)));
+        await Promise.all(
+          batch.map((p) =>
+            this.writeOnce([p.message]).then((ids) => {
+              this.options.observe?.stored?.([p.message], ids);
+              p.resolve(ids[0] ?? null);
+            }, p.reject),
+          ),
+        );
         return;
       }
       release();

@@ -30,7 +30,8 @@ export function sendMessage(deps: MessagesDeps, input: MessageInput, idem?: Idem
     // each await is a promise and a turn of the microtask queue, paid by every request.
     const charging = chargeSender(deps, message);
     const written = charging ? charging.then(() => deps.batcher.submit(message)) : deps.batcher.submit(message);
-    return written.then((ids) => settled(deps, message, { status: 202, body: accepted(storedOrRefused(deps, ids)), replayed: false }));
+    // Counted by the batcher, once per batch (service.ts).
+    return written.then((ids) => woken(deps, message, { status: 202, body: accepted(storedOrRefused(deps, ids)), replayed: false }));
   } catch (err) {
     // A refusal known before anything is written (429, 400, 422) is a rejection like the others.
     return Promise.reject(err);
@@ -59,9 +60,14 @@ function sendKeyed(deps: MessagesDeps, message: NewMessage, idem: IdempotencyReq
   );
 }
 
-/** What follows a committed send (or a replay): its metrics, and the wake-up of delivery or the scheduler. */
+/** What follows a committed keyed send (or a replay): its metrics, and the wake-up of delivery or the scheduler. */
 function settled(deps: MessagesDeps, message: NewMessage, result: WriteResult): WriteResult {
   countWrite(deps.metrics, result, message);
+  return woken(deps, message, result);
+}
+
+/** Wakes delivery (or the scheduler) for a committed send; a replay wakes nothing. */
+function woken(deps: MessagesDeps, message: NewMessage, result: WriteResult): WriteResult {
   if (!result.replayed) {
     if (message.sendAt) deps.onScheduled?.(message.sendAt);
     else deps.onOutboundCommitted?.();

@@ -14,6 +14,7 @@ import type { RouteCheck } from "../../providers/registry.ts";
 import { type MessagePage, readConversationPage } from "./read.ts";
 import { type MessageQueries, messageQueries } from "./repository.ts";
 import { SendBatcher, type SendBatcherOptions } from "./send-batcher.ts";
+import { countStoredBatch } from "./write.ts";
 
 export { getMessage, listConversationMessages, type MessagePage, parseId } from "./read.ts";
 export { receiveMessage } from "./receive.ts";
@@ -70,6 +71,8 @@ export function messagesDeps(
       queued: (depth) => metrics.sendQueueDepth.set(depth),
       refused: () => metrics.sendQueueRejected.inc(),
       outcome: onOutcome,
+      // The batch's accepted messages and segments, counted once per batch (send.ts counts keyed sends itself).
+      stored: (messages, ids) => countStoredBatch(metrics, messages, ids),
     },
   });
   return { sql, queries: messageQueries(db), batcher, conversationPage, onOutcome, ...others };

@@ -101,6 +101,22 @@ export function countWrite(metrics: Metrics, result: WriteResult, message: NewMe
   }
 }
 
+/**
+ * countWrite for the outbound messages of one batch that were stored (a null is one refused for an opt-out): one
+ * increment per channel and encoding instead of one per message, each of which hashes its labels.
+ */
+export function countStoredBatch(metrics: Metrics, messages: readonly NewMessage[], stored: readonly unknown[]): void {
+  const accepted = new Map<NewMessage["channel"], number>();
+  const segments = new Map<NonNullable<NewMessage["encoding"]>, number>();
+  messages.forEach((m, i) => {
+    if (stored[i] === null || stored[i] === undefined) return;
+    accepted.set(m.channel, (accepted.get(m.channel) ?? 0) + 1);
+    if (m.encoding !== null && m.segments !== null) segments.set(m.encoding, (segments.get(m.encoding) ?? 0) + m.segments);
+  });
+  for (const [channel, n] of accepted) metrics.messagesAccepted.inc({ channel, direction: "outbound" }, n);
+  for (const [encoding, n] of segments) metrics.smsSegments.inc({ encoding }, n);
+}
+
 /** 503 for a write whose commit could not be confirmed or ruled out in time (SPEC §2 `outcome_unknown`). */
 export const outcomeUnknown = (cause: unknown) =>
   new AppError(
