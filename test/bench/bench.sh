@@ -4,7 +4,7 @@
 #   1. send load (test/bench/send.lua, wrk -t2 -c50): default `serve` on PostgreSQL (delivery on, LOG_LEVEL=info,
 #      mock latency 0), then API-only (MESSAGING_DELIVERY_WORKERS=0), then pgbench one-row inserts (16 clients);
 #      the backlog left when the delivery-on run ends; CPU seconds per 1,000 delivered messages (service and its
-#      PostgreSQL backends, from /proc).
+#      PostgreSQL backends, from /proc), and per 1,000 accepted in the API-only run: the difference is delivery's.
 #   2. drain of a BACKLOG (20,000) seeded with SQL, one `serve`: messages/s and CPU per 1,000.
 #   3. /healthz of the binary (embedded database, LOG_LEVEL=info, auth on) next to a bare Elysia route.
 #   4. RECOVERY_RUNS (5) kill -9 runs of test/bench/recovery.sh: seconds from the restart until every stored
@@ -92,6 +92,7 @@ if want load; then
     wrk -t2 -c50 -d2s -s test/bench/send.lua "http://127.0.0.1:$PORT" >/dev/null
     q "SELECT 1" >/dev/null
     before_sent=$(q "SELECT count(*) FROM messages WHERE status = 'sent'")
+    before_all=$(q "SELECT count(*) FROM messages")
     mapfile -t pgp < <(pg_pids)
     c0_svc=$(cpu_of "$SERVE_PID"); c0_pg=$(cpu_of "${pgp[@]}")
     out=$(wrk -t2 -c50 -d"$DURATION" -s test/bench/send.lua "http://127.0.0.1:$PORT")
@@ -104,13 +105,17 @@ if want load; then
       left=$(q "SELECT count(*) FROM messages WHERE direction = 'outbound' AND status NOT IN ('sent', 'delivered', 'failed')")
       sleep 3
       left3=$(q "SELECT count(*) FROM messages WHERE direction = 'outbound' AND status NOT IN ('sent', 'delivered', 'failed')")
-      svc=$(awk -v a="$c0_svc" -v b="$c1_svc" -v n="$sent" 'BEGIN { printf "%.2f", (b - a) * 1000 / n }')
-      pgc=$(awk -v a="$c0_pg" -v b="$c1_pg" -v n="$sent" 'BEGIN { printf "%.2f", (b - a) * 1000 / n }')
+      svc=$(awk -v a="$c0_svc" -v b="$c1_svc" -v n="$sent" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }')
+      pgc=$(awk -v a="$c0_pg" -v b="$c1_pg" -v n="$sent" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }')
       echo "delivery on: ${RPS[on]} sends/s (non-2xx $bad), sent during the run $sent, backlog at the end $left, 3 s later $left3; CPU per 1,000 sent (sends included): service ${svc} s, PostgreSQL ${pgc} s" >&2
       CPU_LOAD="service $svc s, PostgreSQL $pgc s"
       BACKLOG_END="$left (3 s later $left3)"
     else
-      echo "API-only: ${RPS[off]} sends/s (non-2xx $bad)" >&2
+      accepted=$(( $(q "SELECT count(*) FROM messages") - before_all ))
+      svc=$(awk -v a="$c0_svc" -v b="$c1_svc" -v n="$accepted" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }')
+      pgc=$(awk -v a="$c0_pg" -v b="$c1_pg" -v n="$accepted" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }')
+      echo "API-only: ${RPS[off]} sends/s (non-2xx $bad); CPU per 1,000 accepted: service ${svc} s, PostgreSQL ${pgc} s" >&2
+      CPU_API="service $svc s, PostgreSQL $pgc s"
     fi
     stop_all
   done
@@ -123,6 +128,7 @@ if want load; then
   row "sends/s, delivery on / pgbench one-row inserts" "$(ratio "${RPS[on]}" "$tps")" "${RPS[on]} / $tps" "" ""
   row "sends/s, API-only / pgbench one-row inserts" "$(ratio "${RPS[off]}" "$tps")" "${RPS[off]} / $tps" ">= 0.5" ""
   row "CPU per 1,000 sent under send load (sends + delivery)" "" "$CPU_LOAD" "" "load $(load)"
+  row "CPU per 1,000 accepted, API-only (sends alone)" "" "$CPU_API" "" ""
 fi
 
 if want drain; then
@@ -142,8 +148,8 @@ if want drain; then
   c0_svc=0; c0_pg=0; c1_svc=$(cpu_of "$SERVE_PID"); c1_pg=$(cpu_of "${pgp[@]}")
   read -r sent secs < <(q "SELECT count(*), round(extract(epoch FROM max(updated_at) - (SELECT min(started_at) FROM delivery_attempts))::numeric, 2) FROM messages WHERE status = 'sent'" | tr '|' ' ')
   rate=$(awk -v n="$sent" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
-  svc=$(awk -v a="$c0_svc" -v b="$c1_svc" -v n="$sent" 'BEGIN { printf "%.2f", (b - a) * 1000 / n }')
-  pgc=$(awk -v a="$c0_pg" -v b="$c1_pg" -v n="$sent" 'BEGIN { printf "%.2f", (b - a) * 1000 / n }')
+  svc=$(awk -v a="$c0_svc" -v b="$c1_svc" -v n="$sent" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }')
+  pgc=$(awk -v a="$c0_pg" -v b="$c1_pg" -v n="$sent" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }')
   echo "drain: $sent sent in $secs s = $rate msg/s; CPU per 1,000 delivered: service $svc s, PostgreSQL $pgc s" >&2
   stop_all
   row "drain of $BACKLOG queued, one process: msg/s / 10,000" "$(ratio "$rate" 10000)" "$rate msg/s ($sent in $secs s)" ">= 1.0" "load $(load)"
