@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
-import { copyEmbeddedTemplate, createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { copyEmbeddedTemplate, createMigratedTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { jqMissing, loadPeerCases, PEER_CASES_PATH, playPeerCase } from "../helpers/peer-cases.ts";
 
 const cases = loadPeerCases();
@@ -32,11 +32,11 @@ if (!cases) {
       const env: Record<string, string> = { MESSAGING_AUTH: "off" };
       const args: string[] = [];
       if (kind === "postgres") {
-        pg = await createTestDatabase();
+        pg = await createMigratedTestDatabase();
         env.DATABASE_URL = pg.url;
         args.push("--migrate");
       } else {
-        await copyEmbeddedTemplate(join(dir, "messaging-data"));
+        await copyEmbeddedTemplate(join(dir, "messaging-data"), { migrated: true });
       }
       server = await startServe({ cwd: dir, env, args });
     }, 120_000);

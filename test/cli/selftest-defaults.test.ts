@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, killAll, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
-import { copyEmbeddedTemplate, createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { copyEmbeddedTemplate, createMigratedTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 interface JsonReport {
   summary: { passed: number; failed: number; skipped: number; duration_ms: number; api_requests: number };
@@ -47,7 +47,7 @@ afterAll(async () => {
 describe("a default deployment: auth on, every default, the embedded database", () => {
   test("with its first key the whole suite passes three times in a row, each run within 30 s", async () => {
     const dir = tempDir();
-    await copyEmbeddedTemplate(join(dir, "messaging-data"));
+    await copyEmbeddedTemplate(join(dir, "messaging-data"), { migrated: true });
     const server = await startServe({ cwd: dir, unset: ["MESSAGING_AUTH"] });
     running.push(server);
     const key = server.stderr().match(KEY)?.[0];
@@ -77,7 +77,7 @@ describe("a default deployment: auth on, every default, the embedded database", 
 describe("a deployment with high limits (legitimate settings the suite cannot exhaust)", () => {
   let server: ServeProcess;
   beforeAll(async () => {
-    const pg = await createTestDatabase();
+    const pg = await createMigratedTestDatabase();
     databases.push(pg);
     server = await startServe({ env: { DATABASE_URL: pg.url, API_RATE_LIMIT_PER_SENDER_PER_MIN: "1000000", API_RATE_LIMIT_PER_IP_PER_MIN: "1000000" }, args: ["--migrate"] });
     running.push(server);

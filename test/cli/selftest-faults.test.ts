@@ -119,7 +119,7 @@ describe("a service with one behaviour broken fails the case that checks it, by 
 
   beforeAll(async () => {
     const dir = tempDir();
-    await copyEmbeddedTemplate(join(dir, "messaging-data"));
+    await copyEmbeddedTemplate(join(dir, "messaging-data"), { migrated: true });
     server = await startServe({ cwd: dir, env: { API_RATE_LIMIT_PER_IP_PER_MIN: "100000" } });
     running.push(server);
     proxy = fakeServer((req) => forward(server, req));

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { ALL_CASES } from "../../cli/selftest/cases/index.ts";
 import { ensureBinary, killAll, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
-import { copyEmbeddedTemplate, createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { copyEmbeddedTemplate, createMigratedTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 /**
  * Settings that keep these runs short without changing what is checked: the per-client limit is raised (the
@@ -88,7 +88,7 @@ beforeAll(async () => {
   await ensureBinary();
   embeddedTarget = started(async () => {
     const dir = tempDir();
-    await copyEmbeddedTemplate(join(dir, "messaging-data"));
+    await copyEmbeddedTemplate(join(dir, "messaging-data"), { migrated: true });
     const server = await startServe({ cwd: dir, env: FAST });
     running.push(server);
     return server;
@@ -106,7 +106,7 @@ beforeAll(async () => {
     return selftest(["--target", server.url, "--token", key, "--webhook-secret-file", secretFile]);
   });
   fullOnPostgres = started(async () => {
-    const pg = await createTestDatabase();
+    const pg = await createMigratedTestDatabase();
     databases.push(pg);
     const server = await startServe({ env: { ...FAST, DATABASE_URL: pg.url }, args: ["--migrate"] });
     running.push(server);
@@ -116,7 +116,7 @@ beforeAll(async () => {
   });
   pacedOnLowLimit = started(async () => {
     const dir = tempDir();
-    await copyEmbeddedTemplate(join(dir, "messaging-data"));
+    await copyEmbeddedTemplate(join(dir, "messaging-data"), { migrated: true });
     // The validation cases cost 55 requests: a burst of 52 makes the run wait on the limit (three times)
     // without spending half a minute on it as a burst of 40 did.
     const server = await startServe({ cwd: dir, env: { API_RATE_LIMIT_PER_IP_PER_MIN: "52" } });
@@ -128,7 +128,7 @@ beforeAll(async () => {
 }, 180_000);
 
 async function startKeyedTarget(): Promise<{ server: ServeProcess; key: string; secretFile: string }> {
-  const pg = await createTestDatabase();
+  const pg = await createMigratedTestDatabase();
   databases.push(pg);
   const migrated = await runBinary(["migrate", "up"], { env: { DATABASE_URL: pg.url } });
   if (migrated.exitCode !== 0) throw new Error(`migrate up failed: ${migrated.stderr}`);

@@ -6,7 +6,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, killAll, type ServeProcess, startServe } from "../helpers/binary.ts";
-import { copyEmbeddedTemplate, createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { copyEmbeddedTemplate, createMigratedTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 1500;
 /** What a stop may add to the shutdown timeout: answering the cut-short requests, closing the database, exiting. */
@@ -144,7 +144,7 @@ function postgresTarget(): Target {
   return {
     name: "PostgreSQL",
     start: async (env = {}) => {
-      pg ??= await createTestDatabase();
+      pg ??= await createMigratedTestDatabase();
       const s = await startServe({ cwd: tmpdir(), args: ["--migrate"], env: { DATABASE_URL: pg.url, ...env } });
       running.push(s);
       return s;
@@ -160,9 +160,9 @@ function embeddedTarget(): Target {
   let copied: Promise<void> | undefined;
   return {
     name: "embedded",
-    // The first start finds the run's initdb'ed template copied in (initdb takes a while on a busy machine).
+    // The first start finds the run's migrated template copied in (initdb takes a while on a busy machine).
     start: async (env = {}) => {
-      await (copied ??= copyEmbeddedTemplate(dataDir));
+      await (copied ??= copyEmbeddedTemplate(dataDir, { migrated: true }));
       const s = await startServe({ cwd: dir, env, timeoutMs: 150_000 });
       running.push(s);
       return s;

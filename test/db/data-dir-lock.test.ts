@@ -80,9 +80,9 @@ describe("one serve per data directory (compiled binary)", () => {
   beforeAll(async () => {
     await ensureBinary();
     // Create and migrate the database once, so the tests race on the lock rather than wait for initdb (the run's
-    // initdb'ed template, copied, spares this one too).
+    // migrated template, copied, spares this one both).
     dataDir = join(dir, "served");
-    await copyEmbeddedTemplate(dataDir);
+    await copyEmbeddedTemplate(dataDir, { migrated: true });
     const first = await serveOn(dataDir);
     expect(await first.stop()).toBe(0);
   }, 300_000);

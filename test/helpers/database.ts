@@ -252,9 +252,13 @@ function migratedEmbeddedTemplate(): Promise<string> {
   return migratedEmbedded;
 }
 
-/** Fills `dataDir` (which must not exist yet) with a copy of the run's initdb'ed, unmigrated template. */
-export async function copyEmbeddedTemplate(dataDir: string): Promise<void> {
-  cpSync(await embeddedTemplate(), dataDir, { recursive: true, errorOnExist: true, force: false });
+/**
+ * Fills `dataDir` (which must not exist yet) with a copy of the run's initdb'ed template: unmigrated, or with
+ * `{ migrated: true }` every embedded migration applied (a binary started on it has nothing to migrate).
+ */
+export async function copyEmbeddedTemplate(dataDir: string, options: { migrated?: boolean } = {}): Promise<void> {
+  const template = options.migrated ? await migratedEmbeddedTemplate() : await embeddedTemplate();
+  cpSync(template, dataDir, { recursive: true, errorOnExist: true, force: false });
 }
 
 /**
@@ -265,8 +269,7 @@ export async function copyEmbeddedTemplate(dataDir: string): Promise<void> {
 export async function createEmbeddedTestDatabase(options: { migrated?: boolean } = {}): Promise<TestEmbeddedDatabase> {
   const root = await mkdtemp(join(tmpdir(), "msg-test-embedded-"));
   const dataDir = join(root, "data");
-  if (options.migrated) cpSync(await migratedEmbeddedTemplate(), dataDir, { recursive: true, errorOnExist: true, force: false });
-  else await copyEmbeddedTemplate(dataDir);
+  await copyEmbeddedTemplate(dataDir, options);
   const handle = await openDatabase({ dataDir, poolSize: 1 });
   return {
     handle,

@@ -118,8 +118,8 @@ describe("scheduled sends through the binary on the embedded database", () => {
     const dir = mkdtempSync(join(tmpdir(), "msg-sched-embedded-"));
     dirs.push(dir);
     const env = { MESSAGING_DATA_DIR: join(dir, "data"), API_RATE_LIMIT_PER_IP_PER_MIN: "100000" };
-    // The run's initdb'ed template, copied: the first start migrates it instead of running initdb again.
-    await copyEmbeddedTemplate(env.MESSAGING_DATA_DIR);
+    // The run's migrated template, copied: the first start neither runs initdb nor migrates.
+    await copyEmbeddedTemplate(env.MESSAGING_DATA_DIR, { migrated: true });
     const first = await serve(env, dir);
     const sendAt = Date.now() + 8000;
     const ids = [await schedule(first.url, sendAt), await schedule(first.url, sendAt + 200)];
