@@ -38,22 +38,23 @@ export function jsonBody(options: JsonBodyOptions) {
     .onRequest(function checkDeclaredLength({ request }) {
       if (request.method !== "GET" && request.method !== "HEAD") assertDeclaredLength(request, options.maxBodyBytes);
     })
-    .onParse({ as: "global" }, async function parseJson({ request }) {
+    .onParse({ as: "global" }, function parseJson({ request }) {
       // DELETE takes no body (the API's one DELETE names its target in the path), so none is required of it.
       if (request.method === "DELETE" && !hasBody(request)) return;
       const state = requestState(request);
       const path = state.path ?? "";
       if (options.ownBody?.(path)) return;
       if (options.bodiless?.(path) && !hasBody(request)) return;
-      const { value, raw } = await readWithinDeadline(readJsonBody(request, options.maxBodyBytes, state.rawBodyCheck), {
+      return readWithinDeadline(readJsonBody(request, options.maxBodyBytes, state.rawBodyCheck), {
         timeoutMs: options.bodyTimeoutMs,
         closing,
         // Bun keeps the socket waiting for the rest of the body even after a `Connection: close` answer; this
         // closes it within a few seconds (its timer runs in 4 s steps).
         abandon: () => options.server?.()?.timeout(request, 1),
+      }).then(({ value, raw }) => {
+        state.rawBody = raw;
+        return value;
       });
-      state.rawBody = raw;
-      return value;
     })
     .onBeforeHandle({ as: "global" }, function negotiate({ request, path }) {
       if (!options.skipAccept(path)) assertAcceptsJson(request);

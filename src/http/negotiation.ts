@@ -52,16 +52,22 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * body (signed webhooks) refuses an unauthenticated request before saying anything about the body, so even the
  * media type is judged only after it.
  */
-export async function readJsonBody(
+export function readJsonBody(
   request: Request,
   maxBytes: number,
   checkRaw?: (bytes: Uint8Array) => void,
 ): Promise<{ value: unknown; raw: Uint8Array }> {
+  // Callbacks on the read rather than async functions around it: every send passes here.
   const isJson = isJsonContentType(request.headers.get("content-type"));
-  if (!isJson && !checkRaw) throw unsupportedMediaType();
-  const bytes = await readBodyBytes(request, maxBytes);
-  checkRaw?.(bytes);
-  if (!isJson) throw unsupportedMediaType();
+  if (!isJson && !checkRaw) return Promise.reject(unsupportedMediaType());
+  return readBodyBytes(request, maxBytes).then((bytes) => {
+    checkRaw?.(bytes);
+    if (!isJson) throw unsupportedMediaType();
+    return { value: parseJsonBytes(bytes), raw: bytes };
+  });
+}
+
+function parseJsonBytes(bytes: Uint8Array): unknown {
   let text: string;
   try {
     text = decoder.decode(bytes);
@@ -72,7 +78,7 @@ export async function readJsonBody(
   const problem = jsonTextProblem(text);
   if (problem) throw new AppError("invalid_json", problem);
   try {
-    return { value: JSON.parse(text), raw: bytes };
+    return JSON.parse(text);
   } catch (err) {
     throw new AppError("invalid_json", `request body is not valid JSON: ${(err as Error).message}`);
   }
@@ -81,10 +87,14 @@ export async function readJsonBody(
 const unsupportedMediaType = () => new AppError("unsupported_media_type", "request body must be application/json");
 
 /** The body's bytes, refused with 413 once more than `maxBytes` arrive (a declared length was checked on arrival). */
-export async function readBodyBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
+export function readBodyBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
   // A declared length was already checked; a chunked body is counted as it arrives. `bytes()` reads the body
   // without the stream that reading `request.body` sets up.
   if (request.headers.get("content-length") !== null) return request.bytes();
+  return readChunkedBody(request, maxBytes);
+}
+
+async function readChunkedBody(request: Request, maxBytes: number): Promise<Uint8Array> {
   if (!request.body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;
