@@ -114,6 +114,8 @@ const RESULTS_PER_WRITE = 1000;
 interface Delivered {
   result: JobResult;
   attempts: AttemptRecord[];
+  /** Set once a write carrying it failed: that write may have committed, so the next one checks the attempt log. */
+  mayRepeat?: boolean;
 }
 const CHANNELS: readonly Channel[] = ["sms", "mms", "email"];
 
@@ -355,6 +357,7 @@ export class Dispatcher {
       void this.record(batch).then((outcome) => {
         this.writing -= 1;
         if (outcome === "failed") {
+          for (const d of batch) d.mayRepeat = true;
           this.results.unshift(...batch);
           this.retryTimer ??= setTimeout(() => {
             this.retryTimer = undefined;
@@ -508,7 +511,9 @@ export class Dispatcher {
     const lastChance = this.stopping;
     let moved: StatusMoves[];
     try {
-      moved = await recordResults(this.deps.sql, this.holder, delivered.flatMap((d) => d.attempts), results);
+      moved = await recordResults(this.deps.sql, this.holder, delivered.flatMap((d) => d.attempts), results, {
+        mayRepeat: delivered.some((d) => d.mayRepeat === true),
+      });
     } catch (err) {
       this.deps.metrics.deliveryResultWriteFailures.inc();
       if (lastChance) {

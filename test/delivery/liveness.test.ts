@@ -59,11 +59,24 @@ const OPTIONS: DispatcherOptions = {
 };
 
 /** A runner whose result writes (the RECORD statement) fail while `failing` is set. */
-function flakyResults(sql: SqlRunner): SqlRunner & { failing: boolean } {
+function flakyResults(sql: SqlRunner): SqlRunner & { failing: boolean; losingAnswers: number; written: number } {
   const runner = {
     failing: false,
-    query: <T>(text: string, params?: unknown[]) =>
-      runner.failing && text.includes("INSERT INTO delivery_attempts") ? Promise.reject(new Error("connection lost (test)")) : sql.query<T>(text, params),
+    /** Result writes that ran (committed), their answer lost or not. */
+    written: 0,
+    /** Result writes still to run and commit whose answer is then lost, as with a connection cut after the commit. */
+    losingAnswers: 0,
+    query: async <T>(text: string, params?: unknown[]) => {
+      if (!text.includes("INSERT INTO delivery_attempts")) return sql.query<T>(text, params);
+      if (runner.failing) throw new Error("connection lost (test)");
+      const rows = await sql.query<T>(text, params);
+      runner.written += 1;
+      if (runner.losingAnswers > 0) {
+        runner.losingAnswers -= 1;
+        throw new Error("connection lost after the commit (test)");
+      }
+      return rows;
+    },
     transaction: <T>(fn: (tx: SqlRunner) => Promise<T>) => sql.transaction(fn),
   };
   return runner;
@@ -207,6 +220,21 @@ describe.each(["postgres", "embedded"] as const)("delivery workers on %s", (data
     expect(provider.total()).toBe(4);
     const [attempts] = await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM delivery_attempts WHERE message_id = ANY($1::bigint[])", [`{${ids.join(",")}}`]);
     expect(attempts!.n).toBe(4);
+  });
+
+  test("a result write that committed but lost its answer is written again without a second attempt row", async () => {
+    const ids = await send(3);
+    const sql = flakyResults(t.database.sql);
+    sql.losingAnswers = 1;
+    const provider = new CountingProvider();
+    const { metrics } = start(provider, {}, sql);
+    await until("the results written", allSent(ids));
+    expect(metricValue(await metrics.registry.metrics(), "messaging_delivery_result_write_failures_total")).toBeGreaterThanOrEqual(1);
+    // The kept outcomes are written again, after the write backoff: the second write runs (and finds them written).
+    await until("the write repeated", async () => sql.written >= 2);
+    expect(provider.total()).toBe(3);
+    const [attempts] = await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM delivery_attempts WHERE message_id = ANY($1::bigint[])", [`{${ids.join(",")}}`]);
+    expect(attempts!.n).toBe(3);
   });
 
   test("a stop that still cannot write counts what it leaves, and keeps those claims for a takeover", async () => {

@@ -109,12 +109,14 @@ describe.each(["postgres", "embedded"] as const)("status events written by the s
     expect(counts.map((c) => c.status_events)).toEqual([1, 1]);
   });
 
-  test("writing the same results again writes no second event", async () => {
+  test("writing the same results again (mayRepeat) writes no second event and no second attempt", async () => {
     const id = await queuedMessage(sql);
     await claimAll(sql, "w-b");
     expect(await recordResults(sql, "w-b", [attempt(id)], [sent(id)])).toEqual([{ status: "sent", count: 1 }]);
-    expect(await recordResults(sql, "w-b", [attempt(id)], [sent(id)])).toEqual([]);
+    expect(await recordResults(sql, "w-b", [attempt(id)], [sent(id)], { mayRepeat: true })).toEqual([]);
     expect(summary(await eventsOf(sql, id))).toEqual(["1:message.queued", "2:message.sent"]);
+    const [logged] = await sql.query<{ n: number }>("SELECT count(*)::int AS n FROM delivery_attempts WHERE message_id = $1::bigint", [id]);
+    expect(logged!.n).toBe(1);
   });
 
   test("a report's move gets its event from the status write; a later provider-field fill gets none", async () => {
