@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
-import { migrateUp } from "../../src/db/migrate.ts";
 import type { SqlRunner } from "../../src/db/runner.ts";
 import { claimJobs, recordResults } from "../../src/delivery/jobs.ts";
 import { advanceStatuses } from "../../src/delivery/status.ts";
-import { createEmbeddedTestDatabase, createTestDatabase } from "../helpers/database.ts";
+import { createEmbeddedTestDatabase, createMigratedTestDatabase } from "../helpers/database.ts";
 
 /*
  * The status write inserts the events of its moves itself (migration 0020), in the statement that moves them; the
@@ -15,13 +14,11 @@ import { createEmbeddedTestDatabase, createTestDatabase } from "../helpers/datab
 
 async function openMigrated(kind: "postgres" | "embedded"): Promise<{ database: DatabaseHandle; close(): Promise<void> }> {
   if (kind === "embedded") {
-    const embedded = await createEmbeddedTestDatabase();
-    await migrateUp(embedded.handle.db);
+    const embedded = await createEmbeddedTestDatabase({ migrated: true });
     return { database: embedded.handle, close: embedded.remove };
   }
-  const pg = await createTestDatabase();
+  const pg = await createMigratedTestDatabase();
   const database = openPostgres(pg.url, 3);
-  await migrateUp(database.db);
   return {
     database,
     close: async () => {
@@ -149,11 +146,10 @@ describe("a status write that waited for a message's row lock (PostgreSQL)", () 
   let url: string;
   let drop: () => Promise<void>;
   beforeAll(async () => {
-    const pg = await createTestDatabase();
+    const pg = await createMigratedTestDatabase();
     url = pg.url;
     drop = pg.drop;
     const database = openPostgres(url, 2);
-    await migrateUp(database.db);
     db = { database, close: () => database.close() };
     observer = openPostgres(url, 1);
     writer = openPostgres(url, 1);
