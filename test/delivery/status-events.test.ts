@@ -3,7 +3,7 @@ import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
 import type { SqlRunner } from "../../src/db/runner.ts";
 import { claimJobs, recordResults } from "../../src/delivery/jobs.ts";
 import { advanceStatuses } from "../../src/delivery/status.ts";
-import { createEmbeddedTestDatabase, createMigratedTestDatabase } from "../helpers/database.ts";
+import { createMigratedTestDatabase, openMigratedDatabase } from "../helpers/database.ts";
 
 /*
  * The status write inserts the events of its moves itself (migration 0020), in the statement that moves them; the
@@ -11,22 +11,6 @@ import { createEmbeddedTestDatabase, createMigratedTestDatabase } from "../helpe
  * These tests hold the events to what the trigger wrote: one per move, in sequence, none for a repeat or for a
  * provider-field fill, and, on PostgreSQL, after the event of a writer whose row lock the write waited for.
  */
-
-async function openMigrated(kind: "postgres" | "embedded"): Promise<{ database: DatabaseHandle; close(): Promise<void> }> {
-  if (kind === "embedded") {
-    const embedded = await createEmbeddedTestDatabase({ migrated: true });
-    return { database: embedded.handle, close: embedded.remove };
-  }
-  const pg = await createMigratedTestDatabase();
-  const database = openPostgres(pg.url, 3);
-  return {
-    database,
-    close: async () => {
-      await database.close();
-      await pg.drop();
-    },
-  };
-}
 
 /** A queued outbound SMS in the delivery queue, with the `message.queued` event its insert writes. */
 async function queuedMessage(sql: SqlRunner): Promise<string> {
@@ -83,7 +67,7 @@ describe.each(["postgres", "embedded"] as const)("status events written by the s
   let db: { database: DatabaseHandle; close(): Promise<void> };
   let sql: SqlRunner;
   beforeAll(async () => {
-    db = await openMigrated(kind);
+    db = await openMigratedDatabase(kind, 3);
     sql = db.database.sql;
   }, 60_000);
   afterAll(() => db.close());

@@ -3,30 +3,13 @@ import { type DatabaseHandle, openPostgres } from "../../src/db/client.ts";
 import type { SqlRunner } from "../../src/db/runner.ts";
 import { advanceStatuses } from "../../src/delivery/status.ts";
 import { canTransition, MESSAGE_STATUSES, type MessageStatus } from "../../src/domain/message-status.ts";
-import { createEmbeddedTestDatabase, createMigratedTestDatabase } from "../helpers/database.ts";
+import { createMigratedTestDatabase, openMigratedDatabase } from "../helpers/database.ts";
 
 /*
  * advanceStatuses is the one status writer; its condition is the domain's transition table rendered into SQL.
  * These tests hold the SQL to the table for every pair of statuses, on both databases `serve` can run on, and
  * show that two writers racing on one row cannot leave it behind the furthest status either asked for.
  */
-
-/** A migrated, empty database of either kind. */
-async function openMigrated(kind: "postgres" | "embedded"): Promise<{ database: DatabaseHandle; close(): Promise<void> }> {
-  if (kind === "embedded") {
-    const embedded = await createEmbeddedTestDatabase({ migrated: true });
-    return { database: embedded.handle, close: embedded.remove };
-  }
-  const pg = await createMigratedTestDatabase();
-  const database = openPostgres(pg.url, 2);
-  return {
-    database,
-    close: async () => {
-      await database.close();
-      await pg.drop();
-    },
-  };
-}
 
 /** A message stored with the given status, as if earlier writers had put it there. */
 async function messageWith(sql: SqlRunner, status: MessageStatus, direction: "outbound" | "inbound" = "outbound"): Promise<string> {
@@ -60,7 +43,7 @@ describe.each(["postgres", "embedded"] as const)("advanceStatuses on %s", (kind)
   let db: { database: DatabaseHandle; close(): Promise<void> };
   let sql: SqlRunner;
   beforeAll(async () => {
-    db = await openMigrated(kind);
+    db = await openMigratedDatabase(kind);
     sql = db.database.sql;
   });
   afterAll(() => db.close());

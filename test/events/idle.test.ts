@@ -36,6 +36,20 @@ function counting(sql: SqlRunner): { sql: SqlRunner; count(match: RegExp): numbe
 
 const noCredentials = { verifying: () => [] } as unknown as CredentialLookup;
 const ROUTE = /INSERT INTO event_deliveries/;
+/** The event workers as these tests run them: polling every 20 ms, so that a busy poll would show. */
+const WORKER_OPTIONS = {
+  concurrency: 4,
+  timeoutMs: 1000,
+  pollMs: 20,
+  retryForMs: 60_000,
+  disableAfterMs: 60_000,
+  backoff: { baseMs: 100, capMs: 1000 },
+  breaker: { failureThreshold: 5, openMs: 1000 },
+  retentionDays: 0,
+  snippetLength: 64,
+  userAgent: `messaging/${VERSION}`,
+  sampleMs: 60_000,
+};
 
 describe("idle background loops on the embedded database", () => {
   let t: TestApp;
@@ -50,20 +64,7 @@ describe("idle background loops on the embedded database", () => {
     const counter = counting(t.database.sql);
     const workers = new EventWorkers(
       { sql: counter.sql, credentials: noCredentials, egress: { request: async () => { throw new Error("no endpoint is configured in this test"); } }, metrics: t.metrics, logger: silent },
-      {
-        deliver: false,
-        concurrency: 4,
-        timeoutMs: 1000,
-        pollMs: 20,
-        retryForMs: 60_000,
-        disableAfterMs: 60_000,
-        backoff: { baseMs: 100, capMs: 1000 },
-        breaker: { failureThreshold: 5, openMs: 1000 },
-        retentionDays: 0,
-        snippetLength: 64,
-        userAgent: `messaging/${VERSION}`,
-        sampleMs: 60_000,
-      },
+      { ...WORKER_OPTIONS, deliver: false },
     );
     workers.start();
     try {
@@ -102,21 +103,7 @@ describe("idle background loops on the embedded database", () => {
         metrics: t.metrics,
         logger: silent,
       },
-      {
-        deliver: true,
-        concurrency: 4,
-        timeoutMs: 1000,
-        pollMs: 20,
-        idleMaxMs: 30_000,
-        retryForMs: 60_000,
-        disableAfterMs: 60_000,
-        backoff: { baseMs: 100, capMs: 1000 },
-        breaker: { failureThreshold: 5, openMs: 1000 },
-        retentionDays: 0,
-        snippetLength: 64,
-        userAgent: `messaging/${VERSION}`,
-        sampleMs: 60_000,
-      },
+      { ...WORKER_OPTIONS, deliver: true, idleMaxMs: 30_000 },
     );
     workers.start();
     try {

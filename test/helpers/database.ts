@@ -280,3 +280,23 @@ export async function createEmbeddedTestDatabase(options: { migrated?: boolean }
     },
   };
 }
+
+/** A migrated, empty database of either kind `serve` runs on (copies of the templates), and how to remove it. */
+export async function openMigratedDatabase(
+  kind: "postgres" | "embedded",
+  poolSize = 2,
+): Promise<{ database: DatabaseHandle; close(): Promise<void> }> {
+  if (kind === "embedded") {
+    const embedded = await createEmbeddedTestDatabase({ migrated: true });
+    return { database: embedded.handle, close: embedded.remove };
+  }
+  const pg = await createMigratedTestDatabase();
+  const database = openPostgres(pg.url, poolSize);
+  return {
+    database,
+    close: async () => {
+      await database.close();
+      await pg.drop();
+    },
+  };
+}
