@@ -3,7 +3,6 @@ import type { BucketDecision } from "../../domain/token-bucket.ts";
 import type { IdempotencyRequest } from "../../http/idempotency.ts";
 import { AppError, validationFailed } from "../../http/errors.ts";
 import { rateLimited } from "../../http/rate-limit.ts";
-import { type BucketShape, perMinute } from "../../limits/limiter.ts";
 import { claimIdempotencyKey, rememberResponse } from "../idempotency/service.ts";
 import { insertMessage, type NewMessage, type StoredIds } from "./repository.ts";
 import type { MessagesDeps } from "./service.ts";
@@ -106,20 +105,11 @@ function refuseUncarried(deps: MessagesDeps, input: MessageInput): void {
 function chargeSender(deps: MessagesDeps, message: NewMessage): Promise<void> | undefined {
   // An SMS/MMS's opt-out pair already holds its sender normalized.
   const name = `sender:${message.transport}:${message.optOutPair?.from ?? normalizeAddress(message.transport, message.from)}`;
-  const shape = senderShape(deps.senderPerMinute);
   if (deps.limiter.takeNow) {
-    refuseOverLimit(deps, deps.limiter.takeNow(name, shape));
+    refuseOverLimit(deps, deps.limiter.takeNow(name, deps.senderBucket));
     return undefined;
   }
-  return deps.limiter.take(name, shape).then((decision) => refuseOverLimit(deps, decision));
-}
-
-let lastShape = perMinute(0);
-
-/** The same shape object while the limit is the same, so the limiter finds its table without printing an id. */
-function senderShape(n: number): BucketShape {
-  if (lastShape.capacity !== n) lastShape = perMinute(n);
-  return lastShape;
+  return deps.limiter.take(name, deps.senderBucket).then((decision) => refuseOverLimit(deps, decision));
 }
 
 function refuseOverLimit(deps: MessagesDeps, decision: BucketDecision): void {

@@ -8,7 +8,7 @@ import { coalesceSameTurn } from "../../db/coalesce.ts";
 import type { SqlRunner } from "../../db/runner.ts";
 import type { WriteFence, WriteOutcome } from "../../db/write-fence.ts";
 import type { RowKey } from "../../http/page-cursor.ts";
-import type { Limiter } from "../../limits/limiter.ts";
+import { type BucketShape, type Limiter, perMinute } from "../../limits/limiter.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { RouteCheck } from "../../providers/registry.ts";
 import { type MessagePage, readConversationPage } from "./read.ts";
@@ -35,8 +35,11 @@ export interface MessagesDeps {
   metrics: Metrics;
   /** Where the per-sender buckets live (this process, or Redis shared by every instance). */
   limiter: Limiter;
-  /** `API_RATE_LIMIT_PER_SENDER_PER_MIN`. */
-  senderPerMinute: number;
+  /**
+   * The per-sender bucket, `API_RATE_LIMIT_PER_SENDER_PER_MIN` a minute: one shape object for the process, by which
+   * the in-process limiter finds its table without printing an id per send.
+   */
+  senderBucket: BucketShape;
   snippetLength: number;
   idempotencyTtlHours: number;
   /** Told after an outbound message committed, so delivery starts without waiting for a poll. */
@@ -50,11 +53,13 @@ export interface MessagesDeps {
 export function messagesDeps(
   db: Database,
   sql: SqlRunner,
-  rest: Omit<MessagesDeps, "sql" | "queries" | "batcher" | "conversationPage" | "onOutcome"> & {
+  rest: Omit<MessagesDeps, "sql" | "queries" | "batcher" | "conversationPage" | "onOutcome" | "senderBucket"> & {
     batch: Omit<SendBatcherOptions, "fence" | "observe">;
+    /** `API_RATE_LIMIT_PER_SENDER_PER_MIN`. */
+    senderPerMinute: number;
   },
 ): MessagesDeps {
-  const { batch, ...others } = rest;
+  const { batch, senderPerMinute, ...others } = rest;
   const { metrics, fence } = rest;
   const onOutcome = (state: WriteOutcome["state"]) => metrics.writeOutcomes.inc({ outcome: state });
   const conversationPage = coalesceSameTurn(
@@ -75,5 +80,5 @@ export function messagesDeps(
       stored: (messages, ids) => countStoredBatch(metrics, messages, ids),
     },
   });
-  return { sql, queries: messageQueries(db), batcher, conversationPage, onOutcome, ...others };
+  return { sql, queries: messageQueries(db), batcher, conversationPage, onOutcome, senderBucket: perMinute(senderPerMinute), ...others };
 }
