@@ -548,7 +548,6 @@ export class Dispatcher {
     for (const m of moved) this.deps.metrics.messagesStatus.inc({ status: m.status }, m.count);
   }
 
-  /** Waits until woken, stopped or `ms` passed; returns at once when a wake-up arrived since the last claim. */
   /**
    * How long an idle loop sleeps before it claims again. Several instances share a PostgreSQL queue, so there it
    * is `pollMs` (their sends also NOTIFY). On the embedded database this process is the only writer: a send or a
@@ -577,6 +576,7 @@ export class Dispatcher {
     this.retryWakes.set(slot, timer);
   }
 
+  /** Waits until woken, stopped or `ms` passed; returns at once when a wake-up arrived since the last claim. */
   private sleep(ms: number): Promise<void> {
     if (this.woken || this.stopping) return Promise.resolve();
     return new Promise((resolve) => {
