@@ -5,7 +5,7 @@
  * and the webhook routes read the store.
  */
 import type { Config } from "./config/index.ts";
-import type { DatabaseHandle } from "./db/client.ts";
+import { type DatabaseHandle, EMBEDDED_BACKSTOP_POLL_MS } from "./db/client.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
 import { CREDENTIALS_CHANNEL, CredentialStore, type ReloadReport } from "./security/credentials.ts";
@@ -21,14 +21,6 @@ export interface RunningCredentials {
   stop(): Promise<void>;
 }
 
-/**
- * How often the store looks for a change on the embedded database. Only this process can write there (the data
- * directory's lock keeps `messaging creds` out while `serve` runs), and its own writers reload the store at once
- * (`credentialsChanged`), so the poll is only a backstop; at the default 2 s it cost a statement, and a wake of the
- * event router, every 2 s of an idle server (issue 19).
- */
-export const EMBEDDED_CREDENTIAL_POLL_MS = 30_000;
-
 /** Opens the store over an open, migrated database. Throws MasterKeyError for an unusable key setting or file. */
 export async function startCredentials(config: Config, database: DatabaseHandle, metrics: Metrics, logger: Logger): Promise<RunningCredentials> {
   const master = masterKeysOrGenerate(config);
@@ -43,7 +35,9 @@ export async function startCredentials(config: Config, database: DatabaseHandle,
   }
   let failing = false;
   const store = new CredentialStore(database.sql, master?.keys ?? [], {
-    ...(database.kind === "embedded" && { pollMs: EMBEDDED_CREDENTIAL_POLL_MS }),
+    // Only this process can write the embedded database's credentials (the data directory's lock keeps `messaging
+    // creds` out while `serve` runs), and its writers reload the store at once (`credentialsChanged`).
+    ...(database.kind === "embedded" && { pollMs: EMBEDDED_BACKSTOP_POLL_MS }),
     onReload: (report) => {
       if (failing) logger.info("provider credentials can be read again");
       failing = false;

@@ -4,7 +4,7 @@
  * that holds the endpoints' signing secrets.
  */
 import type { Config } from "./config/index.ts";
-import type { DatabaseHandle } from "./db/client.ts";
+import { type DatabaseHandle, EMBEDDED_BACKSTOP_POLL_MS } from "./db/client.ts";
 import { EventWorkers } from "./events/worker.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
@@ -12,8 +12,6 @@ import type { CredentialLookup } from "./security/credential-lookup.ts";
 import { eventEgress } from "./events/egress.ts";
 import { VERSION } from "./version.ts";
 
-/** The longest idle wait of the event router on the embedded database, where any statement wakes it sooner. */
-const EMBEDDED_EVENT_IDLE_MAX_MS = 30_000;
 /** A receiver's answer is read only for its status; a larger one is cut off (and counts as a failure). */
 const MAX_EVENT_RESPONSE_BYTES = 64 * 1024;
 
@@ -39,7 +37,7 @@ export function createEventWorkers(config: Config, database: DatabaseHandle, met
       concurrency: config.eventConcurrency,
       timeoutMs: config.eventTimeoutMs,
       pollMs: config.eventPollMs,
-      ...(database.activity ? { idleMaxMs: EMBEDDED_EVENT_IDLE_MAX_MS } : {}),
+      ...(database.activity ? { idleMaxMs: EMBEDDED_BACKSTOP_POLL_MS } : {}),
       retryForMs: config.eventRetryHours * 3_600_000,
       disableAfterMs: config.eventDisableAfterHours * 3_600_000,
       backoff: { baseMs: config.eventBackoffBaseMs, capMs: config.eventBackoffCapMs },

@@ -1,7 +1,7 @@
 import { createApp } from "./app.ts";
 import { assertProvidersReady, type ServiceConfig } from "./providers/config.ts";
 import { isDatabaseUnavailable, rootCauseMessage } from "./db/availability.ts";
-import { configuredTimeouts, type DatabaseHandle, openDatabase } from "./db/client.ts";
+import { configuredTimeouts, type DatabaseHandle, EMBEDDED_BACKSTOP_POLL_MS, openDatabase } from "./db/client.ts";
 import { scheduleReceiptPurge } from "./db/write-fence.ts";
 import { assertUnmodified, isCurrent, migrateUp, migrationStatus } from "./db/migrate.ts";
 import { type RunningCredentials, startCredentials } from "./credentials-wiring.ts";
@@ -51,8 +51,6 @@ export interface RunningServer {
 const ANSWER_GRACE_MS = 1000;
 /** How long closing the database may take (postgres.js ends its pool within 5 s; PGlite checkpoints). */
 const DATABASE_CLOSE_BOUND_MS = 8000;
-/** The scheduled-send promoter's safety-net look on the embedded database, where its own timer covers every schedule. */
-const EMBEDDED_SCHEDULE_IDLE_POLL_MS = 30_000;
 
 /**
  * Starts the whole service: database (embedded ones are migrated here; PostgreSQL must be migrated already
@@ -119,7 +117,7 @@ export async function startServer(config: ServiceConfig, logger: Logger): Promis
       pollMs: config.schedulePollMs,
       batchSize: config.scheduleBatchSize,
       // One process owns the embedded database: every scheduled send commits here and wakes the promoter itself.
-      ...(database.kind === "embedded" ? { idlePollMs: EMBEDDED_SCHEDULE_IDLE_POLL_MS } : {}),
+      ...(database.kind === "embedded" ? { idlePollMs: EMBEDDED_BACKSTOP_POLL_MS } : {}),
     },
   );
   const app = createApp({

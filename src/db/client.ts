@@ -41,6 +41,15 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/**
+ * How often a loop that waits for other writers' changes looks anyway on the embedded database. One process owns
+ * it, so every change there is this process's own and wakes such a loop at once (the promoter's timer for a
+ * scheduled send, the event router's statement activity, the credential store's reload by its in-process
+ * writers); the look is only a backstop, and an idle server should not spend a statement, and a wake of the event
+ * router, on it every second or two.
+ */
+export const EMBEDDED_BACKSTOP_POLL_MS = 30_000;
+
 export interface DatabaseOptions {
   databaseUrl?: string | undefined;
   dataDir: string;
