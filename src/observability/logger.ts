@@ -186,18 +186,18 @@ export interface RequestLine {
 export function writeRequestLine(logger: Logger, line: RequestLine, idIsJsonText = false): void {
   const stream = (logger as unknown as Record<symbol, { write(chunk: string): unknown }>)[pino.symbols.streamSym];
   isoTime();
-  if (stream instanceof NativeLineWriter && (idIsJsonText || PLAIN_JSON_TEXT.test(line.request_id))) {
+  // The id between its quotes: as it is when it is JSON text already, else JSON-escaped.
+  const id = idIsJsonText || PLAIN_JSON_TEXT.test(line.request_id) ? line.request_id : JSON.stringify(line.request_id).slice(1, -1);
+  const middle = requestLineMiddle(line.method, line.route, line.status);
+  if (stream instanceof NativeLineWriter) {
     stream.write(requestLineHead);
-    stream.write(line.request_id);
-    stream.write(requestLineMiddle(line.method, line.route, line.status));
+    stream.write(id);
+    stream.write(middle);
     stream.write(String(line.duration_ms));
     stream.write(REQUEST_LINE_TAIL);
     return;
   }
-  stream!.write(
-    `{"level":"info"${timeField},"service":"messaging","request_id":${JSON.stringify(line.request_id)},"method":${JSON.stringify(line.method)},` +
-      `"route":${JSON.stringify(line.route)},"status":${line.status},"duration_ms":${line.duration_ms},"msg":"request"}\n`,
-  );
+  stream!.write(requestLineHead + id + middle + String(line.duration_ms) + REQUEST_LINE_TAIL);
 }
 
 /** Text that JSON writes as it is between quotes: printable ASCII but `"` and `\`. */
