@@ -32,9 +32,10 @@ export type WriteResult = WriteAnswer<Accepted & { duplicate?: boolean }>;
 export const accepted = (ids: StoredIds): Accepted => ({ status: "accepted", id: ids.id, conversation_id: ids.conversation_id });
 
 /**
- * A stored 202 as it is replayed: in the key order of the first answer. The stored body comes back from a jsonb
- * column, which keeps its keys sorted by length (`id` first), and a replay must carry the same bytes as the answer
- * it repeats; the response schema used to put them back in order, but the send routes no longer run it per request.
+ * A stored 202 as it is replayed: in the key order of the first answer, as a replay must carry the same bytes as
+ * the answer it repeats. A response stored since migration 0021 is read from its text and already is; one stored
+ * before comes back from the jsonb column, which keeps its keys sorted by length (`id` first), and is put back in
+ * order here (the send routes no longer run a response schema that did it per request).
  */
 export function replayedAccepted(stored: unknown): Accepted & { duplicate?: boolean } {
   const body = stored as Accepted & { duplicate?: boolean };
