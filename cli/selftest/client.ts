@@ -149,7 +149,7 @@ export class Client {
    * target's per-client bucket: what a case that must act before a deadline of the service's adds to it.
    */
   paceBoundMs(requests: number): number {
-    return this.budget.waitBoundMs(requests, this.options.token ? "key" : "anonymous");
+    return this.budget.waitBoundMs(requests);
   }
 
   /** The target's address of `path` (which may carry a query). */

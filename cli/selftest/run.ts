@@ -32,7 +32,7 @@ export function knownSelectors(): Set<string> {
 /** Probes the target, then runs the selected cases with the reporters asked for. */
 export async function runSelftest(options: SelftestOptions): Promise<SelftestOutcome> {
   // The limit questions (the rate-limit case's "ran out") are about the lane the run's own requests are charged to.
-  const budget = new RateBudget(options.token !== undefined);
+  const budget = new RateBudget(Boolean(options.token));
   const http = new Client({ target: options.target, token: options.token, webhookSecret: options.webhookSecret }, budget);
   let target;
   try {
