@@ -7,6 +7,7 @@ import { assertDataDirCreatable, DataDirError } from "../db/data-dir-error.ts";
 import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { migrationStatus } from "../db/migrate.ts";
 import { DATABASE_CHECKS, type DatabaseCheck } from "./database-checks.ts";
+import { redisCheck } from "./redis-check.ts";
 import type { CheckResult } from "./result.ts";
 import { SETTINGS_CHECKS, type SettingsCheck } from "./settings-checks.ts";
 
@@ -23,13 +24,14 @@ export interface CheckOptions {
 
 /**
  * What `messaging check` reports: everything that would make `serve` misbehave. The configuration was parsed by
- * the caller (an invalid one never gets here); then each configuration item, the database (opened once: reachable,
+ * the caller (an invalid one never gets here); then each configuration item, the shared limits' Redis, the database (opened once: reachable,
  * migration status readable) and each database item. An item that throws is reported as its own error and the
  * others still run.
  */
 export async function runChecks(config: ServiceConfig, options: CheckOptions = {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [{ check: "config", status: "ok", message: "configuration is valid" }];
   for (const item of options.settingsChecks ?? SETTINGS_CHECKS) results.push(...guarded(item.check, () => item.run(config)));
+  results.push(...(await guardedAsync("redis", () => redisCheck(config))));
   const opened = await openForCheck(config);
   results.push(opened.result);
   if (!opened.database) return results;

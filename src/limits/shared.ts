@@ -106,8 +106,8 @@ export interface RedisLinkOptions {
   now?: () => number;
 }
 
-/** Where a URL points, for logs: host and port only (a URL may carry a password). */
-function where(url: string): string {
+/** Where a Redis URL points, for logs and `check`: host and port only (a URL may carry a password). */
+export function where(url: string): string {
   try {
     const u = new URL(url);
     return `${u.hostname}:${u.port || "6379"}`;
