@@ -110,6 +110,22 @@ const CLAIM = `
     FROM claimed c LEFT JOIN events e ON e.id = c.event_id
     ${AT_EVENT}`;
 
+/*
+ * When the next delivery of an enabled endpoint falls due: its `run_at`, or the end of the lease that holds it.
+ * Null when none waits. Read by an idle worker on the embedded database (worker.ts), so it sleeps until then
+ * instead of polling.
+ */
+const NEXT_DUE = `
+  SELECT (extract(epoch FROM min(greatest(d.run_at, coalesce(d.locked_until, d.run_at)))) * 1000)::float8 AS due_ms
+    FROM event_deliveries d JOIN event_endpoints ep ON ep.id = d.endpoint_id AND ep.disabled_at IS NULL
+   WHERE d.gave_up_at IS NULL`;
+
+/** When (ms) the next delivery of an enabled endpoint falls due; null when none waits. */
+export async function nextDeliveryDue(sql: SqlRunner): Promise<number | null> {
+  const [row] = await sql.query<{ due_ms: number | null }>(NEXT_DUE);
+  return row?.due_ms === null || row?.due_ms === undefined ? null : Number(row.due_ms);
+}
+
 /** Claims due deliveries for `holder`, at most `caps.get(endpoint)` of each endpoint, with their bodies rendered. */
 export async function claimDeliveries(sql: SqlRunner, caps: ReadonlyMap<string, number>, holder: string, leaseMs: number, snippetLength = 64): Promise<ClaimedDelivery[]> {
   const open = [...caps].filter(([, cap]) => cap > 0);

@@ -25,6 +25,7 @@ import {
   type DeliveryResult,
   endpointBacklog,
   feedHeldBackSeconds,
+  nextDeliveryDue,
   purgeEventBatch,
   recordDeliveries,
   releaseDeliveries,
@@ -43,9 +44,9 @@ export interface EventWorkerOptions {
   /** How often an idle worker looks for new events. */
   pollMs: number;
   /**
-   * With `activity` (one process owns the database): after a round that found nothing to route or send, with no
-   * endpoint registered, the wait is this instead of `pollMs`, cut short by the next statement of another caller
-   * (rounds stay at least `pollMs` apart).
+   * With `activity` (one process owns the database): after a round that found nothing to route or send, the wait
+   * is this instead of `pollMs` (or, with endpoints registered, until their next delivery falls due, when that is
+   * sooner), cut short by the next statement of another caller (rounds stay at least `pollMs` apart).
    */
   idleMaxMs?: number;
   /** How long a delivery is retried after it was first due. */
@@ -175,10 +176,12 @@ export class EventWorkers {
       this.waitedLong = false;
       let busy = false;
       let quiet = false;
+      let dueAt: number | null = null;
       try {
         const round = await this.step(afterLongWait);
         busy = round.more;
         quiet = round.quiet;
+        dueAt = round.dueAt ?? null;
       } catch (err) {
         this.deps.logger.warn({ err }, "event routing or claiming failed; retrying after the poll interval");
       }
@@ -190,7 +193,7 @@ export class EventWorkers {
         continue;
       }
       this.waitingLong = true;
-      await this.sleep(Math.max(pollMs, idleMaxMs));
+      await this.sleep(Math.max(pollMs, Math.min(idleMaxMs, dueAt === null ? Infinity : dueAt - Date.now())));
       this.waitingLong = false;
       this.waitedLong = true;
       const rest = started + pollMs - Date.now();
@@ -200,10 +203,11 @@ export class EventWorkers {
 
   /**
    * One round: route what is new, claim what the endpoints can take. `more` when there may be more at once;
-   * `quiet` when it found nothing to do and nothing can come due without a statement of some caller (no POST in
-   * flight, no endpoint whose retries fall due by the clock).
+   * `quiet` when it found nothing to do and nothing comes due before `dueAt` (when the next delivery of an endpoint
+   * falls due; undefined: none) without a statement of some caller: no POST in flight, and no delivery due now
+   * that could not be claimed (an endpoint's breaker, its secret not loaded yet, an earlier event held).
    */
-  private async step(afterLongWait = false): Promise<{ more: boolean; quiet: boolean }> {
+  private async step(afterLongWait = false): Promise<{ more: boolean; quiet: boolean; dueAt?: number }> {
     // An answer wakes the loop to claim again; routing (a write) runs at most twice per poll interval meanwhile.
     let routed = { events: 0, deliveries: 0 };
     if (this.inFlight === 0 || Date.now() - this.routedAt >= this.options.pollMs / 2) {
@@ -224,7 +228,14 @@ export class EventWorkers {
     const claimed = await claimDeliveries(this.deps.sql, caps, this.holder, this.leaseMs, this.options.snippetLength);
     if (claimed.length > 0) this.send(claimed);
     const full = claimed.length > 0 && claimed.length === [...caps.values()].reduce((a, b) => a + b, 0);
-    return { more: routed.events === ROUTE_BATCH || full, quiet: routed.events === 0 && this.gates.size === 0 && this.inFlight === 0 };
+    const more = routed.events === ROUTE_BATCH || full;
+    const idle = routed.events === 0 && claimed.length === 0 && this.inFlight === 0;
+    if (!idle || this.gates.size === 0 || this.options.idleMaxMs === undefined) return { more, quiet: idle && this.gates.size === 0 };
+    // Endpoints, nothing to send: only a retry or a lease running out comes due by the clock. One that is due
+    // already and was not claimed waits on something else (a breaker's cool-down, a secret): poll as usual.
+    const dueAt = await nextDeliveryDue(this.deps.sql);
+    if (dueAt === null) return { more, quiet: true };
+    return dueAt > Date.now() + this.options.pollMs ? { more, quiet: true, dueAt } : { more, quiet: false };
   }
 
   private async readEndpoints(): Promise<void> {
@@ -346,6 +357,8 @@ export class EventWorkers {
     } catch (err) {
       this.deps.logger.error({ err, deliveries: batch.length }, "writing event delivery outcomes failed; those events are sent again when their lease runs out");
     }
+    // A retry written now may fall due before the end of a long wait begun while its claim still held it.
+    if (this.waitingLong) this.wake();
   }
 
   private sleep(ms: number): Promise<void> {

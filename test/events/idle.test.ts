@@ -131,6 +131,60 @@ describe("idle background loops on the embedded database", () => {
     }
   });
 
+  test("with an endpoint registered the router still waits long while idle, and a failed POST's retry goes out at its time", async () => {
+    const activity = t.database.activity!;
+    const counter = counting(activity.quietSql);
+    const [endpoint] = await t.database.sql.query<{ id: string }>("INSERT INTO event_endpoints (url, events) VALUES ('http://127.0.0.1:9/idle', '{message.queued}') RETURNING id::text AS id");
+    // The first POST fails, every later one is answered 204.
+    const posts: number[] = [];
+    const egress = {
+      request: async () => {
+        posts.push(Date.now());
+        if (posts.length === 1) throw new Error("connection refused (the first POST fails)");
+        return new Response(null, { status: 204 });
+      },
+    };
+    const workers = new EventWorkers(
+      { sql: counter.sql, activity, credentials: { verifying: () => ["s3cret"] } as unknown as CredentialLookup, egress: egress as never, metrics: t.metrics, logger: silent },
+      // A retry 0.75-1.5 s after the failure; a claim's lease is 2 x 1 s + 5 s.
+      { ...WORKER_OPTIONS, deliver: true, idleMaxMs: 30_000, backoff: { baseMs: 1500, capMs: 1500 } },
+    );
+    workers.start();
+    try {
+      await Bun.sleep(300);
+      counter.reset();
+      await Bun.sleep(1000);
+      // Polling every 20 ms, as it did whenever an endpoint was registered, would run about 100 statements.
+      expect(counter.count(/./)).toBeLessThanOrEqual(2);
+
+      const sent = await post(t.app, "/api/messages/sms", smsSend());
+      expect(sent.status).toBe(202);
+      const deadline = Date.now() + 5000;
+      while (posts.length < 2 && Date.now() < deadline) await Bun.sleep(20);
+      expect(posts.length).toBe(2);
+      // At the retry's time, not at the end of the failed claim's lease (7 s) nor of the long wait (30 s).
+      expect(posts[1]! - posts[0]!).toBeGreaterThanOrEqual(700);
+      expect(posts[1]! - posts[0]!).toBeLessThan(2500);
+      const [left] = await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM event_deliveries WHERE endpoint_id = $1", [endpoint!.id]);
+      const settle = Date.now() + 2000;
+      let pending = left!.n;
+      while (pending > 0 && Date.now() < settle) {
+        await Bun.sleep(20);
+        pending = (await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM event_deliveries WHERE endpoint_id = $1", [endpoint!.id]))[0]!.n;
+      }
+      expect(pending).toBe(0);
+
+      // Idle again with the endpoint still registered: quiet again.
+      await Bun.sleep(200);
+      counter.reset();
+      await Bun.sleep(1000);
+      expect(counter.count(/./)).toBeLessThanOrEqual(2);
+    } finally {
+      await workers.stop(1000);
+      await t.database.sql.query("DELETE FROM event_endpoints WHERE id = $1", [endpoint!.id]);
+    }
+  });
+
   test("the promoter with a long idle poll runs no statement while idle, and still promotes a send it was told of", async () => {
     const counter = counting(t.database.sql);
     const metrics = createMetrics({ version: VERSION });
