@@ -6,12 +6,12 @@
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, FAKE_TWILIO_SENDER, sendSms, waitUntil, writeFakeTwilioConfig } from "../delivery/binary-fixture.ts";
 import { generateMasterKey } from "../../src/security/keyring.ts";
 import { ensureBinary, runBinary, type ServeProcess, startServe } from "../helpers/binary.ts";
+import { freePort } from "../helpers/ports.ts";
 import { FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, type FakeTwilio, startFakeTwilio } from "../providers/twilio-fake.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "msg-test-provider-webhooks-binary-"));
@@ -20,18 +20,6 @@ let fake: FakeTwilio;
 // Every request the fake received conforms to Twilio\'s own OpenAPI description (../shared/specs/).
 afterEach(() => fake?.assertConformant());
 let serve: ServeProcess | undefined;
-
-/** A port nothing listens on right now: the public URL has to name the binary's port before it starts. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Twilio's recipe, written here independently of the service: base64 HMAC-SHA1 of URL + sorted name/value pairs. */
 function twilioSign(token: string, url: string, params: Record<string, string>): string {

@@ -3,19 +3,8 @@ import { createServer } from "node:net";
 import { redisCheck } from "../../src/diagnostics/redis-check.ts";
 import { runChecks } from "../../src/diagnostics/check.ts";
 import { testConfig } from "../helpers/app.ts";
+import { freePort } from "../helpers/ports.ts";
 import { TEST_REDIS_URL } from "../helpers/redis.ts";
-
-/** A loopback port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A loopback server that accepts connections and never answers. */
 async function silentServer(): Promise<{ port: number; close(): void }> {
@@ -46,7 +35,7 @@ describe("check: the shared limits' Redis", () => {
   });
 
   test("one that refuses the connection: a warning (serve starts on in-process limits) that never shows the URL's password", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const [result] = await redisCheck(testConfig({ redisUrl: `redis://:s3cret-pw@127.0.0.1:${port}` }));
     expect(result!.status).toBe("warn");
     expect(result!.message).toContain(`cannot use Redis at 127.0.0.1:${port}: nothing accepts connections there (ECONNREFUSED)`);
@@ -55,7 +44,7 @@ describe("check: the shared limits' Redis", () => {
   });
 
   test("with MESSAGING_REDIS_REQUIRED the same is an error: /readyz would answer 503", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const [result] = await redisCheck(testConfig({ redisUrl: `redis://127.0.0.1:${port}`, redisRequired: true }));
     expect(result!.status).toBe("error");
     expect(result!.message).toContain("/readyz answers 503");

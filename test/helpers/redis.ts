@@ -4,7 +4,7 @@
  * port for the tests that stop and restart it.
  */
 import { RedisClient } from "bun";
-import { createServer } from "node:net";
+import { freePort } from "./ports.ts";
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -34,17 +34,6 @@ export async function keysUnder(url: string, prefix: string): Promise<string[]> 
   } finally {
     client.close();
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface PrivateRedis {

@@ -9,6 +9,7 @@ import { deliveryIdempotencyKey, type OutboundMessage } from "../../src/provider
 import { looksLikeHtml } from "../../src/providers/email-content.ts";
 import { messageIdFor, SmtpProvider, smtpHostCheck, type SmtpOptions } from "../../src/providers/smtp/adapter.ts";
 import { EgressRefusedError } from "../../src/security/egress.ts";
+import { freePort } from "../helpers/ports.ts";
 
 const USER = "relay-user";
 const PASSWORD = "correct horse battery staple";
@@ -137,15 +138,6 @@ async function startTlsTerminator(identity: { key: string; cert: string }, smtpP
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
   return { port: (server.address() as AddressInfo).port, serverNames };
-}
-
-/** A port nothing listens on: bound, then closed. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** A self-signed certificate (its own CA) for `name`, made with openssl for this run. */
@@ -336,7 +328,7 @@ describe("SmtpProvider against a real SMTP server", () => {
   });
 
   test("a refused connection (closed port) is a transient error", async () => {
-    const outcome = await send(provider(await closedPort()));
+    const outcome = await send(provider(await freePort()));
     expect(outcome.kind).toBe("transient_error");
   });
 
@@ -379,7 +371,7 @@ describe("SmtpProvider against a real SMTP server", () => {
 
   test("a host that does not resolve is a transient error", async () => {
     const checkHost = smtpHostCheck({ allowAddresses: [], resolve: async () => Promise.reject(new Error("ENOTFOUND")) });
-    const outcome = await send(provider(await closedPort(), { host: "relay.invalid", checkHost }));
+    const outcome = await send(provider(await freePort(), { host: "relay.invalid", checkHost }));
     expect(outcome.kind).toBe("transient_error");
   });
 });

@@ -48,6 +48,10 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "src/domain/proxy-range.ts": {
     "network module import": "imports isIP from node:net to read MESSAGING_TRUSTED_PROXIES entries; opens nothing",
   },
+  "src/diagnostics/redis-check.ts": {
+    "network module import":
+      "`messaging check` opens one TCP connection to the operator's MESSAGING_REDIS_URL host and port, to tell 'nothing listens there' from 'the server closed the connection' (Bun's Redis client says 'Connection closed' for both); nothing from outside steers it",
+  },
   "src/security/client-address.ts": {
     "network module import": "imports BlockList and isIP from node:net to match client addresses against trusted proxies; opens nothing",
   },
