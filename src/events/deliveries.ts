@@ -111,14 +111,20 @@ const CLAIM = `
     ${AT_EVENT}`;
 
 /*
- * When the next delivery of an enabled endpoint falls due: its `run_at`, or the end of the lease that holds it.
- * Null when none waits. Read by an idle worker on the embedded database (worker.ts), so it sleeps until then
- * instead of polling.
+ * When the next delivery of an enabled endpoint falls due (the earliest `run_at` of what it has not given up),
+ * null when none waits: one probe of event_deliveries_due_idx per endpoint, however long its backlog. Read by an
+ * idle worker on the embedded database (worker.ts), so it sleeps until then instead of polling. A row still held
+ * by a lease counts from its `run_at`: an idle worker holds none, so such a lease is a previous process's, and the
+ * worker polls until it runs out, as before.
  */
 const NEXT_DUE = `
-  SELECT (extract(epoch FROM min(greatest(d.run_at, coalesce(d.locked_until, d.run_at)))) * 1000)::float8 AS due_ms
-    FROM event_deliveries d JOIN event_endpoints ep ON ep.id = d.endpoint_id AND ep.disabled_at IS NULL
-   WHERE d.gave_up_at IS NULL`;
+  SELECT (extract(epoch FROM min(n.run_at)) * 1000)::float8 AS due_ms
+    FROM event_endpoints ep
+    CROSS JOIN LATERAL (
+      SELECT d.run_at FROM event_deliveries d
+       WHERE d.endpoint_id = ep.id AND d.gave_up_at IS NULL
+       ORDER BY d.run_at LIMIT 1) n
+   WHERE ep.disabled_at IS NULL`;
 
 /** When (ms) the next delivery of an enabled endpoint falls due; null when none waits. */
 export async function nextDeliveryDue(sql: SqlRunner): Promise<number | null> {

@@ -231,8 +231,8 @@ export class EventWorkers {
     const more = routed.events === ROUTE_BATCH || full;
     const idle = routed.events === 0 && claimed.length === 0 && this.inFlight === 0;
     if (!idle || this.gates.size === 0 || this.options.idleMaxMs === undefined) return { more, quiet: idle && this.gates.size === 0 };
-    // Endpoints, nothing to send: only a retry or a lease running out comes due by the clock. One that is due
-    // already and was not claimed waits on something else (a breaker's cool-down, a secret): poll as usual.
+    // Endpoints, nothing to send: only a retry comes due by the clock. One that is due already and was not claimed
+    // waits on something else (a breaker's cool-down, a secret, a previous process's lease): poll as usual.
     const dueAt = await nextDeliveryDue(this.deps.sql);
     if (dueAt === null) return { more, quiet: true };
     return dueAt > Date.now() + this.options.pollMs ? { more, quiet: true, dueAt } : { more, quiet: false };
