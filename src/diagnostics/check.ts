@@ -24,9 +24,9 @@ export interface CheckOptions {
 
 /**
  * What `messaging check` reports: everything that would make `serve` misbehave. The configuration was parsed by
- * the caller (an invalid one never gets here); then each configuration item, the shared limits' Redis, the database (opened once: reachable,
- * migration status readable) and each database item. An item that throws is reported as its own error and the
- * others still run.
+ * the caller (an invalid one never gets here); then each configuration item, the shared limits' Redis, the
+ * database (opened once: reachable, migration status readable) and each database item. An item that throws is
+ * reported as its own error and the others still run.
  */
 export async function runChecks(config: ServiceConfig, options: CheckOptions = {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [{ check: "config", status: "ok", message: "configuration is valid" }];
