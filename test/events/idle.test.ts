@@ -34,6 +34,13 @@ function counting(sql: SqlRunner): { sql: SqlRunner; count(match: RegExp): numbe
   return { sql: wrap(sql), count: (match) => texts.filter((t) => match.test(t)).length, reset: () => (texts = []) };
 }
 
+/** Lets the loops settle for `settleMs`, then counts afresh over one idle second. */
+async function idleSecond(counter: { reset(): void }, settleMs: number): Promise<void> {
+  await Bun.sleep(settleMs);
+  counter.reset();
+  await Bun.sleep(1000);
+}
+
 const noCredentials = { verifying: () => [] } as unknown as CredentialLookup;
 const ROUTE = /INSERT INTO event_deliveries/;
 /** The event workers as these tests run them: polling every 20 ms, so that a busy poll would show. */
@@ -68,9 +75,7 @@ describe("idle background loops on the embedded database", () => {
     );
     workers.start();
     try {
-      await Bun.sleep(300);
-      counter.reset();
-      await Bun.sleep(1000);
+      await idleSecond(counter, 300);
       // About 50 polls in that second; a busy-polling router would run the routing statement at each.
       expect(counter.count(ROUTE)).toBeLessThanOrEqual(1);
       expect(counter.count(/pg_current_snapshot/)).toBeGreaterThan(10);
@@ -107,9 +112,7 @@ describe("idle background loops on the embedded database", () => {
     );
     workers.start();
     try {
-      await Bun.sleep(300);
-      counter.reset();
-      await Bun.sleep(1000);
+      await idleSecond(counter, 300);
       // Polling every 20 ms would look about 50 times; nothing else runs a statement here, so it does not look.
       expect(counter.count(/pg_current_snapshot/)).toBe(0);
 
@@ -151,9 +154,7 @@ describe("idle background loops on the embedded database", () => {
     );
     workers.start();
     try {
-      await Bun.sleep(300);
-      counter.reset();
-      await Bun.sleep(1000);
+      await idleSecond(counter, 300);
       // Polling every 20 ms, as it did whenever an endpoint was registered, would run about 100 statements.
       expect(counter.count(/./)).toBeLessThanOrEqual(2);
 
@@ -165,19 +166,14 @@ describe("idle background loops on the embedded database", () => {
       // At the retry's time, not at the end of the failed claim's lease (7 s) nor of the long wait (30 s).
       expect(posts[1]! - posts[0]!).toBeGreaterThanOrEqual(700);
       expect(posts[1]! - posts[0]!).toBeLessThan(2500);
-      const [left] = await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM event_deliveries WHERE endpoint_id = $1", [endpoint!.id]);
+      const pending = async () =>
+        (await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM event_deliveries WHERE endpoint_id = $1", [endpoint!.id]))[0]!.n;
       const settle = Date.now() + 2000;
-      let pending = left!.n;
-      while (pending > 0 && Date.now() < settle) {
-        await Bun.sleep(20);
-        pending = (await t.database.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM event_deliveries WHERE endpoint_id = $1", [endpoint!.id]))[0]!.n;
-      }
-      expect(pending).toBe(0);
+      while ((await pending()) > 0 && Date.now() < settle) await Bun.sleep(20);
+      expect(await pending()).toBe(0);
 
       // Idle again with the endpoint still registered: quiet again.
-      await Bun.sleep(200);
-      counter.reset();
-      await Bun.sleep(1000);
+      await idleSecond(counter, 200);
       expect(counter.count(/./)).toBeLessThanOrEqual(2);
     } finally {
       await workers.stop(1000);
@@ -195,9 +191,7 @@ describe("idle background loops on the embedded database", () => {
     );
     promoter.start();
     try {
-      await Bun.sleep(300);
-      counter.reset();
-      await Bun.sleep(1000);
+      await idleSecond(counter, 300);
       expect(counter.count(/./)).toBe(0);
 
       const sendAt = new Date(Date.now() + 500);
@@ -235,9 +229,7 @@ describe("idle background loops on the embedded database", () => {
     );
     dispatcher.start();
     try {
-      await Bun.sleep(1500);
-      counter.reset();
-      await Bun.sleep(1000);
+      await idleSecond(counter, 1500);
       // Two loops polling every 20 ms would claim about 100 times.
       expect(counter.count(/locked_by/)).toBeLessThanOrEqual(4);
 
