@@ -2,6 +2,7 @@ import { RedisClient } from "bun";
 import { connect } from "node:net";
 import type { ServiceConfig } from "../providers/config.ts";
 import { where } from "../limits/shared.ts";
+import { withTimeout } from "../with-timeout.ts";
 import type { CheckResult } from "./result.ts";
 
 /** How long `check` waits for Redis to connect and for each answer. */
@@ -24,10 +25,10 @@ export async function redisCheck(config: ServiceConfig, timeoutMs = REDIS_CHECK_
   const at = where(config.redisUrl);
   const client = new RedisClient(config.redisUrl, { enableOfflineQueue: false, autoReconnect: false, connectionTimeout: timeoutMs });
   try {
-    await within(client.connect(), timeoutMs);
-    const clock = await within(client.send("EVAL", [PROBE_SCRIPT, "0"]), timeoutMs);
+    await withTimeout(client.connect(), timeoutMs);
+    const clock = await withTimeout(client.send("EVAL", [PROBE_SCRIPT, "0"]), timeoutMs);
     if (!/^\d+$/.test(String(clock))) throw new Error(`a script reading the server's clock answered ${JSON.stringify(clock)}`);
-    const info = String(await within(client.send("INFO", ["server"]), timeoutMs));
+    const info = String(await withTimeout(client.send("INFO", ["server"]), timeoutMs));
     const version = /^(?:valkey|redis)_version:(\S+)/m.exec(info)?.[1];
     return [{ check: "redis", status: "ok", message: `Redis at ${at}${version ? ` (version ${version})` : ""} answers and runs the limits' scripts: rate limits are shared by every instance` }];
   } catch (err) {
@@ -40,14 +41,6 @@ export async function redisCheck(config: ServiceConfig, timeoutMs = REDIS_CHECK_
   } finally {
     client.close();
   }
-}
-
-function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

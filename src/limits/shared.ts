@@ -20,6 +20,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { AuthThrottle } from "../security/auth-failures.ts";
 import { type BucketShape, type FailureCounter, type Limiter, type Limits, LocalFailureCounter, LocalLimiter } from "./limiter.ts";
+import { withTimeout } from "../with-timeout.ts";
 
 /**
  * KEYS[1]: the bucket (a hash of `tokens` and `at`, ms on the Redis clock). ARGV: capacity, tokens per ms.
@@ -187,11 +188,7 @@ export class RedisLink {
   }
 
   private deadline<T>(promise: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout>;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-    });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+    return withTimeout(promise, this.timeoutMs);
   }
 
   private reconnect(): Promise<boolean> {

@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import { isCurrent, migrationStatus } from "../../db/migrate.ts";
 import type { StorageHealth } from "../../db/storage-health.ts";
+import { withTimeout } from "../../with-timeout.ts";
 
 /**
  * Why the service is not ready, twice: `reason` is safe for anyone who can reach /readyz; `detail` names the
@@ -52,14 +53,6 @@ export class ReadinessProbe {
       return { ok: false, reason: "the database is unavailable", detail: `${this.describe}: ${rootCauseMessage(err)}` };
     }
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** True when the client ranks JSON above Prometheus text (the older suite asks /metrics for JSON). */
