@@ -102,12 +102,11 @@ if want load; then
   start_serve "$DB" LOG_LEVEL=info; PORT_ON=$PORT; PID_ON=$SERVE_PID
   start_serve "$DB_OFF" LOG_LEVEL=info MESSAGING_DELIVERY_WORKERS=0; PORT_OFF=$PORT; PID_OFF=$SERVE_PID
   for p in "$PORT_ON" "$PORT_OFF"; do wrk -t2 -c50 -d2s -s test/bench/send.lua "http://127.0.0.1:$p" >/dev/null; done
-  q_on() { psql "$BASE_DB_URL/$DB" -Atc "$1"; }
   q_off() { psql "$BASE_DB_URL/$DB_OFF" -Atc "$1"; }
   pending="SELECT count(*) FROM messages WHERE direction = 'outbound' AND status NOT IN ('sent', 'delivered', 'failed')"
   # Everything queued by the warm-up is sent before the first slice.
-  for _ in $(seq 300); do [ "$(q_on "$pending")" = 0 ] && break; sleep 0.1; done
-  q_on "CREATE TABLE IF NOT EXISTS pgbench_rows (id bigserial primary key, body text not null, at timestamptz default now())"
+  for _ in $(seq 300); do [ "$(q "$pending")" = 0 ] && break; sleep 0.1; done
+  q "CREATE TABLE IF NOT EXISTS pgbench_rows (id bigserial primary key, body text not null, at timestamptz default now())"
   echo "INSERT INTO pgbench_rows (body) VALUES ('bench row');" >"/tmp/msg-pgbench-$$.sql"
   sum_on=0; sum_off=0; sum_pg=0; sent_on=0; acc_off=0; cpu_on_svc=0; cpu_on_pg=0; cpu_off_svc=0; cpu_off_pg=0; bad_all=0
   backlogs=(); drains=(); round_ratios=()
@@ -120,14 +119,14 @@ if want load; then
   add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + b }'; }
   for round in $(seq "$ROUNDS"); do
     # Delivery on: CPU from the slice's start until its backlog is sent (delivery's work is all counted).
-    sent0=$(q_on "SELECT count(*) FROM messages WHERE status = 'sent'")
+    sent0=$(q "SELECT count(*) FROM messages WHERE status = 'sent'")
     mapfile -t pgp < <(pg_pids "$DB"); s0=$(cpu_of "$PID_ON"); p0=$(cpu_of "${pgp[@]}")
     r_on=$(slice "$PORT_ON")
-    backlog=$(q_on "$pending"); t0=$(date +%s.%N)
-    for _ in $(seq 600); do [ "$(q_on "$pending")" = 0 ] && break; sleep 0.05; done
+    backlog=$(q "$pending"); t0=$(date +%s.%N)
+    for _ in $(seq 600); do [ "$(q "$pending")" = 0 ] && break; sleep 0.05; done
     drains+=("$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"); backlogs+=("$backlog")
     mapfile -t pgp < <(pg_pids "$DB"); s1=$(cpu_of "$PID_ON"); p1=$(cpu_of "${pgp[@]}")
-    sent_on=$((sent_on + $(q_on "SELECT count(*) FROM messages WHERE status = 'sent'") - sent0))
+    sent_on=$((sent_on + $(q "SELECT count(*) FROM messages WHERE status = 'sent'") - sent0))
     cpu_on_svc=$(add "$cpu_on_svc" "$(add "$s1" "-$s0")"); cpu_on_pg=$(add "$cpu_on_pg" "$(add "$p1" "-$p0")")
     # API-only.
     all0=$(q_off "SELECT count(*) FROM messages")
