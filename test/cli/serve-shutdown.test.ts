@@ -6,7 +6,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, killAll, type ServeProcess, startServe } from "../helpers/binary.ts";
-import { copyEmbeddedTemplate, createMigratedTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { copyEmbeddedTemplate, createMigratedTestDatabase, prepareEmbeddedTemplates, type TestDatabase } from "../helpers/database.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 1500;
 /** What a stop may add to the shutdown timeout: answering the cut-short requests, closing the database, exiting. */
@@ -138,13 +138,15 @@ interface Target {
 
 const scratch: string[] = [];
 const running: ServeProcess[] = [];
-let pg: TestDatabase | undefined;
+const databases: TestDatabase[] = [];
 
+/** A migrated database of its own, so each test can run beside the others (their waits are timers, not work). */
 function postgresTarget(): Target {
+  let pg: TestDatabase | undefined;
   return {
     name: "PostgreSQL",
     start: async (env = {}) => {
-      pg ??= await createMigratedTestDatabase();
+      if (!pg) databases.push((pg = await createMigratedTestDatabase()));
       const s = await startServe({ cwd: tmpdir(), args: ["--migrate"], env: { DATABASE_URL: pg.url, ...env } });
       running.push(s);
       return s;
@@ -171,28 +173,26 @@ function embeddedTarget(): Target {
   };
 }
 
-beforeAll(ensureBinary, 180_000);
+beforeAll(async () => {
+  await ensureBinary();
+  await prepareEmbeddedTemplates();
+}, 180_000);
 afterAll(async () => {
   killAll(running);
-  await pg?.drop();
+  await Promise.all(databases.map((d) => d.drop()));
   for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
 });
 
 const SHUTDOWN_ENV = { MESSAGING_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) };
 
+// Each test has a database of its own and runs beside the other tests of its database kind: what they wait for is
+// the shutdown and body timers, and each bound is measured from its own process's signal or request.
 describe.each([["PostgreSQL", postgresTarget], ["embedded", embeddedTarget]] as const)("serve on %s", (_name, makeTarget) => {
-  const target = makeTarget();
-
-  beforeAll(async () => {
-    // Create (and migrate) the database once, so the tests below time only the shutdown.
-    const s = await target.start();
-    expect(await s.stop()).toBe(0);
-  }, 180_000);
-
-  test.each([
+  test.concurrent.each([
     ["a Content-Length larger than the body sent", abandonedBody],
     ["Expect: 100-continue and no body", abandonedExpect],
-  ])("after an abandoned request (%s), SIGTERM exits 0 within the shutdown timeout and closes the database", async (_variant, abandon) => {
+  ])("after an abandoned request (%s), SIGTERM exits 0 within the shutdown timeout, closes the database, and it reopens cleanly", async (_variant, abandon) => {
+    const target = makeTarget();
     const s = await target.start(SHUTDOWN_ENV);
     await warmUp(s);
     const client = await abandon(s.port);
@@ -211,9 +211,15 @@ describe.each([["PostgreSQL", postgresTarget], ["embedded", embeddedTarget]] as 
     expectEnvelope(answer!, 503, "service_unavailable");
     expect(answer!.headers.connection).toBe("close");
     await client.closed;
-  });
+    // The database reopens cleanly after that shutdown.
+    const again = await target.start();
+    expect((await fetch(`${again.url}/readyz`)).status).toBe(200);
+    expect(await again.stop()).toBe(0);
+    target.expectClosedCleanly();
+  }, 60_000);
 
-  test("/readyz answers 503 as soon as SIGTERM arrives, while an in-flight request is still open and then finishes", async () => {
+  test.concurrent("/readyz answers 503 as soon as SIGTERM arrives, while an in-flight request is still open and then finishes", async () => {
+    const target = makeTarget();
     const s = await target.start({ MESSAGING_SHUTDOWN_TIMEOUT_MS: "8000" });
     const probe = await rawClient(s.port); // a load balancer's kept-alive connection
     probe.write("GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -240,9 +246,10 @@ describe.each([["PostgreSQL", postgresTarget], ["embedded", embeddedTarget]] as 
     expect(Date.now() - finishedAt).toBeLessThan(4000);
     target.expectClosedCleanly();
     probe.end();
-  });
+  }, 60_000);
 
-  test("a body trickled a byte at a time gets 408 request_timeout within the bound, and its connection is closed", async () => {
+  test.concurrent("a body trickled a byte at a time gets 408 request_timeout within the bound, and its connection is closed", async () => {
+    const target = makeTarget();
     const s = await target.start({ MESSAGING_REQUEST_BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS) });
     await warmUp(s);
     const client = await rawClient(s.port);
@@ -268,12 +275,5 @@ describe.each([["PostgreSQL", postgresTarget], ["embedded", embeddedTarget]] as 
     }
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
     expect(await s.stop()).toBe(0);
-  });
-
-  test("the database reopens cleanly after those shutdowns", async () => {
-    target.expectClosedCleanly();
-    const s = await target.start();
-    expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
-    expect(await s.stop()).toBe(0);
-  });
+  }, 60_000);
 });

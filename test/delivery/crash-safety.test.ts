@@ -14,6 +14,8 @@ import {
   waitUntil,
 } from "./binary-fixture.ts";
 
+// The tests run side by side (test.concurrent), each on a database of its own: the slow call's is twelve seconds
+// of waiting, and the others' bounds count from their own kill, stop or restart.
 const running: ServeProcess[] = [];
 const databases: DeliveryDatabase[] = [];
 
@@ -44,7 +46,7 @@ const MESSAGES = 400;
 const WAVE = 20;
 
 describe("serve killed mid-delivery", () => {
-  test(`SIGKILL while ${MESSAGES} sends are delivered: after a restart every message is sent, each accepted by the provider exactly once`, async () => {
+  test.concurrent(`SIGKILL while ${MESSAGES} sends are delivered: after a restart every message is sent, each accepted by the provider exactly once`, async () => {
     const db = await freshDatabase();
     // Small batches keep several claims in flight, so the kill lands inside some provider calls. The provider
     // timeout leaves a slow machine's ledger writes room (a timed-out call would be asked again legitimately).
@@ -136,7 +138,7 @@ describe("serve killed mid-delivery", () => {
 });
 
 describe("serve stopped gracefully mid-delivery", () => {
-  test("SIGTERM gives claimed jobs back, due at once, and a restart delivers them without waiting for a lease", async () => {
+  test.concurrent("SIGTERM gives claimed jobs back, due at once, and a restart delivers them without waiting for a lease", async () => {
     const db = await freshDatabase();
     // A provider slower than the shutdown timeout, and a lease far longer than the test allows for the restart.
     const env = {
@@ -177,7 +179,7 @@ describe("serve stopped gracefully mid-delivery", () => {
 });
 
 describe("a slow provider call is not taken for a dead worker", () => {
-  test("a 12 s call (six takeover bounds) is never handed to a second process while its worker lives", async () => {
+  test.concurrent("a 12 s call (six takeover bounds) is never handed to a second process while its worker lives", async () => {
     const db = await freshDatabase();
     const env = { MESSAGING_PROVIDER_TIMEOUT_MS: "30000", MESSAGING_DELIVERY_TAKEOVER_MS: "2000", MESSAGING_DELIVERY_POLL_MS: "100" };
     await prepareDatabase(db, { latency_ms: 12_000 });

@@ -253,6 +253,15 @@ function migratedEmbeddedTemplate(): Promise<string> {
 }
 
 /**
+ * Builds the run's migrated embedded template now, if no file has yet. initdb and the migrations run in this
+ * process and block its event loop for seconds: a file whose tests run side by side (test.concurrent) and time
+ * things calls this in its beforeAll, so the build does not land inside another test's bound.
+ */
+export async function prepareEmbeddedTemplates(): Promise<void> {
+  await migratedEmbeddedTemplate();
+}
+
+/**
  * Fills `dataDir` (which must not exist yet) with a copy of the run's initdb'ed template: unmigrated, or with
  * `{ migrated: true }` every embedded migration applied (a binary started on it has nothing to migrate).
  */

@@ -7,14 +7,19 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, killAll, type ServeProcess, startServe } from "../../helpers/binary.ts";
-import { copyEmbeddedTemplate } from "../../helpers/database.ts";
+import { copyEmbeddedTemplate, prepareEmbeddedTemplates } from "../../helpers/database.ts";
 import { type DeliveryDatabase, deliveryDatabase, deliveryEnv, keyOf, prepareDatabase, waitUntil } from "../../delivery/binary-fixture.ts";
 
+// The tests run side by side (test.concurrent): each has a database of its own, and what they spend is waiting for
+// send_at; every bound is measured from that test's own send_at and restart.
 const running: ServeProcess[] = [];
 const databases: DeliveryDatabase[] = [];
 const dirs: string[] = [];
 
-beforeAll(ensureBinary, 180_000);
+beforeAll(async () => {
+  await ensureBinary();
+  await prepareEmbeddedTemplates();
+}, 180_000);
 afterAll(async () => {
   killAll(running);
   for (const db of databases) await db.close();
@@ -66,7 +71,7 @@ async function mockSends(db: DeliveryDatabase, ids: string[]): Promise<Map<strin
 }
 
 describe("scheduled sends through the binary on PostgreSQL", () => {
-  test("kill -9 between acceptance and send_at: the restarted process sends each once, none early, within 2 s", async () => {
+  test.concurrent("kill -9 between acceptance and send_at: the restarted process sends each once, none early, within 2 s", async () => {
     const db = await deliveryDatabase();
     databases.push(db);
     await prepareDatabase(db, { latency_ms: 0 });
@@ -95,7 +100,7 @@ describe("scheduled sends through the binary on PostgreSQL", () => {
     await second.stop();
   }, 90_000);
 
-  test("two instances on one database send each scheduled message once", async () => {
+  test.concurrent("two instances on one database send each scheduled message once", async () => {
     const db = await deliveryDatabase();
     databases.push(db);
     await prepareDatabase(db, { latency_ms: 0 });
@@ -114,7 +119,7 @@ describe("scheduled sends through the binary on PostgreSQL", () => {
 });
 
 describe("scheduled sends through the binary on the embedded database", () => {
-  test("kill -9 before send_at, restart on the same data directory: sent after send_at, once", async () => {
+  test.concurrent("kill -9 before send_at, restart on the same data directory: sent after send_at, once", async () => {
     const dir = mkdtempSync(join(tmpdir(), "msg-sched-embedded-"));
     dirs.push(dir);
     const env = { MESSAGING_DATA_DIR: join(dir, "data"), API_RATE_LIMIT_PER_IP_PER_MIN: "100000" };
