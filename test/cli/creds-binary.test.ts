@@ -149,7 +149,8 @@ describe("creds on PostgreSQL", () => {
     expect(serve).toMatchObject({ exitCode: 2, stderr: "messaging: provider tw (twilio): credential tw/auth_token v1: authentication failed (wrong key, or moved/altered)\n" });
   });
 
-  test("rotate PROVIDER NAME with an overlap: both values verify until it ends, then only the new one", async () => {
+  // Waits out its 4 s overlap beside the embedded test below (a database and files of its own).
+  test.concurrent("rotate PROVIDER NAME with an overlap: both values verify until it ends, then only the new one", async () => {
     const rotated = await creds(["rotate", "tw", "auth_token", "--value-file", "-", "--overlap", "4s"], K2, "second-token");
     expect(rotated.exitCode).toBe(0);
     expect(rotated.stdout).toMatch(/^stored tw\/auth_token v2 \(master key k2\); v1 verifies inbound signatures until \S+Z\n$/);
@@ -173,7 +174,7 @@ describe("creds on PostgreSQL", () => {
 });
 
 describe("creds and serve on the embedded database", () => {
-  test("serve without a master key generates one (mode 0600), says so on stderr and in the log, never shows it; creds set uses it", async () => {
+  test.concurrent("serve without a master key generates one (mode 0600), says so on stderr and in the log, never shows it; creds set uses it", async () => {
     const cwd = mkdtempSync(join(dir, "embedded-"));
     await copyEmbeddedTemplate(join(cwd, "messaging-data"));
     const serve = await startServe({ cwd });

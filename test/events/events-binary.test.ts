@@ -93,7 +93,11 @@ async function readFeed(base: string, limit = 1000): Promise<{ items: Hit["body"
   }
 }
 
-beforeAll(ensureBinary, 120_000);
+beforeAll(async () => {
+  await ensureBinary();
+  crash = crashWithEventsPending();
+  crash.catch(() => {}); // its test awaits it and reports the failure; none may end the file before then
+}, 120_000);
 afterAll(() => {
   killAll(processes);
   for (const r of receivers) r.close();
@@ -318,51 +322,63 @@ describe("events through the binary", () => {
   }, 60_000);
 });
 
+/**
+ * A crash and a restart with events pending: what the test below checks. It spends most of its ten seconds waiting
+ * on the events' retry backoff, so it starts with the file (beforeAll) and runs beside the other tests on a
+ * database, a receiver and processes of its own; its test awaits what it saw.
+ */
+async function crashWithEventsPending() {
+  const db = await deliveryDatabase();
+  let down = true;
+  const r = receiver(() => (down ? 503 : 200));
+  try {
+    const first = await startServe({ args: ["--migrate"], env: eventEnv(db.url) });
+    processes.push(first);
+    await addEndpoint(first.url, r.url, ["*"]);
+    // A send that rolls back after its message was inserted: a trigger of the test's own fails it after the insert.
+    await db.sql.unsafe(`
+      CREATE FUNCTION test_refuse_job() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.body = 'ROLLBACK ME' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER test_refuse_job AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION test_refuse_job();`);
+    const c = pair();
+    const rolledBack = await sendSms(first.url, c.ours, c.theirs, "ROLLBACK ME");
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push((await sendSms(first.url, c.ours, c.theirs, `crash ${i}`)).id!);
+    await waitUntil("some tries failed", async () => r.hits.length >= 5, 15_000);
+    process.kill(first.pid, "SIGKILL");
+    await first.exited();
+
+    down = false;
+    const second = await startServe({ env: eventEnv(db.url) });
+    processes.push(second);
+    const expected = async () => (await readFeed(second.url)).items;
+    await waitUntil("all sent", async () => (await db.count(`messages WHERE from_addr = '${c.ours}' AND status = 'sent'`)) === 20, 30_000);
+    await waitUntil("every event delivered", async () => {
+      const got = new Set(r.hits.filter((h) => h.headers.get("x-messaging-signature")).map((h) => h.body.id));
+      return (await expected()).every((e) => got.has(e.id));
+    }, 30_000);
+    const seen = { rolledBackStatus: rolledBack.status, ids, feed: await expected(), hits: [...r.hits], rolledBackRows: await db.count("messages WHERE body = 'ROLLBACK ME'") };
+    await second.stop();
+    return seen;
+  } finally {
+    await db.close();
+  }
+}
+
+let crash: ReturnType<typeof crashWithEventsPending>;
+
 describe("events survive kill -9", () => {
   test("every event of a crashed instance arrives after a restart, none missing; a rolled-back send writes none", async () => {
-    const db = await deliveryDatabase();
-    let down = true;
-    const r = receiver(() => (down ? 503 : 200));
-    try {
-      const first = await startServe({ args: ["--migrate"], env: eventEnv(db.url) });
-      processes.push(first);
-      await addEndpoint(first.url, r.url, ["*"]);
-      // A send that rolls back after its message was inserted: a trigger of the test's own fails it after the insert.
-      await db.sql.unsafe(`
-        CREATE FUNCTION test_refuse_job() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF NEW.body = 'ROLLBACK ME' THEN RAISE EXCEPTION 'refused by the test'; END IF;
-          RETURN NEW;
-        END $$;
-        CREATE TRIGGER test_refuse_job AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION test_refuse_job();`);
-      const c = pair();
-      const rolledBack = await sendSms(first.url, c.ours, c.theirs, "ROLLBACK ME");
-      expect(rolledBack.status).not.toBe(202);
-      const ids: string[] = [];
-      for (let i = 0; i < 20; i++) ids.push((await sendSms(first.url, c.ours, c.theirs, `crash ${i}`)).id!);
-      await waitUntil("some tries failed", async () => r.hits.length >= 5, 15_000);
-      process.kill(first.pid, "SIGKILL");
-      await first.exited();
-
-      down = false;
-      const second = await startServe({ env: eventEnv(db.url) });
-      processes.push(second);
-      const expected = async () => (await readFeed(second.url)).items;
-      await waitUntil("all sent", async () => (await db.count(`messages WHERE from_addr = '${c.ours}' AND status = 'sent'`)) === 20, 30_000);
-      await waitUntil("every event delivered", async () => {
-        const got = new Set(r.hits.filter((h) => h.headers.get("x-messaging-signature")).map((h) => h.body.id));
-        return (await expected()).every((e) => got.has(e.id));
-      }, 30_000);
-      const feed = await expected();
-      for (const id of ids) {
-        expect(feed.filter((e) => e.data.id === id).map((e) => e.type)).toEqual(["message.queued", "message.sent"]);
-      }
-      expect(feed.some((e) => e.data.body === "ROLLBACK ME")).toBe(false);
-      expect(r.hits.some((h) => h.body.data.body === "ROLLBACK ME")).toBe(false);
-      expect(await db.count("messages WHERE body = 'ROLLBACK ME'")).toBe(0);
-      await second.stop();
-    } finally {
-      await db.close();
+    const { rolledBackStatus, ids, feed, hits, rolledBackRows } = await crash;
+    expect(rolledBackStatus).not.toBe(202);
+    for (const id of ids) {
+      expect(feed.filter((e) => e.data.id === id).map((e) => e.type)).toEqual(["message.queued", "message.sent"]);
     }
+    expect(feed.some((e) => e.data.body === "ROLLBACK ME")).toBe(false);
+    expect(hits.some((h) => h.body.data.body === "ROLLBACK ME")).toBe(false);
+    expect(rolledBackRows).toBe(0);
   }, 120_000);
 });

@@ -29,7 +29,8 @@ afterAll(async () => {
 const get = (url: string, key?: string) => fetch(url, key ? { headers: { authorization: `Bearer ${key}` } } : {});
 
 describe("the first serve", () => {
-  test("with auth on by default and no key, serve makes one, prints it once on stderr and never logs it", async () => {
+  // Each on a data directory of its own, side by side: most of their time is the binaries' first starts.
+  test.concurrent("with auth on by default and no key, serve makes one, prints it once on stderr and never logs it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "msg-keys-"));
     scratch.push(dir);
     // A database as initdb leaves it: no migration, no key (the run's template, copied instead of initdb again).
@@ -53,7 +54,7 @@ describe("the first serve", () => {
     expect(await second.stop()).toBe(0);
   }, 60_000);
 
-  test("MESSAGING_AUTH=off logs a warning at start and makes no key", async () => {
+  test.concurrent("MESSAGING_AUTH=off logs a warning at start and makes no key", async () => {
     const dir = mkdtempSync(join(tmpdir(), "msg-keys-"));
     scratch.push(dir);
     await copyEmbeddedTemplate(join(dir, "messaging-data"));
@@ -69,7 +70,8 @@ describe("the first serve", () => {
 describe("messaging keys on PostgreSQL", () => {
   const env = () => ({ DATABASE_URL: pg.url });
 
-  test("create --json prints the key once with its id, name, prefix and scopes; list never shows it; revoke ends it", async () => {
+  // These two wait out the instances' key cache (5 s), each with a key and a serve of its own: side by side.
+  test.concurrent("create --json prints the key once with its id, name, prefix and scopes; list never shows it; revoke ends it", async () => {
     const created = await runBinary(["keys", "create", "--name", "ci", "--scope", "send,read", "--expires", "90d", "--json"], { env: env() });
     expect(created.exitCode).toBe(0);
     const made = JSON.parse(created.stdout) as { id: string; name: string; prefix: string; scopes: string[]; key: string };
@@ -102,7 +104,7 @@ describe("messaging keys on PostgreSQL", () => {
     expect(after.find((r) => r.id === made.id)!.last_used_at).not.toBeNull();
   }, 60_000);
 
-  test("--rate-limit sets a key's own limit, list shows it, update changes it or returns it to the default", async () => {
+  test.concurrent("--rate-limit sets a key's own limit, list shows it, update changes it or returns it to the default", async () => {
     const created = await runBinary(["keys", "create", "--name", "busy", "--rate-limit", "600/min", "--json"], { env: env() });
     expect(created.exitCode).toBe(0);
     const made = JSON.parse(created.stdout) as { id: string; prefix: string; rate_limit_per_min: number | null; key: string };
