@@ -18,6 +18,11 @@ export interface Case {
    * the rest, so a fault injected by one never meets a delivery another is waiting for.
    */
   lane?: "mock";
+  /**
+   * A mock-lane case that changes nothing of the mock provider's state and spends its time waiting on the
+   * service's own clocks (a `send_at`): consecutive such cases of the mock lane run at once, not one after another.
+   */
+  sideBySide?: boolean;
   /** Features the target must offer; when one is missing the case is skipped with the probe's reason. */
   needs?: Feature[];
   /** A floor under `--timeout` for a case that waits on the service's own clocks (a breaker's cool-down). */

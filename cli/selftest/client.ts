@@ -51,7 +51,10 @@ interface BucketMirror {
 
 /** Tokens kept back so the two lanes of cases never run the bucket dry between them. */
 const RESERVE = 2;
-/** Lanes of cases running at once (runner.ts), all charged to the same bucket. */
+/**
+ * Cases assumed to run at once, all charged to the same bucket, when the runner has not said (runner.ts runs two
+ * lanes, and a few cases of the mock lane side by side; it counts them through `Client.caseStarted`).
+ */
 const CASE_LANES = 2;
 /** Times an unexpected 429 is waited out before it is answered to the case. */
 const RATE_LIMIT_RETRIES = 5;
@@ -65,6 +68,8 @@ export type Lane = "key" | "anonymous";
 /** One per run: both lanes of cases share its view of the rate limits. */
 export class RateBudget {
   private readonly mirrors = new Map<Lane, BucketMirror>();
+  /** Cases running now, as the runner counts them (0: not counted, CASE_LANES assumed). */
+  running = 0;
   /** The lane of the requests the limit questions are about: the key's when the run has one. */
   private readonly main: Lane;
 
@@ -96,15 +101,15 @@ export class RateBudget {
   }
 
   /**
-   * At most how long `requests` more requests on `lane` wait for the bucket, as last seen, while the other lane of
-   * cases spends a token for each of them: 0 when the bucket holds them all (and when it was never seen).
+   * At most how long `requests` more requests on `lane` wait for the bucket, as last seen, while each other case
+   * running spends a token for each of them: 0 when the bucket holds them all (and when it was never seen).
    */
   waitBoundMs(requests: number, lane: Lane = this.main): number {
     const m = this.mirrors.get(lane);
     if (!m) return 0;
     const ratePerMs = m.limit / 60_000;
     const tokens = Math.min(m.limit, m.tokens + (Date.now() - m.at) * ratePerMs);
-    const needed = CASE_LANES * requests + RESERVE;
+    const needed = (this.running > 0 ? this.running : CASE_LANES) * requests + RESERVE;
     return tokens >= needed ? 0 : (needed - tokens) / ratePerMs;
   }
 
@@ -133,6 +138,17 @@ export class Client {
   /** A client whose requests end with `signal` (one case's timeout). */
   withSignal(signal: AbortSignal): Client {
     return new Client({ ...this.options, signal }, this.budget);
+  }
+
+  /** Counts a case as running (the budget's wait bounds assume each running case spends as many tokens); call the result when it ends. */
+  caseStarted(): () => void {
+    this.budget.running += 1;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.budget.running -= 1;
+    };
   }
 
   get rateLimit(): number | undefined {

@@ -58,7 +58,8 @@ export function selectCases(cases: readonly Case[], only: readonly string[], ski
 
 /**
  * Runs the cases in two lanes at once: the mock lane (cases that change or wait on the mock provider) one
- * after another, and every other case one after another beside it. Results come back in the cases' order.
+ * after another, and every other case one after another beside it. Within the mock lane, consecutive cases marked
+ * `sideBySide` (they only wait on the service's clocks) run at once. Results come back in the cases' order.
  */
 export async function runCases(cases: readonly Case[], options: RunOptions): Promise<{ results: CaseResult[]; summary: Summary }> {
   const started = Date.now();
@@ -66,12 +67,19 @@ export async function runCases(cases: readonly Case[], options: RunOptions): Pro
   for (const r of options.reporters) r.start({ target: options.target.url, runId: options.data.runId, total });
   const results = new Map<Case, CaseResult>();
   let done = 0;
+  const one = async (c: Case) => {
+    const finished = options.http.caseStarted();
+    const result = await runOne(c, options).finally(finished);
+    results.set(c, result);
+    done += 1;
+    for (const r of options.reporters) r.caseDone(result, done, total);
+  };
   const lane = async (laneCases: Case[]) => {
-    for (const c of laneCases) {
-      const result = await runOne(c, options);
-      results.set(c, result);
-      done += 1;
-      for (const r of options.reporters) r.caseDone(result, done, total);
+    for (let i = 0; i < laneCases.length; ) {
+      let end = i + 1;
+      if (laneCases[i]!.sideBySide) while (end < laneCases.length && laneCases[end]!.sideBySide) end += 1;
+      await Promise.all(laneCases.slice(i, end).map(one));
+      i = end;
     }
   };
   await Promise.all([lane(cases.filter((c) => c.lane !== "mock")), lane(cases.filter((c) => c.lane === "mock"))]);

@@ -44,6 +44,8 @@ export const schedulingCases: Case[] = [
     tags: ["scheduling", "sends", "delivery", "mock"],
     spec: "§3 send_at schedules the message (status scheduled); §1 scheduled → queued → sending → sent",
     lane: "mock",
+    // Only waits for send_at with the mock as it is, beside the other scheduling case.
+    sideBySide: true,
     needs: ["mock"],
     minTimeoutSecs: 30,
     async run(ctx) {
@@ -68,6 +70,8 @@ export const schedulingCases: Case[] = [
     tags: ["scheduling", "cancel", "mock"],
     spec: "§3 POST /api/messages/{id}/cancel → 200 with the message (status canceled), also when already canceled; unknown → 404",
     lane: "mock",
+    // Only waits for send_at with the mock as it is, beside the other scheduling case.
+    sideBySide: true,
     needs: ["mock"],
     minTimeoutSecs: 30,
     async run(ctx) {
