@@ -18,6 +18,7 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, wri
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { checkLicenses, licenseReport, readAllowlist } from "./licenses.ts";
+import { PGDATA_TEMPLATE_FILE, writeInitdbTemplate } from "./pgdata-template.ts";
 import { bundledPackages, cycloneDx, type Metafile } from "./sbom.ts";
 
 const RELEASE_TARGETS = ["linux-x64", "linux-x64-baseline", "linux-arm64"] as const;
@@ -25,11 +26,14 @@ const root = join(import.meta.dir, "..");
 
 class BuildError extends Error {}
 
-/** One `bun build --compile` into `outfile`; returns the bundler's metafile. */
-function compile(target: string | undefined, outfile: string, metafile: string): Metafile {
+/**
+ * One `bun build --compile` into `outfile`, with `assets` embedded beside the code (`Bun.embeddedFiles` at run
+ * time); returns the bundler's metafile.
+ */
+function compile(target: string | undefined, outfile: string, metafile: string, assets: string[]): Metafile {
   // --splitting: each command's dynamic imports become chunks evaluated only when the command runs (see
   // docs/architecture.md, "Start-up"); --bytecode (ESM needs --format=esm) spares parsing them at every start.
-  const args = ["build", "--compile", "--minify", "--sourcemap", "--splitting", "--bytecode", "--format=esm", "cli/main.ts", "--outfile", outfile, `--metafile=${metafile}`];
+  const args = ["build", "--compile", "--minify", "--sourcemap", "--splitting", "--bytecode", "--format=esm", "cli/main.ts", ...assets, "--outfile", outfile, `--metafile=${metafile}`];
   if (target) args.push(`--target=bun-${target}`);
   const proc = Bun.spawnSync(["bun", ...args], { cwd: root, stdout: "inherit", stderr: "inherit" });
   if (proc.exitCode !== 0) throw new BuildError(`bun build failed for ${target ?? "this machine"}`);
@@ -42,7 +46,10 @@ function sbomTimestamp(): string {
   return (epoch ? new Date(Number(epoch) * 1000) : new Date()).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-function build(scratch: string, targets: string[], allowlistPath: string): void {
+async function build(scratch: string, targets: string[], allowlistPath: string): Promise<void> {
+  // initdb's output is WebAssembly's, the same for every target: made once, embedded in each.
+  const template = join(scratch, PGDATA_TEMPLATE_FILE);
+  await writeInitdbTemplate(template);
   const outDir = join(root, "dist", targets.length > 0 ? "release" : "");
   const builds = targets.length === 0 ? [{ target: undefined, file: "messaging" }] : targets.map((t) => ({ target: t, file: `messaging-${t}` }));
   const inputs: Metafile["inputs"] = {};
@@ -50,7 +57,7 @@ function build(scratch: string, targets: string[], allowlistPath: string): void 
   for (const { target, file } of builds) {
     const started = performance.now();
     const path = join(scratch, file);
-    Object.assign(inputs, compile(target, path, join(scratch, `${file}.meta.json`)).inputs);
+    Object.assign(inputs, compile(target, path, join(scratch, `${file}.meta.json`), [template]).inputs);
     const sha = createHash("sha256").update(readFileSync(path)).digest("hex");
     sums.push(`${sha}  ${file}\n`);
     const mb = (statSync(path).size / 1024 / 1024).toFixed(1);
@@ -98,7 +105,7 @@ mkdirSync(join(root, "dist"), { recursive: true });
 // Under dist/, so the finished files are renamed into place on the same file system.
 const scratch = mkdtempSync(join(root, "dist", ".build-"));
 try {
-  build(scratch, targets, values.allowlist);
+  await build(scratch, targets, values.allowlist);
 } catch (err) {
   if (!(err instanceof BuildError)) throw err;
   console.error(`build: ${err.message}`);
