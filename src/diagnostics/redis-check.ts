@@ -1,5 +1,6 @@
 import { RedisClient } from "bun";
-import { connect } from "node:net";
+import { connect, isIP } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import type { ServiceConfig } from "../providers/config.ts";
 import { where } from "../limits/shared.ts";
 import { withTimeout } from "../with-timeout.ts";
@@ -45,31 +46,88 @@ export async function redisCheck(config: ServiceConfig, timeoutMs = REDIS_CHECK_
 
 /**
  * Why it failed, in words an operator can act on. Bun's client says only "Connection closed" whether nothing
- * listens there or the server refused the password, so a plain TCP connection tells the two apart.
+ * listens there, the server refused the password, or a TLS handshake failed, so a plain TCP connection and a TLS
+ * handshake of our own (with the trust this process has: the system's CAs and NODE_EXTRA_CA_CERTS, as `serve`
+ * would have) tell them apart.
  */
 async function explain(err: unknown, url: string, timeoutMs: number): Promise<string> {
   const message = String((err as Error)?.message ?? err);
-  if ((err as { code?: string })?.code !== "ERR_REDIS_CONNECTION_CLOSED") return message;
-  const { hostname, port } = new URL(url);
-  const refused = await tcpRefusal(hostname.replace(/^\[|\]$/g, ""), Number(port || 6379), timeoutMs);
-  return refused === null
-    ? "it accepts connections but closed this one: a wrong user or password, or a server that expects TLS (rediss://) or not"
-    : `nothing accepts connections there (${refused})`;
+  const { hostname, port, protocol } = new URL(url);
+  const overTls = protocol === "rediss:" || protocol === "valkeys:";
+  // A TLS hello sent to a server without TLS is read as the start of a command: it waits, and we time out.
+  const closed = (err as { code?: string })?.code === "ERR_REDIS_CONNECTION_CLOSED";
+  if (!closed && !(overTls && message.startsWith("no answer within"))) return message;
+  const host = hostname.replace(/^\[|\]$/g, "");
+  const portNumber = Number(port || 6379);
+  const refused = await tcpRefusal(host, portNumber, timeoutMs);
+  if (refused !== null) return `nothing accepts connections there (${refused})`;
+  if (overTls) {
+    const tls = await tlsHandshake(host, portNumber, timeoutMs);
+    if (tls.kind === "untrusted") {
+      return `its TLS certificate is not trusted here (${tls.reason}): give this machine the CA that signed it (NODE_EXTRA_CA_CERTS=/path/to/ca.pem), or use a certificate from a CA it trusts`;
+    }
+    if (tls.kind === "not-tls") return `it does not answer TLS (${tls.reason}): a server without TLS takes redis://, not rediss://`;
+    if (!closed) return message;
+  } else if (!(await answersPlainRedis(host, portNumber, timeoutMs))) {
+    return "it does not answer Redis's plain protocol, as a server that expects TLS would not: use rediss:// (and, for a private CA, NODE_EXTRA_CA_CERTS)";
+  }
+  return "it accepts connections but closed this one: a wrong user or password";
+}
+
+/** Whether host:port answers a plain-text PING as Redis does (`+PONG`, or an error such as `-NOAUTH`). */
+function answersPlainRedis(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const timer = setTimeout(() => done(false), timeoutMs);
+    function done(answered: boolean) {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answered);
+    }
+    socket.once("connect", () => socket.write("PING\r\n"));
+    socket.once("data", (chunk: Buffer) => done(chunk[0] === 0x2b || chunk[0] === 0x2d)); // '+' or '-'
+    socket.once("close", () => done(false));
+    socket.once("error", () => done(false));
+  });
+}
+
+type TlsAnswer = { kind: "ok" } | { kind: "untrusted"; reason: string } | { kind: "not-tls"; reason: string };
+
+/** Node's codes for a peer certificate this process does not trust (or that does not name the host). */
+const UNTRUSTED = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
+
+/** A TLS handshake with host:port, verifying its certificate for `host`: completed, refused for trust, or not TLS. */
+function tlsHandshake(host: string, port: number, timeoutMs: number): Promise<TlsAnswer> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host, port, servername: isIP(host) ? undefined : host });
+    // A timer of our own: Bun's tls.connect does not act on the `timeout` option.
+    const timer = setTimeout(() => done({ kind: "not-tls", reason: `no TLS answer within ${timeoutMs} ms` }), timeoutMs);
+    function done(answer: TlsAnswer) {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    }
+    socket.once("secureConnect", () => done({ kind: "ok" }));
+    socket.once("error", (e: NodeJS.ErrnoException) => {
+      const code = e.code ?? "";
+      done(UNTRUSTED.test(code) ? { kind: "untrusted", reason: code } : { kind: "not-tls", reason: code || e.message });
+    });
+  });
 }
 
 /** Null when a TCP connection to host:port opens, else why it did not. */
 function tcpRefusal(host: string, port: number, timeoutMs: number): Promise<string | null> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: timeoutMs });
-    socket.once("connect", () => {
+    const socket = connect({ host, port });
+    // A timer of our own, as for the TLS handshake: a host that drops the SYN would otherwise hold `check` for minutes.
+    const timer = setTimeout(() => done(`no answer within ${timeoutMs} ms`), timeoutMs);
+    function done(refusal: string | null) {
+      clearTimeout(timer);
       socket.destroy();
-      resolve(null);
-    });
-    socket.once("timeout", () => {
-      socket.destroy();
-      resolve(`no answer within ${timeoutMs} ms`);
-    });
-    socket.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      resolve(refusal);
+    }
+    socket.once("connect", () => done(null));
+    socket.once("error", (e: NodeJS.ErrnoException) => done(e.code ?? e.message));
   });
 }
 

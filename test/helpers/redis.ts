@@ -82,3 +82,62 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
 
 /** Whether `redis-server` is on PATH (the private-server tests skip, saying so, without it). */
 export const hasRedisServer = () => Bun.which("redis-server") !== null;
+
+export interface TlsRedis {
+  /** `rediss://127.0.0.1:PORT`: the certificate names 127.0.0.1 and is signed by `caFile`'s CA. */
+  url: string;
+  port: number;
+  /** The CA's certificate (PEM), what a client must trust: NODE_EXTRA_CA_CERTS for the binary. */
+  caFile: string;
+  /** `redis-cli` arguments that reach it over TLS, for looking at what was written. */
+  cli: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A `redis-server` of the test's own that speaks only TLS, on a free port, with a certificate for 127.0.0.1 from a
+ * throw-away CA made by `openssl` in `dir`; instead, the reason as a string when this machine's openssl or redis-server
+ * cannot do it.
+ */
+export async function startTlsRedis(dir: string): Promise<TlsRedis | string> {
+  if (!hasRedisServer()) return "redis-server is not on PATH";
+  if (Bun.which("openssl") === null) return "openssl is not on PATH";
+  const run = (args: string[]) => Bun.spawnSync(["openssl", ...args], { cwd: dir, stdout: "ignore", stderr: "pipe" });
+  const steps = [
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=messaging test CA"],
+    ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+  ];
+  for (const step of steps) {
+    const r = run(step);
+    if (r.exitCode !== 0) return `openssl ${step[0]} failed: ${r.stderr.toString().trim()}`;
+  }
+  await Bun.write(`${dir}/ext.cnf`, "subjectAltName=IP:127.0.0.1\n");
+  const signed = run(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+  if (signed.exitCode !== 0) return `openssl x509 failed: ${signed.stderr.toString().trim()}`;
+  const port = await freePort();
+  const proc = Bun.spawn(
+    ["redis-server", "--port", "0", "--tls-port", String(port), "--bind", "127.0.0.1", "--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no", "--save", "", "--appendonly", "no"],
+    { cwd: dir, stdout: "ignore", stderr: "pipe" },
+  );
+  const cli = ["redis-cli", "--tls", "--cacert", `${dir}/ca.pem`, "-h", "127.0.0.1", "-p", String(port)];
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (proc.exitCode !== null) return `redis-server did not start with TLS (exit ${proc.exitCode}): this build may lack it`;
+    if (Bun.spawnSync([...cli, "ping"]).stdout.toString().trim() === "PONG") break;
+    if (Date.now() > deadline) {
+      proc.kill("SIGKILL");
+      return `redis-server with TLS did not answer on port ${port}`;
+    }
+    await Bun.sleep(50);
+  }
+  return {
+    url: `rediss://127.0.0.1:${port}`,
+    port,
+    caFile: `${dir}/ca.pem`,
+    cli,
+    stop: async () => {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+}
