@@ -8,7 +8,8 @@
  * depends on the PGlite build alone (C locale, UTC, the same settings on every machine), and it holds nothing of
  * ours: no schema, no key, no secret (migrations run at first start; the cursor secret, the API key and the master
  * key are made at run time). Every data directory a binary creates this way shares the cluster's system identifier,
- * which only WAL shipping between clusters would look at, and PGlite has none.
+ * which only WAL shipping between clusters would look at, and PGlite has none. That identifier (initdb draws it from
+ * the clock) and the files' times differ from build to build, so two builds of one commit differ in those bytes.
  */
 import { writeFileSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
