@@ -69,6 +69,15 @@ function watch(socket: net.Socket, deadlineMs: number): void {
     return write(chunk, ...rest);
   }) as typeof socket.write;
 
+  // The server's FIN ends the connection: PostgreSQL never half-closes, and postgres.js learns of a closed
+  // connection only from 'close'. Bun 1.3.14 emits 'end' but never 'close' when bytes written to the socket are
+  // still queued as the FIN arrives (it stops flushing them, so the writable side never finishes; oven-sh/bun#31654,
+  // "emit 'close' when a backpressured socket's peer dies"): the queries on the connection then waited for the
+  // deadline, 11 s at the defaults, and every query pipelined behind them too (seen in about one run in four of
+  // test/reliability/postgres-reset.test.ts). Destroying the socket on 'end' emits 'close' at once, and postgres.js
+  // fails those queries with CONNECTION_CLOSED.
+  socket.once("end", () => socket.destroy());
+
   const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean;
   socket.emit = ((event: string | symbol, ...args: unknown[]) => {
     if (event === "data" && args[0] instanceof Uint8Array) {

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { isDatabaseUnavailable } from "../../src/db/availability.ts";
 import { clientDeadlineMs, type DatabaseHandle, openPostgres, type PostgresTimeouts } from "../../src/db/client.ts";
-import { DatabaseTimeoutError } from "../../src/db/statement-deadline.ts";
+import { createServer, type AddressInfo, type Socket } from "node:net";
+import { DatabaseTimeoutError, deadlineSockets } from "../../src/db/statement-deadline.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.ts";
 
@@ -147,5 +148,38 @@ describe("PostgreSQL timeouts", () => {
   test("without a statement bound (migrate), nothing is timed", async () => {
     handle = openPostgres(proxy.url(pg.url), 1);
     expect(await handle.sql.query("select pg_sleep(0.6), 1 as n")).toEqual([{ pg_sleep: "", n: 1 }]);
+  });
+});
+
+describe("the server closing the connection", () => {
+  test("its FIN closes the socket at once, even with written bytes still queued (Bun would emit 'end' and never 'close')", async () => {
+    // A server that reads and drops everything and ends the connection at the first bytes, as PostgreSQL closing
+    // a session does, while the client has 16 MB queued for it.
+    const accepted: Socket[] = [];
+    const server = createServer((s) => {
+      accepted.push(s);
+      s.once("data", () => s.end());
+      s.on("data", () => {});
+      s.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const socket = deadlineSockets(60_000)({ host: ["127.0.0.1"], port: [(server.address() as AddressInfo).port] });
+      const closed = new Promise<number>((resolve) => {
+        const started = performance.now();
+        socket.once("close", () => resolve(performance.now() - started));
+      });
+      socket.on("error", () => {});
+      socket.once("connect", () => {
+        socket.write(new Uint8Array(8)); // the startup message
+        for (let i = 0; i < 16; i++) socket.write(new Uint8Array(1 << 20));
+      });
+      const ms = await Promise.race([closed, Bun.sleep(5000).then(() => Infinity)]);
+      expect(ms).toBeLessThan(1000);
+      expect(socket.destroyed).toBe(true);
+    } finally {
+      for (const s of accepted) s.destroy();
+      server.close();
+    }
   });
 });
