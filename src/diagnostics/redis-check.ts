@@ -1,9 +1,9 @@
 import { RedisClient } from "bun";
-import { connect, isIP } from "node:net";
+import { connect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { ServiceConfig } from "../providers/config.ts";
 import { where } from "../limits/shared.ts";
-import { withTimeout } from "../with-timeout.ts";
+import { NoAnswerError, withTimeout } from "../with-timeout.ts";
 import type { CheckResult } from "./result.ts";
 
 /** How long `check` waits for Redis to connect and for each answer. */
@@ -56,7 +56,7 @@ async function explain(err: unknown, url: string, timeoutMs: number): Promise<st
   const overTls = protocol === "rediss:" || protocol === "valkeys:";
   // A TLS hello sent to a server without TLS is read as the start of a command: it waits, and we time out.
   const closed = (err as { code?: string })?.code === "ERR_REDIS_CONNECTION_CLOSED";
-  if (!closed && !(overTls && message.startsWith("no answer within"))) return message;
+  if (!closed && !(overTls && err instanceof NoAnswerError)) return message;
   const host = hostname.replace(/^\[|\]$/g, "");
   const portNumber = Number(port || 6379);
   const refused = await tcpRefusal(host, portNumber, timeoutMs);
@@ -74,16 +74,27 @@ async function explain(err: unknown, url: string, timeoutMs: number): Promise<st
   return "it accepts connections but closed this one: a wrong user or password";
 }
 
-/** Whether host:port answers a plain-text PING as Redis does (`+PONG`, or an error such as `-NOAUTH`). */
-function answersPlainRedis(host: string, port: number, timeoutMs: number): Promise<boolean> {
+/**
+ * Runs one probe on `socket` and settles once: with what `listen` reports through `done`, or with `onTimeout` after
+ * `timeoutMs` (a timer of our own: Bun's net and tls `connect` do not act on the `timeout` option, and a host that
+ * drops the SYN would otherwise hold `check` for minutes). The socket is destroyed either way.
+ */
+function probe<T>(socket: Socket, timeoutMs: number, onTimeout: T, listen: (done: (answer: T) => void) => void): Promise<T> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const timer = setTimeout(() => done(false), timeoutMs);
-    function done(answered: boolean) {
+    const timer = setTimeout(() => done(onTimeout), timeoutMs);
+    function done(answer: T) {
       clearTimeout(timer);
       socket.destroy();
-      resolve(answered);
+      resolve(answer);
     }
+    listen(done);
+  });
+}
+
+/** Whether host:port answers a plain-text PING as Redis does (`+PONG`, or an error such as `-NOAUTH`). */
+function answersPlainRedis(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  const socket = connect({ host, port });
+  return probe(socket, timeoutMs, false, (done) => {
     socket.once("connect", () => socket.write("PING\r\n"));
     socket.once("data", (chunk: Buffer) => done(chunk[0] === 0x2b || chunk[0] === 0x2d)); // '+' or '-'
     socket.once("close", () => done(false));
@@ -98,15 +109,8 @@ const UNTRUSTED = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_
 
 /** A TLS handshake with host:port, verifying its certificate for `host`: completed, refused for trust, or not TLS. */
 function tlsHandshake(host: string, port: number, timeoutMs: number): Promise<TlsAnswer> {
-  return new Promise((resolve) => {
-    const socket = tlsConnect({ host, port, servername: isIP(host) ? undefined : host });
-    // A timer of our own: Bun's tls.connect does not act on the `timeout` option.
-    const timer = setTimeout(() => done({ kind: "not-tls", reason: `no TLS answer within ${timeoutMs} ms` }), timeoutMs);
-    function done(answer: TlsAnswer) {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(answer);
-    }
+  const socket = tlsConnect({ host, port, servername: isIP(host) ? undefined : host });
+  return probe<TlsAnswer>(socket, timeoutMs, { kind: "not-tls", reason: `no TLS answer within ${timeoutMs} ms` }, (done) => {
     socket.once("secureConnect", () => done({ kind: "ok" }));
     socket.once("error", (e: NodeJS.ErrnoException) => {
       const code = e.code ?? "";
@@ -117,15 +121,8 @@ function tlsHandshake(host: string, port: number, timeoutMs: number): Promise<Tl
 
 /** Null when a TCP connection to host:port opens, else why it did not. */
 function tcpRefusal(host: string, port: number, timeoutMs: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    // A timer of our own, as for the TLS handshake: a host that drops the SYN would otherwise hold `check` for minutes.
-    const timer = setTimeout(() => done(`no answer within ${timeoutMs} ms`), timeoutMs);
-    function done(refusal: string | null) {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(refusal);
-    }
+  const socket = connect({ host, port });
+  return probe<string | null>(socket, timeoutMs, `no answer within ${timeoutMs} ms`, (done) => {
     socket.once("connect", () => done(null));
     socket.once("error", (e: NodeJS.ErrnoException) => done(e.code ?? e.message));
   });

@@ -117,7 +117,7 @@ export async function startTlsRedis(dir: string): Promise<TlsRedis | string> {
   const port = await freePort();
   const proc = Bun.spawn(
     ["redis-server", "--port", "0", "--tls-port", String(port), "--bind", "127.0.0.1", "--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no", "--save", "", "--appendonly", "no"],
-    { cwd: dir, stdout: "ignore", stderr: "pipe" },
+    { cwd: dir, stdout: "ignore", stderr: "ignore" },
   );
   const cli = ["redis-cli", "--tls", "--cacert", `${dir}/ca.pem`, "-h", "127.0.0.1", "-p", String(port)];
   const deadline = Date.now() + 10_000;
